@@ -1,0 +1,178 @@
+import GantryCore
+
+/// gantry.yaml, one to one. Every field is optional here; validation reports what is required
+/// and compilation applies the defaults, so decoding can report every problem at once.
+public struct GantrySpec: Decodable, Sendable {
+    public var runtime: RuntimeSpec?
+    public var loadBalancer: LoadBalancerSpec?
+    public var gateway: GatewaySpec?
+    public var services: [ServiceSpec]?
+    public var accessLog: AccessLogSpec?
+}
+
+/// `runtime:` process-wide settings.
+public struct RuntimeSpec: Decodable, Sendable {
+    /// Event loops (one thread each). Default: the number of CPU cores.
+    public var workers: Int?
+    /// How long `gantry up` lets in-flight requests finish on SIGINT/SIGTERM. Default 30s.
+    public var shutdownGracePeriod: DurationSpec?
+}
+
+/// `accessLog:` one JSON line per request.
+public struct AccessLogSpec: Decodable, Sendable {
+    /// Default true.
+    public var enabled: Bool?
+    /// `stdout` (default), `stderr`, or a file path (appended to).
+    public var path: String?
+}
+
+/// `loadBalancer:` the listeners that accept client connections.
+public struct LoadBalancerSpec: Decodable, Sendable {
+    public var listeners: [ListenerSpec]?
+    public var limits: LimitsSpec?
+    public var timeouts: ListenerTimeoutsSpec?
+}
+
+public struct ListenerSpec: Decodable, Sendable {
+    /// Default `listener-<index>`.
+    public var name: String?
+    /// Default `127.0.0.1`; `0.0.0.0` or `::` to accept connections from other machines.
+    public var address: String?
+    /// Required. 0 asks the system for a free port (printed on start).
+    public var port: Int?
+}
+
+/// `loadBalancer.limits:` what a request may be, checked before it reaches any upstream.
+public struct LimitsSpec: Decodable, Sendable {
+    /// Request line plus headers. Default 60KiB (Envoy's `max_request_headers_kb`). Over it: 431.
+    public var maxHeadSize: ByteSize?
+    /// Default 100 (Envoy's `max_headers_count`). Over it: 431.
+    public var maxHeaderCount: Int?
+    /// Default 8KiB. Over it: 414.
+    public var maxURILength: ByteSize?
+}
+
+/// `loadBalancer.timeouts:`
+public struct ListenerTimeoutsSpec: Decodable, Sendable {
+    /// A client connection with no request in flight is closed after this. Default 60s.
+    public var idle: DurationSpec?
+}
+
+/// `gateway:` the ingress rules (and, later, the policies they use).
+public struct GatewaySpec: Decodable, Sendable {
+    public var routes: [RouteSpec]?
+}
+
+/// One ingress rule, `gateway.routes[i]`.
+public struct RouteSpec: Decodable, Sendable {
+    /// Default `<host><path>`, e.g. `example.com/app`.
+    public var name: String?
+    /// Exact (`example.com`) or wildcard (`*.example.com`); absent matches any host.
+    public var host: String?
+    /// Required; starts with `/`.
+    public var path: String?
+    /// `Prefix` (default) or `Exact`.
+    public var pathType: PathType?
+    /// Only these methods match; absent matches any method.
+    public var methods: [String]?
+    /// Every header condition must hold.
+    public var headers: [HeaderMatchSpec]?
+    /// Required: the service that answers.
+    public var service: String?
+    /// Overrides the service's `timeouts.response` for this route.
+    public var timeout: DurationSpec?
+    /// Overrides the service's `retries` for this route.
+    public var retries: RetrySpec?
+}
+
+extension PathType: SpecEnum {}
+
+/// A header condition: exactly one of `value`, `regex` or `present`.
+public struct HeaderMatchSpec: Decodable, Sendable {
+    public var name: String?
+    public var value: String?
+    public var regex: String?
+    public var present: Bool?
+}
+
+/// `services[i]`.
+public struct ServiceSpec: Decodable, Sendable {
+    /// Required; a DNS label (lowercase letters, digits, `-`), unique.
+    public var name: String?
+    /// Static upstream addresses, `host:port`.
+    public var endpoints: [String]?
+    /// Default `roundRobin`.
+    public var loadBalancing: LoadBalancingSpec?
+    public var timeouts: ServiceTimeoutsSpec?
+    public var retries: RetrySpec?
+    public var connectionPool: ConnectionPoolSpec?
+}
+
+/// `roundRobin`, `leastRequest`, `random`, or `{consistentHash: {clientIP: true}}`,
+/// `{consistentHash: {header: X-User-ID}}`, `{consistentHash: {cookie: session}}`.
+public enum LoadBalancingSpec: Decodable, Sendable, Equatable {
+    case roundRobin
+    case leastRequest
+    case random
+    case consistentHash(HashOnSpec)
+
+    enum Simple: String, SpecEnum {
+        case roundRobin, leastRequest, random
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case consistentHash
+    }
+
+    public init(from decoder: any Decoder) throws {
+        if (try? decoder.singleValueContainer().decode(String.self)) != nil {
+            switch try Simple(from: decoder) {
+            case .roundRobin: self = .roundRobin
+            case .leastRequest: self = .leastRequest
+            case .random: self = .random
+            }
+            return
+        }
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard let hashOn = try container.decodeIfPresent(HashOnSpec.self, forKey: .consistentHash) else {
+            throw SpecProblem(
+                "expected roundRobin, leastRequest, random or {consistentHash: {clientIP: true | header: NAME | cookie: NAME}}")
+        }
+        self = .consistentHash(hashOn)
+    }
+}
+
+/// What a consistent hash is computed on: exactly one of the three.
+public struct HashOnSpec: Decodable, Sendable, Equatable {
+    public var clientIP: Bool?
+    public var header: String?
+    public var cookie: String?
+}
+
+/// `services[i].timeouts:`
+public struct ServiceTimeoutsSpec: Decodable, Sendable {
+    /// Establishing an upstream connection. Default 2s. On expiry: try another endpoint, else 504.
+    public var connect: DurationSpec?
+    /// From the request's end to the response head. Default 15s (Envoy's route timeout). 504.
+    public var response: DurationSpec?
+    /// No bytes either way while a request is in flight. Default 5m (Envoy's stream idle timeout).
+    public var idle: DurationSpec?
+}
+
+/// `retries:` on a service or route.
+public struct RetrySpec: Decodable, Sendable {
+    /// Retries after the first attempt. Default 2.
+    public var attempts: Int?
+    /// Default `[connectFailure, reset]`.
+    public var retryOn: [AttemptFailure]?
+}
+
+extension AttemptFailure: SpecEnum {}
+
+/// `services[i].connectionPool:` keep-alive connections to the endpoints, per event loop.
+public struct ConnectionPoolSpec: Decodable, Sendable {
+    /// Idle connections kept per endpoint and event loop. Default 64.
+    public var maxIdlePerEndpoint: Int?
+    /// An idle pooled connection is closed after this. Default 60s.
+    public var idleTimeout: DurationSpec?
+}

@@ -1,0 +1,345 @@
+import GantryCore
+
+/// Checks a decoded spec and compiles it into a ``RuntimeSnapshot`` in one walk, so the rules
+/// that validate a field and the code that uses it stay side by side. Every problem is
+/// collected; a snapshot is produced only when there are none.
+struct SpecCompiler {
+    private(set) var issues: [(path: SpecPath, message: String)] = []
+    let sourceFile: String
+    let coreCount: Int
+
+    init(sourceFile: String, coreCount: Int) {
+        self.sourceFile = sourceFile
+        self.coreCount = coreCount
+    }
+
+    mutating func problem(_ path: SpecPath, _ message: String) {
+        issues.append((path, message))
+    }
+
+    mutating func compile(_ spec: GantrySpec) -> RuntimeSnapshot? {
+        let root = SpecPath()
+        let services = compileServices(spec.services ?? [], at: root / "services")
+        let (rules, routeSettings) = compileRoutes(spec.gateway?.routes ?? [], services: services, at: root / "gateway" / "routes")
+        let listeners = compileListeners(spec.loadBalancer?.listeners, at: root / "loadBalancer" / "listeners")
+        let limits = compileLimits(spec.loadBalancer?.limits, at: root / "loadBalancer" / "limits")
+        let idle = positive(spec.loadBalancer?.timeouts?.idle, default: .seconds(60), at: root / "loadBalancer" / "timeouts" / "idle")
+
+        var workers = coreCount
+        if let value = spec.runtime?.workers {
+            if (1...256).contains(value) { workers = value } else { problem(root / "runtime" / "workers", "must be between 1 and 256") }
+        }
+        let grace = positive(spec.runtime?.shutdownGracePeriod, default: .seconds(30), at: root / "runtime" / "shutdownGracePeriod")
+
+        var accessLog = AccessLogSettings(enabled: spec.accessLog?.enabled ?? true, destination: .stdout)
+        switch spec.accessLog?.path {
+        case nil, "stdout": break
+        case "stderr": accessLog = AccessLogSettings(enabled: accessLog.enabled, destination: .stderr)
+        case let path?:
+            if path.isEmpty {
+                problem(root / "accessLog" / "path", "must be stdout, stderr or a file path")
+            } else {
+                accessLog = AccessLogSettings(enabled: accessLog.enabled, destination: .file(path))
+            }
+        }
+
+        guard issues.isEmpty else { return nil }
+        return RuntimeSnapshot(
+            sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
+            limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
+            services: services, accessLog: accessLog)
+    }
+
+    // MARK: Listeners and limits
+
+    private mutating func compileListeners(_ specs: [ListenerSpec]?, at path: SpecPath) -> [ListenerSettings] {
+        guard let specs, !specs.isEmpty else {
+            problem(path, "at least one listener is required, e.g. listeners: [{name: http, port: 8080}]")
+            return []
+        }
+        var result: [ListenerSettings] = []
+        var names: [String: Int] = [:]
+        var bound: [String: Int] = [:]
+        for (index, spec) in specs.enumerated() {
+            let here = path / index
+            let name = spec.name ?? "listener-\(index)"
+            if spec.name != nil, !Self.isDNSLabel(name) {
+                problem(here / "name", "\"\(name)\" is not a valid name: use lowercase letters, digits and '-'")
+            }
+            if let first = names[name] {
+                problem(here / "name", "duplicate listener name \"\(name)\" (first used by listeners[\(first)])")
+            }
+            names[name] = names[name] ?? index
+            let address = spec.address ?? "127.0.0.1"
+            if !Self.isIPLiteral(address) {
+                problem(here / "address", "\"\(address)\" is not an IP address: use 127.0.0.1, 0.0.0.0, ::1 or ::")
+            }
+            guard let port = spec.port else {
+                problem(here / "port", "missing required key \"port\"")
+                continue
+            }
+            guard (0...65535).contains(port) else {
+                problem(here / "port", "port \(port) is out of range 0–65535")
+                continue
+            }
+            if port != 0 {
+                let key = "\(address):\(port)"
+                if let first = bound[key] {
+                    problem(here / "port", "\(key) is already used by listeners[\(first)]")
+                }
+                bound[key] = bound[key] ?? index
+            }
+            result.append(ListenerSettings(name: name, address: address, port: port, scheme: "http"))
+        }
+        return result
+    }
+
+    private mutating func compileLimits(_ spec: LimitsSpec?, at path: SpecPath) -> EdgeLimits {
+        var limits = EdgeLimits()
+        guard let spec else { return limits }
+        if let size = spec.maxHeadSize {
+            if (1024...(1 << 20)).contains(size.bytes) { limits.maxHeadSize = size.bytes } else {
+                problem(path / "maxHeadSize", "must be between 1KiB and 1MiB")
+            }
+        }
+        if let count = spec.maxHeaderCount {
+            if (1...10_000).contains(count) { limits.maxHeaderCount = count } else {
+                problem(path / "maxHeaderCount", "must be between 1 and 10000")
+            }
+        }
+        if let size = spec.maxURILength {
+            if (64...(1 << 20)).contains(size.bytes) { limits.maxURILength = size.bytes } else {
+                problem(path / "maxURILength", "must be between 64 bytes and 1MiB")
+            }
+        }
+        return limits
+    }
+
+    // MARK: Services
+
+    private mutating func compileServices(_ specs: [ServiceSpec], at path: SpecPath) -> [ServiceSettings] {
+        var result: [ServiceSettings] = []
+        var seen: [String: Int] = [:]
+        for (index, spec) in specs.enumerated() {
+            let here = path / index
+            guard let name = spec.name else {
+                problem(here / "name", "missing required key \"name\"")
+                continue
+            }
+            if !Self.isDNSLabel(name) {
+                problem(here / "name", "\"\(name)\" is not a valid service name: use at most 63 lowercase letters, digits and '-'")
+            }
+            if let first = seen[name] {
+                problem(here / "name", "duplicate service name \"\(name)\" (first used by services[\(first)])")
+                continue
+            }
+            seen[name] = index
+
+            var endpoints: [EndpointAddress] = []
+            for (position, text) in (spec.endpoints ?? []).enumerated() {
+                if let address = EndpointAddress(parsing: text) {
+                    if endpoints.contains(address) {
+                        problem(here / "endpoints" / position, "duplicate endpoint \(address)")
+                    }
+                    endpoints.append(address)
+                } else {
+                    problem(here / "endpoints" / position, "\"\(text)\" is not an endpoint: write host:port, e.g. 127.0.0.1:9001")
+                }
+            }
+            if spec.endpoints == nil || spec.endpoints?.isEmpty == true {
+                problem(here, "service \"\(name)\" has no endpoints: add endpoints: [127.0.0.1:9001]")
+            }
+
+            let balancer = compileBalancer(spec.loadBalancing, at: here / "loadBalancing")
+            let timeouts = here / "timeouts"
+            let pool = here / "connectionPool"
+            var maxIdle = 64
+            if let value = spec.connectionPool?.maxIdlePerEndpoint {
+                if (0...10_000).contains(value) { maxIdle = value } else {
+                    problem(pool / "maxIdlePerEndpoint", "must be between 0 and 10000")
+                }
+            }
+            result.append(
+                ServiceSettings(
+                    index: result.count, name: name, balancer: balancer, staticEndpoints: endpoints,
+                    connectTimeout: positive(spec.timeouts?.connect, default: .seconds(2), at: timeouts / "connect"),
+                    responseTimeout: positive(spec.timeouts?.response, default: .seconds(15), at: timeouts / "response"),
+                    idleTimeout: positive(spec.timeouts?.idle, default: .seconds(300), at: timeouts / "idle"),
+                    retry: compileRetry(spec.retries, default: RetryPolicy(), at: here / "retries"),
+                    maxIdlePerEndpoint: maxIdle,
+                    poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout")
+                ))
+        }
+        return result
+    }
+
+    private mutating func compileBalancer(_ spec: LoadBalancingSpec?, at path: SpecPath) -> BalancerKind {
+        switch spec {
+        case nil, .roundRobin?: return .roundRobin
+        case .leastRequest?: return .leastRequest
+        case .random?: return .random
+        case .consistentHash(let on)?:
+            let here = path / "consistentHash"
+            let chosen = [on.clientIP == true, on.header != nil, on.cookie != nil].filter { $0 }.count
+            if chosen != 1 || on.clientIP == false {
+                problem(here, "set exactly one of clientIP: true, header: NAME or cookie: NAME")
+                return .roundRobin
+            }
+            if let header = on.header {
+                if !Self.isToken(header) { problem(here / "header", "\"\(header)\" is not a valid header name") }
+                return .consistentHash(.header(header.lowercased()))
+            }
+            if let cookie = on.cookie {
+                if !Self.isToken(cookie) { problem(here / "cookie", "\"\(cookie)\" is not a valid cookie name") }
+                return .consistentHash(.cookie(cookie))
+            }
+            return .consistentHash(.clientIP)
+        }
+    }
+
+    private mutating func compileRetry(_ spec: RetrySpec?, default base: RetryPolicy, at path: SpecPath) -> RetryPolicy {
+        guard let spec else { return base }
+        var policy = base
+        if let attempts = spec.attempts {
+            if (0...10).contains(attempts) { policy.retries = attempts } else {
+                problem(path / "attempts", "must be between 0 and 10")
+            }
+        }
+        if let on = spec.retryOn { policy.retryOn = Set(on) }
+        return policy
+    }
+
+    // MARK: Routes
+
+    private mutating func compileRoutes(_ specs: [RouteSpec], services: [ServiceSettings], at path: SpecPath)
+        -> ([RouteRule], [RouteSettings])
+    {
+        var rules: [RouteRule] = []
+        var settings: [RouteSettings] = []
+        var signatures: [String: Int] = [:]
+        let serviceNames = services.map(\.name)
+        for (index, spec) in specs.enumerated() {
+            let here = path / index
+            guard let host = HostPattern(rule: spec.host) else {
+                problem(here / "host", "\"\(spec.host ?? "")\" is not a host: write example.com or *.example.com")
+                continue
+            }
+            guard let rawPath = spec.path else {
+                problem(here / "path", "missing required key \"path\"")
+                continue
+            }
+            guard rawPath.hasPrefix("/"), !rawPath.contains("?"), !rawPath.contains("#"),
+                rawPath.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
+            else {
+                problem(here / "path", "\"\(rawPath)\" is not a path: it must start with / and have no query, fragment or spaces")
+                continue
+            }
+            let pathRule = PathRule(type: spec.pathType ?? .prefix, path: rawPath)
+            var methods: [String] = []
+            for (position, method) in (spec.methods ?? []).enumerated() {
+                if Self.isToken(method) { methods.append(method.uppercased()) } else {
+                    problem(here / "methods" / position, "\"\(method)\" is not an HTTP method")
+                }
+            }
+            let headers = compileHeaderMatches(spec.headers ?? [], at: here / "headers")
+            guard let serviceName = spec.service else {
+                problem(here / "service", "missing required key \"service\"")
+                continue
+            }
+            guard let service = services.first(where: { $0.name == serviceName }) else {
+                problem(
+                    here / "service",
+                    "unknown service \"\(serviceName)\"" + Suggestion.hint(for: serviceName, among: serviceNames))
+                continue
+            }
+            let name = spec.name ?? "\(host == .any ? "" : host.description)\(pathRule.path)"
+            let signature = "\(host)|\(pathRule)|\(methods.sorted())|\(headers.map(\.description).sorted())"
+            if let first = signatures[signature] {
+                problem(here, "this rule repeats gateway.routes[\(first)] and would never match")
+            }
+            signatures[signature] = signatures[signature] ?? index
+            rules.append(
+                RouteRule(
+                    index: rules.count, name: name, host: host, path: pathRule, methods: methods, headers: headers,
+                    service: service.index))
+            settings.append(
+                RouteSettings(
+                    responseTimeout: positive(spec.timeout, default: service.responseTimeout, at: here / "timeout"),
+                    retry: compileRetry(spec.retries, default: service.retry, at: here / "retries")))
+        }
+        return (rules, settings)
+    }
+
+    private mutating func compileHeaderMatches(_ specs: [HeaderMatchSpec], at path: SpecPath) -> [HeaderMatch] {
+        var result: [HeaderMatch] = []
+        for (index, spec) in specs.enumerated() {
+            let here = path / index
+            guard let name = spec.name, Self.isToken(name) else {
+                problem(here / "name", spec.name.map { "\"\($0)\" is not a valid header name" } ?? "missing required key \"name\"")
+                continue
+            }
+            let kinds = [spec.value != nil, spec.regex != nil, spec.present != nil].filter { $0 }.count
+            guard kinds == 1 else {
+                problem(here, "set exactly one of value, regex or present")
+                continue
+            }
+            if let value = spec.value {
+                result.append(HeaderMatch(name: name, kind: .exact(value)))
+            } else if let source = spec.regex {
+                do {
+                    result.append(HeaderMatch(name: name, kind: .regex(try RegexPattern(source))))
+                } catch {
+                    problem(here / "regex", "invalid regular expression: \(error)")
+                }
+            } else if spec.present == true {
+                result.append(HeaderMatch(name: name, kind: .present))
+            } else {
+                problem(here / "present", "present: false is not supported; omit the header condition instead")
+            }
+        }
+        return result
+    }
+
+    // MARK: Helpers
+
+    private mutating func positive(_ value: DurationSpec?, default fallback: Duration, at path: SpecPath) -> Duration {
+        guard let value else { return fallback }
+        guard value.duration > .zero else {
+            problem(path, "must be longer than zero")
+            return fallback
+        }
+        return value.duration
+    }
+
+    /// Kubernetes' DNS-1123 label: what service names must be so they can become DNS names.
+    static func isDNSLabel(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else {
+            return false
+        }
+        return bytes.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                || $0 == UInt8(ascii: "-")
+        }
+    }
+
+    /// RFC 9110 `token`: header names, methods, cookie names.
+    static func isToken(_ text: String) -> Bool {
+        !text.isEmpty
+            && text.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+    }
+
+    static func isIPLiteral(_ text: String) -> Bool {
+        if text.contains(":") {
+            return text.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } && text.count >= 2
+        }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in
+            guard let value = Int(part), part.count <= 3 else { return false }
+            return (0...255).contains(value)
+        }
+    }
+}

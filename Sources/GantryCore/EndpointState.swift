@@ -1,0 +1,57 @@
+import Synchronization
+
+/// The live state of one endpoint, shared by every event loop and kept across snapshots and
+/// endpoint-set changes (looked up by address in ``EndpointRegistry``). Counters are relaxed
+/// atomics: they feed balancing and metrics, never a decision that needs ordering.
+public final class EndpointState: Sendable {
+    public let address: EndpointAddress
+    private let active = Atomic<Int>(0)
+    private let total = Atomic<Int>(0)
+
+    public init(address: EndpointAddress) {
+        self.address = address
+    }
+
+    /// Requests sent to this endpoint whose response has not ended.
+    public var inFlight: Int { active.load(ordering: .relaxed) }
+    /// Requests ever sent to this endpoint.
+    public var requests: Int { total.load(ordering: .relaxed) }
+
+    @inline(__always) public func requestStarted() {
+        active.add(1, ordering: .relaxed)
+        total.add(1, ordering: .relaxed)
+    }
+
+    @inline(__always) public func requestEnded() {
+        active.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// An immutable set of endpoints for one service and the balancer built for it. A new set is
+/// built and published to every event loop when endpoints change; requests in flight keep the
+/// set they started with.
+public final class EndpointSet: Sendable, EndpointLoads {
+    public let endpoints: [EndpointState]
+    public let balancer: Balancer
+
+    public init(kind: BalancerKind, endpoints: [EndpointState]) {
+        self.endpoints = endpoints
+        self.balancer = Balancer(kind: kind, names: endpoints.map(\.address.description))
+    }
+
+    public static func empty(_ kind: BalancerKind) -> EndpointSet {
+        EndpointSet(kind: kind, endpoints: [])
+    }
+
+    public func inFlight(_ index: Int) -> Int { endpoints[index].inFlight }
+
+    /// The indices in this set of endpoints already tried, by address.
+    public func tried(_ addresses: [EndpointAddress]) -> TriedEndpoints {
+        var tried = TriedEndpoints()
+        guard !addresses.isEmpty else { return tried }
+        for (index, endpoint) in endpoints.enumerated() where addresses.contains(endpoint.address) {
+            tried.insert(index)
+        }
+        return tried
+    }
+}

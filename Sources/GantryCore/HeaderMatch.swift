@@ -1,0 +1,51 @@
+/// A header condition on an ingress rule (Gateway API `HTTPHeaderMatch`).
+public struct HeaderMatch: Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case exact(String)
+        case present
+        case regex(RegexPattern)
+    }
+
+    /// Lowercased header name.
+    public let name: String
+    public let kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name.lowercased()
+        self.kind = kind
+    }
+
+    public func matches(_ headers: some HeaderLookup) -> Bool {
+        guard let value = headers.first(name: name) else { return false }
+        switch kind {
+        case .exact(let expected): return value == expected
+        case .present: return true
+        case .regex(let pattern): return pattern.wholeMatch(value)
+        }
+    }
+
+    public var description: String {
+        switch kind {
+        case .exact(let value): return "\(name)=\(value)"
+        case .present: return "\(name) present"
+        case .regex(let pattern): return "\(name)~\(pattern.source)"
+        }
+    }
+}
+
+/// A compiled regular expression that is `Sendable` and matches whole strings.
+public struct RegexPattern: Sendable {
+    public let source: String
+    private let regex: Regex<AnyRegexOutput>
+
+    public init(_ source: String) throws {
+        self.source = source
+        self.regex = try Regex(source)
+    }
+
+    public func wholeMatch(_ value: String) -> Bool {
+        (try? regex.wholeMatch(in: value)) != nil
+    }
+}
+
+extension Regex: @retroactive @unchecked Sendable where Output == AnyRegexOutput {}

@@ -1,0 +1,191 @@
+import GantryConfig
+import GantryCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A listener after binding, with the port the system chose when the file said 0.
+public struct BoundListener: Sendable {
+    public let name: String
+    public let host: String
+    public let port: Int
+}
+
+/// The data plane: the listeners, one ``LoopContext`` per event loop, and the control
+/// operations that reach every loop: publishing a new snapshot or a new endpoint set, and
+/// draining. Each accepted connection stays on the event loop NIO gave it.
+public final class DataPlane: Sendable {
+    public let group: MultiThreadedEventLoopGroup
+    public let registry = EndpointRegistry()
+    private let logger: Logger
+    private let accessLog: AccessLogSink?
+    private let ownsGroup: Bool
+
+    private struct State {
+        var snapshot: RuntimeSnapshot
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        var servers: [any Channel] = []
+        var endpointSets: [String: EndpointSet] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    /// - Parameter group: event loops to run on; by default one per `runtime.workers`.
+    public init(snapshot: RuntimeSnapshot, group: MultiThreadedEventLoopGroup? = nil, accessLog: AccessLogSink?, logger: Logger) {
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: snapshot.workers)
+        self.ownsGroup = group == nil
+        self.accessLog = accessLog
+        self.logger = logger
+        self.state = Mutex(State(snapshot: snapshot))
+    }
+
+    public var snapshot: RuntimeSnapshot { state.withLock { $0.snapshot } }
+
+    /// Creates the loop contexts, installs the file's static endpoints and binds every listener.
+    public func start() async throws -> [BoundListener] {
+        let snapshot = self.snapshot
+        var endpointSets: [String: EndpointSet] = [:]
+        for service in snapshot.services where !service.staticEndpoints.isEmpty {
+            endpointSets[service.name] = EndpointSet(
+                kind: service.balancer, endpoints: service.staticEndpoints.map(registry.state(for:)))
+        }
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for loop in group.makeIterator() {
+            let sets = endpointSets
+            let accessLog = self.accessLog
+            contexts[ObjectIdentifier(loop)] = try await loop.submit {
+                let context = LoopContext(
+                    eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
+                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)))
+                context.startSweeping()
+                return NIOLoopBound(context, eventLoop: loop)
+            }.get()
+        }
+        state.withLock {
+            $0.contexts = contexts
+            $0.endpointSets = endpointSets
+        }
+
+        var bound: [BoundListener] = []
+        for listener in snapshot.listeners {
+            let channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
+            state.withLock { $0.servers.append(channel) }
+            let port = channel.localAddress?.port ?? listener.port
+            bound.append(BoundListener(name: listener.name, host: listener.address, port: port))
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(listener.address):\(port)"])
+        }
+        return bound
+    }
+
+    private func bind(
+        _ listener: ListenerSettings, limits: EdgeLimits, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    ) async throws -> any Channel {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = limits.maxHeadSize
+        decoderLimits.maxHeaderListSize = limits.maxHeadSize
+        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
+        let limitsForChannels = decoderLimits
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                        withDecoderLimitConfiguration: limitsForChannels)
+                    try sync.addHandler(DownstreamHandler(loop: context.value, listener: listener))
+                }
+            }
+            .bind(host: listener.address, port: listener.port)
+            .get()
+    }
+
+    /// Replaces the snapshot on every loop. Requests in flight keep the one they started with.
+    /// Listener changes take effect on restart.
+    public func publish(_ snapshot: RuntimeSnapshot) {
+        let contexts = state.withLock { state -> [ObjectIdentifier: NIOLoopBound<LoopContext>] in
+            state.snapshot = snapshot
+            return state.contexts
+        }
+        for context in contexts.values {
+            context.eventLoop.execute { context.value.install(snapshot) }
+        }
+    }
+
+    /// Replaces a service's endpoints on every loop (pods coming and going, health changes).
+    public func setEndpoints(_ addresses: [EndpointAddress], forService name: String) {
+        let (contexts, set) = state.withLock { state -> ([ObjectIdentifier: NIOLoopBound<LoopContext>], EndpointSet) in
+            let kind = state.snapshot.service(named: name)?.balancer ?? .roundRobin
+            let set = EndpointSet(kind: kind, endpoints: addresses.map(registry.state(for:)))
+            state.endpointSets[name] = set
+            return (state.contexts, set)
+        }
+        for context in contexts.values {
+            context.eventLoop.execute { context.value.install(endpoints: set, forService: name) }
+        }
+    }
+
+    public func endpoints(forService name: String) -> EndpointSet? {
+        state.withLock { $0.endpointSets[name] }
+    }
+
+    /// The data-plane counters, added up over all loops.
+    public func counters() async -> ProxyCounters {
+        var total = ProxyCounters()
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            if let counters = try? await context.eventLoop.submit({ context.value.metrics }).get() {
+                total.add(counters)
+            }
+        }
+        return total
+    }
+
+    /// Open client connections on all loops.
+    public func connectionCount() async -> Int {
+        var total = 0
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            total += (try? await context.eventLoop.submit { context.value.connections.count }.get()) ?? 0
+        }
+        return total
+    }
+
+    /// Stops accepting, lets requests in flight finish (closing each connection after its
+    /// response), and after `gracePeriod` closes whatever is left.
+    public func drain(gracePeriod: Duration) async {
+        let (servers, contexts) = state.withLock { state in
+            let servers = state.servers
+            state.servers = []
+            return (servers, Array(state.contexts.values))
+        }
+        for server in servers { try? await server.close() }
+        for context in contexts { context.eventLoop.execute { context.value.beginDraining() } }
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline, await connectionCount() > 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = await connectionCount()
+        if left > 0 { logger.warning("closing connections still open after the grace period", metadata: ["connections": "\(left)"]) }
+        for context in contexts {
+            try? await context.eventLoop.submit {
+                for connection in context.value.connections.values { connection.abort() }
+                context.value.stop()
+            }.get()
+        }
+        accessLog?.sync()
+    }
+
+    /// Drains with no grace and releases the event loops (if this data plane created them).
+    public func shutdown() async {
+        await drain(gracePeriod: .zero)
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}

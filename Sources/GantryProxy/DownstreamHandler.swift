@@ -1,0 +1,403 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// One client connection: admits each request, hands it to a ``ProxyExchange`` (or answers it
+/// locally), writes responses in request order, and manages keep-alive, pipelining, read
+/// backpressure, idle timeout and draining.
+///
+/// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
+/// turns read interest off and on around every response (two extra `epoll_ctl` per request).
+final class DownstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Current {
+        case idle
+        case proxying(ProxyExchange)
+        /// The response is done but the request body is still arriving: read and drop it, up
+        /// to a budget, so the client sees the response instead of a reset.
+        case discarding
+    }
+
+    private unowned let loop: LoopContext
+    let listener: ListenerSettings
+    private var context: ChannelHandlerContext?
+    private(set) var clientIP = "unknown"
+
+    private var current = Current.idle
+    private var requestInProgress = false
+    private var responseInProgress = false
+    private var requestVersion = HTTPVersion.http1_1
+    private var requestMethod = HTTPMethod.GET
+    private var requestHasBody = false
+    private var keepAlive = true
+    private var discardBudget = 0
+    private var request = RequestFacts()
+
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var pausedByExchange = false
+    private var pausedForPipelining = false
+    private var readPending = false
+    private var idleDeadline = NIODeadline.distantFuture
+    private var closing = false
+    private var active = true
+    /// Status of the response just finished, for the status counters.
+    private var lastStatus = 0
+
+    /// What the access log needs about the current request.
+    private struct RequestFacts {
+        var id = ""
+        var started = NIODeadline.uptimeNanoseconds(0)
+        var wallClock = 0.0
+        var method = ""
+        var host = ""
+        var path = ""
+    }
+
+    /// Bytes of an unwanted request body read and dropped before closing instead.
+    static let discardLimit = 1 << 20
+
+    init(loop: LoopContext, listener: ListenerSettings) {
+        self.loop = loop
+        self.listener = listener
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: Connection lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
+        loop.connections[ObjectIdentifier(self)] = self
+        loop.metrics.add(.downstreamConnections)
+        loop.metrics.add(.activeConnections)
+        idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
+        if loop.draining { keepAlive = false }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active = false
+        loop.connections[ObjectIdentifier(self)] = nil
+        loop.metrics.subtract(.activeConnections)
+        if case .proxying(let exchange) = current {
+            current = .idle
+            exchange.downstreamClosed()
+        }
+        queued.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client half-closed: answer what it sent, then close.
+            keepAlive = false
+            if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        // The request is malformed: it never reaches an upstream.
+        loop.metrics.add(.malformedRequests)
+        keepAlive = false
+        queued.removeAll()
+        let response: LocalResponse
+        switch parserError {
+        case .headerOverflow:
+            response = LocalResponse(
+                status: .requestHeaderFieldsTooLarge, reason: "header_too_large",
+                message: "the request head is larger than \(loop.snapshot.limits.maxHeadSize) bytes or has more than \(loop.snapshot.limits.maxHeaderCount) headers")
+        default:
+            response = LocalResponse.badRequest("malformed HTTP request (\(parserError))")
+        }
+        switch current {
+        case .proxying(let exchange):
+            // Say what was wrong if the response has not started, then cancel the upstream.
+            if !exchange.hasForwardedResponse {
+                writeLocalResponse(response, requestID: exchange.requestID, requestComplete: true)
+            }
+            exchange.downstreamClosed(status: Int(response.status.code), detail: response.reason)
+        case .discarding:
+            context.close(promise: nil)
+        case .idle:
+            if responseInProgress {
+                context.close(promise: nil)
+                return
+            }
+            request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
+            requestInProgress = false
+            responseInProgress = true
+            logLocal(status: Int(response.status.code), detail: response.reason)
+            writeLocalResponse(response, requestID: request.id, requestComplete: true)
+        }
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty {
+            queued.append(part)
+            return
+        }
+        if !handle(part) {
+            queued.append(part)
+            pausedForPipelining = true
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if pausedByExchange || pausedForPipelining {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = current { exchange.downstreamWritabilityChanged(context.channel.isWritable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Handles one request part. Returns false for a head that must wait until the response
+    /// before it is finished (pipelining: responses go out in request order).
+    private func handle(_ part: HTTPServerRequestPart) -> Bool {
+        switch part {
+        case .head(let head):
+            if responseInProgress || requestInProgress { return false }
+            startRequest(head)
+        case .body(let buffer):
+            switch current {
+            case .proxying(let exchange): exchange.requestBody(buffer)
+            case .discarding:
+                discardBudget -= buffer.readableBytes
+                if discardBudget < 0 { closeNow() }
+            case .idle: break
+            }
+        case .end(let trailers):
+            requestInProgress = false
+            switch current {
+            case .proxying(let exchange): exchange.requestEnd(trailers)
+            case .discarding:
+                current = .idle
+                if !responseInProgress { responseDone() }
+            case .idle: break
+            }
+        }
+        return true
+    }
+
+    private func startRequest(_ head: HTTPRequestHead) {
+        idleDeadline = .distantFuture
+        requestInProgress = true
+        responseInProgress = true
+        requestVersion = head.version
+        requestMethod = head.method
+        if !head.isKeepAlive || loop.draining { keepAlive = false }
+        loop.metrics.add(.requests)
+
+        let clientID = head.headers.first(name: "x-request-id")
+        let keptClientID = clientID.map(RequestID.isSane) ?? false
+        request = RequestFacts(
+            id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(),
+            method: head.method.rawValue)
+
+        switch RequestAdmission.admit(
+            head, snapshot: loop.snapshot, client: clientIP, scheme: listener.scheme, requestID: request.id,
+            keptClientID: keptClientID)
+        {
+        case .proxy(let plan):
+            request.host = plan.host
+            request.path = plan.path
+            requestHasBody = plan.hasBody
+            let exchange = ProxyExchange(
+                plan: plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
+            current = .proxying(exchange)
+            exchange.start()
+        case .reject(let response, let host, let path):
+            request.host = host
+            request.path = path
+            requestHasBody = Framing(head.headers).hasBody
+            switch response.reason {
+            case "no_route": loop.metrics.add(.noRoute)
+            default: loop.metrics.add(.malformedRequests)
+            }
+            logLocal(status: Int(response.status.code), detail: response.reason)
+            writeLocalResponse(response, requestID: request.id, requestComplete: false)
+        }
+    }
+
+    // MARK: Writing (called by the exchange)
+
+    func sendContinue() {
+        context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestVersion, status: .continue))), promise: nil)
+    }
+
+    func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
+        var head = upstreamHead
+        head.version = requestVersion
+        let framed = head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
+        if requestVersion.minor == 0, !framed, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified {
+            keepAlive = false  // an HTTP/1.0 client can only see the end of this body by the close
+        }
+        if !keepAlive {
+            if requestVersion.minor >= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        } else if requestVersion.minor == 0 {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    func writeResponseBody(_ buffer: ByteBuffer) {
+        context?.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    func writeResponseEnd(_ trailers: HTTPHeaders?) {
+        context?.write(wrapOutboundOut(.end(trailers)), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func writeLocalResponse(_ response: LocalResponse, requestID: String, requestComplete: Bool) {
+        guard let context else { return }
+        if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
+        let body = response.body(requestID: requestID, allocator: context.channel.allocator)
+        let head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        if case .proxying = current {
+            return  // the exchange reports its end through exchangeFinished
+        }
+        responseDone()
+    }
+
+    func setReadsPaused(_ paused: Bool) {
+        pausedByExchange = paused
+        if !paused { resumeReadingIfAllowed() }
+    }
+
+    /// The response can no longer be completed: close so the client sees the truncation.
+    func abort() {
+        keepAlive = false
+        closeNow()
+    }
+
+    func exchangeFinished(_ exchange: ProxyExchange) {
+        log(exchange)
+        pausedByExchange = false
+        current = .idle
+        responseDone()
+    }
+
+    // MARK: Between requests
+
+    private func responseDone() {
+        responseInProgress = false
+        loop.metrics.recordStatus(lastStatus)
+        guard active, let context else { return }
+        context.flush()
+        if requestInProgress {
+            // The response went out before the request body ended.
+            current = .discarding
+            discardBudget = Self.discardLimit
+            resumeReadingIfAllowed()
+            return
+        }
+        guard keepAlive else {
+            closeGracefully()
+            return
+        }
+        idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
+        drainQueue()
+    }
+
+    private func drainQueue() {
+        while let part = queued.first {
+            if !handle(part) { return }
+            queued.removeFirst()
+            if closing { return }
+        }
+        pausedForPipelining = false
+        resumeReadingIfAllowed()
+    }
+
+    private func resumeReadingIfAllowed() {
+        guard readPending, !pausedByExchange, !pausedForPipelining, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func checkTimeouts(now: NIODeadline) {
+        if now >= idleDeadline, !requestInProgress, !responseInProgress {
+            idleDeadline = .distantFuture
+            closeGracefully()
+        }
+    }
+
+    /// Graceful shutdown: close now if idle, else after the response in flight.
+    func drain() {
+        keepAlive = false
+        if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
+    }
+
+    /// Closes after everything written so far has gone out.
+    private func closeGracefully() {
+        guard let context, !closing else { return }
+        closing = true
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in closeNow() }
+    }
+
+    private func closeNow() {
+        closing = true
+        context?.close(promise: nil)
+    }
+
+    // MARK: Access log
+
+    private func log(_ exchange: ProxyExchange) {
+        lastStatus = exchange.status
+        guard let accessLog = loop.accessLog else { return }
+        let route = exchange.plan.route
+        accessLog.append(
+            AccessLogRecord(
+                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                method: request.method, host: request.host, path: request.path, route: route.name,
+                service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
+                bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
+                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: exchange.attemptCount,
+                detail: exchange.detail))
+    }
+
+    private func logLocal(status: Int, detail: String) {
+        lastStatus = status
+        guard let accessLog = loop.accessLog else { return }
+        accessLog.append(
+            AccessLogRecord(
+                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                method: request.method, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
+                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: 0, detail: detail))
+    }
+}

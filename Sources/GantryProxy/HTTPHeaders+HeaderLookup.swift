@@ -1,0 +1,4 @@
+import GantryCore
+import NIOHTTP1
+
+extension HTTPHeaders: HeaderLookup {}

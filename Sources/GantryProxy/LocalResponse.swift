@@ -1,0 +1,44 @@
+import NIOCore
+import NIOHTTP1
+
+/// A response gantry answers itself (no route, no endpoint, upstream failure, bad request):
+/// a small JSON body that carries the request ID, so a user can find the log line.
+struct LocalResponse {
+    var status: HTTPResponseStatus
+    /// Machine-readable reason, also written to the access log: `no_route`, `upstream_timeout`…
+    var reason: String
+    var message: String
+    var extraHeaders: [(String, String)] = []
+
+    static func badRequest(_ message: String) -> LocalResponse {
+        LocalResponse(status: .badRequest, reason: "bad_request", message: message)
+    }
+
+    func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5 + extraHeaders.count)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(bodyLength))
+        headers.add(name: "x-request-id", value: requestID)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if close {
+            headers.add(name: "connection", value: "close")
+        } else if version.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+
+    func body(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128 + message.utf8.count)
+        bytes.append(contentsOf: "{\"status\":\(status.code),\"error\":\"".utf8)
+        JSONText.appendEscaped(reason, to: &bytes)
+        bytes.append(contentsOf: "\",\"message\":\"".utf8)
+        JSONText.appendEscaped(message, to: &bytes)
+        bytes.append(contentsOf: "\",\"requestId\":\"".utf8)
+        JSONText.appendEscaped(requestID, to: &bytes)
+        bytes.append(contentsOf: "\"}\n".utf8)
+        return allocator.buffer(bytes: bytes)
+    }
+}

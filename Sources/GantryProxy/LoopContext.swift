@@ -1,0 +1,118 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything one event loop needs to proxy a request, touched only on that loop: the current
+/// snapshot, each service's endpoint set and round-robin cursor, the upstream connection pool,
+/// the random source and the access-log buffer. Nothing here takes a lock.
+final class LoopContext {
+    let eventLoop: any EventLoop
+    private(set) var snapshot: RuntimeSnapshot
+    /// Endpoint sets by service index in `snapshot`.
+    private(set) var endpoints: [EndpointSet]
+    private var endpointsByName: [String: EndpointSet]
+    var cursors: [Int]
+    var random = FastRandom()
+    let pool: UpstreamPool
+    let accessLog: AccessLogBuffer?
+    var metrics = LoopCounters()
+
+    /// Open client connections, for idle timeouts and draining.
+    var connections: [ObjectIdentifier: DownstreamHandler] = [:]
+    /// Requests waiting on an upstream, for response and idle timeouts.
+    var exchanges: [ObjectIdentifier: ProxyExchange] = [:]
+    /// Set when the data plane drains: no new keep-alive, idle connections closed.
+    private(set) var draining = false
+    private var sweeper: RepeatedTask?
+
+    /// How often timeouts are checked: their resolution.
+    static let sweepInterval = TimeAmount.milliseconds(100)
+
+    init(
+        eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
+        accessLog: AccessLogBuffer? 
+    ) {
+        self.eventLoop = eventLoop
+        self.snapshot = snapshot
+        self.endpointsByName = endpointsByName
+        self.endpoints = snapshot.services.map { endpointsByName[$0.name] ?? .empty($0.balancer) }
+        self.cursors = Array(repeating: 0, count: snapshot.services.count)
+        self.pool = UpstreamPool()
+        self.accessLog = accessLog
+        // Start round robin at a different place on each loop, as Envoy does per worker.
+        for index in cursors.indices { cursors[index] = Int.random(in: 0..<1024, using: &random) }
+    }
+
+    private var socketAddresses: [EndpointAddress: SocketAddress] = [:]
+
+    /// The socket address of an endpoint, resolved once per loop. IP literals need no lookup;
+    /// a host name is resolved the first time (blocking, so endpoints should be IPs).
+    func socketAddress(for address: EndpointAddress) -> SocketAddress? {
+        if let known = socketAddresses[address] { return known }
+        let resolved =
+            (try? SocketAddress(ipAddress: address.host, port: address.port))
+            ?? (try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port))
+        if socketAddresses.count > 4096 { socketAddresses.removeAll() }
+        socketAddresses[address] = resolved
+        return resolved
+    }
+
+    func newRequestID() -> String {
+        RequestID.generate(using: &random)
+    }
+
+    /// Seconds since 1970, for log timestamps.
+    static func wallClock() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    func startSweeping() {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        sweeper = eventLoop.scheduleRepeatedTask(initialDelay: Self.sweepInterval, delay: Self.sweepInterval) { _ in
+            bound.value.sweep()
+        }
+    }
+
+    func stop() {
+        sweeper?.cancel()
+        sweeper = nil
+        pool.closeAll()
+        accessLog?.flush()
+    }
+
+    func install(_ snapshot: RuntimeSnapshot) {
+        self.snapshot = snapshot
+        endpoints = snapshot.services.map { endpointsByName[$0.name] ?? .empty($0.balancer) }
+        cursors = Array(repeating: 0, count: snapshot.services.count)
+    }
+
+    func install(endpoints set: EndpointSet, forService name: String) {
+        endpointsByName[name] = set
+        if let index = snapshot.services.firstIndex(where: { $0.name == name }) {
+            endpoints[index] = set
+        }
+    }
+
+    func beginDraining() {
+        draining = true
+        for connection in connections.values { connection.drain() }
+    }
+
+    /// Checks every deadline on this loop: client keep-alive idle timeouts, upstream response and
+    /// stream idle timeouts, and pooled upstream connections past their idle time. One repeated
+    /// task per loop is cheaper than a scheduled task per request.
+    private func sweep() {
+        let now = NIODeadline.now()
+        for connection in connections.values { connection.checkTimeouts(now: now) }
+        for exchange in exchanges.values { exchange.checkTimeouts(now: now) }
+        pool.closeExpired(now: now)
+        accessLog?.flushIfStale(now: now)
+    }
+}

@@ -1,0 +1,377 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One proxied request: picks an endpoint, gets a connection, relays the request and the
+/// response with backpressure in both directions, retries when that is safe, and answers with a
+/// JSON error when the upstream cannot. Lives on its connection's event loop.
+final class ProxyExchange {
+    private enum RequestSide {
+        /// Not attached to an upstream yet: body parts wait in `pending` (reads are paused, so
+        /// only what one read brought in is held).
+        case buffering
+        case streaming
+        case complete
+    }
+
+    private enum ResponseSide {
+        case waiting
+        case streaming
+        case complete
+    }
+
+    private unowned let loop: LoopContext
+    private var downstream: DownstreamHandler?
+    let plan: ProxyPlan
+    let requestID: String
+    let started: NIODeadline
+    let method: HTTPMethod
+
+    private var requestSide = RequestSide.buffering
+    private var responseSide = ResponseSide.waiting
+    private var requestEnded = false
+    private var requestTrailers: HTTPHeaders?
+    private var pending = CircularBuffer<ByteBuffer>()
+    private(set) var requestBytes = 0
+    private(set) var responseBytes = 0
+
+    private var attempts = 0
+    private var tried: [EndpointAddress] = []
+    private var endpoint: EndpointState?
+    private var upstream: UpstreamHandler?
+    private var upstreamStarted: NIODeadline?
+    private var upstreamMs: Double?
+    private var responseDeadline = NIODeadline.distantFuture
+    private var lastActivity: NIODeadline
+    private(set) var status = 0
+    private(set) var detail: String?
+    private(set) var finished = false
+
+    init(plan: ProxyPlan, requestID: String, method: HTTPMethod, started: NIODeadline, loop: LoopContext, downstream: DownstreamHandler) {
+        self.plan = plan
+        self.requestID = requestID
+        self.method = method
+        self.started = started
+        self.lastActivity = started
+        self.loop = loop
+        self.downstream = downstream
+    }
+
+    var hasForwardedResponse: Bool { responseSide != .waiting }
+    var endpointName: String? { endpoint?.address.description }
+    var attemptCount: Int { attempts }
+    var upstreamTime: Double? { upstreamMs }
+
+    func start() {
+        loop.exchanges[ObjectIdentifier(self)] = self
+        if plan.expectsContinue { downstream?.sendContinue() }
+        tryNextEndpoint()
+    }
+
+    // MARK: Request side (from the client)
+
+    func requestBody(_ buffer: ByteBuffer) {
+        requestBytes += buffer.readableBytes
+        lastActivity = .now()
+        switch requestSide {
+        case .buffering:
+            pending.append(buffer)
+        case .streaming:
+            guard let upstream else { return }
+            upstream.write(.body(.byteBuffer(buffer)))
+            if !upstream.isWritable { downstream?.setReadsPaused(true) }
+        case .complete:
+            break
+        }
+    }
+
+    func requestEnd(_ trailers: HTTPHeaders?) {
+        requestEnded = true
+        requestTrailers = trailers
+        if requestSide == .streaming, let upstream {
+            upstream.write(.end(trailers))
+            requestSide = .complete
+            armResponseTimeout()
+        }
+    }
+
+    /// The client's read batch ended: send what was written upstream.
+    func downstreamReadComplete() {
+        upstream?.flush()
+    }
+
+    func downstreamWritabilityChanged(_ writable: Bool) {
+        upstream?.setReadsPaused(!writable)
+    }
+
+    /// The client went away (or broke the protocol): cancel the upstream exchange; its
+    /// connection is not reused. 499 is nginx's "client closed request".
+    func downstreamClosed(status: Int = 499, detail: String = "client_closed") {
+        guard !finished else { return }
+        if status == 499 { loop.metrics.add(.clientAborts) }
+        self.status = status
+        self.detail = detail
+        abandonUpstream()
+        complete()
+    }
+
+    // MARK: Choosing an endpoint and connecting
+
+    private func tryNextEndpoint() {
+        let service = plan.service
+        let set = loop.endpoints[service.index]
+        var cursor = loop.cursors[service.index]
+        let pick = set.balancer.pick(
+            cursor: &cursor, key: hashKey(), tried: set.tried(tried), loads: set, random: &loop.random)
+        loop.cursors[service.index] = cursor
+        guard let index = pick else {
+            loop.metrics.add(.noEndpoint)
+            respondLocally(
+                LocalResponse(
+                    status: .serviceUnavailable, reason: "no_endpoint",
+                    message: "service \(service.name) has no ready endpoint"))
+            return
+        }
+        let endpoint = set.endpoints[index]
+        self.endpoint = endpoint
+        attempts += 1
+        tried.append(endpoint.address)
+        if let connection = loop.pool.take(endpoint.address) {
+            loop.metrics.add(.upstreamReused)
+            attach(connection)
+            return
+        }
+        guard let socketAddress = loop.socketAddress(for: endpoint.address) else {
+            attemptFailed(.connectFailure, detail: "upstream_address_unresolvable")
+            return
+        }
+        downstream?.setReadsPaused(true)
+        loop.metrics.add(.upstreamConnects)
+        let connection = UpstreamHandler(address: endpoint.address, loop: loop)
+        let attempt = attempts
+        connection.connect(to: socketAddress, timeout: TimeAmount(service.connectTimeout))
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success:
+                    guard !finished, attempt == attempts else {
+                        // The client left, or the exchange moved on while connecting: keep the
+                        // fresh connection for the next request.
+                        loop.pool.release(
+                            connection, maxIdle: service.maxIdlePerEndpoint, idleTimeout: TimeAmount(service.poolIdleTimeout),
+                            now: .now())
+                        return
+                    }
+                    attach(connection)
+                case .failure(let error):
+                    guard !finished, attempt == attempts else { return }
+                    loop.metrics.add(.upstreamConnectFailures)
+                    let timedOut: Bool
+                    if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
+                    attemptFailed(.connectFailure, detail: timedOut ? "upstream_connect_timeout" : "upstream_connect_failure")
+                }
+            }
+    }
+
+    private func hashKey() -> UInt64? {
+        guard case .consistentHash(let source) = plan.service.balancer else { return nil }
+        switch source {
+        case .clientIP:
+            return downstream.map { StableHash.hash($0.clientIP) }
+        case .header(let name):
+            return plan.upstreamHead.headers.first(name: name).map { StableHash.hash($0) }
+        case .cookie(let name):
+            for header in plan.upstreamHead.headers[canonicalForm: "cookie"] {
+                for pair in header.split(separator: ";") {
+                    let trimmed = pair.drop(while: { $0 == " " })
+                    if trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" {
+                        return StableHash.hash(trimmed.dropFirst(name.count + 1))
+                    }
+                }
+            }
+            return nil
+        }
+    }
+
+    private func attach(_ connection: UpstreamHandler) {
+        upstream = connection
+        connection.exchange = self
+        endpoint?.requestStarted()
+        upstreamStarted = .now()
+        lastActivity = upstreamStarted!
+        connection.write(.head(plan.upstreamHead))
+        while let buffer = pending.popFirst() {
+            connection.write(.body(.byteBuffer(buffer)))
+        }
+        if requestEnded {
+            connection.write(.end(requestTrailers))
+            requestSide = .complete
+            armResponseTimeout()
+        } else {
+            requestSide = .streaming
+            downstream?.setReadsPaused(!connection.isWritable)
+        }
+        connection.flush()
+    }
+
+    private func armResponseTimeout() {
+        responseDeadline = .now() + TimeAmount(plan.settings.responseTimeout)
+    }
+
+    // MARK: Response side (from the upstream)
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        lastActivity = .now()
+        switch part {
+        case .head(var head):
+            responseDeadline = .distantFuture
+            let code = Int(head.status.code)
+            if (502...504).contains(code), responseSide == .waiting,
+                plan.settings.retry.shouldRetry(after: .gatewayError, attempts: attempts, method: method.rawValue, hasBody: plan.hasBody)
+            {
+                upstream?.keepAlive = false
+                attemptFailed(.gatewayError, detail: "upstream_\(code)")
+                return
+            }
+            if let started = upstreamStarted { upstreamMs = lastActivity.milliseconds(since: started) }
+            status = code
+            responseSide = .streaming
+            if !head.isKeepAlive { upstream?.keepAlive = false }
+            ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
+            downstream?.writeResponseHead(head)
+        case .body(let buffer):
+            guard responseSide == .streaming, let downstream else { return }
+            responseBytes += buffer.readableBytes
+            downstream.writeResponseBody(buffer)
+            if !downstream.isWritable { upstream?.setReadsPaused(true) }
+        case .end(let trailers):
+            guard responseSide == .streaming else { return }
+            responseSide = .complete
+            downstream?.writeResponseEnd(trailers)
+            finishUpstream()
+            complete()
+        }
+    }
+
+    func upstreamReadComplete() {
+        downstream?.flush()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if requestSide == .streaming { downstream?.setReadsPaused(!writable) }
+    }
+
+    /// The upstream connection closed or failed before the response ended.
+    func upstreamClosed(error: (any Error)?) {
+        guard !finished, responseSide != .complete else { return }
+        endpoint?.requestEnded()
+        upstream = nil
+        if error is HTTPParserError {
+            attemptFailed(.reset, detail: "upstream_protocol_error", canRetry: false)
+        } else {
+            loop.metrics.add(.upstreamResets)
+            attemptFailed(.reset, detail: "upstream_reset")
+        }
+    }
+
+    /// Called on the loop's sweep: the response-head timeout and the stream idle timeout.
+    func checkTimeouts(now: NIODeadline) {
+        guard !finished else { return }
+        if now >= responseDeadline {
+            responseDeadline = .distantFuture
+            loop.metrics.add(.upstreamTimeouts)
+            abandonUpstream()
+            attemptFailed(.timeout, detail: "upstream_timeout")
+        } else if requestSide != .buffering, now - lastActivity >= TimeAmount(plan.service.idleTimeout) {
+            loop.metrics.add(.upstreamTimeouts)
+            abandonUpstream()
+            attemptFailed(.timeout, detail: "stream_idle_timeout", canRetry: false)
+        }
+    }
+
+    private func abandonUpstream() {
+        guard let upstream else { return }
+        self.upstream = nil
+        upstream.exchange = nil
+        upstream.close()
+        endpoint?.requestEnded()
+    }
+
+    private func attemptFailed(_ failure: AttemptFailure, detail: String, canRetry: Bool = true) {
+        self.detail = detail
+        if canRetry, responseSide == .waiting, !finished,
+            plan.settings.retry.shouldRetry(after: failure, attempts: attempts, method: method.rawValue, hasBody: plan.hasBody)
+        {
+            loop.metrics.add(.retries)
+            if let upstream {
+                self.upstream = nil
+                upstream.exchange = nil
+                upstream.close()
+                endpoint?.requestEnded()
+            }
+            requestSide = .buffering
+            tryNextEndpoint()
+            return
+        }
+        guard responseSide == .waiting else {
+            // Part of the response is already with the client: the only honest signal left is
+            // to close the connection.
+            downstream?.abort()
+            complete()
+            return
+        }
+        switch detail {
+        case "upstream_timeout", "stream_idle_timeout", "upstream_connect_timeout":
+            respondLocally(
+                LocalResponse(status: .gatewayTimeout, reason: detail, message: "the upstream did not answer in time"))
+        default:
+            respondLocally(LocalResponse(status: .badGateway, reason: detail, message: Self.describe(detail)))
+        }
+    }
+
+    private static func describe(_ detail: String) -> String {
+        switch detail {
+        case "upstream_connect_failure": return "could not connect to the upstream"
+        case "upstream_protocol_error": return "the upstream sent an invalid response"
+        case "upstream_reset": return "the upstream closed the connection before responding"
+        case "upstream_address_unresolvable": return "the upstream address could not be resolved"
+        default: return "the upstream failed (\(detail))"
+        }
+    }
+
+    private func respondLocally(_ response: LocalResponse) {
+        status = Int(response.status.code)
+        detail = response.reason
+        abandonUpstream()
+        responseSide = .complete
+        downstream?.writeLocalResponse(response, requestID: requestID, requestComplete: requestEnded)
+        complete()
+    }
+
+    /// Returns the upstream connection to the pool when both messages ended cleanly.
+    private func finishUpstream() {
+        guard let upstream else { return }
+        self.upstream = nil
+        upstream.exchange = nil
+        upstream.setReadsPaused(false)
+        endpoint?.requestEnded()
+        if requestSide == .complete {
+            let service = plan.service
+            loop.pool.release(
+                upstream, maxIdle: service.maxIdlePerEndpoint, idleTimeout: TimeAmount(service.poolIdleTimeout), now: lastActivity)
+        } else {
+            upstream.close()
+        }
+    }
+
+    private func complete() {
+        guard !finished else { return }
+        finished = true
+        loop.exchanges[ObjectIdentifier(self)] = nil
+        let downstream = self.downstream
+        self.downstream = nil
+        downstream?.exchangeFinished(self)
+    }
+}

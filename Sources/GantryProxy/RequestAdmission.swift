@@ -1,0 +1,141 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// Where a request goes, decided from its head alone.
+struct ProxyPlan {
+    let route: RouteRule
+    let settings: RouteSettings
+    let service: ServiceSettings
+    var upstreamHead: HTTPRequestHead
+    let host: String
+    let path: String
+    /// The request carries a body (Content-Length > 0 or chunked); once sent it cannot be replayed.
+    let hasBody: Bool
+    let expectsContinue: Bool
+}
+
+enum Admission {
+    case proxy(ProxyPlan)
+    case reject(LocalResponse, host: String, path: String)
+}
+
+/// Checks a request head at the edge (RFC 9112 framing and host rules, size limits), matches
+/// it to an ingress rule and builds the head to send upstream. Nothing malformed gets past
+/// this point, so nothing malformed reaches an upstream.
+enum RequestAdmission {
+    static func admit(
+        _ head: HTTPRequestHead, snapshot: RuntimeSnapshot, client: String, scheme: String, requestID: String,
+        keptClientID: Bool
+    ) -> Admission {
+        let limits = snapshot.limits
+        let hostValues = head.headers[canonicalForm: "host"]
+        let rawHost = hostValues.first.map(String.init) ?? ""
+        let displayPath = String(head.uri.prefix(256))
+
+        if head.uri.utf8.count > limits.maxURILength {
+            return .reject(
+                LocalResponse(status: .uriTooLong, reason: "uri_too_long", message: "the request target is longer than \(limits.maxURILength) bytes"),
+                host: rawHost, path: displayPath)
+        }
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.
+        if hostValues.count > 1 || (head.version.minor >= 1 && hostValues.isEmpty) {
+            return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
+        }
+        if !rawHost.isEmpty, !rawHost.utf8.allSatisfy(isHostByte) {
+            return .reject(.badRequest("the Host header is not a valid host"), host: "", path: displayPath)
+        }
+        let framing = Framing(head.headers)
+        if case .invalid(let why) = framing {
+            return .reject(.badRequest(why), host: rawHost, path: displayPath)
+        }
+        let target: RequestTarget
+        switch RequestTarget.parse(head.uri) {
+        case .success(let parsed): target = parsed
+        case .failure(.escapesRoot):
+            return .reject(.badRequest("the path climbs above / with .."), host: rawHost, path: displayPath)
+        case .failure:
+            return .reject(.badRequest("the request target must be a path such as /app"), host: rawHost, path: displayPath)
+        }
+        let routingHost = HostPattern.normalize(Substring(target.authority ?? Substring(rawHost)))
+        let method = head.method.rawValue
+        guard let route = snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head.headers) else {
+            return .reject(
+                LocalResponse(status: .notFound, reason: "no_route", message: "no route for \(routingHost)\(target.path)"),
+                host: rawHost, path: String(target.path))
+        }
+
+        var upstream = head
+        upstream.version = .http1_1
+        if target.rewritten { upstream.uri = target.forwarded }
+        let expectsContinue = ForwardingHeaders.prepare(
+            &upstream.headers, client: client, scheme: scheme, host: rawHost, requestID: requestID, keptClientID: keptClientID,
+            chunked: framing.isChunked)
+        return .proxy(
+            ProxyPlan(
+                route: route, settings: snapshot.routeSettings[route.index], service: snapshot.services[route.service],
+                upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
+                expectsContinue: expectsContinue))
+    }
+
+    /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// How a request's body is framed (RFC 9112 §6). The decoder has already rejected most bad
+/// framing; this is the proxy's own check before anything is forwarded.
+enum Framing {
+    case none
+    case contentLength(Int)
+    case chunked
+    case invalid(String)
+
+    init(_ headers: HTTPHeaders) {
+        let lengths = headers[canonicalForm: "content-length"]
+        let encodings = headers[canonicalForm: "transfer-encoding"]
+        if !encodings.isEmpty {
+            guard lengths.isEmpty else {
+                self = .invalid("a request must not have both Content-Length and Transfer-Encoding")
+                return
+            }
+            guard encodings.last?.lowercased() == "chunked", encodings.dropLast().allSatisfy({ $0.lowercased() != "chunked" }) else {
+                self = .invalid("Transfer-Encoding must end with chunked, once")
+                return
+            }
+            self = .chunked
+            return
+        }
+        guard let first = lengths.first else {
+            self = .none
+            return
+        }
+        guard lengths.allSatisfy({ $0 == first }), first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(first) else {
+            self = .invalid("Content-Length must be one decimal number")
+            return
+        }
+        self = .contentLength(length)
+    }
+
+    var isChunked: Bool {
+        if case .chunked = self { return true }
+        return false
+    }
+
+    var hasBody: Bool {
+        switch self {
+        case .chunked: return true
+        case .contentLength(let length): return length > 0
+        case .none, .invalid: return false
+        }
+    }
+}

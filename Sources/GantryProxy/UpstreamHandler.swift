@@ -1,0 +1,124 @@
+import GantryCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The end of one upstream connection: hands response parts to the exchange that owns the
+/// connection, and holds back reads while the client cannot take more (backpressure).
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let address: EndpointAddress
+    private unowned let loop: LoopContext
+    private var context: ChannelHandlerContext?
+    /// The exchange using this connection; nil while pooled.
+    var exchange: ProxyExchange?
+    var idleDeadline = NIODeadline.distantFuture
+    private var readsPaused = false
+    private var readPending = false
+    /// False once the upstream said `Connection: close`, a response was cut short, or the
+    /// connection failed: such a connection never goes back to the pool.
+    var keepAlive = true
+
+    init(address: EndpointAddress, loop: LoopContext) {
+        self.address = address
+        self.loop = loop
+    }
+
+    var isReusable: Bool { keepAlive && (context?.channel.isActive ?? false) }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func setReadsPaused(_ paused: Bool) {
+        readsPaused = paused
+        if !paused, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func close() {
+        keepAlive = false
+        context?.close(promise: nil)
+    }
+
+    // MARK: Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard let exchange else {
+            // Bytes on an idle connection: the upstream is confused; do not reuse it.
+            close()
+            return
+        }
+        exchange.upstreamReceived(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        exchange?.upstreamWritabilityChanged(context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        keepAlive = false
+        if let exchange {
+            self.exchange = nil
+            exchange.upstreamClosed(error: nil)
+        } else {
+            loop.pool.remove(self)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        keepAlive = false
+        if let exchange {
+            self.exchange = nil
+            exchange.upstreamClosed(error: error)
+        }
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Opens this handler's connection on the loop's event loop.
+    func connect(to socketAddress: SocketAddress, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        return ClientBootstrap(group: loop.eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false)
+                    try sync.addHandler(bound.value)
+                }
+            }
+            .connect(to: socketAddress)
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import GantryConfig
+
+/// Loading gantry.yaml for a command, with every problem printed as `file:line:col: path: msg`.
+enum ConfigFile {
+    static func load(_ path: String) throws -> LoadedConfig {
+        switch ConfigLoader.load(file: path) {
+        case .success(let loaded):
+            return loaded
+        case .failure(let error):
+            printError(error.description)
+            throw ExitCode(2)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleWriter.write(string, to: 2)
+    }
+}
+
+enum FileHandleWriter {
+    static func write(_ string: String, to fd: Int32) {
+        var bytes = Array(string.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { raw in
+                systemWrite(fd, raw.baseAddress! + offset, raw.count - offset)
+            }
+            if written <= 0 { return }
+            offset += written
+        }
+        bytes.removeAll()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+private let systemWrite = Glibc.write
+#endif

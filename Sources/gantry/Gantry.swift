@@ -1,0 +1,20 @@
+import ArgumentParser
+
+@main
+struct Gantry: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "gantry",
+        abstract: "The production request path on one machine: load balancer, gateway, ingress, services and pods.",
+        discussion: """
+            A request goes client → load balancer listener → ingress route → service → endpoint, and
+            back, under one request ID. Everything is declared in gantry.yaml.
+
+            Start with `gantry validate gantry.yaml`, then `gantry up gantry.yaml`.
+            `gantry routes explain` shows where a request would go without sending it.
+            """,
+        version: version,
+        subcommands: [Up.self, Validate.self, Routes.self, Example.self]
+    )
+}
