@@ -61,12 +61,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Raw-socket HTTP client and polling helpers shared by the live and end-to-end tests.
+        .target(name: "GantryTestSupport", path: "Tests/GantryTestSupport"),
         .testTarget(name: "GantryCoreTests", dependencies: ["GantryCore"]),
         .testTarget(name: "GantryConfigTests", dependencies: ["GantryConfig"]),
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
-                "GantryProxy", "GantryConfig", "GantryExamples",
+                "GantryProxy", "GantryConfig", "GantryExamples", "GantryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

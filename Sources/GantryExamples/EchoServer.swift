@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// `gantry example echo`: an upstream that answers with what it received — method, path, raw
 /// query, headers in order with duplicates, and the body — as JSON. Request headers steer it,
@@ -17,14 +18,21 @@ import NIOPosix
 /// Bodies of any size are counted; the first 64 KiB are echoed back.
 public final class EchoServer: Sendable {
     public let name: String
+    private let received = Atomic<Int>(0)
 
     public init(name: String) {
         self.name = name
     }
 
+    /// Requests received so far (heads decoded), so tests can prove a request never got here.
+    public var requestCount: Int { received.load(ordering: .relaxed) }
+
+    func countRequest() {
+        received.add(1, ordering: .relaxed)
+    }
+
     /// Binds and serves until the returned channel is closed.
     public func start(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
-        let name = self.name
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,7 +40,7 @@ public final class EchoServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EchoHandler(serverName: name))
+                    try channel.pipeline.syncOperations.addHandler(EchoHandler(server: self))
                 }
             }
             .bind(host: host, port: port)
@@ -46,19 +54,21 @@ final class EchoHandler: ChannelInboundHandler {
 
     static let echoedBodyLimit = 64 * 1024
 
-    private let serverName: String
+    private let server: EchoServer
+    private var serverName: String { server.name }
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyBytes = 0
     private var streamer: ByteStreamer?
 
-    init(serverName: String) {
-        self.serverName = serverName
+    init(server: EchoServer) {
+        self.server = server
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            server.countRequest()
             self.head = head
             body = []
             bodyBytes = 0

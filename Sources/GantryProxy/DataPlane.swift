@@ -91,7 +91,6 @@ public final class DataPlane: Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
@@ -145,6 +144,17 @@ public final class DataPlane: Sendable {
             if let counters = try? await context.eventLoop.submit({ context.value.metrics }).get() {
                 total.add(counters)
             }
+        }
+        return total
+    }
+
+    /// Response bytes waiting in gantry for slow clients, on all loops: what backpressure bounds.
+    public func bufferedResponseBytes() async throws -> Int {
+        var total = 0
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            total += try await context.eventLoop.submit {
+                context.value.connections.values.reduce(0) { $0 + $1.bufferedOutboundBytes }
+            }.get()
         }
         return total
     }

@@ -37,13 +37,23 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var discardBudget = 0
     private var request = RequestFacts()
 
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    /// What arrived while an earlier response was still going out (pipelining).
+    private enum Inbound {
+        case part(HTTPServerRequestPart)
+        /// A request the decoder could not parse: answered in turn, then the connection closes.
+        case malformed(LocalResponse)
+    }
+
+    private var queued = CircularBuffer<Inbound>()
     private var pausedByExchange = false
     private var pausedForPipelining = false
     private var readPending = false
     private var idleDeadline = NIODeadline.distantFuture
+    private var lingerDeadline = NIODeadline.distantFuture
     private var closing = false
     private var active = true
+    /// Between a read's first `channelRead` and its `channelReadComplete`.
+    private(set) var isInReadBatch = false
     /// Status of the response just finished, for the status counters.
     private var lastStatus = 0
 
@@ -59,6 +69,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     /// Bytes of an unwanted request body read and dropped before closing instead.
     static let discardLimit = 1 << 20
+    /// How long a closing connection waits for the client to close its side.
+    static let lingerTime = TimeAmount.seconds(2)
 
     init(loop: LoopContext, listener: ListenerSettings) {
         self.loop = loop
@@ -67,26 +79,42 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
+    /// Response bytes written but not yet taken by the client's socket.
+    var bufferedOutboundBytes: Int {
+        (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
     // MARK: Connection lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { becameActive(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        becameActive(context)
+        context.fireChannelActive()
+    }
+
+    /// Registered only once active: a channel closed before it became active never sees
+    /// `channelInactive`, and must not stay in the loop's table.
+    private func becameActive(_ context: ChannelHandlerContext) {
+        guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
         if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
         loop.connections[ObjectIdentifier(self)] = self
         loop.metrics.add(.downstreamConnections)
         loop.metrics.add(.activeConnections)
         idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
-        if loop.draining { keepAlive = false }
+        if loop.draining { drain() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        forget()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        active = false
-        loop.connections[ObjectIdentifier(self)] = nil
-        loop.metrics.subtract(.activeConnections)
+        forget()
         if case .proxying(let exchange) = current {
             current = .idle
             exchange.downstreamClosed()
@@ -95,14 +123,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            // The client half-closed: answer what it sent, then close.
-            keepAlive = false
-            if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
-            return
+    private func forget() {
+        active = false
+        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil {
+            loop.metrics.subtract(.activeConnections)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -112,17 +137,24 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
         // The request is malformed: it never reaches an upstream.
         loop.metrics.add(.malformedRequests)
-        keepAlive = false
-        queued.removeAll()
         let response: LocalResponse
         switch parserError {
         case .headerOverflow:
             response = LocalResponse(
                 status: .requestHeaderFieldsTooLarge, reason: "header_too_large",
-                message: "the request head is larger than \(loop.snapshot.limits.maxHeadSize) bytes or has more than \(loop.snapshot.limits.maxHeaderCount) headers")
+                message: "the request head is larger than \(loop.snapshot.limits.maxHeadSize) bytes or has more than \(loop.snapshot.limits.maxHeaderCount) headers",
+                closesConnection: true)
         default:
             response = LocalResponse.badRequest("malformed HTTP request (\(parserError))")
         }
+        guard requestInProgress else {
+            // A request that never began (its head is bad): answer it in its turn.
+            enqueueOrHandle(.malformed(response))
+            return
+        }
+        // The current request broke in its body.
+        keepAlive = false
+        queued.removeAll()
         switch current {
         case .proxying(let exchange):
             // Say what was wrong if the response has not started, then cancel the upstream.
@@ -130,36 +162,39 @@ final class DownstreamHandler: ChannelDuplexHandler {
                 writeLocalResponse(response, requestID: exchange.requestID, requestComplete: true)
             }
             exchange.downstreamClosed(status: Int(response.status.code), detail: response.reason)
-        case .discarding:
-            context.close(promise: nil)
-        case .idle:
-            if responseInProgress {
-                context.close(promise: nil)
-                return
-            }
-            request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
-            requestInProgress = false
-            responseInProgress = true
-            logLocal(status: Int(response.status.code), detail: response.reason)
-            writeLocalResponse(response, requestID: request.id, requestComplete: true)
+        case .discarding, .idle:
+            closeNow()
         }
+    }
+
+    /// A head the decoder rejected: log it and answer with the connection closing.
+    private func answerMalformed(_ response: LocalResponse) {
+        keepAlive = false
+        request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
+        responseInProgress = true
+        logLocal(status: Int(response.status.code), detail: response.reason)
+        writeLocalResponse(response, requestID: request.id, requestComplete: true)
     }
 
     // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        isInReadBatch = true
+        if closing { return }  // lingering: read and drop until the client closes
+        enqueueOrHandle(.part(unwrapInboundIn(data)))
+    }
+
+    private func enqueueOrHandle(_ item: Inbound) {
         if !queued.isEmpty {
-            queued.append(part)
-            return
-        }
-        if !handle(part) {
-            queued.append(part)
+            queued.append(item)
+        } else if !handle(item) {
+            queued.append(item)
             pausedForPipelining = true
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        isInReadBatch = false
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
         context.fireChannelReadComplete()
     }
@@ -179,7 +214,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     /// Handles one request part. Returns false for a head that must wait until the response
     /// before it is finished (pipelining: responses go out in request order).
-    private func handle(_ part: HTTPServerRequestPart) -> Bool {
+    private func handle(_ item: Inbound) -> Bool {
+        let part: HTTPServerRequestPart
+        switch item {
+        case .malformed(let response):
+            if responseInProgress || requestInProgress { return false }
+            answerMalformed(response)
+            return true
+        case .part(let value):
+            part = value
+        }
         switch part {
         case .head(let head):
             if responseInProgress || requestInProgress { return false }
@@ -240,6 +284,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             case "no_route": loop.metrics.add(.noRoute)
             default: loop.metrics.add(.malformedRequests)
             }
+            if response.closesConnection { keepAlive = false }
             logLocal(status: Int(response.status.code), detail: response.reason)
             writeLocalResponse(response, requestID: request.id, requestComplete: false)
         }
@@ -317,8 +362,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         loop.metrics.recordStatus(lastStatus)
         guard active, let context else { return }
         context.flush()
-        if requestInProgress {
-            // The response went out before the request body ended.
+        if requestInProgress && keepAlive {
+            // The response went out before the request body ended: drop the rest of the body,
+            // then carry on with the next request.
             current = .discarding
             discardBudget = Self.discardLimit
             resumeReadingIfAllowed()
@@ -333,13 +379,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     private func drainQueue() {
-        while let part = queued.first {
-            if !handle(part) { return }
+        while let part = queued.first, !closing {
+            guard handle(part) else { break }
             queued.removeFirst()
-            if closing { return }
         }
-        pausedForPipelining = false
-        resumeReadingIfAllowed()
+        // Parts handled here came from an earlier read batch: send what they wrote upstream.
+        if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
+        if queued.isEmpty {
+            pausedForPipelining = false
+            resumeReadingIfAllowed()
+        }
     }
 
     private func resumeReadingIfAllowed() {
@@ -349,7 +398,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     func checkTimeouts(now: NIODeadline) {
-        if now >= idleDeadline, !requestInProgress, !responseInProgress {
+        if now >= lingerDeadline {
+            closeNow()
+        } else if now >= idleDeadline, !requestInProgress, !responseInProgress {
             idleDeadline = .distantFuture
             closeGracefully()
         }
@@ -361,13 +412,21 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
     }
 
-    /// Closes after everything written so far has gone out.
+    /// Closes after everything written so far has gone out, the way nginx's lingering close
+    /// does: send FIN, then read and drop what the client still sends until it closes too (or
+    /// `lingerTime` passes). Closing at once would make the kernel answer unread bytes with a
+    /// reset, and the client could lose the response it has not read yet.
     private func closeGracefully() {
         guard let context, !closing else { return }
         closing = true
+        idleDeadline = .distantFuture
+        lingerDeadline = .now() + Self.lingerTime
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.close(mode: .output, promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in closeNow() }
+        promise.futureResult.assumeIsolated().whenFailure { [self] _ in closeNow() }
+        pausedByExchange = false
+        pausedForPipelining = false
+        resumeReadingIfAllowed()
     }
 
     private func closeNow() {

@@ -9,9 +9,11 @@ struct LocalResponse {
     var reason: String
     var message: String
     var extraHeaders: [(String, String)] = []
+    /// The request was malformed: after this response the connection cannot be trusted.
+    var closesConnection = false
 
     static func badRequest(_ message: String) -> LocalResponse {
-        LocalResponse(status: .badRequest, reason: "bad_request", message: message)
+        LocalResponse(status: .badRequest, reason: "bad_request", message: message, closesConnection: true)
     }
 
     func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {

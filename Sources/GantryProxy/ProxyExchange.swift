@@ -140,7 +140,9 @@ final class ProxyExchange {
         tried.append(endpoint.address)
         if let connection = loop.pool.take(endpoint.address) {
             loop.metrics.add(.upstreamReused)
-            attach(connection)
+            // Inside the client's read batch, the flush waits for the batch's end, so a request
+            // that turns out malformed later in the same batch never leaves.
+            attach(connection, flush: !(downstream?.isInReadBatch ?? false))
             return
         }
         guard let socketAddress = loop.socketAddress(for: endpoint.address) else {
@@ -164,7 +166,7 @@ final class ProxyExchange {
                             now: .now())
                         return
                     }
-                    attach(connection)
+                    attach(connection, flush: true)
                 case .failure(let error):
                     guard !finished, attempt == attempts else { return }
                     loop.metrics.add(.upstreamConnectFailures)
@@ -195,7 +197,7 @@ final class ProxyExchange {
         }
     }
 
-    private func attach(_ connection: UpstreamHandler) {
+    private func attach(_ connection: UpstreamHandler, flush: Bool) {
         upstream = connection
         connection.exchange = self
         endpoint?.requestStarted()
@@ -213,7 +215,7 @@ final class ProxyExchange {
             requestSide = .streaming
             downstream?.setReadsPaused(!connection.isWritable)
         }
-        connection.flush()
+        if flush { connection.flush() }
     }
 
     private func armResponseTimeout() {

@@ -36,7 +36,9 @@ enum RequestAdmission {
 
         if head.uri.utf8.count > limits.maxURILength {
             return .reject(
-                LocalResponse(status: .uriTooLong, reason: "uri_too_long", message: "the request target is longer than \(limits.maxURILength) bytes"),
+                LocalResponse(
+                    status: .uriTooLong, reason: "uri_too_long",
+                    message: "the request target is longer than \(limits.maxURILength) bytes", closesConnection: true),
                 host: rawHost, path: displayPath)
         }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.

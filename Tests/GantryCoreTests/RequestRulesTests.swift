@@ -1,0 +1,91 @@
+import Testing
+
+@testable import GantryCore
+
+struct RequestIDTests {
+    @Test(arguments: [
+        ("3b0e9a3c-6f1d-4a9f-9b59-0c4b7e1f2a11", true),
+        ("01HF8Z2Q7K3VJ4X6W9Y0ABCDEF", true),
+        ("abc+/=@:._-", true),
+        ("", false),
+        ("has space", false),
+        ("quote\"", false),
+        ("new\nline", false),
+        (String(repeating: "a", count: 128), true),
+        (String(repeating: "a", count: 129), false),
+    ])
+    func sanity(value: String, sane: Bool) {
+        #expect(RequestID.isSane(value) == sane)
+    }
+
+    @Test func generatedIDsAreVersion4UUIDs() {
+        var random = FastRandom(seed: 99)
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let id = RequestID.generate(using: &random)
+            let bytes = Array(id.utf8)
+            #expect(bytes.count == 36)
+            #expect([8, 13, 18, 23].allSatisfy { bytes[$0] == UInt8(ascii: "-") })
+            #expect(bytes[14] == UInt8(ascii: "4"))
+            #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(bytes[19]))
+            #expect(RequestID.isSane(id))
+            seen.insert(id)
+        }
+        #expect(seen.count == 1000)
+    }
+}
+
+struct RetryPolicyTests {
+    @Test(arguments: [
+        // failure, attempts so far, method, has body, retried?
+        (AttemptFailure.connectFailure, 1, "POST", true, true),  // nothing was sent
+        (.connectFailure, 3, "GET", false, false),  // out of retries (2)
+        (.reset, 1, "GET", false, true),
+        (.reset, 1, "PUT", false, true),
+        (.reset, 1, "PUT", true, false),  // a body in flight cannot be replayed
+        (.reset, 1, "POST", false, false),  // not idempotent
+        (.reset, 1, "PATCH", false, false),
+        (.timeout, 1, "GET", false, false),  // not in the default retryOn
+        (.gatewayError, 1, "GET", false, false),
+    ])
+    func defaults(failure: AttemptFailure, attempts: Int, method: String, hasBody: Bool, retried: Bool) {
+        #expect(RetryPolicy().shouldRetry(after: failure, attempts: attempts, method: method, hasBody: hasBody) == retried)
+    }
+
+    @Test func configuredRetryOnAndAttempts() {
+        let policy = RetryPolicy(retries: 1, retryOn: [.timeout, .gatewayError])
+        #expect(policy.shouldRetry(after: .timeout, attempts: 1, method: "GET", hasBody: false))
+        #expect(!policy.shouldRetry(after: .timeout, attempts: 2, method: "GET", hasBody: false))
+        #expect(!policy.shouldRetry(after: .connectFailure, attempts: 1, method: "GET", hasBody: false))
+        #expect(!RetryPolicy(retries: 0).shouldRetry(after: .connectFailure, attempts: 1, method: "GET", hasBody: false))
+    }
+}
+
+struct HopByHopTests {
+    @Test func connectionNominatesFields() {
+        #expect(HopByHop.nominated(by: ["keep-alive, X-Debug", " Upgrade ,,"]) == ["keep-alive", "x-debug", "upgrade"])
+    }
+
+    @Test func theFixedList() {
+        #expect(HopByHop.fields == ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"])
+    }
+}
+
+struct EndpointAddressTests {
+    @Test(arguments: [
+        ("127.0.0.1:9001", "127.0.0.1", 9001),
+        ("localhost:80", "localhost", 80),
+        ("[::1]:8080", "::1", 8080),
+    ])
+    func parses(text: String, host: String, port: Int) throws {
+        let address = try #require(EndpointAddress(parsing: text))
+        #expect(address.host == host)
+        #expect(address.port == port)
+        #expect(address.description == text)
+    }
+
+    @Test(arguments: ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":80", "::1:80", "[::1]80", "h:p"])
+    func rejects(text: String) {
+        #expect(EndpointAddress(parsing: text) == nil)
+    }
+}

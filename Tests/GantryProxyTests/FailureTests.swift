@@ -1,0 +1,140 @@
+import GantryCore
+import GantryTestSupport
+import NIOPosix
+import Testing
+
+@testable import GantryProxy
+
+extension LiveProxyTests {
+    private static func oneService(_ endpoints: [String], extra: String = "") -> String {
+        """
+        loadBalancer: {listeners: [{port: 0}]}
+        gateway: {routes: [{path: /, service: app}]}
+        services:
+          - name: app
+            endpoints: [\(endpoints.joined(separator: ", "))]
+        \(extra)
+        """
+    }
+
+    @Test func noReadyEndpointIs503() async throws {
+        try await withProxy { harness in
+            harness.plane.setEndpoints([], forService: "app")
+            #expect(await eventually { harness.plane.endpoints(forService: "app")?.endpoints.isEmpty == true })
+            let response = try await harness.get("/")
+            #expect(response.status == 503)
+            #expect(try response.json()["error"] as? String == "no_endpoint")
+            #expect(try response.json()["requestId"] as? String == response.header("x-request-id"))
+        }
+    }
+
+    @Test func refusedConnectionsAre502AfterTryingEveryEndpoint() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let dead = [try await closedPort(group: group), try await closedPort(group: group)]
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(dead.map { "127.0.0.1:\($0)" }) }) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 502)
+            #expect(try response.json()["error"] as? String == "upstream_connect_failure")
+            let counters = await harness.plane.counters()
+            #expect(counters[.upstreamConnectFailures] == 3)  // first attempt + 2 retries
+        }
+    }
+
+    @Test func connectFailuresAreRetriedOnAnotherEndpointEvenForPOST() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let dead = try await closedPort(group: group)
+        try await withProxy(upstreams: 1, yaml: { ports in Self.oneService(["127.0.0.1:\(dead)", "127.0.0.1:\(ports[0])"]) }) {
+            harness in
+            for index in 0..<10 {
+                let connection = try harness.connect()
+                try connection.send(request(["POST /order HTTP/1.1", "Host: a", "Content-Length: 5"]) + "hello")
+                let response = try await connection.readResponse()
+                #expect(response.status == 200, "request \(index)")
+                #expect(try response.json()["body"] as? String == "hello")
+            }
+            #expect(harness.upstreams[0].requestCount == 10)
+        }
+    }
+
+    @Test func aResetIsRetriedOnlyForIdempotentRequestsWithoutBody() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let resetter = try await MisbehavingUpstream(mode: .resetOnRequest, group: group)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(resetter.port)"]) }) { harness in
+            let get = try await harness.get("/")
+            #expect(get.status == 502)
+            #expect(try get.json()["error"] as? String == "upstream_reset")
+            #expect(await eventually { resetter.requests == 3 })  // GET: tried three times
+
+            let connection = try harness.connect()
+            try connection.send(request(["POST / HTTP/1.1", "Host: a", "Content-Length: 0"]))
+            #expect(try await connection.readResponse().status == 502)
+            try connection.send(request(["PUT / HTTP/1.1", "Host: a", "Content-Length: 3"]) + "abc")
+            #expect(try await connection.readResponse().status == 502)
+            #expect(resetter.requests == 5)  // POST and PUT with a body: once each
+        }
+    }
+
+    @Test func aResetGETSucceedsOnAnotherEndpoint() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let resetter = try await MisbehavingUpstream(mode: .resetOnRequest, group: group)
+        try await withProxy(upstreams: 1, yaml: { ports in Self.oneService(["127.0.0.1:\(resetter.port)", "127.0.0.1:\(ports[0])"]) }) {
+            harness in
+            for _ in 0..<10 {
+                let response = try await harness.get("/")
+                #expect(response.status == 200)
+            }
+            #expect(resetter.requests >= 1)
+            #expect(harness.upstreams[0].requestCount == 10)
+        }
+    }
+
+    @Test func anInvalidUpstreamResponseIs502() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let garbage = try await MisbehavingUpstream(mode: .garbage, group: group)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(garbage.port)"]) }) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 502)
+            #expect(try response.json()["error"] as? String == "upstream_protocol_error")
+        }
+    }
+
+    @Test func aSlowUpstreamIs504AndItsConnectionIsNotReused() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let silent = try await MisbehavingUpstream(mode: .neverAnswer, group: group)
+        try await withProxy(
+            upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(silent.port)"], extra: "    timeouts: {response: 300ms}") }
+        ) { harness in
+            let started = ContinuousClock.now
+            let response = try await harness.get("/")
+            #expect(response.status == 504)
+            #expect(try response.json()["error"] as? String == "upstream_timeout")
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            #expect(await eventually { silent.closedConnections == 1 })
+        }
+    }
+
+    @Test func aConnectTimeoutIs504() async throws {
+        let listener = try FullBacklogListener()
+        try await withProxy(
+            upstreams: 0,
+            yaml: { _ in
+                Self.oneService(["127.0.0.1:\(listener.port)"], extra: "    timeouts: {connect: 200ms}\n    retries: {attempts: 0}")
+            }
+        ) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 504)
+            #expect(try response.json()["error"] as? String == "upstream_connect_timeout")
+        }
+        withExtendedLifetime(listener) {}
+    }
+
+    @Test func retryOnGatewayErrorWhenConfigured() async throws {
+        try await withProxy(upstreams: 2, yaml: { ports in
+            Self.oneService(ports.map { "127.0.0.1:\($0)" }, extra: "    retries: {attempts: 1, retryOn: [gatewayError]}")
+        }) { harness in
+            let response = try await harness.get("/", headers: ["X-Echo-Status: 503"])
+            #expect(response.status == 503)  // both endpoints answer 503: the second answer is returned
+            #expect(harness.upstreamRequestCount == 2)
+        }
+    }
+}

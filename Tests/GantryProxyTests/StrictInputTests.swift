@@ -1,0 +1,71 @@
+import GantryTestSupport
+import Testing
+
+@testable import GantryProxy
+
+extension LiveProxyTests {
+    struct Malformed: CustomTestStringConvertible, Sendable {
+        let name: String
+        let bytes: String
+        let status: Int
+        var testDescription: String { name }
+    }
+
+    static let malformed: [Malformed] = [
+        Malformed(
+            name: "Content-Length and Transfer-Encoding together",
+            bytes: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400),
+        Malformed(name: "two different Content-Lengths", bytes: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", status: 400),
+        Malformed(name: "a Content-Length that is not a number", bytes: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello", status: 400),
+        Malformed(name: "Transfer-Encoding not ending in chunked", bytes: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", status: 400),
+        Malformed(name: "an unknown Transfer-Encoding", bytes: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", status: 400),
+        Malformed(name: "an invalid chunk size", bytes: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", status: 400),
+        Malformed(name: "a space in a header name", bytes: "GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n", status: 400),
+        Malformed(name: "a space before the colon", bytes: "GET / HTTP/1.1\r\nHost : a\r\n\r\n", status: 400),
+        Malformed(name: "a control character in a value", bytes: "GET / HTTP/1.1\r\nHost: a\r\nX-Evil: a\u{01}b\r\n\r\n", status: 400),
+        Malformed(name: "obsolete line folding", bytes: "GET / HTTP/1.1\r\nHost: a\r\nX-Long: a\r\n  folded\r\n\r\n", status: 400),
+        Malformed(name: "bare LF line ends", bytes: "GET / HTTP/1.1\nHost: a\n\n", status: 400),
+        Malformed(name: "HTTP/1.1 without Host", bytes: "GET / HTTP/1.1\r\n\r\n", status: 400),
+        Malformed(name: "two Host headers", bytes: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400),
+        Malformed(name: "an invalid Host", bytes: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400),
+        Malformed(name: "an unknown HTTP version", bytes: "GET / HTTP/2.7\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(name: "an invalid method", bytes: "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(name: "a path above the root", bytes: "GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(name: "an asterisk target for GET", bytes: "GET * HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(
+            name: "a head over 60 KiB",
+            bytes: "GET / HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 70_000))\r\n\r\n", status: 431),
+        Malformed(
+            name: "more than 100 headers",
+            bytes: "GET / HTTP/1.1\r\nHost: a\r\n" + (0..<120).map { "X-H\($0): v\r\n" }.joined() + "\r\n", status: 431),
+        Malformed(name: "a URI over 8 KiB", bytes: "GET /\(String(repeating: "u", count: 9000)) HTTP/1.1\r\nHost: a\r\n\r\n", status: 414),
+    ]
+
+    @Test(arguments: malformed)
+    func malformedRequestsNeverReachAnUpstream(_ input: Malformed) async throws {
+        try await withProxy(upstreams: 1) { harness in
+            // Warm the pool, so a pooled connection would be at hand if admission let anything through.
+            #expect(try await harness.get("/warm").status == 200)
+            let connection = try harness.connect()
+            try connection.send(input.bytes)
+            let response = try await connection.readResponse()
+            #expect(response.status == input.status)
+            #expect(response.header("connection") == "close")
+            #expect(response.header("x-request-id") != nil)
+            #expect(await connection.waitForClose())
+            try await Task.sleep(for: .milliseconds(50))  // give a leak the chance to show
+            #expect(harness.upstreamRequestCount == 1, "the malformed request reached the upstream")
+        }
+    }
+
+    @Test func aMalformedRequestAfterAGoodOneOnTheSameConnection() async throws {
+        try await withProxy(upstreams: 1) { harness in
+            let connection = try harness.connect()
+            try connection.send(request(["GET /good HTTP/1.1", "Host: a"]) + "GET /bad HTTP/1.1\r\nBad Header: x\r\n\r\n")
+            #expect(try await connection.readResponse().status == 200)
+            #expect(try await connection.readResponse().status == 400)
+            #expect(await connection.waitForClose())
+            #expect(harness.upstreamRequestCount == 1)
+        }
+    }
+}
