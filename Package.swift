@@ -74,5 +74,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Start the built `gantry` binary and drive it as a user would.
+        .testTarget(name: "GantryEndToEndTests", dependencies: ["GantryTestSupport"]),
     ]
 )

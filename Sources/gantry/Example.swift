@@ -32,7 +32,7 @@ struct Example: AsyncParsableCommand {
             let port = self.port ?? Int(ProcessEnvironment.value("PORT") ?? "") ?? 9001
             let server = EchoServer(name: name ?? ProcessEnvironment.value("POD_NAME") ?? "echo-\(port)")
             let channel = try await server.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton)
-            print("echo listening on http://\(host):\(channel.localAddress?.port ?? port)")
+            FileHandleWriter.write("echo listening on http://\(host):\(channel.localAddress?.port ?? port)\n", to: 1)
             try await SignalWaiter.wait(for: [SIGINT, SIGTERM])
             try? await channel.close()
         }

@@ -1,0 +1,88 @@
+import Foundation
+import GantryTestSupport
+import Testing
+
+@Suite(.serialized) struct CommandLineTests {
+    let directory = GantryProcess.scratchDirectory()
+
+    func write(_ name: String, _ text: String) -> String {
+        let path = directory.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    @Test func versionAndHelp() async throws {
+        let version = try await run(GantryProcess.binary, ["--version"])
+        #expect(version.status == 0)
+        #expect(version.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+        let help = try await run(GantryProcess.binary, ["--help"])
+        #expect(help.status == 0)
+        for command in ["up", "validate", "routes", "example"] { #expect(help.output.contains(command)) }
+    }
+
+    @Test func validateReportsEveryProblemWithItsPosition() async throws {
+        let path = write(
+            "bad.yaml",
+            """
+            loadBalancer:
+              listeners: [{name: http, port: 8080}]
+            gateway:
+              routes:
+                - {host: example.com, path: /app, service: app-svc}
+                - {host: example.com, path: /auth, pathType: prefix, service: app-service}
+            services:
+              - name: app-service
+                endpoints: [127.0.0.1:9001]
+                timeouts: {conect: 1s}
+            """)
+        let result = try await run(GantryProcess.binary, ["validate", path])
+        #expect(result.status == 2)
+        let lines = result.error.split(separator: "\n").map(String.init)
+        #expect(lines.contains("\(path):5:48: gateway.routes[0].service: unknown service \"app-svc\" (did you mean \"app-service\"?)"))
+        #expect(
+            lines.contains(
+                "\(path):6:50: gateway.routes[1].pathType: unknown value \"prefix\": expected one of Exact, Prefix (did you mean \"Prefix\"?)"))
+        #expect(lines.contains("\(path):10:16: services[0].timeouts.conect: unknown key \"conect\" (did you mean \"connect\"?)"))
+        #expect(lines.last == "3 problems found")
+
+        let good = write("good.yaml", "loadBalancer: {listeners: [{port: 8080}]}\n")
+        let ok = try await run(GantryProcess.binary, ["validate", good])
+        #expect(ok.status == 0)
+        #expect(ok.output.contains("is valid"))
+    }
+
+    @Test func routesExplainSaysWhereARequestGoesAndWhy() async throws {
+        let path = write(
+            "routes.yaml",
+            """
+            loadBalancer: {listeners: [{port: 8080}]}
+            gateway:
+              routes:
+                - {host: example.com, path: /app, service: app}
+                - {host: example.com, path: /app/admin, methods: [POST], service: admin}
+                - {host: "*.example.com", path: /, service: app}
+            services:
+              - {name: app, endpoints: [127.0.0.1:9001], loadBalancing: leastRequest}
+              - {name: admin, endpoints: [127.0.0.1:9002]}
+            """)
+        let text = try await run(
+            GantryProcess.binary, ["routes", "explain", path, "--host", "Example.com:8443", "--path", "/app/admin/users"])
+        #expect(text.status == 0)
+        #expect(text.output.contains("matched: routes[0] example.com/app"))
+        #expect(text.output.contains("service: app (leastRequest"))
+        #expect(text.output.contains("routes[1] host example.com Prefix /app/admin → method does not match"))
+        #expect(text.output.contains("routes[2] host *.example.com Prefix / → host does not match"))
+
+        let json = try await run(
+            GantryProcess.binary,
+            ["routes", "explain", path, "--host", "example.com", "--path", "/app/admin", "--method", "POST", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        let matched = try #require(object["matched"] as? [String: Any])
+        #expect(matched["service"] as? String == "admin")
+        #expect(matched["route"] as? Int == 1)
+
+        let none = try await run(GantryProcess.binary, ["routes", "explain", path, "--host", "other.org", "--path", "/"])
+        #expect(none.status == 1)
+        #expect(none.output.contains("matched: nothing, the proxy would answer 404"))
+    }
+}
