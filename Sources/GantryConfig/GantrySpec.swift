@@ -8,6 +8,7 @@ public struct GantrySpec: Decodable, Sendable {
     public var gateway: GatewaySpec?
     public var services: [ServiceSpec]?
     public var accessLog: AccessLogSpec?
+    public var admin: AdminSpec?
 }
 
 /// `runtime:` process-wide settings.
@@ -16,6 +17,8 @@ public struct RuntimeSpec: Decodable, Sendable {
     public var workers: Int?
     /// How long `gantry up` lets in-flight requests finish on SIGINT/SIGTERM. Default 30s.
     public var shutdownGracePeriod: DurationSpec?
+    /// Where pod logs and generated state live. Default `.gantry` next to the file.
+    public var stateDirectory: String?
 }
 
 /// `accessLog:` one JSON line per request.
@@ -99,8 +102,16 @@ public struct HeaderMatchSpec: Decodable, Sendable {
 public struct ServiceSpec: Decodable, Sendable {
     /// Required; a DNS label (lowercase letters, digits, `-`), unique.
     public var name: String?
-    /// Static upstream addresses, `host:port`.
+    /// Static upstream addresses, `host:port`. Either this or `pods`.
     public var endpoints: [String]?
+    /// Processes gantry runs for this service; its endpoints are the ready ones.
+    public var pods: PodSpec?
+    /// The service's stable address on loopback, where gantry balances calls from pods to the
+    /// service. Default: the first free one of 127.0.10.1, 127.0.10.2 … for services with pods;
+    /// `None` for none (a headless service).
+    public var clusterIP: String?
+    /// The port of the cluster IP. Default: the pods' port.
+    public var port: Int?
     /// Default `roundRobin`.
     public var loadBalancing: LoadBalancingSpec?
     public var timeouts: ServiceTimeoutsSpec?

@@ -11,15 +11,22 @@ public final class RuntimeSnapshot: Sendable {
     public let limits: EdgeLimits
     public let idleTimeout: Duration
     public let routes: RouteTable
-    /// Per-route settings, indexed like `routes.rules`.
+    /// Per-route settings, indexed by `RouteRule.index`: the file's routes, then the
+    /// services' own routes.
     public let routeSettings: [RouteSettings]
+    /// One catch-all route per service, indexed like `services`, for requests that arrive at a
+    /// service's cluster IP.
+    public let serviceRoutes: [RouteRule]
     public let services: [ServiceSettings]
     public let accessLog: AccessLogSettings
+    public let admin: AdminSettings
+    /// Pod logs and generated state.
+    public let stateDirectory: String
 
     public init(
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
-        services: [ServiceSettings], accessLog: AccessLogSettings
+        services: [ServiceSettings], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String
     ) {
         self.sourceFile = sourceFile
         self.workers = workers
@@ -28,9 +35,21 @@ public final class RuntimeSnapshot: Sendable {
         self.limits = limits
         self.idleTimeout = idleTimeout
         self.routes = routes
-        self.routeSettings = routeSettings
+        var settings = routeSettings
+        var serviceRoutes: [RouteRule] = []
+        for service in services {
+            serviceRoutes.append(
+                RouteRule(
+                    index: settings.count, name: "service/\(service.name)", host: .any, path: PathRule(type: .prefix, path: "/"),
+                    service: service.index))
+            settings.append(RouteSettings(responseTimeout: service.responseTimeout, retry: service.retry))
+        }
+        self.routeSettings = settings
+        self.serviceRoutes = serviceRoutes
         self.services = services
         self.accessLog = accessLog
+        self.admin = admin
+        self.stateDirectory = stateDirectory
     }
 
     public func service(named name: String) -> ServiceSettings? {
@@ -43,6 +62,17 @@ public struct ListenerSettings: Sendable, Hashable {
     public let address: String
     public let port: Int
     public let scheme: String
+    /// Set for a service's cluster IP: every request goes to that service (by index), without
+    /// ingress routing.
+    public let service: Int?
+
+    public init(name: String, address: String, port: Int, scheme: String, service: Int? = nil) {
+        self.name = name
+        self.address = address
+        self.port = port
+        self.scheme = scheme
+        self.service = service
+    }
 }
 
 public struct EdgeLimits: Sendable, Hashable {
@@ -70,6 +100,18 @@ public struct ServiceSettings: Sendable {
     public let retry: RetryPolicy
     public let maxIdlePerEndpoint: Int
     public let poolIdleTimeout: Duration
+    /// Set when gantry runs the service's endpoints as pods.
+    public let pods: PodTemplate?
+    public let clusterIP: ClusterIP
+}
+
+/// A service's stable virtual address.
+public enum ClusterIP: Sendable, Hashable {
+    /// None (a headless service).
+    case none
+    /// The first free loopback address from 127.0.10.1 on, at `port`.
+    case automatic(port: Int)
+    case fixed(address: String, port: Int)
 }
 
 public struct AccessLogSettings: Sendable, Hashable {
@@ -84,5 +126,18 @@ public struct AccessLogSettings: Sendable, Hashable {
     public init(enabled: Bool, destination: Destination) {
         self.enabled = enabled
         self.destination = destination
+    }
+}
+
+public struct AdminSettings: Sendable, Hashable {
+    public let enabled: Bool
+    /// Always loopback: the admin API can change what runs.
+    public let address: String
+    public let port: Int
+
+    public init(enabled: Bool = true, address: String = "127.0.0.1", port: Int = 9901) {
+        self.enabled = enabled
+        self.address = address
+        self.port = port
     }
 }

@@ -43,11 +43,25 @@ struct SpecCompiler {
             }
         }
 
+        var admin = AdminSettings(enabled: spec.admin?.enabled ?? true)
+        if let port = spec.admin?.port {
+            if (0...65535).contains(port) { admin = AdminSettings(enabled: admin.enabled, port: port) } else {
+                problem(root / "admin" / "port", "must be between 0 and 65535")
+            }
+        }
+        let stateDirectory = spec.runtime?.stateDirectory ?? Self.defaultStateDirectory(besides: sourceFile)
+
         guard issues.isEmpty else { return nil }
         return RuntimeSnapshot(
             sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
             limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
-            services: services, accessLog: accessLog)
+            services: services, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory)
+    }
+
+    /// `.gantry` in the directory of the file (or the working directory for the built-in one).
+    static func defaultStateDirectory(besides file: String) -> String {
+        guard let slash = file.lastIndex(of: "/") else { return ".gantry" }
+        return String(file[..<slash]) + "/.gantry"
     }
 
     // MARK: Listeners and limits
@@ -146,9 +160,14 @@ struct SpecCompiler {
                     problem(here / "endpoints" / position, "\"\(text)\" is not an endpoint: write host:port, e.g. 127.0.0.1:9001")
                 }
             }
-            if spec.endpoints == nil || spec.endpoints?.isEmpty == true {
-                problem(here, "service \"\(name)\" has no endpoints: add endpoints: [127.0.0.1:9001]")
+            var pods: PodTemplate?
+            if let podSpec = spec.pods {
+                pods = compilePods(podSpec, at: here / "pods")
+                if spec.endpoints != nil { problem(here / "endpoints", "a service has either endpoints or pods, not both") }
+            } else if spec.endpoints == nil || spec.endpoints?.isEmpty == true {
+                problem(here, "service \"\(name)\" has no endpoints: add pods: {command: [...]} or endpoints: [127.0.0.1:9001]")
             }
+            let clusterIP = compileClusterIP(spec, pods: pods, at: here)
 
             let balancer = compileBalancer(spec.loadBalancing, at: here / "loadBalancing")
             let timeouts = here / "timeouts"
@@ -167,10 +186,25 @@ struct SpecCompiler {
                     idleTimeout: positive(spec.timeouts?.idle, default: .seconds(300), at: timeouts / "idle"),
                     retry: compileRetry(spec.retries, default: RetryPolicy(), at: here / "retries"),
                     maxIdlePerEndpoint: maxIdle,
-                    poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout")
+                    poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout"),
+                    pods: pods, clusterIP: clusterIP
                 ))
         }
         return result
+    }
+
+    private mutating func compileClusterIP(_ spec: ServiceSpec, pods: PodTemplate?, at path: SpecPath) -> ClusterIP {
+        let port = spec.port ?? pods?.port ?? 8080
+        if !(0...65535).contains(port) { problem(path / "port", "must be between 0 and 65535") }
+        switch spec.clusterIP {
+        case nil: return spec.pods == nil ? .none : .automatic(port: port)
+        case "None"?: return .none
+        case let address?:
+            if !address.hasPrefix("127.") || !Self.isIPLiteral(address) {
+                problem(path / "clusterIP", "\"\(address)\" is not a loopback IPv4 address such as 127.0.10.1, or None")
+            }
+            return .fixed(address: address, port: port)
+        }
     }
 
     private mutating func compileBalancer(_ spec: LoadBalancingSpec?, at path: SpecPath) -> BalancerKind {
@@ -302,7 +336,7 @@ struct SpecCompiler {
 
     // MARK: Helpers
 
-    private mutating func positive(_ value: DurationSpec?, default fallback: Duration, at path: SpecPath) -> Duration {
+    mutating func positive(_ value: DurationSpec?, default fallback: Duration, at path: SpecPath) -> Duration {
         guard let value else { return fallback }
         guard value.duration > .zero else {
             problem(path, "must be longer than zero")

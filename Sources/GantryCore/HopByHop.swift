@@ -10,22 +10,6 @@ public enum HopByHop {
     /// The lowercased field names listed in `Connection` header values, e.g.
     /// `["keep-alive, X-Debug"]` → `["keep-alive", "x-debug"]`.
     public static func nominated(by connectionValues: some Sequence<some StringProtocol>) -> [String] {
-        var names: [String] = []
-        for value in connectionValues {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingWhitespace().lowercased()
-                if !name.isEmpty { names.append(name) }
-            }
-        }
-        return names
-    }
-}
-
-extension StringProtocol {
-    func trimmingWhitespace() -> SubSequence {
-        var slice = self[...]
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return slice
+        HTTPList.lowercasedTokens(in: connectionValues)
     }
 }

@@ -108,6 +108,31 @@ public final class DataPlane: Sendable {
             .get()
     }
 
+    /// Binds a service's cluster IP: a listener that sends every request to that service.
+    public func bindClusterIP(service: String, address: String, port: Int) async throws -> BoundListener {
+        let (snapshot, contexts) = state.withLock { ($0.snapshot, $0.contexts) }
+        guard let settings = snapshot.service(named: service) else { throw ChannelError.ioOnClosedChannel }
+        let listener = ListenerSettings(name: "service/\(service)", address: address, port: port, scheme: "http", service: settings.index)
+        let channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
+        state.withLock { $0.servers.append(channel) }
+        let bound = BoundListener(name: listener.name, host: address, port: channel.localAddress?.port ?? port)
+        logger.info("cluster IP", metadata: ["service": "\(service)", "address": "\(address):\(bound.port)"])
+        return bound
+    }
+
+    /// Returns once every loop has run what was sent to it before the call: endpoint sets and
+    /// snapshots published before it are in use.
+    public func settled() async {
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            try? await context.eventLoop.submit {}.get()
+        }
+    }
+
+    /// Requests in flight to an endpoint, on all loops.
+    public func inFlight(_ endpoint: EndpointAddress) -> Int {
+        registry.state(for: endpoint).inFlight
+    }
+
     /// Replaces the snapshot on every loop. Requests in flight keep the one they started with.
     /// Listener changes take effect on restart.
     public func publish(_ snapshot: RuntimeSnapshot) {

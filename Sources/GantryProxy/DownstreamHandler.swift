@@ -258,14 +258,15 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if !head.isKeepAlive || loop.draining { keepAlive = false }
         loop.metrics.add(.requests)
 
-        let clientID = head.headers.first(name: "x-request-id")
+        let facts = HeaderFacts(head.headers)
+        let clientID = facts.requestID
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
             id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(),
             method: head.method.rawValue)
 
         switch RequestAdmission.admit(
-            head, snapshot: loop.snapshot, client: clientIP, scheme: listener.scheme, requestID: request.id,
+            head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
             keptClientID: keptClientID)
         {
         case .proxy(let plan):
@@ -279,7 +280,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .reject(let response, let host, let path):
             request.host = host
             request.path = path
-            requestHasBody = Framing(head.headers).hasBody
+            requestHasBody = Framing(facts).hasBody
             switch response.reason {
             case "no_route": loop.metrics.add(.noRoute)
             default: loop.metrics.add(.malformedRequests)

@@ -7,67 +7,60 @@ enum ForwardingHeaders {
     /// names) and `Expect` (gantry answers `100-continue` itself), sets `X-Forwarded-For`
     /// (appending the client), `-Proto`, `-Host` and `X-Request-ID`, and re-declares chunked
     /// framing, which the removal of `Transfer-Encoding` took away.
-    /// - Returns: whether the client asked for `100-continue`.
     static func prepare(
-        _ headers: inout HTTPHeaders, client: String, scheme: String, host: String, requestID: String, keptClientID: Bool,
-        chunked: Bool
-    ) -> Bool {
-        removeHopByHop(&headers)
-        var expectsContinue = false
-        if headers.contains(name: "expect") {
-            expectsContinue = headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
-            headers.remove(name: "expect")
+        _ headers: inout HTTPHeaders, facts: HeaderFacts, client: String, scheme: String, host: String, requestID: String,
+        keptClientID: Bool, chunked: Bool
+    ) {
+        let replacesHost = !host.isEmpty
+        var forwardedFor = client
+        // The common request has none of these, and then nothing is copied.
+        if facts.hasHopByHop || facts.hasExpect || facts.forwardedForCount > 0 || facts.hasForwardedProto
+            || (facts.hasForwardedHost && replacesHost) || (!keptClientID && facts.requestID != nil)
+        {
+            var previousHops: [String] = []
+            headers = filtered(headers, facts: facts) { name, value in
+                switch name.utf8.count {
+                case 6: return name.isASCII(caseInsensitiveEqualTo: "expect")
+                case 12: return !keptClientID && name.isASCII(caseInsensitiveEqualTo: "x-request-id")
+                case 16: return replacesHost && name.isASCII(caseInsensitiveEqualTo: "x-forwarded-host")
+                case 17: return name.isASCII(caseInsensitiveEqualTo: "x-forwarded-proto")
+                case 15 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-for"):
+                    previousHops.append(value)
+                    return true
+                default: return false
+                }
+            }
+            if !previousHops.isEmpty { forwardedFor = previousHops.joined(separator: ", ") + ", " + client }
         }
-        let forwardedFor = headers[canonicalForm: "x-forwarded-for"]
-        if forwardedFor.isEmpty {
-            headers.add(name: "x-forwarded-for", value: client)
-        } else {
-            headers.replaceOrAdd(name: "x-forwarded-for", value: forwardedFor.joined(separator: ", ") + ", " + client)
-        }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
-        if !host.isEmpty { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
-        if !keptClientID { headers.replaceOrAdd(name: "x-request-id", value: requestID) }
+        headers.add(name: "x-forwarded-for", value: forwardedFor)
+        headers.add(name: "x-forwarded-proto", value: scheme)
+        if replacesHost { headers.add(name: "x-forwarded-host", value: host) }
+        if !keptClientID { headers.add(name: "x-request-id", value: requestID) }
         if chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-        return expectsContinue
     }
 
     /// Downstream response: drops hop-by-hop fields (keeping chunked framing, which the encoder
     /// re-declares) and stamps the request ID.
     static func prepareResponse(_ headers: inout HTTPHeaders, requestID: String) {
-        let chunked = headers[canonicalForm: "transfer-encoding"].last?.lowercased() == "chunked"
-        removeHopByHop(&headers)
-        if chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        let facts = HeaderFacts(headers)
+        if facts.hasHopByHop || facts.requestID != nil {
+            headers = filtered(headers, facts: facts) { name, _ in
+                name.utf8.count == 12 && name.isASCII(caseInsensitiveEqualTo: "x-request-id")
+            }
+        }
+        if Framing.endsChunked(facts.transferEncodings) { headers.add(name: "transfer-encoding", value: "chunked") }
+        headers.add(name: "x-request-id", value: requestID)
     }
 
-    /// Removes hop-by-hop fields. One pass finds out whether there is anything to remove, so the
-    /// common request without any costs no copy.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var found = false
-        for (name, _) in headers where isHopByHop(name) {
-            found = true
-            break
+    /// A copy of `headers`, in order, without hop-by-hop fields and without those `drop` picks.
+    private static func filtered(
+        _ headers: HTTPHeaders, facts: HeaderFacts, dropping drop: (String, String) -> Bool
+    ) -> HTTPHeaders {
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count + 5)
+        for (name, value) in headers where !facts.isHopByHop(name) && !drop(name, value) {
+            kept.add(name: name, value: value)
         }
-        guard found else { return }
-        for name in HopByHop.nominated(by: headers[canonicalForm: "connection"]) where !isProtected(name) {
-            headers.remove(name: name)
-        }
-        for name in HopByHop.fields { headers.remove(name: name) }
-    }
-
-    /// Fields a client may not remove by naming them in `Connection`: the proxy's own
-    /// forwarding facts and the message's framing and routing.
-    private static func isProtected(_ name: String) -> Bool {
-        switch name {
-        case "host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host": return true
-        default: return false
-        }
-    }
-
-    private static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17: return HopByHop.fields.contains(name.lowercased())
-        default: return false
-        }
+        return kept
     }
 }

@@ -93,7 +93,13 @@ final class LoopContext {
         cursors = Array(repeating: 0, count: snapshot.services.count)
     }
 
+    /// Idle pooled connections to endpoints that left are closed, as Envoy drains connections to
+    /// removed hosts: a pod that is draining then sees only its requests in flight.
     func install(endpoints set: EndpointSet, forService name: String) {
+        if let old = endpointsByName[name] {
+            let kept = Set(set.endpoints.map(\.address))
+            for endpoint in old.endpoints where !kept.contains(endpoint.address) { pool.closeIdle(to: endpoint.address) }
+        }
         endpointsByName[name] = set
         if let index = snapshot.services.firstIndex(where: { $0.name == name }) {
             endpoints[index] = set

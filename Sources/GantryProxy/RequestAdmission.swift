@@ -26,12 +26,11 @@ enum Admission {
 /// this point, so nothing malformed reaches an upstream.
 enum RequestAdmission {
     static func admit(
-        _ head: HTTPRequestHead, snapshot: RuntimeSnapshot, client: String, scheme: String, requestID: String,
+        _ head: HTTPRequestHead, facts: HeaderFacts, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
         keptClientID: Bool
     ) -> Admission {
         let limits = snapshot.limits
-        let hostValues = head.headers[canonicalForm: "host"]
-        let rawHost = hostValues.first.map(String.init) ?? ""
+        let rawHost = facts.host ?? ""
         let displayPath = String(head.uri.prefix(256))
 
         if head.uri.utf8.count > limits.maxURILength {
@@ -42,13 +41,13 @@ enum RequestAdmission {
                 host: rawHost, path: displayPath)
         }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.
-        if hostValues.count > 1 || (head.version.minor >= 1 && hostValues.isEmpty) {
+        if facts.hostCount > 1 || (head.version.minor >= 1 && facts.hostCount == 0) {
             return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
         }
         if !rawHost.isEmpty, !rawHost.utf8.allSatisfy(isHostByte) {
             return .reject(.badRequest("the Host header is not a valid host"), host: "", path: displayPath)
         }
-        let framing = Framing(head.headers)
+        let framing = Framing(facts)
         if case .invalid(let why) = framing {
             return .reject(.badRequest(why), host: rawHost, path: displayPath)
         }
@@ -62,7 +61,9 @@ enum RequestAdmission {
         }
         let routingHost = HostPattern.normalize(Substring(target.authority ?? Substring(rawHost)))
         let method = head.method.rawValue
-        guard let route = snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head.headers) else {
+        let matched = listener.service.map { snapshot.serviceRoutes[$0] }
+            ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head.headers)
+        guard let route = matched else {
             return .reject(
                 LocalResponse(status: .notFound, reason: "no_route", message: "no route for \(routingHost)\(target.path)"),
                 host: rawHost, path: String(target.path))
@@ -71,14 +72,14 @@ enum RequestAdmission {
         var upstream = head
         upstream.version = .http1_1
         if target.rewritten { upstream.uri = target.forwarded }
-        let expectsContinue = ForwardingHeaders.prepare(
-            &upstream.headers, client: client, scheme: scheme, host: rawHost, requestID: requestID, keptClientID: keptClientID,
-            chunked: framing.isChunked)
+        ForwardingHeaders.prepare(
+            &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,
+            keptClientID: keptClientID, chunked: framing.isChunked)
         return .proxy(
             ProxyPlan(
                 route: route, settings: snapshot.routeSettings[route.index], service: snapshot.services[route.service],
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
-                expectsContinue: expectsContinue))
+                expectsContinue: facts.expectsContinue))
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).
@@ -102,30 +103,41 @@ enum Framing {
     case chunked
     case invalid(String)
 
-    init(_ headers: HTTPHeaders) {
-        let lengths = headers[canonicalForm: "content-length"]
-        let encodings = headers[canonicalForm: "transfer-encoding"]
-        if !encodings.isEmpty {
-            guard lengths.isEmpty else {
+    init(_ facts: HeaderFacts) {
+        if !facts.transferEncodings.isEmpty {
+            guard facts.contentLengthCount == 0 else {
                 self = .invalid("a request must not have both Content-Length and Transfer-Encoding")
                 return
             }
-            guard encodings.last?.lowercased() == "chunked", encodings.dropLast().allSatisfy({ $0.lowercased() != "chunked" }) else {
+            let codings = Self.codings(facts.transferEncodings)
+            guard codings.last == "chunked", codings.dropLast().allSatisfy({ $0 != "chunked" }) else {
                 self = .invalid("Transfer-Encoding must end with chunked, once")
                 return
             }
             self = .chunked
             return
         }
-        guard let first = lengths.first else {
+        guard let length = facts.contentLength else {
             self = .none
             return
         }
-        guard lengths.allSatisfy({ $0 == first }), first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(first) else {
+        guard !facts.contentLengthsDiffer, !length.isEmpty, length.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let value = Int(length)
+        else {
             self = .invalid("Content-Length must be one decimal number")
             return
         }
-        self = .contentLength(length)
+        self = .contentLength(value)
+    }
+
+    /// Whether a message with these `Transfer-Encoding` values is chunked: its final coding is.
+    static func endsChunked(_ transferEncodings: [String]) -> Bool {
+        codings(transferEncodings).last == "chunked"
+    }
+
+    /// The lowercased transfer codings of `Transfer-Encoding` values, in order.
+    private static func codings(_ values: [String]) -> [String] {
+        HTTPList.lowercasedTokens(in: values)
     }
 
     var isChunked: Bool {

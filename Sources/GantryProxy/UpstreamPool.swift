@@ -44,6 +44,10 @@ final class UpstreamPool {
         }
     }
 
+    func closeIdle(to address: EndpointAddress) {
+        for connection in idle.removeValue(forKey: address) ?? [] { connection.close() }
+    }
+
     func closeAll() {
         let all = idle.values.flatMap { $0 }
         idle.removeAll()

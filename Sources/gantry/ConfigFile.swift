@@ -4,7 +4,16 @@ import GantryConfig
 /// Loading gantry.yaml for a command, with every problem printed as `file:line:col: path: msg`.
 enum ConfigFile {
     static func load(_ path: String) throws -> LoadedConfig {
-        switch ConfigLoader.load(file: path) {
+        try unwrap(ConfigLoader.load(file: path))
+    }
+
+    /// A configuration that ships in the binary; `name` stands for the file in messages.
+    static func load(yaml: String, named name: String) throws -> LoadedConfig {
+        try unwrap(ConfigLoader.load(yaml: yaml, file: name))
+    }
+
+    private static func unwrap(_ result: Result<LoadedConfig, ConfigError>) throws -> LoadedConfig {
+        switch result {
         case .success(let loaded):
             return loaded
         case .failure(let error):

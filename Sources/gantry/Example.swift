@@ -1,11 +1,12 @@
 import ArgumentParser
 import GantryExamples
+import GantryHTTP
 import NIOPosix
 
 struct Example: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one of the example programs that ship with gantry.",
-        subcommands: [Echo.self]
+        subcommands: [AuthServiceCommand.self, AppServiceCommand.self, Echo.self, Config.self]
     )
 
     struct Echo: AsyncParsableCommand {
@@ -19,8 +20,8 @@ struct Example: AsyncParsableCommand {
                 """
         )
 
-        @Option(help: "Address to listen on.")
-        var host = "127.0.0.1"
+        @Option(help: "Address to listen on. Default: $POD_IP, else 127.0.0.1.")
+        var host: String?
 
         @Option(help: "Port to listen on; 0 picks a free one. Default: $PORT, else 9001.")
         var port: Int?
@@ -30,11 +31,60 @@ struct Example: AsyncParsableCommand {
 
         func run() async throws {
             let port = self.port ?? Int(ProcessEnvironment.value("PORT") ?? "") ?? 9001
+            let host = self.host ?? ProcessEnvironment.value("POD_IP") ?? "127.0.0.1"
             let server = EchoServer(name: name ?? ProcessEnvironment.value("POD_NAME") ?? "echo-\(port)")
             let channel = try await server.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton)
             FileHandleWriter.write("echo listening on http://\(host):\(channel.localAddress?.port ?? port)\n", to: 1)
             try await SignalWaiter.wait(for: [SIGINT, SIGTERM])
             try? await channel.close()
         }
+    }
+
+    struct Config: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "config", abstract: "Print the built-in example's gantry.yaml (what `gantry up` runs without a file).")
+
+        func run() {
+            FileHandleWriter.write(BuiltInExample.yaml, to: 1)
+        }
+    }
+
+    struct AuthServiceCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "auth-service",
+            abstract: "The example's auth service: POST /auth/login issues ES256 JWTs; /auth/.well-known/jwks.json.",
+            discussion: "Listens on $POD_IP:$PORT (127.0.0.1:8080 by default). Data in $DATABASE_PATH (SQLite).")
+
+        func run() async throws {
+            let service = try await AuthService.open()
+            try await ExamplePod.serve(name: "auth-service") { await service.handle($0) }
+            try await service.close()
+        }
+    }
+
+    struct AppServiceCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "app-service",
+            abstract: "The example's application: GET /app/dashboard for the user in X-User-ID; /app/work?cpu=50ms.",
+            discussion: "Listens on $POD_IP:$PORT (127.0.0.1:8080 by default). Data in $DATABASE_PATH (SQLite).")
+
+        func run() async throws {
+            let service = try await AppService.open()
+            try await ExamplePod.serve(name: "app-service") { await service.handle($0) }
+            try await service.close()
+        }
+    }
+}
+
+/// How the example pods run: on `$POD_IP:$PORT`, until SIGTERM or SIGINT, then drain and exit 0.
+enum ExamplePod {
+    static func serve(name: String, handler: @escaping SimpleHTTPServer.Handler) async throws {
+        let host = ProcessEnvironment.value("POD_IP") ?? "127.0.0.1"
+        let port = Int(ProcessEnvironment.value("PORT") ?? "") ?? 8080
+        try await SimpleHTTPServer(handler: handler).run(
+            host: host, port: port,
+            ready: { bound in FileHandleWriter.write("\(name) listening on http://\(host):\(bound)\n", to: 1) },
+            until: { try? await SignalWaiter.wait(for: [SIGINT, SIGTERM]) })
+        FileHandleWriter.write("\(name) stopped\n", to: 1)
     }
 }

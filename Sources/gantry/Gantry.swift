@@ -11,10 +11,12 @@ struct Gantry: AsyncParsableCommand {
             A request goes client → load balancer listener → ingress route → service → endpoint, and
             back, under one request ID. Everything is declared in gantry.yaml.
 
-            Start with `gantry validate gantry.yaml`, then `gantry up gantry.yaml`.
+            `gantry up` runs the built-in example (example.com/auth and example.com/app with their pods);
+            `gantry up FILE` runs yours. While it runs, `gantry get pods`, `gantry scale`, `gantry logs`
+            and `gantry rollout restart` talk to its admin API.
             `gantry routes explain` shows where a request would go without sending it.
             """,
         version: version,
-        subcommands: [Up.self, Validate.self, Routes.self, Example.self]
+        subcommands: [Up.self, Validate.self, Routes.self, Get.self, Scale.self, Rollout.self, Logs.self, Example.self]
     )
 }

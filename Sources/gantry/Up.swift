@@ -1,26 +1,37 @@
 import ArgumentParser
 import GantryConfig
+import GantryExamples
+import GantryPods
 import GantryProxy
 import Logging
 import ServiceLifecycle
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run everything gantry.yaml describes until SIGINT or SIGTERM.",
+        abstract: "Run everything a gantry.yaml describes until SIGINT or SIGTERM.",
         discussion: """
+            Without a file, runs the built-in example: example.com/auth → auth-service and
+            example.com/app → app-service, each with its pods (`gantry example config` prints it).
+
             On SIGINT or SIGTERM gantry stops accepting connections, lets requests in flight finish
-            (up to runtime.shutdownGracePeriod, 30s by default) and exits 0.
+            (up to runtime.shutdownGracePeriod, 30s by default), drains and stops every pod, and
+            exits 0.
             """
     )
 
-    @Argument(help: "The configuration file.")
-    var file: String = "gantry.yaml"
+    @Argument(help: "The configuration file. Default: the built-in example.")
+    var file: String?
 
     @Option(help: "Log level for gantry's own log on stderr: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
     func run() async throws {
-        let loaded = try ConfigFile.load(file)
+        let loaded: LoadedConfig
+        if let file {
+            loaded = try ConfigFile.load(file)
+        } else {
+            loaded = try ConfigFile.load(yaml: BuiltInExample.yaml, named: BuiltInExample.name)
+        }
         let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -31,14 +42,12 @@ struct Up: AsyncParsableCommand {
         let snapshot = loaded.snapshot
         let sink = snapshot.accessLog.enabled ? try AccessLogSink(destination: snapshot.accessLog.destination) : nil
         let plane = DataPlane(snapshot: snapshot, accessLog: sink, logger: logger)
-        let proxy = DataPlaneService(plane: plane) { bound in
-            for listener in bound {
-                printError("gantry: listener \(listener.name) on http://\(listener.host):\(listener.port)")
-            }
-            printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
+        let events = EventRecorder { event in
+            guard level <= .info || event.kind == .warning else { return }
+            printError("gantry: \(event.kind.rawValue) \(event.reason) \(event.object) \(event.message)")
         }
-        let group = ServiceGroup(
-            services: [proxy], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let stack = Stack(snapshot: snapshot, plane: plane, logger: logger, events: events)
+        let group = ServiceGroup(services: [stack], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         try? await plane.group.shutdownGracefully()
     }

@@ -1,0 +1,103 @@
+import Foundation
+import GantryConfig
+import GantryCore
+import GantryPods
+
+/// The admin API's answers, independent of the HTTP server that carries them:
+///
+///     GET  /api/pods                       [PodStatus]
+///     GET  /api/services                   [ServiceStatus]
+///     GET  /api/routes                     [RouteStatus]
+///     GET  /api/events                     [PodEvent]
+///     POST /api/services/NAME/scale        {"replicas": N}
+///     POST /api/services/NAME/restart      rollout restart
+public struct AdminAPI: Sendable {
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: Data
+    }
+
+    let snapshot: RuntimeSnapshot
+    let supervisor: PodSupervisor
+    let endpoints: @Sendable (String) -> [String]
+
+    public init(snapshot: RuntimeSnapshot, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String]) {
+        self.snapshot = snapshot
+        self.supervisor = supervisor
+        self.endpoints = endpoints
+    }
+
+    public func handle(method: String, path: String, body: Data) async -> Response {
+        let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/").map(String.init)
+        guard parts.first == "api", parts.count >= 2 else { return problem(404, "no such admin resource: \(path)") }
+        if parts.count == 2, ["pods", "services", "routes", "events"].contains(parts[1]) {
+            guard method == "GET" else { return problem(405, "\(method) is not allowed here") }
+            switch parts[1] {
+            case "pods": return json(await supervisor.podStatuses())
+            case "services": return json(await services())
+            case "routes": return json(routes())
+            default: return json(supervisor.events.all)
+            }
+        }
+        guard parts.count == 4, parts[1] == "services", ["scale", "restart"].contains(parts[3]) else {
+            return problem(404, "no such admin resource: \(path)")
+        }
+        guard method == "POST" else { return problem(405, "\(method) is not allowed here") }
+        let name = parts[2]
+        do {
+            if parts[3] == "restart" {
+                try await supervisor.rolloutRestart(name)
+                return json(["service": name, "rollout": "restarting"])
+            }
+            struct Scale: Decodable { let replicas: Int }
+            guard let request = try? JSONDecoder().decode(Scale.self, from: body) else {
+                return problem(400, "send {\"replicas\": N}")
+            }
+            try await supervisor.scale(name, replicas: request.replicas)
+            return json(["service": name, "replicas": "\(request.replicas)"])
+        } catch {
+            return problem(error as? SupervisorError == .unknownService(name) ? 404 : 400, "\(error)")
+        }
+    }
+
+    private func services() async -> [ServiceStatus] {
+        var result: [ServiceStatus] = []
+        for service in snapshot.services {
+            let status = await supervisor.serviceStatus(service.name)
+            result.append(
+                ServiceStatus(
+                    name: service.name, clusterIP: status.clusterIP, desiredReplicas: status.replicas,
+                    endpoints: endpoints(service.name)))
+        }
+        return result
+    }
+
+    private func routes() -> [RouteStatus] {
+        snapshot.routes.rules.map { rule in
+            RouteStatus(
+                name: rule.name, host: rule.host.description, path: rule.path.path, pathType: rule.path.type.rawValue,
+                methods: rule.methods, service: snapshot.services[rule.service].name)
+        }
+    }
+
+    private func json(_ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return Response(status: 200, body: (try? encoder.encode(value)) ?? Data("null".utf8))
+    }
+
+    private func problem(_ status: Int, _ message: String) -> Response {
+        Response(status: status, body: (try? JSONEncoder().encode(["error": message])) ?? Data())
+    }
+}
+
+/// One ingress rule as the admin API shows it.
+public struct RouteStatus: Sendable, Codable, Hashable {
+    public let name: String
+    public let host: String
+    public let path: String
+    public let pathType: String
+    public let methods: [String]
+    public let service: String
+}

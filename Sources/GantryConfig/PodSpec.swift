@@ -1,0 +1,89 @@
+import GantryCore
+
+/// `services[i].pods:` the processes behind a service, as a Deployment's pod template with
+/// its replica count. Field names and defaults are Kubernetes'.
+public struct PodSpec: Decodable, Sendable {
+    /// Required: the executable and its leading arguments. `gantry` means this gantry binary.
+    public var command: [String]?
+    public var args: [String]?
+    public var env: [EnvVarSpec]?
+    public var workingDir: String?
+    /// Default 1.
+    public var replicas: Int?
+    /// The port each pod listens on, on its own loopback address (`$PORT`). Default 8080.
+    public var port: Int?
+    public var resources: ResourcesSpec?
+    /// `Always` (default), `OnFailure` or `Never`.
+    public var restartPolicy: RestartPolicy?
+    /// Default 30.
+    public var terminationGracePeriodSeconds: Int?
+    public var startupProbe: ProbeSpec?
+    public var readinessProbe: ProbeSpec?
+    public var livenessProbe: ProbeSpec?
+    /// CrashLoopBackOff timing. Default `{initial: 10s, max: 5m}`.
+    public var restartBackoff: RestartBackoffSpec?
+}
+
+extension RestartPolicy: SpecEnum {}
+
+public struct EnvVarSpec: Decodable, Sendable {
+    public var name: String?
+    public var value: String?
+}
+
+public struct ResourcesSpec: Decodable, Sendable {
+    public var requests: ResourceListSpec?
+}
+
+public struct ResourceListSpec: Decodable, Sendable {
+    public var cpu: CPUQuantity?
+    public var memory: ByteSize?
+}
+
+public struct RestartBackoffSpec: Decodable, Sendable {
+    public var initial: DurationSpec?
+    public var max: DurationSpec?
+}
+
+/// A Kubernetes probe: exactly one of `httpGet`, `tcpSocket`, `exec`.
+public struct ProbeSpec: Decodable, Sendable {
+    public var httpGet: HTTPGetActionSpec?
+    public var tcpSocket: TCPSocketActionSpec?
+    public var exec: ExecActionSpec?
+    /// Default 0.
+    public var initialDelaySeconds: Int?
+    /// Default 10, at least 1.
+    public var periodSeconds: Int?
+    /// Default 1, at least 1.
+    public var timeoutSeconds: Int?
+    /// Default 1; must be 1 for liveness and startup probes.
+    public var successThreshold: Int?
+    /// Default 3.
+    public var failureThreshold: Int?
+}
+
+public struct HTTPGetActionSpec: Decodable, Sendable {
+    /// Default `/`.
+    public var path: String?
+    /// Default: the pod's port.
+    public var port: Int?
+    public var httpHeaders: [EnvVarSpec]?
+}
+
+public struct TCPSocketActionSpec: Decodable, Sendable {
+    /// Default: the pod's port.
+    public var port: Int?
+}
+
+public struct ExecActionSpec: Decodable, Sendable {
+    public var command: [String]?
+}
+
+/// `admin:` the admin API that `gantry get`, `scale`, `logs` and `rollout` talk to. It listens
+/// on loopback only, apart from the public listeners.
+public struct AdminSpec: Decodable, Sendable {
+    /// Default true.
+    public var enabled: Bool?
+    /// Default 9901 (Envoy's admin port); 0 picks a free one.
+    public var port: Int?
+}

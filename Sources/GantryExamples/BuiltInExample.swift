@@ -1,0 +1,42 @@
+/// The reference scenario `gantry up` runs without a file: the SaaS at example.com, with
+/// example.com/auth → auth-service and example.com/app → app-service, each backed by pods
+/// of the example programs in this binary.
+public enum BuiltInExample {
+    public static let name = "<built-in example>"
+
+    public static let yaml = """
+        # The built-in example: `gantry up` with no file runs this.
+        runtime:
+          shutdownGracePeriod: 15s
+        loadBalancer:
+          listeners:
+            - {name: web, port: 8080}
+        gateway:
+          routes:
+            - {host: example.com, path: /auth, service: auth-service}
+            - {host: example.com, path: /app, service: app-service}
+        services:
+          - name: auth-service
+            pods:
+              command: [gantry, example, auth-service]
+              env: [{name: DATABASE_PATH, value: .gantry/data/auth.sqlite}]
+              replicas: 1
+              port: 8080
+              resources: {requests: {cpu: 100m, memory: 64MiB}}
+              terminationGracePeriodSeconds: 10
+              readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1, failureThreshold: 2}
+              livenessProbe: {httpGet: {path: /healthz}, initialDelaySeconds: 5, periodSeconds: 5}
+          - name: app-service
+            loadBalancing: leastRequest
+            pods:
+              command: [gantry, example, app-service]
+              env: [{name: DATABASE_PATH, value: .gantry/data/app.sqlite}]
+              replicas: 2
+              port: 8080
+              resources: {requests: {cpu: 250m, memory: 64MiB}}
+              terminationGracePeriodSeconds: 10
+              readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1, failureThreshold: 2}
+              livenessProbe: {httpGet: {path: /healthz}, initialDelaySeconds: 5, periodSeconds: 5}
+
+        """
+}

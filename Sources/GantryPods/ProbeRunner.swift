@@ -1,0 +1,87 @@
+import GantryCore
+import NIOCore
+import NIOPosix
+import Subprocess
+
+/// Performs one probe against a pod, as the kubelet does: an HTTP GET whose status must be
+/// 200–399, a TCP connect, or a command that must exit 0, each within the probe's timeout.
+struct ProbeRunner: Sendable {
+    let group: any EventLoopGroup
+
+    func check(_ probe: Probe, host: String, environment: [String: String]) async -> Bool {
+        await withTimeout(probe.timeout) {
+            switch probe.action {
+            case .httpGet(let path, let port, let headers):
+                return try await httpGet(host: host, port: port, path: path, headers: headers, timeout: probe.timeout)
+            case .tcpSocket(let port):
+                let channel = try await bootstrap(timeout: probe.timeout).connect(host: host, port: port).get()
+                try? await channel.close()
+                return true
+            case .exec(let command):
+                return try await exec(command, environment: environment)
+            }
+        }
+    }
+
+    private func bootstrap(timeout: Duration) -> ClientBootstrap {
+        ClientBootstrap(group: group).connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
+    }
+
+    /// A minimal HTTP/1.1 GET that reads only the status line, like kube-probe.
+    private func httpGet(
+        host: String, port: Int, path: String, headers: [Probe.HeaderField], timeout: Duration
+    ) async throws -> Bool {
+        let channel = try await bootstrap(timeout: timeout).connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: kube-probe/gantry\r\nAccept: */*\r\n"
+            for header in headers { request += "\(header.name): \(header.value)\r\n" }
+            request += "Connection: close\r\n\r\n"
+            try await outbound.write(ByteBuffer(string: request))
+            var received = ByteBuffer()
+            for try await var chunk in inbound {
+                received.writeBuffer(&chunk)
+                if let status = Self.statusCode(in: received) { return (200..<400).contains(status) }
+                if received.readableBytes > 8192 { return false }
+            }
+            return false
+        }
+    }
+
+    /// The status code of an HTTP/1.x status line once it is complete.
+    static func statusCode(in buffer: ByteBuffer) -> Int? {
+        let bytes = buffer.readableBytesView
+        guard let end = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = String(decoding: bytes[bytes.startIndex..<end], as: UTF8.self)
+        let parts = line.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let code = Int(parts[1]) else { return 0 }
+        return code
+    }
+
+    private func exec(_ command: [String], environment: [String: String]) async throws -> Bool {
+        var overrides: [Environment.Key: String?] = [:]
+        for (name, value) in environment { overrides[Environment.Key(stringLiteral: name)] = value }
+        let executable: Executable = command[0] == "gantry" ? .path(.init(PodProcess.currentExecutable)) : .name(command[0])
+        let result = try await Subprocess.run(
+            executable, arguments: Arguments(Array(command.dropFirst())), environment: .inherit.updating(overrides),
+            output: .discarded, error: .discarded)
+        return result.terminationStatus.isSuccess
+    }
+
+    /// Runs `body`, answering false if it throws or takes longer than `timeout`.
+    private func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Bool) async -> Bool {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { (try? await body()) ?? false }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? false
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import GantryAdmin
+import GantryPods
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the pods, services, routes or events of a running gantry.",
+        discussion: "Tables like kubectl's; --output json prints what the admin API answered.")
+
+    enum Resource: String, ExpressibleByArgument, CaseIterable {
+        case pods, services, routes, events
+    }
+
+    @Argument(help: "pods, services, routes or events.")
+    var resource: Resource
+
+    @Option(name: .shortAndLong, help: "table (default) or json.")
+    var output = "table"
+
+    @OptionGroup var admin: AdminOptions
+
+    func run() async throws {
+        let data = try await admin.send(.GET, "/api/\(resource.rawValue)")
+        if output == "json" {
+            FileHandleWriter.write(String(decoding: data, as: UTF8.self) + "\n", to: 1)
+            return
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        var table: Table
+        switch resource {
+        case .pods:
+            table = Table("NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "IN-FLIGHT")
+            for pod in try decoder.decode([PodStatus].self, from: data) {
+                table.rows.append([
+                    pod.name, pod.ready ? "1/1" : "0/1", pod.reason, "\(pod.restarts)",
+                    age(seconds: -pod.created.timeIntervalSinceNow), pod.address, "\(pod.inFlight)",
+                ])
+            }
+        case .services:
+            table = Table("NAME", "CLUSTER-IP", "REPLICAS", "ENDPOINTS")
+            for service in try decoder.decode([ServiceStatus].self, from: data) {
+                table.rows.append([
+                    service.name, service.clusterIP ?? "None", service.desiredReplicas.map(String.init) ?? "-",
+                    service.endpoints.isEmpty ? "<none>" : service.endpoints.joined(separator: ","),
+                ])
+            }
+        case .routes:
+            table = Table("NAME", "HOST", "PATH", "PATH-TYPE", "METHODS", "SERVICE")
+            for route in try decoder.decode([RouteStatus].self, from: data) {
+                table.rows.append([
+                    route.name, route.host, route.path, route.pathType,
+                    route.methods.isEmpty ? "*" : route.methods.joined(separator: ","), route.service,
+                ])
+            }
+        case .events:
+            table = Table("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
+            for event in try decoder.decode([PodEvent].self, from: data) {
+                table.rows.append([
+                    age(seconds: -event.time.timeIntervalSinceNow), event.kind.rawValue, event.reason, event.object, event.message,
+                ])
+            }
+        }
+        FileHandleWriter.write(table.rendered + "\n", to: 1)
+    }
+}

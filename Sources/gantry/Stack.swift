@@ -1,0 +1,98 @@
+import GantryAdmin
+import GantryConfig
+import GantryCore
+import GantryPods
+import GantryProxy
+import Logging
+import ServiceLifecycle
+
+/// Everything `gantry up` runs, started in the request path's order and stopped in reverse:
+/// the data plane (listeners and cluster IPs), the pods behind the services, the admin API.
+/// On SIGINT/SIGTERM the data plane drains first, then each pod drains and stops.
+struct Stack: Service {
+    let snapshot: RuntimeSnapshot
+    let plane: DataPlane
+    let logger: Logger
+    let events: EventRecorder
+
+    func run() async throws {
+        let bound = try await plane.start()
+        for listener in bound {
+            printError("gantry: listener \(listener.name) on http://\(listener.host):\(listener.port)")
+        }
+        let clusterIPs = try await bindClusterIPs()
+        let supervisor = PodSupervisor(
+            snapshot: snapshot, clusterIPs: clusterIPs, publisher: DataPlaneEndpoints(plane: plane), events: events,
+            group: plane.group, logger: logger)
+        try await supervisor.start()
+
+        let stopAdmin = AsyncGate()
+        var admin: Task<Void, Never>?
+        if snapshot.admin.enabled {
+            let api = AdminAPI(snapshot: snapshot, supervisor: supervisor) { service in
+                plane.endpoints(forService: service)?.endpoints.map(\.address.description) ?? []
+            }
+            let bound = AsyncGate()
+            let address = snapshot.admin.address
+            let port = snapshot.admin.port
+            let logger = self.logger
+            admin = Task {
+                do {
+                    try await AdminServer(api: api).run(host: address, port: port, ready: { port in
+                        printError("gantry: admin API on http://\(address):\(port)")
+                        bound.open()
+                    }, until: { await stopAdmin.wait() })
+                } catch {
+                    logger.error("admin API failed", metadata: ["error": "\(error)", "port": "\(port)"])
+                    bound.open()
+                }
+            }
+            await bound.wait()
+        }
+        printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
+
+        try? await gracefulShutdown()
+        printError("gantry: shutting down")
+        await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
+        await supervisor.shutdown()
+        stopAdmin.open()
+        await admin?.value
+    }
+
+    /// Gives each service with a cluster IP its address: the configured one, or the first free
+    /// one from 127.0.10.1 on.
+    private func bindClusterIPs() async throws -> [String: String] {
+        let pool = LoopbackAddresses(prefix: "127.0.10")
+        var result: [String: String] = [:]
+        for service in snapshot.services {
+            let address: String
+            let port: Int
+            switch service.clusterIP {
+            case .none: continue
+            case .fixed(let fixed, let fixedPort): (address, port) = (fixed, fixedPort)
+            case .automatic(let automaticPort):
+                guard let free = pool.allocate(port: automaticPort) else {
+                    logger.warning("no free cluster IP", metadata: ["service": "\(service.name)"])
+                    continue
+                }
+                (address, port) = (free, automaticPort)
+            }
+            let bound = try await plane.bindClusterIP(service: service.name, address: address, port: port)
+            result[service.name] = "\(bound.host):\(bound.port)"
+        }
+        return result
+    }
+}
+
+/// The data plane as the pod supervisor's endpoint publisher.
+struct DataPlaneEndpoints: EndpointPublisher {
+    let plane: DataPlane
+
+    func publish(_ endpoints: [EndpointAddress], forService service: String) {
+        plane.setEndpoints(endpoints, forService: service)
+    }
+
+    func settled() async { await plane.settled() }
+
+    func inFlight(_ endpoint: EndpointAddress) -> Int { plane.inFlight(endpoint) }
+}

@@ -1,0 +1,81 @@
+import NIOHTTP1
+import Testing
+
+@testable import GantryProxy
+
+struct HeaderFactsTests {
+    @Test func learnsFramingAndForwardingFactsInOnePass() {
+        let facts = HeaderFacts(
+            HTTPHeaders([
+                ("HOST", "example.com"), ("Content-Length", "5"), ("content-length", "5"), ("Expect", "100-Continue"),
+                ("X-Forwarded-For", "10.0.0.1"), ("x-request-id", "abc"), ("X-Request-ID", "second"),
+            ]))
+        #expect(facts.hostCount == 1)
+        #expect(facts.host == "example.com")
+        #expect(facts.contentLengthCount == 2)
+        #expect(!facts.contentLengthsDiffer)
+        #expect(facts.expectsContinue)
+        #expect(facts.forwardedForCount == 1)
+        #expect(facts.requestID == "abc")
+        #expect(!facts.hasHopByHop)
+        guard case .contentLength(5) = Framing(facts) else {
+            Issue.record("expected Content-Length framing")
+            return
+        }
+    }
+
+    @Test(arguments: [
+        ([("Content-Length", "5"), ("Content-Length", "6")], "Content-Length must be one decimal number"),
+        ([("Content-Length", "+5")], "Content-Length must be one decimal number"),
+        ([("Content-Length", "")], "Content-Length must be one decimal number"),
+        ([("Transfer-Encoding", "chunked"), ("Content-Length", "5")], "a request must not have both Content-Length and Transfer-Encoding"),
+        ([("Transfer-Encoding", "chunked, gzip")], "Transfer-Encoding must end with chunked, once"),
+        ([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "Chunked")], "Transfer-Encoding must end with chunked, once"),
+    ])
+    func rejectsAmbiguousFraming(headers: [(String, String)], why: String) {
+        guard case .invalid(let reason) = Framing(HeaderFacts(HTTPHeaders(headers))) else {
+            Issue.record("accepted \(headers)")
+            return
+        }
+        #expect(reason == why)
+    }
+
+    @Test func transferCodingsEndingInChunkedAreChunked() {
+        #expect(Framing(HeaderFacts(HTTPHeaders([("Transfer-Encoding", "gzip"), ("transfer-encoding", " CHUNKED ")]))).isChunked)
+    }
+
+    @Test func connectionNominatesFieldsButNotTheProxysOwn() {
+        let facts = HeaderFacts(
+            HTTPHeaders([("Connection", "keep-alive, X-Debug, host, X-Forwarded-For"), ("X-Debug", "1"), ("Keep-Alive", "5")]))
+        #expect(facts.hasHopByHop)
+        #expect(facts.nominated == ["x-debug"])
+        #expect(facts.isHopByHop("x-DEBUG"))
+        #expect(facts.isHopByHop("Keep-Alive"))
+        #expect(facts.isHopByHop("TE"))
+        #expect(!facts.isHopByHop("Host"))
+        #expect(!facts.isHopByHop("X-Forwarded-For"))
+    }
+
+    @Test func upstreamRequestLosesHopByHopFieldsAndGainsForwardingFacts() {
+        var headers = HTTPHeaders([
+            ("Host", "example.com"), ("Connection", "close, X-Secret"), ("X-Secret", "s"), ("Expect", "100-continue"),
+            ("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-Proto", "https"), ("Accept", "*/*"), ("x-request-id", "bad id"),
+        ])
+        ForwardingHeaders.prepare(
+            &headers, facts: HeaderFacts(headers), client: "127.0.0.1", scheme: "http", host: "example.com", requestID: "r1",
+            keptClientID: false, chunked: true)
+        #expect(headers.map { "\($0.name): \($0.value)" } == [
+            "Host: example.com", "Accept: */*", "x-forwarded-for: 10.0.0.1, 127.0.0.1", "x-forwarded-proto: http",
+            "x-forwarded-host: example.com", "x-request-id: r1", "transfer-encoding: chunked",
+        ])
+    }
+
+    @Test func responseKeepsChunkedFramingAndCarriesTheRequestID() {
+        var headers = HTTPHeaders([
+            ("Server", "up"), ("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"),
+            ("X-Request-ID", "upstream's"),
+        ])
+        ForwardingHeaders.prepareResponse(&headers, requestID: "r1")
+        #expect(headers.map { "\($0.name): \($0.value)" } == ["Server: up", "transfer-encoding: chunked", "x-request-id: r1"])
+    }
+}
