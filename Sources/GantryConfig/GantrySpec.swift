@@ -117,6 +117,17 @@ public struct ServiceSpec: Decodable, Sendable {
     public var timeouts: ServiceTimeoutsSpec?
     public var retries: RetrySpec?
     public var connectionPool: ConnectionPoolSpec?
+    public var outlierDetection: OutlierDetectionSpec?
+}
+
+/// `services[i].outlierDetection:` passive health for endpoints that refuse connections.
+public struct OutlierDetectionSpec: Decodable, Sendable {
+    /// Default 5.
+    public var consecutiveConnectFailures: Int?
+    /// Default 30s; each further ejection lasts one more of these.
+    public var baseEjectionTime: DurationSpec?
+    /// Default 300s.
+    public var maxEjectionTime: DurationSpec?
 }
 
 /// `roundRobin`, `leastRequest`, `random`, or `{consistentHash: {clientIP: true}}`,

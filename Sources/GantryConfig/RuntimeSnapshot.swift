@@ -100,6 +100,7 @@ public struct ServiceSettings: Sendable {
     public let retry: RetryPolicy
     public let maxIdlePerEndpoint: Int
     public let poolIdleTimeout: Duration
+    public let outlierDetection: OutlierDetection
     /// Set when gantry runs the service's endpoints as pods.
     public let pods: PodTemplate?
     public let clusterIP: ClusterIP

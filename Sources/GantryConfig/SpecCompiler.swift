@@ -187,10 +187,24 @@ struct SpecCompiler {
                     retry: compileRetry(spec.retries, default: RetryPolicy(), at: here / "retries"),
                     maxIdlePerEndpoint: maxIdle,
                     poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout"),
+                    outlierDetection: compileOutlierDetection(spec.outlierDetection, at: here / "outlierDetection"),
                     pods: pods, clusterIP: clusterIP
                 ))
         }
         return result
+    }
+
+    private mutating func compileOutlierDetection(_ spec: OutlierDetectionSpec?, at path: SpecPath) -> OutlierDetection {
+        var policy = OutlierDetection()
+        guard let spec else { return policy }
+        if let failures = spec.consecutiveConnectFailures {
+            if failures >= 1 { policy.consecutiveConnectFailures = failures } else {
+                problem(path / "consecutiveConnectFailures", "must be at least 1")
+            }
+        }
+        policy.baseEjectionTime = positive(spec.baseEjectionTime, default: policy.baseEjectionTime, at: path / "baseEjectionTime")
+        policy.maxEjectionTime = positive(spec.maxEjectionTime, default: policy.maxEjectionTime, at: path / "maxEjectionTime")
+        return policy
     }
 
     private mutating func compileClusterIP(_ spec: ServiceSpec, pods: PodTemplate?, at path: SpecPath) -> ClusterIP {

@@ -7,6 +7,10 @@ public final class EndpointState: Sendable {
     public let address: EndpointAddress
     private let active = Atomic<Int>(0)
     private let total = Atomic<Int>(0)
+    private let connectFailures = Atomic<Int>(0)
+    private let ejections = Atomic<Int>(0)
+    /// Monotonic nanoseconds until which the endpoint is ejected; 0 when it is not.
+    private let ejectedUntil = Atomic<UInt64>(0)
 
     public init(address: EndpointAddress) {
         self.address = address
@@ -24,6 +28,34 @@ public final class EndpointState: Sendable {
 
     @inline(__always) public func requestEnded() {
         active.subtract(1, ordering: .relaxed)
+    }
+
+    // MARK: Outlier detection (times are monotonic nanoseconds)
+
+    public func isEjected(now: UInt64) -> Bool {
+        ejectedUntil.load(ordering: .relaxed) > now
+    }
+
+    public func connectSucceeded() {
+        connectFailures.store(0, ordering: .relaxed)
+    }
+
+    /// Records a failed connect.
+    /// - Returns: whether this failure ejected the endpoint.
+    public func connectFailed(now: UInt64, policy: OutlierDetection) -> Bool {
+        let failures = connectFailures.add(1, ordering: .relaxed).newValue
+        guard failures >= policy.consecutiveConnectFailures, !isEjected(now: now) else { return false }
+        connectFailures.store(0, ordering: .relaxed)
+        let count = ejections.add(1, ordering: .relaxed).newValue
+        ejectedUntil.store(now + policy.ejectionNanoseconds(ejections: count), ordering: .relaxed)
+        return true
+    }
+
+    /// Forgets failures and ejections: the control plane says the endpoint is healthy again.
+    public func readmit() {
+        connectFailures.store(0, ordering: .relaxed)
+        ejections.store(0, ordering: .relaxed)
+        ejectedUntil.store(0, ordering: .relaxed)
     }
 }
 
@@ -44,6 +76,15 @@ public final class EndpointSet: Sendable, EndpointLoads {
     }
 
     public func inFlight(_ index: Int) -> Int { endpoints[index].inFlight }
+
+    /// The indices a request must not pick: those it already tried and, unless that leaves
+    /// nothing to pick, those ejected by outlier detection.
+    public func excluded(tried addresses: [EndpointAddress], now: UInt64) -> TriedEndpoints {
+        let tried = tried(addresses)
+        var excluded = tried
+        for (index, endpoint) in endpoints.enumerated() where endpoint.isEjected(now: now) { excluded.insert(index) }
+        return excluded.count < endpoints.count ? excluded : tried
+    }
 
     /// The indices in this set of endpoints already tried, by address.
     public func tried(_ addresses: [EndpointAddress]) -> TriedEndpoints {

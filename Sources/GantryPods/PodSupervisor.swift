@@ -97,7 +97,10 @@ public actor PodSupervisor {
         self.publisher = publisher
         self.events = events
         self.probeRunner = ProbeRunner(group: group)
-        self.logDirectory = snapshot.stateDirectory + "/logs"
+        // Absolute, so `gantry logs` finds the files from any directory.
+        let state = snapshot.stateDirectory.hasPrefix("/")
+            ? snapshot.stateDirectory : FileManager.default.currentDirectoryPath + "/" + snapshot.stateDirectory
+        self.logDirectory = state + "/logs"
         self.logger = logger
     }
 

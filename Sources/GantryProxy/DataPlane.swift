@@ -6,6 +6,18 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+/// A listener that could not bind, with the address in the message.
+public struct ListenError: Error, CustomStringConvertible {
+    public let listener: String
+    public let address: String
+    public let underlying: any Error
+
+    public var description: String {
+        let reason = (underlying as? IOError).map { $0.errnoCode == EADDRINUSE ? "address already in use" : "\($0)" } ?? "\(underlying)"
+        return "listener \(listener) cannot listen on \(address): \(reason)"
+    }
+}
+
 /// A listener after binding, with the port the system chose when the file said 0.
 public struct BoundListener: Sendable {
     public let name: String
@@ -70,7 +82,12 @@ public final class DataPlane: Sendable {
 
         var bound: [BoundListener] = []
         for listener in snapshot.listeners {
-            let channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
+            let channel: any Channel
+            do {
+                channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
+            } catch {
+                throw ListenError(listener: listener.name, address: "\(listener.address):\(listener.port)", underlying: error)
+            }
             state.withLock { $0.servers.append(channel) }
             let port = channel.localAddress?.port ?? listener.port
             bound.append(BoundListener(name: listener.name, host: listener.address, port: port))
@@ -150,6 +167,9 @@ public final class DataPlane: Sendable {
         let (contexts, set) = state.withLock { state -> ([ObjectIdentifier: NIOLoopBound<LoopContext>], EndpointSet) in
             let kind = state.snapshot.service(named: name)?.balancer ?? .roundRobin
             let set = EndpointSet(kind: kind, endpoints: addresses.map(registry.state(for:)))
+            // An endpoint the control plane brings (back) is healthy: forget its ejections.
+            let before = Set(state.endpointSets[name]?.endpoints.map(\.address) ?? [])
+            for endpoint in set.endpoints where !before.contains(endpoint.address) { endpoint.readmit() }
             state.endpointSets[name] = set
             return (state.contexts, set)
         }

@@ -124,7 +124,8 @@ final class ProxyExchange {
         let set = loop.endpoints[service.index]
         var cursor = loop.cursors[service.index]
         let pick = set.balancer.pick(
-            cursor: &cursor, key: hashKey(), tried: set.tried(tried), loads: set, random: &loop.random)
+            cursor: &cursor, key: hashKey(), tried: set.excluded(tried: tried, now: NIODeadline.now().uptimeNanoseconds),
+            loads: set, random: &loop.random)
         loop.cursors[service.index] = cursor
         guard let index = pick else {
             loop.metrics.add(.noEndpoint)
@@ -166,8 +167,12 @@ final class ProxyExchange {
                             now: .now())
                         return
                     }
+                    endpoint.connectSucceeded()
                     attach(connection, flush: true)
                 case .failure(let error):
+                    if endpoint.connectFailed(now: NIODeadline.now().uptimeNanoseconds, policy: service.outlierDetection) {
+                        loop.metrics.add(.outlierEjections)
+                    }
                     guard !finished, attempt == attempts else { return }
                     loop.metrics.add(.upstreamConnectFailures)
                     let timedOut: Bool

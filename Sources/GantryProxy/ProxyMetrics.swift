@@ -3,7 +3,7 @@
 public enum ProxyCounter: Int, CaseIterable, Sendable {
     case downstreamConnections, activeConnections, requests
     case responses1xx, responses2xx, responses3xx, responses4xx, responses5xx
-    case upstreamConnects, upstreamConnectFailures, upstreamReused, retries
+    case upstreamConnects, upstreamConnectFailures, upstreamReused, retries, outlierEjections
     case malformedRequests, noRoute, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
 }
 

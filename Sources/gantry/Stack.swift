@@ -5,6 +5,11 @@ import GantryPods
 import GantryProxy
 import Logging
 import ServiceLifecycle
+import Synchronization
+
+struct StackError: Error, CustomStringConvertible {
+    let description: String
+}
 
 /// Everything `gantry up` runs, started in the request path's order and stopped in reverse:
 /// the data plane (listeners and cluster IPs), the pods behind the services, the admin API.
@@ -24,7 +29,6 @@ struct Stack: Service {
         let supervisor = PodSupervisor(
             snapshot: snapshot, clusterIPs: clusterIPs, publisher: DataPlaneEndpoints(plane: plane), events: events,
             group: plane.group, logger: logger)
-        try await supervisor.start()
 
         let stopAdmin = AsyncGate()
         var admin: Task<Void, Never>?
@@ -35,20 +39,28 @@ struct Stack: Service {
             let bound = AsyncGate()
             let address = snapshot.admin.address
             let port = snapshot.admin.port
-            let logger = self.logger
+            let failure = Mutex<(any Error)?>(nil)
             admin = Task {
                 do {
-                    try await AdminServer(api: api).run(host: address, port: port, ready: { port in
-                        printError("gantry: admin API on http://\(address):\(port)")
-                        bound.open()
-                    }, until: { await stopAdmin.wait() })
+                    try await AdminServer(api: api).run(
+                        host: address, port: port,
+                        ready: { port in
+                            printError("gantry: admin API on http://\(address):\(port)")
+                            bound.open()
+                        }, until: { await stopAdmin.wait() })
                 } catch {
-                    logger.error("admin API failed", metadata: ["error": "\(error)", "port": "\(port)"])
+                    failure.withLock { $0 = error }
                     bound.open()
                 }
             }
             await bound.wait()
+            if let error = failure.withLock({ $0 }) {
+                await plane.drain(gracePeriod: .zero)
+                throw StackError(
+                    description: "cannot serve the admin API on \(address):\(port): \(error) (is another gantry running? set admin.port)")
+            }
         }
+        try await supervisor.start()
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
         try? await gracefulShutdown()

@@ -48,7 +48,13 @@ struct Up: AsyncParsableCommand {
         }
         let stack = Stack(snapshot: snapshot, plane: plane, logger: logger, events: events)
         let group = ServiceGroup(services: [stack], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            printError("gantry: \(error)")
+            try? await plane.group.shutdownGracefully()
+            throw ExitCode(1)
+        }
         try? await plane.group.shutdownGracefully()
     }
 }

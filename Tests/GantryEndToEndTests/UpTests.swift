@@ -25,6 +25,7 @@ import Glibc
         loadBalancer: {listeners: [{name: http, port: 0}]}
         runtime: {shutdownGracePeriod: 10s}
         accessLog: {path: access.log}
+        admin: {port: 0}
         gateway:
           routes:
             - {host: example.com, path: /app, service: app}

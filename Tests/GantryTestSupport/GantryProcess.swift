@@ -35,8 +35,8 @@ public final class GantryProcess: @unchecked Sendable {
         let name = words.joined(separator: "-") + "-\(UUID().uuidString.prefix(8))"
         stdoutPath = directory.appendingPathComponent("\(name).out").path
         stderrPath = directory.appendingPathComponent("\(name).err").path
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
         process.currentDirectoryURL = directory
@@ -87,11 +87,14 @@ public final class GantryProcess: @unchecked Sendable {
         return nil
     }
 
+    /// SIGTERM, so that gantry stops its pods, then SIGKILL if it has not exited in 20 s.
     public func stop() {
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
     }
 
     deinit {
@@ -109,8 +112,8 @@ public func run(_ executable: String, _ arguments: [String], timeout: Duration =
     let directory = GantryProcess.scratchDirectory()
     let out = directory.appendingPathComponent("out").path
     let err = directory.appendingPathComponent("err").path
-    FileManager.default.createFile(atPath: out, contents: nil)
-    FileManager.default.createFile(atPath: err, contents: nil)
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
     process.standardOutput = FileHandle(forWritingAtPath: out)
     process.standardError = FileHandle(forWritingAtPath: err)
     try process.run()

@@ -1,0 +1,173 @@
+import Foundation
+import GantryTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pods under load: scaling, rollouts and crashes while a real client sends requests.
+@Suite(.serialized) struct PodTests {
+    let directory = GantryProcess.scratchDirectory()
+
+    struct Pod: Decodable {
+        let name: String
+        let service: String
+        let ready: Bool
+        let restarts: Int
+        let pid: Int32?
+        let log: String
+        let reason: String
+    }
+
+    struct Running {
+        let gantry: GantryProcess
+        let port: Int
+        let admin: Int
+    }
+
+    func start(replicas: Int) async throws -> Running {
+        let config = directory.appendingPathComponent("pods.yaml")
+        try """
+        runtime: {shutdownGracePeriod: 10s}
+        accessLog: {enabled: false}
+        admin: {port: 0}
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        gateway:
+          routes:
+            - {host: example.com, path: /, service: app}
+        services:
+          - name: app
+            clusterIP: None
+            loadBalancing: leastRequest
+            pods:
+              command: [gantry, example, echo]
+              replicas: \(replicas)
+              terminationGracePeriodSeconds: 10
+              readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "\(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        return Running(gantry: gantry, port: port, admin: admin)
+    }
+
+    func pods(_ admin: Int) async throws -> [Pod] {
+        let answer = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/pods"])
+        return (try? JSONDecoder().decode([Pod].self, from: Data(answer.output.utf8))) ?? []
+    }
+
+    func waitForReady(_ admin: Int, count: Int, excluding old: Set<String> = [], timeout: Duration = .seconds(60)) async -> Bool {
+        await eventually(timeout: timeout) {
+            guard let all = try? await pods(admin) else { return false }
+            return all.count == count && all.allSatisfy { $0.ready && !old.contains($0.name) }
+        }
+    }
+
+    func post(_ admin: Int, _ path: String, _ body: String = "{}") async throws {
+        let answer = try await run("curl", ["-sf", "-X", "POST", "-d", body, "http://127.0.0.1:\(admin)\(path)"])
+        #expect(answer.status == 0, "POST \(path): \(answer.output) \(answer.error)")
+    }
+
+    func stopAndCheckNothingIsLeft(_ running: Running, pids: Set<Int32>) async throws {
+        running.gantry.signal(SIGTERM)
+        #expect(await running.gantry.waitForExit() == 0, "\(running.gantry.stderr)")
+        for pid in pids {
+            #expect(kill(pid, 0) != 0, "pod process \(pid) outlived gantry")
+        }
+    }
+
+    @Test func scalingAndRolloutsUnderLoadDropNothing() async throws {
+        let running = try await start(replicas: 4)
+        defer { running.gantry.stop() }
+        #expect(await waitForReady(running.admin, count: 4), "\(running.gantry.stderr)")
+        var pids = Set(try await pods(running.admin).compactMap(\.pid))
+
+        let load = try LoadGenerator(port: running.port, posts: true, directory: directory)
+        #expect(await load.waitForProgress(200))
+
+        try await post(running.admin, "/api/services/app/scale", #"{"replicas": 1}"#)
+        #expect(await waitForReady(running.admin, count: 1))
+        #expect(await load.waitForProgress(200))
+
+        try await post(running.admin, "/api/services/app/scale", #"{"replicas": 4}"#)
+        #expect(await waitForReady(running.admin, count: 4))
+        pids.formUnion(try await pods(running.admin).compactMap(\.pid))
+        #expect(await load.waitForProgress(200))
+
+        let before = Set(try await pods(running.admin).map(\.name))
+        try await post(running.admin, "/api/services/app/restart")
+        #expect(await waitForReady(running.admin, count: 4, excluding: before, timeout: .seconds(90)))
+        pids.formUnion(try await pods(running.admin).compactMap(\.pid))
+        #expect(await load.waitForProgress(200))
+
+        let result = try await load.stop()
+        #expect(result.failureCount == 0, "failed requests: \(result.failures)")
+        #expect(result.ok >= 800)
+        print("scale 4→1→4 and rollout restart under load: \(result.ok) requests, \(result.failureCount) failed")
+        try await stopAndCheckNothingIsLeft(running, pids: pids)
+    }
+
+    @Test func aKilledPodIsRestartedAndItsRequestsRetried() async throws {
+        let running = try await start(replicas: 3)
+        defer { running.gantry.stop() }
+        #expect(await waitForReady(running.admin, count: 3), "\(running.gantry.stderr)")
+        let load = try LoadGenerator(port: running.port, directory: directory)
+        #expect(await load.waitForProgress(200))
+
+        let victim = try #require(try await pods(running.admin).first)
+        let pid = try #require(victim.pid)
+        #expect(kill(pid, SIGKILL) == 0)
+        let restarted = await eventually(timeout: .seconds(60)) {
+            guard let all = try? await pods(running.admin) else { return false }
+            return all.count == 3 && all.allSatisfy(\.ready) && all.contains { $0.name == victim.name && $0.restarts == 1 && $0.pid != pid }
+        }
+        #expect(restarted, "\(running.gantry.stderr)")
+        #expect(await load.waitForProgress(200))
+
+        let result = try await load.stop()
+        #expect(result.failureCount == 0, "failed requests: \(result.failures)")
+        print("kill -9 of a pod under load: \(result.ok) requests, \(result.failureCount) failed")
+        let pids = Set(try await pods(running.admin).compactMap(\.pid)).union([pid])
+        try await stopAndCheckNothingIsLeft(running, pids: pids)
+    }
+
+    /// `gantry up` without a file: the reference scenario with its auth and app pods.
+    @Test func theBuiltInExampleLogsInAndServesTheDashboard() async throws {
+        let gantry = try GantryProcess(["up"], directory: directory)
+        defer { gantry.stop() }
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        #expect(await waitForReady(admin, count: 3), "\(gantry.stderr)")
+        let all = try await pods(admin)
+        #expect(all.filter { $0.service == "app-service" }.count == 2)
+        let auth = try #require(all.first { $0.service == "auth-service" })
+
+        var password = ""
+        #expect(
+            await eventually {
+                let log = (try? String(contentsOfFile: auth.log, encoding: .utf8)) ?? ""
+                guard let line = log.split(separator: "\n").first(where: { $0.contains("password=") }) else { return false }
+                password = String(line.split(separator: "=").last ?? "")
+                return !password.isEmpty
+            })
+
+        let login = try await run(
+            "curl", ["-s", "-H", "Host: example.com", "-d", #"{"username":"demo","password":"\#(password)"}"#, "http://127.0.0.1:8080/auth/login"])
+        let token = try #require(try JSONSerialization.jsonObject(with: Data(login.output.utf8)) as? [String: Any])["access_token"] as? String
+        #expect(token?.split(separator: ".").count == 3)
+        let wrong = try await run(
+            "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: example.com", "-d", #"{"username":"demo","password":"nope"}"#,
+                "http://127.0.0.1:8080/auth/login"])
+        #expect(wrong.output == "401")
+
+        let jwks = try await run("curl", ["-s", "-H", "Host: example.com", "http://127.0.0.1:8080/auth/.well-known/jwks.json"])
+        #expect(jwks.output.contains(#""kty":"EC""#) && jwks.output.contains(#""alg":"ES256""#))
+
+        let dashboard = try await run("curl", ["-s", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
+        #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
+
+        gantry.signal(SIGTERM)
+        #expect(await gantry.waitForExit() == 0, "\(gantry.stderr)")
+        for pid in all.compactMap(\.pid) { #expect(kill(pid, 0) != 0, "pod process \(pid) outlived gantry") }
+    }
+}
