@@ -166,8 +166,71 @@ import Glibc
         let dashboard = try await run("curl", ["-s", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
 
+        // East-west: the app-service's cluster IP balances over the same pods.
+        let services = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/services"])
+        let clusterIP = try #require(
+            (try JSONSerialization.jsonObject(with: Data(services.output.utf8)) as? [[String: Any]])?
+                .first { $0["name"] as? String == "app-service" }?["clusterIP"] as? String)
+        #expect(clusterIP.hasPrefix("127.0.10."))
+        let servedBy = try await run("curl", ["-s", "-H", "X-User-ID: demo", "http://\(clusterIP)/app/dashboard"])
+        #expect(servedBy.output.contains(#""servedBy":"app-service-"#), "\(servedBy.output)")
+
+        // The command line over the admin API.
+        let table = try await run(GantryProcess.binary, ["get", "pods", "--admin", "127.0.0.1:\(admin)"])
+        #expect(table.output.hasPrefix("NAME "), "\(table.output)\(table.error)")
+        #expect(all.allSatisfy { table.output.contains($0.name) })
+        let scaled = try await run(GantryProcess.binary, ["scale", "app-service", "--replicas", "3", "--admin", "127.0.0.1:\(admin)"])
+        #expect(scaled.status == 0, "\(scaled.error)")
+        #expect(await waitForReady(admin, count: 4))
+        let logs = try await run(GantryProcess.binary, ["logs", auth.name, "--admin", "127.0.0.1:\(admin)"])
+        #expect(logs.output.contains("auth-service listening on http://127.0.100."))
+        let unknown = try await run(GantryProcess.binary, ["scale", "nope", "--replicas", "1", "--admin", "127.0.0.1:\(admin)"])
+        #expect(unknown.status == 1 && unknown.error.contains("no service named \"nope\""))
+
+        let pids = Set(try await pods(admin).compactMap(\.pid)).union(all.compactMap(\.pid))
         gantry.signal(SIGTERM)
         #expect(await gantry.waitForExit() == 0, "\(gantry.stderr)")
-        for pid in all.compactMap(\.pid) { #expect(kill(pid, 0) != 0, "pod process \(pid) outlived gantry") }
+        for pid in pids { #expect(kill(pid, 0) != 0, "pod process \(pid) outlived gantry") }
+    }
+
+    /// A pod's children die with it: the whole process group is killed when the pod exits.
+    @Test func nothingAPodStartedOutlivesIt() async throws {
+        let marker = "\(Int.random(in: 100_000...999_999))"
+        let config = directory.appendingPathComponent("group.yaml")
+        try """
+        admin: {port: 0}
+        accessLog: {enabled: false}
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        gateway: {routes: [{path: /, service: app}]}
+        services:
+          - name: app
+            clusterIP: None
+            pods:
+              command: [sh, -c, 'sleep \(marker) & exec "$0" example echo', \(GantryProcess.binary)]
+              readinessProbe: {tcpSocket: {}, periodSeconds: 1}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        #expect(await waitForReady(admin, count: 1), "\(gantry.stderr)")
+        let first = try #require(try await pods(admin).first?.pid)
+        var children: [Int32] = []
+        #expect(
+            await eventually {
+                children = ((try? await run("pgrep", ["-f", "sleep \(marker)"]))?.output ?? "").split(separator: "\n").compactMap { Int32($0) }
+                return !children.isEmpty
+            })
+
+        #expect(kill(first, SIGKILL) == 0)
+        #expect(await eventually { children.allSatisfy { kill($0, 0) != 0 } }, "the pod's child outlived it")
+        let restarted = await eventually {
+            guard let pod = try? await pods(admin).first else { return false }
+            return pod.restarts == 1 && pod.ready && pod.pid != first
+        }
+        #expect(restarted)
+
+        gantry.signal(SIGTERM)
+        #expect(await gantry.waitForExit() == 0)
+        #expect(await eventually { (try? await run("pgrep", ["-f", "sleep \(marker)"]))?.status == 1 })
     }
 }
