@@ -24,8 +24,16 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
-        // Pure domain: routing, balancing, request IDs, retry decisions. No I/O, no clocks.
-        .target(name: "GantryCore", swiftSettings: strict),
+        // Pure domain: routing, balancing, request IDs, retry decisions, pod lifecycle, JWT checks,
+        // token buckets. No I/O, no clocks.
+        .target(
+            name: "GantryCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
@@ -36,7 +44,7 @@ let package = Package(
         .target(
             name: "GantryProxy",
             dependencies: [
-                "GantryCore", "GantryConfig",
+                "GantryCore", "GantryConfig", "GantryHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -109,12 +117,20 @@ let package = Package(
         ),
         // Raw-socket HTTP client and polling helpers shared by the live and end-to-end tests.
         .target(name: "GantryTestSupport", path: "Tests/GantryTestSupport"),
-        .testTarget(name: "GantryCoreTests", dependencies: ["GantryCore"]),
+        .testTarget(
+            name: "GantryCoreTests",
+            dependencies: [
+                "GantryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "GantryConfigTests", dependencies: ["GantryConfig"]),
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
                 "GantryProxy", "GantryConfig", "GantryExamples", "GantryTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -63,6 +63,7 @@ public struct ListenerTimeoutsSpec: Decodable, Sendable {
 
 /// `gateway:` the ingress rules (and, later, the policies they use).
 public struct GatewaySpec: Decodable, Sendable {
+    public var policies: [PolicySpec]?
     public var routes: [RouteSpec]?
 }
 
@@ -86,6 +87,8 @@ public struct RouteSpec: Decodable, Sendable {
     public var timeout: DurationSpec?
     /// Overrides the service's `retries` for this route.
     public var retries: RetrySpec?
+    /// Names of `gateway.policies`, run in this order before the request goes upstream.
+    public var policies: [String]?
 }
 
 extension PathType: SpecEnum {}

@@ -18,6 +18,7 @@ public final class RuntimeSnapshot: Sendable {
     /// service's cluster IP.
     public let serviceRoutes: [RouteRule]
     public let services: [ServiceSettings]
+    public let policies: [GatewayPolicy]
     public let accessLog: AccessLogSettings
     public let admin: AdminSettings
     /// Pod logs and generated state.
@@ -26,7 +27,7 @@ public final class RuntimeSnapshot: Sendable {
     public init(
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
-        services: [ServiceSettings], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String
+        services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String
     ) {
         self.sourceFile = sourceFile
         self.workers = workers
@@ -42,11 +43,12 @@ public final class RuntimeSnapshot: Sendable {
                 RouteRule(
                     index: settings.count, name: "service/\(service.name)", host: .any, path: PathRule(type: .prefix, path: "/"),
                     service: service.index))
-            settings.append(RouteSettings(responseTimeout: service.responseTimeout, retry: service.retry))
+            settings.append(RouteSettings(responseTimeout: service.responseTimeout, retry: service.retry, policies: []))
         }
         self.routeSettings = settings
         self.serviceRoutes = serviceRoutes
         self.services = services
+        self.policies = policies
         self.accessLog = accessLog
         self.admin = admin
         self.stateDirectory = stateDirectory
@@ -86,6 +88,8 @@ public struct EdgeLimits: Sendable, Hashable {
 public struct RouteSettings: Sendable {
     public let responseTimeout: Duration
     public let retry: RetryPolicy
+    /// Indices into `RuntimeSnapshot.policies`, in the order they run.
+    public let policies: [Int]
 }
 
 public struct ServiceSettings: Sendable {

@@ -20,7 +20,9 @@ struct SpecCompiler {
     mutating func compile(_ spec: GantrySpec) -> RuntimeSnapshot? {
         let root = SpecPath()
         let services = compileServices(spec.services ?? [], at: root / "services")
-        let (rules, routeSettings) = compileRoutes(spec.gateway?.routes ?? [], services: services, at: root / "gateway" / "routes")
+        let (policies, policyNames) = compilePolicies(spec.gateway?.policies ?? [], services: services, at: root / "gateway" / "policies")
+        let (rules, routeSettings) = compileRoutes(
+            spec.gateway?.routes ?? [], services: services, policies: policies, policyNames: policyNames, at: root / "gateway" / "routes")
         let listeners = compileListeners(spec.loadBalancer?.listeners, at: root / "loadBalancer" / "listeners")
         let limits = compileLimits(spec.loadBalancer?.limits, at: root / "loadBalancer" / "limits")
         let idle = positive(spec.loadBalancer?.timeouts?.idle, default: .seconds(60), at: root / "loadBalancer" / "timeouts" / "idle")
@@ -55,7 +57,7 @@ struct SpecCompiler {
         return RuntimeSnapshot(
             sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
             limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
-            services: services, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory)
+            services: services, policies: policies, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory)
     }
 
     /// `.gantry` in the directory of the file (or the working directory for the built-in one).
@@ -259,9 +261,9 @@ struct SpecCompiler {
 
     // MARK: Routes
 
-    private mutating func compileRoutes(_ specs: [RouteSpec], services: [ServiceSettings], at path: SpecPath)
-        -> ([RouteRule], [RouteSettings])
-    {
+    private mutating func compileRoutes(
+        _ specs: [RouteSpec], services: [ServiceSettings], policies: [GatewayPolicy], policyNames: [String: Int], at path: SpecPath
+    ) -> ([RouteRule], [RouteSettings]) {
         var rules: [RouteRule] = []
         var settings: [RouteSettings] = []
         var signatures: [String: Int] = [:]
@@ -313,7 +315,8 @@ struct SpecCompiler {
             settings.append(
                 RouteSettings(
                     responseTimeout: positive(spec.timeout, default: service.responseTimeout, at: here / "timeout"),
-                    retry: compileRetry(spec.retries, default: service.retry, at: here / "retries")))
+                    retry: compileRetry(spec.retries, default: service.retry, at: here / "retries"),
+                    policies: compileRoutePolicies(spec.policies ?? [], policies: policies, byName: policyNames, at: here / "policies")))
         }
         return (rules, settings)
     }

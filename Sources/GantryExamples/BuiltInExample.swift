@@ -12,9 +12,20 @@ public enum BuiltInExample {
           listeners:
             - {name: web, port: 8080}
         gateway:
+          policies:
+            # The token the auth service issued: checked against its published keys; the user
+            # goes upstream as X-User-ID (a client's own X-User-ID is removed).
+            - name: user-token
+              jwt:
+                jwks: {service: auth-service, path: /auth/.well-known/jwks.json}
+                issuer: https://example.com/auth
+                audiences: [example.com]
+                forwardClaims: [{claim: sub, header: X-User-ID}]
+            - name: per-user
+              rateLimit: {requests: 50, per: 1s, burst: 100, key: {claim: sub}}
           routes:
             - {host: example.com, path: /auth, service: auth-service}
-            - {host: example.com, path: /app, service: app-service}
+            - {host: example.com, path: /app, service: app-service, policies: [user-token, per-user]}
         services:
           - name: auth-service
             pods:

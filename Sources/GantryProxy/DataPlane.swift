@@ -34,6 +34,7 @@ public final class DataPlane: Sendable {
     private let logger: Logger
     private let accessLog: AccessLogSink?
     private let ownsGroup: Bool
+    let gateway: GatewayState
 
     private struct State {
         var snapshot: RuntimeSnapshot
@@ -51,6 +52,7 @@ public final class DataPlane: Sendable {
         self.accessLog = accessLog
         self.logger = logger
         self.state = Mutex(State(snapshot: snapshot))
+        self.gateway = GatewayState(policies: snapshot.policies)
     }
 
     public var snapshot: RuntimeSnapshot { state.withLock { $0.snapshot } }
@@ -67,10 +69,11 @@ public final class DataPlane: Sendable {
         for loop in group.makeIterator() {
             let sets = endpointSets
             let accessLog = self.accessLog
+            let gateway = self.gateway
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
-                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)))
+                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()
@@ -175,6 +178,13 @@ public final class DataPlane: Sendable {
         }
         for context in contexts.values {
             context.eventLoop.execute { context.value.install(endpoints: set, forService: name) }
+        }
+    }
+
+    /// Replaces the fetched keys of a jwt policy on every loop.
+    public func setJWTKeys(_ keys: [JWTKey], forPolicy index: Int) {
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            context.eventLoop.execute { context.value.policies.fetchedKeys[index] = keys }
         }
     }
 

@@ -267,7 +267,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
         switch RequestAdmission.admit(
             head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
-            keptClientID: keptClientID)
+            keptClientID: keptClientID, policies: loop.policies)
         {
         case .proxy(let plan):
             request.host = plan.host
@@ -283,6 +283,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
             requestHasBody = Framing(facts).hasBody
             switch response.reason {
             case "no_route": loop.metrics.add(.noRoute)
+            case "unauthorized": loop.metrics.add(.unauthorized)
+            case "rate_limited": loop.metrics.add(.rateLimited)
             default: loop.metrics.add(.malformedRequests)
             }
             if response.closesConnection { keepAlive = false }

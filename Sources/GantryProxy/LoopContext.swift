@@ -20,6 +20,7 @@ final class LoopContext {
     var random = FastRandom()
     let pool: UpstreamPool
     let accessLog: AccessLogBuffer?
+    let policies: PolicyEngine
     var metrics = LoopCounters()
 
     /// Open client connections, for idle timeouts and draining.
@@ -35,7 +36,7 @@ final class LoopContext {
 
     init(
         eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
-        accessLog: AccessLogBuffer? 
+        accessLog: AccessLogBuffer?, gateway: GatewayState
     ) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
@@ -44,6 +45,7 @@ final class LoopContext {
         self.cursors = Array(repeating: 0, count: snapshot.services.count)
         self.pool = UpstreamPool()
         self.accessLog = accessLog
+        self.policies = PolicyEngine(shared: gateway)
         // Start round robin at a different place on each loop, as Envoy does per worker.
         for index in cursors.indices { cursors[index] = Int.random(in: 0..<1024, using: &random) }
     }

@@ -247,6 +247,7 @@ final class ProxyExchange {
             responseSide = .streaming
             if !head.isKeepAlive { upstream?.keepAlive = false }
             ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
+            for (name, value) in plan.responseHeaders { head.headers.add(name: name, value: value) }
             downstream?.writeResponseHead(head)
         case .body(let buffer):
             guard responseSide == .streaming, let downstream else { return }

@@ -1,3 +1,4 @@
+import Foundation
 import GantryConfig
 import GantryCore
 import NIOCore
@@ -14,6 +15,8 @@ struct ProxyPlan {
     /// The request carries a body (Content-Length > 0 or chunked); once sent it cannot be replayed.
     let hasBody: Bool
     let expectsContinue: Bool
+    /// Added to the client's response by the route's policies (rate-limit headers).
+    let responseHeaders: [(String, String)]
 }
 
 enum Admission {
@@ -27,7 +30,7 @@ enum Admission {
 enum RequestAdmission {
     static func admit(
         _ head: HTTPRequestHead, facts: HeaderFacts, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
-        keptClientID: Bool
+        keptClientID: Bool, policies engine: PolicyEngine
     ) -> Admission {
         let limits = snapshot.limits
         let rawHost = facts.host ?? ""
@@ -75,11 +78,20 @@ enum RequestAdmission {
         ForwardingHeaders.prepare(
             &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,
             keptClientID: keptClientID, chunked: framing.isChunked)
+        let settings = snapshot.routeSettings[route.index]
+        var responseHeaders: [(String, String)] = []
+        if !settings.policies.isEmpty {
+            let verdict = engine.apply(
+                settings.policies, policies: snapshot.policies, original: head, upstream: &upstream, client: client,
+                route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
+            if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
+            responseHeaders = verdict.responseHeaders
+        }
         return .proxy(
             ProxyPlan(
-                route: route, settings: snapshot.routeSettings[route.index], service: snapshot.services[route.service],
+                route: route, settings: settings, service: snapshot.services[route.service],
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
-                expectsContinue: facts.expectsContinue))
+                expectsContinue: facts.expectsContinue, responseHeaders: responseHeaders))
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).

@@ -61,11 +61,13 @@ struct Stack: Service {
             }
         }
         try await supervisor.start()
+        let keys = Task { await JWKSFetcher(plane: plane, logger: logger).run() }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
         try? await gracefulShutdown()
         printError("gantry: shutting down")
         await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
+        keys.cancel()
         await supervisor.shutdown()
         stopAdmin.open()
         await admin?.value

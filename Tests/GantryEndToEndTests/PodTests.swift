@@ -163,8 +163,26 @@ import Glibc
         let jwks = try await run("curl", ["-s", "-H", "Host: example.com", "http://127.0.0.1:8080/auth/.well-known/jwks.json"])
         #expect(jwks.output.contains(#""kty":"EC""#) && jwks.output.contains(#""alg":"ES256""#))
 
-        let dashboard = try await run("curl", ["-s", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
+        // The gateway checks the token and forwards its subject; a client's own X-User-ID never
+        // gets through.
+        let bearer = "Authorization: Bearer \(token ?? "")"
+        var dashboard = try await run(
+            "curl", ["-s", "-i", "-H", "Host: example.com", "-H", bearer, "-H", "X-User-ID: admin", "http://127.0.0.1:8080/app/dashboard"])
+        if dashboard.output.contains("401") {  // the first key fetch may still be on its way
+            _ = await eventually {
+                dashboard = (try? await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", bearer, "http://127.0.0.1:8080/app/dashboard"])) ?? dashboard
+                return dashboard.output.contains("200 OK")
+            }
+        }
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
+        #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=50;w=1"#), "\(dashboard.output)")
+        let anonymous = try await run(
+            "curl", ["-s", "-i", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
+        #expect(anonymous.output.hasPrefix("HTTP/1.1 401"), "\(anonymous.output)")
+        #expect(anonymous.output.lowercased().contains(#"www-authenticate: bearer realm="gantry""#))
+        let forged = try await run(
+            "curl", ["-s", "-i", "-H", "Host: example.com", "-H", "Authorization: Bearer \(token ?? "")x", "http://127.0.0.1:8080/app/dashboard"])
+        #expect(forged.output.hasPrefix("HTTP/1.1 401") && forged.output.contains("invalid_token"), "\(forged.output)")
 
         // East-west: the app-service's cluster IP balances over the same pods.
         let services = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/services"])

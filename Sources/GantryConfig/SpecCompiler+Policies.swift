@@ -1,0 +1,168 @@
+import Foundation
+import GantryCore
+
+extension SpecCompiler {
+    /// Compiles `gateway.policies`; returns them and their indices by name.
+    mutating func compilePolicies(_ specs: [PolicySpec], services: [ServiceSettings], at path: SpecPath)
+        -> ([GatewayPolicy], [String: Int])
+    {
+        var policies: [GatewayPolicy] = []
+        var byName: [String: Int] = [:]
+        for (index, spec) in specs.enumerated() {
+            let here = path / index
+            guard let name = spec.name, !name.isEmpty else {
+                problem(here / "name", "missing required key \"name\"")
+                continue
+            }
+            if byName[name] != nil {
+                problem(here / "name", "duplicate policy name \"\(name)\"")
+                continue
+            }
+            let kinds = [spec.jwt != nil, spec.rateLimit != nil].filter { $0 }.count
+            guard kinds == 1 else {
+                problem(here, "set exactly one policy kind: jwt or rateLimit")
+                continue
+            }
+            let compiled: GatewayPolicy?
+            if let jwt = spec.jwt {
+                compiled = compileJWT(jwt, name: name, services: services, at: here / "jwt").map(GatewayPolicy.jwt)
+            } else {
+                compiled = compileRateLimit(spec.rateLimit!, name: name, at: here / "rateLimit").map(GatewayPolicy.rateLimit)
+            }
+            if let compiled {
+                byName[name] = policies.count
+                policies.append(compiled)
+            }
+        }
+        return (policies, byName)
+    }
+
+    /// A route's `policies:` list as indices, checking that a rate limit keyed by a claim comes
+    /// after a jwt policy.
+    mutating func compileRoutePolicies(
+        _ names: [String], policies: [GatewayPolicy], byName: [String: Int], at path: SpecPath
+    ) -> [Int] {
+        var result: [Int] = []
+        for (position, name) in names.enumerated() {
+            guard let index = byName[name] else {
+                problem(path / position, "unknown policy \"\(name)\"" + Suggestion.hint(for: name, among: byName.keys))
+                continue
+            }
+            if case .rateLimit(let limit) = policies[index], case .claim(let claim) = limit.key,
+                !result.contains(where: { if case .jwt = policies[$0] { true } else { false } })
+            {
+                problem(path / position, "rate limit \"\(name)\" is keyed by the \(claim) claim: list a jwt policy before it")
+            }
+            result.append(index)
+        }
+        return result
+    }
+
+    private mutating func compileJWT(_ spec: JWTPolicySpec, name: String, services: [ServiceSettings], at path: SpecPath)
+        -> JWTPolicy?
+    {
+        let before = issues.count
+        var source: JWTPolicy.KeySource?
+        if let jwks = spec.jwks {
+            switch (jwks.url, jwks.service) {
+            case (let url?, nil):
+                if !url.hasPrefix("http://") {
+                    problem(path / "jwks" / "url", "only http:// URLs are fetched; use {service: NAME, path: /…} for a service in gantry")
+                }
+                source = .url(url)
+            case (nil, let service?):
+                if !services.contains(where: { $0.name == service }) {
+                    problem(path / "jwks" / "service", "unknown service \"\(service)\"" + Suggestion.hint(for: service, among: services.map(\.name)))
+                }
+                let keyPath = jwks.path ?? "/.well-known/jwks.json"
+                if !keyPath.hasPrefix("/") { problem(path / "jwks" / "path", "must start with /") }
+                source = .service(name: service, path: keyPath)
+            default:
+                problem(path / "jwks", "set exactly one of url or service")
+            }
+        }
+        var staticKeys: [JWTKey] = []
+        for (index, key) in (spec.keys ?? []).enumerated() {
+            let here = path / "keys" / index
+            switch (key.pemFile, key.jwksFile) {
+            case (let file?, nil):
+                guard let text = try? String(contentsOfFile: resolve(file), encoding: .utf8) else {
+                    problem(here / "pemFile", "cannot read \(resolve(file))")
+                    continue
+                }
+                do { staticKeys.append(try JWTKey.publicKey(pem: text, id: key.kid)) } catch {
+                    problem(here / "pemFile", "not an RSA, P-256, P-384 or Ed25519 public key in PEM form")
+                }
+            case (nil, let file?):
+                guard let data = FileManager.default.contents(atPath: resolve(file)) else {
+                    problem(here / "jwksFile", "cannot read \(resolve(file))")
+                    continue
+                }
+                do { staticKeys += try JWKSet.keys(from: data) } catch { problem(here / "jwksFile", "\(error)") }
+            default:
+                problem(here, "set exactly one of pemFile or jwksFile")
+            }
+        }
+        if source == nil && spec.keys == nil { problem(path, "needs keys: set jwks: {service: …, path: …}, jwks: {url: …} or keys: [...]") }
+
+        var forward: [(String, String)] = []
+        for (index, item) in (spec.forwardClaims ?? []).enumerated() {
+            guard let claim = item.claim, let header = item.header, Self.isToken(header) else {
+                problem(path / "forwardClaims" / index, "write {claim: sub, header: X-User-ID}")
+                continue
+            }
+            forward.append((claim, header.lowercased()))
+        }
+        let token: JWTPolicy.TokenSource
+        switch (spec.from?.header, spec.from?.cookie, spec.from?.query) {
+        case (nil, nil, nil): token = .bearer
+        case (let header?, nil, nil): token = .header(header.lowercased())
+        case (nil, let cookie?, nil): token = .cookie(cookie)
+        case (nil, nil, let query?): token = .query(query)
+        default:
+            problem(path / "from", "set one of header, cookie or query")
+            token = .bearer
+        }
+        let rules = JWTRules(
+            issuer: spec.issuer, audiences: spec.audiences ?? [], leeway: spec.leeway?.duration ?? .seconds(60),
+            requiredClaims: spec.requiredClaims ?? [])
+        let refresh = positive(spec.jwks?.refreshInterval, default: .seconds(300), at: path / "jwks" / "refreshInterval")
+        let refetch = positive(spec.jwks?.minRefetchInterval, default: .seconds(30), at: path / "jwks" / "minRefetchInterval")
+        guard issues.count == before else { return nil }
+        return JWTPolicy(
+            name: name, rules: rules, keySource: source, refreshInterval: refresh, minRefetchInterval: refetch,
+            staticKeys: staticKeys, forwardClaims: forward, tokenSource: token)
+    }
+
+    private mutating func compileRateLimit(_ spec: RateLimitSpec, name: String, at path: SpecPath) -> RateLimitPolicy? {
+        guard let requests = spec.requests, requests >= 1 else {
+            problem(path / "requests", "needs a number of requests of at least 1")
+            return nil
+        }
+        guard let per = spec.per?.duration, per > .zero else {
+            problem(path / "per", "needs a period such as 1s or 1m")
+            return nil
+        }
+        if let burst = spec.burst, burst < 1 { problem(path / "burst", "must be at least 1") }
+        var key = RateLimitPolicy.Key.clientIP
+        if let spec = spec.key {
+            let chosen = [spec.clientIP == true, spec.header != nil, spec.claim != nil, spec.route == true].filter { $0 }.count
+            if chosen != 1 {
+                problem(path / "key", "set exactly one of clientIP: true, header: NAME, claim: NAME or route: true")
+            } else if let header = spec.header {
+                key = .header(header.lowercased())
+            } else if let claim = spec.claim {
+                key = .claim(claim)
+            } else if spec.route == true {
+                key = .route
+            }
+        }
+        return RateLimitPolicy(name: name, bucket: TokenBucket(requests: requests, per: per, burst: spec.burst), key: key)
+    }
+
+    /// A path from the file, relative to the file's directory.
+    func resolve(_ file: String) -> String {
+        guard !file.hasPrefix("/"), let slash = sourceFile.lastIndex(of: "/") else { return file }
+        return String(sourceFile[..<slash]) + "/" + file
+    }
+}

@@ -1,0 +1,43 @@
+/// A JSON value, for claims whose shape gantry does not know in advance.
+public enum JSONValue: Sendable, Hashable, Decodable {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case array([JSONValue])
+    case object([String: JSONValue])
+    case null
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The value as a header would carry it: strings as they are, numbers and booleans
+    /// written out, arrays of those joined with commas; nil for objects and null.
+    public var headerValue: String? {
+        switch self {
+        case .string(let text): return text
+        case .number(let number): return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        case .bool(let flag): return flag ? "true" : "false"
+        case .array(let items):
+            let parts = items.compactMap { item -> String? in
+                if case .array = item { return nil }
+                return item.headerValue
+            }
+            return parts.count == items.count ? parts.joined(separator: ",") : nil
+        case .object, .null: return nil
+        }
+    }
+}

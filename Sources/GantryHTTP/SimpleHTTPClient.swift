@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One HTTP/1.1 request per connection, for the control plane: the admin client, key fetches.
+public enum SimpleHTTPClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+
+        public init(description: String) {
+            self.description = description
+        }
+    }
+
+    public static func request(
+        _ method: HTTPMethod, host: String, port: Int, path: String, hostHeader: String? = nil, body: Data? = nil,
+        timeout: Duration = .seconds(5), maxBody: Int = 4 << 20
+    ) async throws -> (status: Int, body: Data) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let exchange = Task {
+            try await channel.executeThenClose { inbound, outbound in
+                var headers = HTTPHeaders()
+                headers.add(name: "host", value: hostHeader ?? "\(host):\(port)")
+                headers.add(name: "user-agent", value: "gantry")
+                headers.add(name: "connection", value: "close")
+                headers.add(name: "content-length", value: "\(body?.count ?? 0)")
+                if body != nil { headers.add(name: "content-type", value: "application/json") }
+                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+                if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+                var status = 0
+                var received = ByteBuffer()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let head): status = Int(head.status.code)
+                    case .body(var chunk):
+                        guard received.readableBytes + chunk.readableBytes <= maxBody else {
+                            throw Failure(description: "the response is larger than \(maxBody) bytes")
+                        }
+                        received.writeBuffer(&chunk)
+                    case .end: return (status, Data(received.readableBytesView))
+                    }
+                }
+                throw Failure(description: "the connection closed before the response ended")
+            }
+        }
+        let timedOut = Atomic<Bool>(false)
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            timedOut.store(true, ordering: .relaxed)
+            channel.channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        do {
+            return try await exchange.value
+        } catch {
+            throw timedOut.load(ordering: .relaxed) ? Failure(description: "no complete response within \(timeout)") : error
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Crypto
+import CryptoExtras
+import Foundation
+import Testing
+
+@testable import GantryCore
+
+/// Tokens signed here with swift-crypto, verified by gantry's verifier.
+private enum Sign {
+    static func token(header: [String: Any], claims: [String: Any], sign: (Data) throws -> Data) throws -> String {
+        let head = Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: .sortedKeys))
+        let body = Base64URL.encode(try JSONSerialization.data(withJSONObject: claims, options: .sortedKeys))
+        let input = Data("\(head).\(body)".utf8)
+        return "\(head).\(body).\(Base64URL.encode(try sign(input)))"
+    }
+}
+
+struct JWTVerifierTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let ecKey = P256.Signing.PrivateKey()
+    static let rules = JWTRules(issuer: "https://example.com/auth", audiences: ["example.com"], leeway: .seconds(30), requiredClaims: ["sub"])
+    nonisolated(unsafe) static let good: [String: Any] = [
+        "iss": "https://example.com/auth", "aud": ["other", "example.com"], "sub": "demo", "iat": 1_800_000_000 - 10,
+        "exp": 1_800_000_000 + 600,
+    ]
+
+    static var ecJWK: [JWTKey] {
+        let raw = ecKey.publicKey.rawRepresentation
+        let jwks: [String: Any] = [
+            "keys": [
+                ["kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32))],
+                ["kty": "EC", "crv": "P-256", "kid": "enc", "use": "enc", "x": "AA", "y": "AA"],
+            ]
+        ]
+        return try! JWKSet.keys(from: JSONSerialization.data(withJSONObject: jwks))
+    }
+
+    static func es256(_ claims: [String: Any], kid: String? = "k1", key: P256.Signing.PrivateKey = ecKey) throws -> String {
+        var header: [String: Any] = ["alg": "ES256", "typ": "JWT"]
+        header["kid"] = kid
+        return try Sign.token(header: header, claims: claims) { try key.signature(for: $0).rawRepresentation }
+    }
+
+    @Test func aGoodES256TokenFromAJWKSVerifies() throws {
+        #expect(Self.ecJWK.count == 1)  // the encryption key is skipped
+        let result = JWTVerifier.verify(try Self.es256(Self.good), keys: Self.ecJWK, rules: Self.rules, now: Self.now)
+        let claims = try result.get()
+        #expect(claims["sub"] == .string("demo"))
+        #expect(claims["sub"]?.headerValue == "demo")
+    }
+
+    @Test(arguments: [
+        ("exp", 1_800_000_000 - 31, JWTFailure.expired),
+        ("nbf", 1_800_000_000 + 31, .notYetValid),
+        ("iat", 1_800_000_000 + 31, .issuedInTheFuture),
+        ("iss", "https://evil.example", .wrongIssuer),
+        ("aud", "someone-else", .wrongAudience),
+    ] as [(String, any Sendable, JWTFailure)])
+    func claimChecks(claim: String, value: any Sendable, failure: JWTFailure) throws {
+        var claims = Self.good
+        claims[claim] = value
+        #expect(JWTVerifier.verify(try Self.es256(claims), keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(failure))
+    }
+
+    @Test func leewayForgivesSmallClockDifferences() throws {
+        var claims = Self.good
+        claims["exp"] = 1_800_000_000 - 29
+        claims["nbf"] = 1_800_000_000 + 29
+        #expect((try? JWTVerifier.verify(try Self.es256(claims), keys: Self.ecJWK, rules: Self.rules, now: Self.now).get()) != nil)
+    }
+
+    @Test func requiredClaimsMustBeThere() throws {
+        var claims = Self.good
+        claims["sub"] = nil
+        #expect(JWTVerifier.verify(try Self.es256(claims), keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.missingClaim("sub")))
+    }
+
+    @Test func signaturesAndKeysAreChecked() throws {
+        let other = P256.Signing.PrivateKey()
+        #expect(JWTVerifier.verify(try Self.es256(Self.good, key: other), keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.badSignature))
+        #expect(JWTVerifier.verify(try Self.es256(Self.good, kid: "k9"), keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.unknownKey("k9")))
+        let token = try Self.es256(Self.good)
+        var parts = token.split(separator: ".").map(String.init)
+        var tampered = Self.good
+        tampered["sub"] = "admin"
+        parts[1] = Base64URL.encode(try JSONSerialization.data(withJSONObject: tampered, options: .sortedKeys))
+        #expect(JWTVerifier.verify(parts.joined(separator: "."), keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.badSignature))
+        #expect(JWTVerifier.verify("not.a.jwt", keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.malformed))
+    }
+
+    @Test func noneAndAlgorithmConfusionAreRefused() throws {
+        let unsigned = try Sign.token(header: ["alg": "none", "kid": "k1"], claims: Self.good) { _ in Data() }
+        #expect(JWTVerifier.verify(unsigned, keys: Self.ecJWK, rules: Self.rules, now: Self.now) == .failure(.algorithmNotAllowed("none")))
+
+        // An HS256 token whose "secret" is the RSA public key: the classic confusion attack.
+        let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let rsaKey = try JWTKey.publicKey(pem: rsa.publicKey.pemRepresentation, id: "r1")
+        let confused = try Sign.token(header: ["alg": "HS256", "kid": "r1"], claims: Self.good) { input in
+            Data(HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: Data(rsa.publicKey.pemRepresentation.utf8))))
+        }
+        #expect(JWTVerifier.verify(confused, keys: [rsaKey], rules: Self.rules, now: Self.now) == .failure(.algorithmNotAllowed("HS256")))
+
+        let rs256 = try Sign.token(header: ["alg": "RS256", "kid": "r1"], claims: Self.good) { input in
+            try rsa.signature(for: SHA256.hash(data: input), padding: .insecurePKCS1v1_5).rawRepresentation
+        }
+        #expect((try? JWTVerifier.verify(rs256, keys: [rsaKey], rules: Self.rules, now: Self.now).get()) != nil)
+        let ps256 = try Sign.token(header: ["alg": "PS256", "kid": "r1"], claims: Self.good) { input in
+            try rsa.signature(for: SHA256.hash(data: input), padding: .PSS).rawRepresentation
+        }
+        #expect((try? JWTVerifier.verify(ps256, keys: [rsaKey], rules: Self.rules, now: Self.now).get()) != nil)
+    }
+
+    @Test func hmacAndEdDSA() throws {
+        let secret = Data("a-long-shared-secret-for-hs256-tests".utf8)
+        let hs = try Sign.token(header: ["alg": "HS256"], claims: Self.good) { input in
+            Data(HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: secret)))
+        }
+        #expect((try? JWTVerifier.verify(hs, keys: [.hmac(secret: secret)], rules: Self.rules, now: Self.now).get()) != nil)
+        #expect(JWTVerifier.verify(hs, keys: [.hmac(secret: Data("wrong".utf8))], rules: Self.rules, now: Self.now) == .failure(.badSignature))
+
+        let ed = Curve25519.Signing.PrivateKey()
+        let jwk: [String: Any] = ["keys": [["kty": "OKP", "crv": "Ed25519", "kid": "e1", "x": Base64URL.encode(ed.publicKey.rawRepresentation)]]]
+        let keys = try JWKSet.keys(from: JSONSerialization.data(withJSONObject: jwk))
+        let token = try Sign.token(header: ["alg": "EdDSA", "kid": "e1"], claims: Self.good) { try ed.signature(for: $0) }
+        #expect((try? JWTVerifier.verify(token, keys: keys, rules: Self.rules, now: Self.now).get()) != nil)
+    }
+}
+
+struct TokenBucketTests {
+    let second: UInt64 = 1_000_000_000
+
+    @Test func burstThenSteadyRate() {
+        let bucket = TokenBucket(requests: 10, per: .seconds(1), burst: 3)
+        var state = bucket.fresh(now: 0)
+        #expect(bucket.take(&state, now: 0) == .allow(remaining: 2))
+        #expect(bucket.take(&state, now: 0) == .allow(remaining: 1))
+        #expect(bucket.take(&state, now: 0) == .allow(remaining: 0))
+        #expect(bucket.take(&state, now: 0) == .deny(retryAfter: .milliseconds(100)))
+        #expect(bucket.take(&state, now: second / 20) == .deny(retryAfter: .milliseconds(50)))
+        #expect(bucket.take(&state, now: second / 10) == .allow(remaining: 0))
+        #expect(!bucket.isFull(state, now: second / 10))
+        #expect(bucket.isFull(state, now: second))  // refilled, up to the burst only
+        #expect(bucket.take(&state, now: 10 * second) == .allow(remaining: 2))
+    }
+
+    @Test func overAMinuteTheRateHolds() {
+        let bucket = TokenBucket(requests: 60, per: .seconds(60))
+        var state = bucket.fresh(now: 0)
+        var allowed = 0
+        for millisecond in stride(from: UInt64(0), to: 60_000, by: 10) {
+            if case .allow = bucket.take(&state, now: millisecond * 1_000_000) { allowed += 1 }
+        }
+        #expect(allowed == 60 + 59)  // the initial burst of 60, then one a second
+    }
+}
