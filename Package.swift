@@ -76,6 +76,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Horizontal Pod Autoscaler loop: samples pods, applies GantryCore's HPA math.
+        .target(
+            name: "GantryAutoscaler",
+            dependencies: ["GantryCore", "GantryConfig", "GantryPods", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // The admin API (JSON on loopback) and its client, used by `gantry get`, `scale`, `logs`.
         .target(
             name: "GantryAdmin",
@@ -107,7 +113,8 @@ let package = Package(
         .executableTarget(
             name: "gantry",
             dependencies: [
-                "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAdmin", "GantryExamples", "GantryHTTP",
+                "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
+                "GantryHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -121,6 +121,8 @@ public struct ServiceSpec: Decodable, Sendable {
     public var retries: RetrySpec?
     public var connectionPool: ConnectionPoolSpec?
     public var outlierDetection: OutlierDetectionSpec?
+    /// Scales `pods.replicas` between bounds with the Kubernetes HPA algorithm.
+    public var autoscaling: AutoscalingSpec?
 }
 
 /// `services[i].outlierDetection:` passive health for endpoints that refuse connections.

@@ -107,6 +107,7 @@ public struct ServiceSettings: Sendable {
     public let outlierDetection: OutlierDetection
     /// Set when gantry runs the service's endpoints as pods.
     public let pods: PodTemplate?
+    public let autoscaling: AutoscalingSettings?
     public let clusterIP: ClusterIP
 }
 

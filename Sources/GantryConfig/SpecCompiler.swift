@@ -190,7 +190,8 @@ struct SpecCompiler {
                     maxIdlePerEndpoint: maxIdle,
                     poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout"),
                     outlierDetection: compileOutlierDetection(spec.outlierDetection, at: here / "outlierDetection"),
-                    pods: pods, clusterIP: clusterIP
+                    pods: pods, autoscaling: spec.autoscaling.flatMap { compileAutoscaling($0, pods: pods, at: here / "autoscaling") },
+                    clusterIP: clusterIP
                 ))
         }
         return result

@@ -22,7 +22,7 @@ public enum BuiltInExample {
                 audiences: [example.com]
                 forwardClaims: [{claim: sub, header: X-User-ID}]
             - name: per-user
-              rateLimit: {requests: 50, per: 1s, burst: 100, key: {claim: sub}}
+              rateLimit: {requests: 100, per: 1s, burst: 200, key: {claim: sub}}
           routes:
             - {host: example.com, path: /auth, service: auth-service}
             - {host: example.com, path: /app, service: app-service, policies: [user-token, per-user]}
@@ -48,6 +48,16 @@ public enum BuiltInExample {
               terminationGracePeriodSeconds: 10
               readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1, failureThreshold: 2}
               livenessProbe: {httpGet: {path: /healthz}, initialDelaySeconds: 5, periodSeconds: 5}
+            # 2 pods at rest, up to 6 under load; back down a minute after the load is gone
+            # (Kubernetes waits 5 minutes by default).
+            autoscaling:
+              minReplicas: 2
+              maxReplicas: 6
+              metrics:
+                - {cpu: {averageUtilization: 60}}
+                - {requestsPerSecond: {averageValue: 20}}
+              behavior:
+                scaleDown: {stabilizationWindowSeconds: 60}
 
         """
 }

@@ -9,4 +9,6 @@ public protocol EndpointPublisher: Sendable {
     func settled() async
     /// Requests in flight to an endpoint, on all loops.
     func inFlight(_ endpoint: EndpointAddress) -> Int
+    /// Requests ever sent to an endpoint.
+    func requestCount(_ endpoint: EndpointAddress) -> Int
 }

@@ -125,12 +125,14 @@ public actor PodSupervisor {
         for name in serviceOrder where services[name] != nil { reconcile(name) }
     }
 
-    public func scale(_ service: String, replicas: Int) throws {
+    /// - Parameters:
+    ///   - reason: the event's reason, e.g. `SuccessfulRescale` for the autoscaler.
+    public func scale(_ service: String, replicas: Int, reason: String = "ScalingReplicaSet", message: String? = nil) throws {
         guard services[service] != nil else { throw error(for: service) }
         guard (0...1000).contains(replicas) else { throw SupervisorError.invalidReplicas(replicas) }
         let old = services[service]!.replicas
         services[service]!.replicas = replicas
-        events.record(.normal, "ScalingReplicaSet", object: "service/\(service)", "scaled from \(old) to \(replicas) replicas")
+        events.record(.normal, reason, object: "service/\(service)", message ?? "scaled from \(old) to \(replicas) replicas")
         reconcile(service)
     }
 

@@ -153,6 +153,11 @@ public final class DataPlane: Sendable {
         registry.state(for: endpoint).inFlight
     }
 
+    /// Requests ever sent to an endpoint.
+    public func requestCount(_ endpoint: EndpointAddress) -> Int {
+        registry.state(for: endpoint).requests
+    }
+
     /// Replaces the snapshot on every loop. Requests in flight keep the one they started with.
     /// Listener changes take effect on restart.
     public func publish(_ snapshot: RuntimeSnapshot) {

@@ -1,4 +1,5 @@
 import GantryAdmin
+import GantryAutoscaler
 import GantryConfig
 import GantryCore
 import GantryPods
@@ -62,12 +63,20 @@ struct Stack: Service {
         }
         try await supervisor.start()
         let keys = Task { await JWKSFetcher(plane: plane, logger: logger).run() }
+        var autoscalers: [Task<Void, Never>] = []
+        for service in snapshot.services {
+            guard let settings = service.autoscaling else { continue }
+            let autoscaler = Autoscaler(
+                service: service, settings: settings, supervisor: supervisor, publisher: DataPlaneEndpoints(plane: plane), logger: logger)
+            autoscalers.append(Task { await autoscaler.run() })
+        }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
         try? await gracefulShutdown()
         printError("gantry: shutting down")
         await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
         keys.cancel()
+        for autoscaler in autoscalers { autoscaler.cancel() }
         await supervisor.shutdown()
         stopAdmin.open()
         await admin?.value
@@ -109,4 +118,6 @@ struct DataPlaneEndpoints: EndpointPublisher {
     func settled() async { await plane.settled() }
 
     func inFlight(_ endpoint: EndpointAddress) -> Int { plane.inFlight(endpoint) }
+
+    func requestCount(_ endpoint: EndpointAddress) -> Int { plane.requestCount(endpoint) }
 }

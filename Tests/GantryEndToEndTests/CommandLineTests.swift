@@ -7,7 +7,7 @@ import Testing
 
     func write(_ name: String, _ text: String) -> String {
         let path = directory.appendingPathComponent(name).path
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
@@ -84,5 +84,30 @@ import Testing
         let none = try await run(GantryProcess.binary, ["routes", "explain", path, "--host", "other.org", "--path", "/"])
         #expect(none.status == 1)
         #expect(none.output.contains("matched: nothing, the proxy would answer 404"))
+    }
+}
+
+extension CommandLineTests {
+    @Test func autoscalerSimulateDecidesLikeTheLiveLoop() async throws {
+        let directory = GantryProcess.scratchDirectory()
+        let input = directory.appendingPathComponent("moment.json")
+        try """
+        {"currentReplicas": 2, "minReplicas": 2, "maxReplicas": 10, "now": 100,
+         "targets": [{"averageValue": {"metric": "requestsPerSecond", "value": 50}}],
+         "pods": [{"name": "a", "ready": true, "started": 0, "samples": {"requestsPerSecond": 400}},
+                  {"name": "b", "ready": true, "started": 0, "samples": {"requestsPerSecond": 424}}]}
+        """.write(to: input, atomically: true, encoding: .utf8)
+        let result = try await run(GantryProcess.binary, ["autoscaler", "simulate", input.path])
+        #expect(result.status == 0, "\(result.error)")
+        let decision = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        #expect(decision["desiredReplicas"] as? Int == 6)
+        #expect(decision["recommendedReplicas"] as? Int == 17)
+        #expect(decision["limits"] as? [String] == ["ScaleUpLimit"])
+        #expect(decision["reason"] as? String == "requestsPerSecond 412/50 per pod")
+
+        try "{\"pods\": []}".write(to: input, atomically: true, encoding: .utf8)
+        let bad = try await run(GantryProcess.binary, ["autoscaler", "simulate", input.path])
+        #expect(bad.status == 2)
+        #expect(bad.error.contains("not an autoscaler input"))
     }
 }

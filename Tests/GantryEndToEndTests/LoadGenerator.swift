@@ -19,7 +19,7 @@ final class LoadGenerator {
 
     init(
         port: Int, host: String = "example.com", path: String = "/load", threads: Int = 8, posts: Bool = false,
-        directory: URL
+        perThreadPause: Double = 0, directory: URL
     ) throws {
         let id = UUID().uuidString.prefix(8)
         let script = directory.appendingPathComponent("load-\(id).py").path
@@ -29,7 +29,7 @@ final class LoadGenerator {
         try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "127.0.0.1", "\(port)", host, path, "\(threads)", stopFile, progressFile, posts ? "posts" : "gets"]
+        process.arguments = ["python3", script, "127.0.0.1", "\(port)", host, path, "\(threads)", stopFile, progressFile, posts ? "posts" : "gets", "\(perThreadPause)"]
         process.standardOutput = FileHandle(forWritingAtPath: outputFile)
         try process.run()
     }
@@ -53,7 +53,7 @@ final class LoadGenerator {
 
     static let script = #"""
         import http.client, json, os, sys, threading, time
-        host, port, host_header, path, threads, stop_file, progress_file, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8]
+        host, port, host_header, path, threads, stop_file, progress_file, mode, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8], float(sys.argv[9])
         lock = threading.Lock()
         ok = 0
         failures = []
@@ -81,6 +81,8 @@ final class LoadGenerator {
                     if (response.getheader("Connection") or "").lower() == "close":
                         connection.close()
                         connection = None
+                    if pause > 0:
+                        time.sleep(pause)  # paces this client's request rate
                 except Exception as error:
                     with lock:
                         failures.append("%s: %s" % (type(error).__name__, error))

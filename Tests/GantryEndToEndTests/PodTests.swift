@@ -175,7 +175,7 @@ import Glibc
             }
         }
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
-        #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=50;w=1"#), "\(dashboard.output)")
+        #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=100;w=1"#), "\(dashboard.output)")
         let anonymous = try await run(
             "curl", ["-s", "-i", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
         #expect(anonymous.output.hasPrefix("HTTP/1.1 401"), "\(anonymous.output)")
