@@ -5,13 +5,68 @@ import GantryCore
 public enum GatewayPolicy: Sendable {
     case jwt(JWTPolicy)
     case rateLimit(RateLimitPolicy)
+    case apiKey(APIKeyPolicy)
+    case acl(ACLPolicy)
+    case ipFilter(IPFilterPolicy)
+    case cors(CORSRules)
+    case validate(ValidationPolicy)
+    case transform(TransformPolicy)
+    case redirect(location: String, status: Int)
+    case respond(status: Int, body: String, contentType: String)
+}
 
-    public var name: String {
-        switch self {
-        case .jwt(let policy): return policy.name
-        case .rateLimit(let policy): return policy.name
-        }
+public struct APIKeyPolicy: Sendable {
+    public let keys: APIKeys
+    public let source: JWTPolicy.TokenSource
+    /// Lowercased.
+    public let forwardAs: String
+}
+
+public struct ACLPolicy: Sendable {
+    public let allow: [String]
+    public let deny: [String]
+}
+
+public struct IPFilterPolicy: Sendable {
+    public let allow: [CIDR]
+    public let deny: [CIDR]
+
+    /// Deny wins; with an allow list, an address must be on it.
+    public func admits(_ ip: String) -> Bool {
+        if deny.contains(where: { $0.contains(ip) }) { return false }
+        return allow.isEmpty || allow.contains { $0.contains(ip) }
     }
+}
+
+public struct ValidationPolicy: Sendable {
+    public let methods: [String]
+    public let requiredHeaders: [String]
+    public let requiredQuery: [String]
+    /// Lowercased media types.
+    public let contentTypes: [String]
+    public let maxBodySize: Int?
+}
+
+public struct HeaderEdits: Sendable {
+    public var add: [(String, String)] = []
+    public var set: [(String, String)] = []
+    /// Lowercased.
+    public var remove: [String] = []
+
+    public var isEmpty: Bool { add.isEmpty && set.isEmpty && remove.isEmpty }
+
+    public init(add: [(String, String)] = [], set: [(String, String)] = [], remove: [String] = []) {
+        self.add = add
+        self.set = set
+        self.remove = remove
+    }
+}
+
+public struct TransformPolicy: Sendable {
+    public let stripPrefix: String?
+    public let rewrite: (pattern: RewritePattern, replacement: String)?
+    public let requestHeaders: HeaderEdits
+    public let responseHeaders: HeaderEdits
 }
 
 public struct JWTPolicy: Sendable {
@@ -45,6 +100,7 @@ public struct RateLimitPolicy: Sendable {
         case header(String)
         case claim(String)
         case route
+        case consumer
     }
 
     public let name: String

@@ -6,6 +6,111 @@ public struct PolicySpec: Decodable, Sendable {
     public var name: String?
     public var jwt: JWTPolicySpec?
     public var rateLimit: RateLimitSpec?
+    public var apiKey: APIKeySpec?
+    public var acl: ACLSpec?
+    public var ipFilter: IPFilterSpec?
+    public var cors: CORSSpec?
+    public var validate: ValidateSpec?
+    public var transform: TransformSpec?
+    public var redirect: RedirectSpec?
+    public var respond: RespondSpec?
+}
+
+/// `redirect:` answers with a redirect; the route's service is not called.
+public struct RedirectSpec: Decodable, Sendable {
+    /// Where to; `${path}` and `${query}` (with its `?`) stand for the request's.
+    public var location: String?
+    /// 301, 302, 303, 307 or 308 (default).
+    public var status: Int?
+}
+
+/// `respond:` answers with a fixed response; the route's service is not called.
+public struct RespondSpec: Decodable, Sendable {
+    /// Default 200.
+    public var status: Int?
+    public var body: String?
+    /// Default `text/plain; charset=utf-8`.
+    public var contentType: String?
+}
+
+/// `apiKey:` consumers identified by a key; the consumer's name goes upstream.
+public struct APIKeySpec: Decodable, Sendable {
+    /// Where the key is: `{header: X-API-Key}` (default) or `{query: api_key}`.
+    public var from: TokenSourceSpec?
+    public var consumers: [ConsumerSpec]?
+    /// Header carrying the consumer's name upstream. Default `X-Consumer`.
+    public var forwardAs: String?
+}
+
+public struct ConsumerSpec: Decodable, Sendable {
+    public var name: String?
+    public var groups: [String]?
+    /// SHA-256 digests of the consumer's keys, in hex: `printf %s KEY | sha256sum`.
+    public var keySHA256: [String]?
+}
+
+/// `acl:` allows or denies consumer groups (after an apiKey policy).
+public struct ACLSpec: Decodable, Sendable {
+    public var allow: [String]?
+    public var deny: [String]?
+}
+
+/// `ipFilter:` client addresses by CIDR; deny wins over allow; with an allow list, others are refused.
+public struct IPFilterSpec: Decodable, Sendable {
+    public var allow: [String]?
+    public var deny: [String]?
+}
+
+/// `cors:` cross-origin requests from browsers; preflights are answered by the gateway.
+public struct CORSSpec: Decodable, Sendable {
+    /// Exact origins, or `["*"]`.
+    public var origins: [String]?
+    /// Default `[GET, HEAD, POST]`.
+    public var methods: [String]?
+    /// Request headers allowed in preflights. Default: none beyond the CORS-safelisted ones.
+    public var headers: [String]?
+    public var exposedHeaders: [String]?
+    /// Default false.
+    public var credentials: Bool?
+    /// Seconds a browser may cache a preflight. Default 600.
+    public var maxAge: Int?
+}
+
+/// `validate:` what a request must look like; anything else is answered 400 (413 for size).
+public struct ValidateSpec: Decodable, Sendable {
+    public var methods: [String]?
+    public var requiredHeaders: [String]?
+    public var requiredQuery: [String]?
+    /// e.g. `[application/json]`; parameters such as `; charset=utf-8` are ignored.
+    public var contentTypes: [String]?
+    /// Enforced from Content-Length and while a chunked body streams.
+    public var maxBodySize: ByteSize?
+}
+
+/// `transform:` changes on the way upstream and back.
+public struct TransformSpec: Decodable, Sendable {
+    /// Removed from the start of the path: `/api` turns `/api/users` into `/users`.
+    public var stripPrefix: String?
+    /// `{regex: "^/v1/(.*)$", replacement: "/$1"}` on the path.
+    public var rewrite: RewriteSpec?
+    public var requestHeaders: HeaderEditsSpec?
+    public var responseHeaders: HeaderEditsSpec?
+}
+
+public struct RewriteSpec: Decodable, Sendable {
+    public var regex: String?
+    public var replacement: String?
+}
+
+public struct HeaderEditsSpec: Decodable, Sendable {
+    public var add: [ClaimHeaderValueSpec]?
+    public var set: [ClaimHeaderValueSpec]?
+    public var remove: [String]?
+}
+
+public struct ClaimHeaderValueSpec: Decodable, Sendable {
+    public var name: String?
+    public var value: String?
 }
 
 /// `jwt:` checks a JSON Web Token and forwards chosen claims upstream.
@@ -70,4 +175,6 @@ public struct RateLimitKeySpec: Decodable, Sendable {
     public var header: String?
     public var claim: String?
     public var route: Bool?
+    /// The consumer an apiKey policy identified.
+    public var consumer: Bool?
 }

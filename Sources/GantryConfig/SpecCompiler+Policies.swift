@@ -18,16 +18,22 @@ extension SpecCompiler {
                 problem(here / "name", "duplicate policy name \"\(name)\"")
                 continue
             }
-            let kinds = [spec.jwt != nil, spec.rateLimit != nil].filter { $0 }.count
+            let kinds = [
+                spec.jwt != nil, spec.rateLimit != nil, spec.apiKey != nil, spec.acl != nil, spec.ipFilter != nil, spec.cors != nil,
+                spec.validate != nil, spec.transform != nil, spec.redirect != nil, spec.respond != nil,
+            ].filter { $0 }.count
             guard kinds == 1 else {
-                problem(here, "set exactly one policy kind: jwt or rateLimit")
+                problem(
+                    here, "set exactly one policy kind: jwt, rateLimit, apiKey, acl, ipFilter, cors, validate, transform, redirect or respond")
                 continue
             }
             let compiled: GatewayPolicy?
             if let jwt = spec.jwt {
                 compiled = compileJWT(jwt, name: name, services: services, at: here / "jwt").map(GatewayPolicy.jwt)
+            } else if let limit = spec.rateLimit {
+                compiled = compileRateLimit(limit, name: name, at: here / "rateLimit").map(GatewayPolicy.rateLimit)
             } else {
-                compiled = compileRateLimit(spec.rateLimit!, name: name, at: here / "rateLimit").map(GatewayPolicy.rateLimit)
+                compiled = compileOtherPolicy(spec, at: here)
             }
             if let compiled {
                 byName[name] = policies.count
@@ -48,10 +54,17 @@ extension SpecCompiler {
                 problem(path / position, "unknown policy \"\(name)\"" + Suggestion.hint(for: name, among: byName.keys))
                 continue
             }
-            if case .rateLimit(let limit) = policies[index], case .claim(let claim) = limit.key,
-                !result.contains(where: { if case .jwt = policies[$0] { true } else { false } })
-            {
+            let after = { (kind: (GatewayPolicy) -> Bool) in result.contains { kind(policies[$0]) } }
+            let isJWT: (GatewayPolicy) -> Bool = { if case .jwt = $0 { true } else { false } }
+            let isAPIKey: (GatewayPolicy) -> Bool = { if case .apiKey = $0 { true } else { false } }
+            if case .rateLimit(let limit) = policies[index], case .claim(let claim) = limit.key, !after(isJWT) {
                 problem(path / position, "rate limit \"\(name)\" is keyed by the \(claim) claim: list a jwt policy before it")
+            }
+            if case .rateLimit(let limit) = policies[index], limit.key == .consumer, !after(isAPIKey) {
+                problem(path / position, "rate limit \"\(name)\" is keyed by the consumer: list an apiKey policy before it")
+            }
+            if case .acl = policies[index], !after(isAPIKey) {
+                problem(path / position, "acl \"\(name)\" checks consumer groups: list an apiKey policy before it")
             }
             result.append(index)
         }
@@ -146,9 +159,12 @@ extension SpecCompiler {
         if let burst = spec.burst, burst < 1 { problem(path / "burst", "must be at least 1") }
         var key = RateLimitPolicy.Key.clientIP
         if let spec = spec.key {
-            let chosen = [spec.clientIP == true, spec.header != nil, spec.claim != nil, spec.route == true].filter { $0 }.count
+            let chosen = [spec.clientIP == true, spec.header != nil, spec.claim != nil, spec.route == true, spec.consumer == true]
+                .filter { $0 }.count
             if chosen != 1 {
-                problem(path / "key", "set exactly one of clientIP: true, header: NAME, claim: NAME or route: true")
+                problem(path / "key", "set exactly one of clientIP: true, header: NAME, claim: NAME, consumer: true or route: true")
+            } else if spec.consumer == true {
+                key = .consumer
             } else if let header = spec.header {
                 key = .header(header.lowercased())
             } else if let claim = spec.claim {

@@ -332,7 +332,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let body = response.body(requestID: requestID, allocator: context.channel.allocator)
         let head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
+        if requestMethod != .HEAD, response.status != .noContent {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
         if case .proxying = current {
             return  // the exchange reports its end through exchangeFinished

@@ -11,6 +11,8 @@ struct LocalResponse {
     var extraHeaders: [(String, String)] = []
     /// The request was malformed: after this response the connection cannot be trusted.
     var closesConnection = false
+    /// A body of the route's own (a `respond` policy), instead of the JSON error body.
+    var fixedBody: (contentType: String, text: String)?
 
     static func badRequest(_ message: String) -> LocalResponse {
         LocalResponse(status: .badRequest, reason: "bad_request", message: message, closesConnection: true)
@@ -19,8 +21,10 @@ struct LocalResponse {
     func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(bodyLength))
+        if status != .noContent {
+            headers.add(name: "content-type", value: fixedBody?.contentType ?? "application/json")
+            headers.add(name: "content-length", value: String(bodyLength))
+        }
         headers.add(name: "x-request-id", value: requestID)
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         if close {
@@ -32,6 +36,7 @@ struct LocalResponse {
     }
 
     func body(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let fixedBody { return allocator.buffer(string: fixedBody.text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + message.utf8.count)
         bytes.append(contentsOf: "{\"status\":\(status.code),\"error\":\"".utf8)

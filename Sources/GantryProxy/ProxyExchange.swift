@@ -74,6 +74,18 @@ final class ProxyExchange {
 
     func requestBody(_ buffer: ByteBuffer) {
         requestBytes += buffer.readableBytes
+        if let limit = plan.maxRequestBody, requestBytes > limit {
+            // A chunked body grew past the route's limit while streaming.
+            guard responseSide == .waiting else {
+                downstreamClosed(status: 413, detail: "payload_too_large")
+                downstream?.abort()
+                return
+            }
+            var response = LocalResponse(status: .payloadTooLarge, reason: "payload_too_large", message: "the body is larger than \(limit) bytes")
+            response.closesConnection = true
+            respondLocally(response)
+            return
+        }
         lastActivity = .now()
         switch requestSide {
         case .buffering:
@@ -247,7 +259,7 @@ final class ProxyExchange {
             responseSide = .streaming
             if !head.isKeepAlive { upstream?.keepAlive = false }
             ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
-            for (name, value) in plan.responseHeaders { head.headers.add(name: name, value: value) }
+            PolicyEngine.apply(plan.responseEdits, to: &head.headers)
             downstream?.writeResponseHead(head)
         case .body(let buffer):
             guard responseSide == .streaming, let downstream else { return }

@@ -15,8 +15,11 @@ struct ProxyPlan {
     /// The request carries a body (Content-Length > 0 or chunked); once sent it cannot be replayed.
     let hasBody: Bool
     let expectsContinue: Bool
-    /// Added to the client's response by the route's policies (rate-limit headers).
-    let responseHeaders: [(String, String)]
+    /// Changes to the client's response from the route's policies (rate-limit and CORS
+    /// headers, transforms).
+    let responseEdits: HeaderEdits
+    /// The most request body a validate policy allows.
+    let maxRequestBody: Int?
 }
 
 enum Admission {
@@ -79,19 +82,21 @@ enum RequestAdmission {
             &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,
             keptClientID: keptClientID, chunked: framing.isChunked)
         let settings = snapshot.routeSettings[route.index]
-        var responseHeaders: [(String, String)] = []
+        var responseEdits = HeaderEdits()
+        var maxRequestBody: Int?
         if !settings.policies.isEmpty {
             let verdict = engine.apply(
                 settings.policies, policies: snapshot.policies, original: head, upstream: &upstream, client: client,
                 route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
-            responseHeaders = verdict.responseHeaders
+            responseEdits = verdict.response
+            maxRequestBody = verdict.maxBodySize
         }
         return .proxy(
             ProxyPlan(
                 route: route, settings: settings, service: snapshot.services[route.service],
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
-                expectsContinue: facts.expectsContinue, responseHeaders: responseHeaders))
+                expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody))
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).
