@@ -45,6 +45,7 @@ public struct ValidationPolicy: Sendable {
     /// Lowercased media types.
     public let contentTypes: [String]
     public let maxBodySize: Int?
+    public let jsonSchema: JSONSchema?
 }
 
 public struct HeaderEdits: Sendable {

@@ -83,8 +83,13 @@ public struct ValidateSpec: Decodable, Sendable {
     public var requiredQuery: [String]?
     /// e.g. `[application/json]`; parameters such as `; charset=utf-8` are ignored.
     public var contentTypes: [String]?
-    /// Enforced from Content-Length and while a chunked body streams.
+    /// Enforced from Content-Length and while a chunked body streams. Default with a schema: 1MiB.
     public var maxBodySize: ByteSize?
+    /// The JSON body must conform to this JSON Schema (a subset: type, required, properties,
+    /// additionalProperties, enum, minimum/maximum, minLength/maxLength, pattern, items),
+    /// given inline as JSON text or in a file. The body is read in full before it goes upstream.
+    public var jsonSchema: String?
+    public var jsonSchemaFile: String?
 }
 
 /// `transform:` changes on the way upstream and back.

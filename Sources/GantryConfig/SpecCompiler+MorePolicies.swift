@@ -1,3 +1,4 @@
+import Foundation
 import GantryCore
 
 extension SpecCompiler {
@@ -32,11 +33,22 @@ extension SpecCompiler {
                     origins: origins, methods: cors.methods ?? ["GET", "HEAD", "POST"], headers: cors.headers ?? [],
                     exposedHeaders: cors.exposedHeaders ?? [], credentials: cors.credentials ?? false, maxAge: cors.maxAge ?? 600))
         } else if let validate = spec.validate {
+            var schema: JSONSchema?
+            var text = validate.jsonSchema
+            if let file = validate.jsonSchemaFile {
+                text = try? String(contentsOfFile: resolve(file), encoding: .utf8)
+                if text == nil { problem(path / "validate" / "jsonSchemaFile", "cannot read \(resolve(file))") }
+            }
+            if let text {
+                do { schema = try JSONSchema(json: Data(text.utf8)) } catch {
+                    problem(path / "validate" / (validate.jsonSchemaFile == nil ? "jsonSchema" : "jsonSchemaFile"), "\(error)")
+                }
+            }
             policy = .validate(
                 ValidationPolicy(
                     methods: (validate.methods ?? []).map { $0.uppercased() }, requiredHeaders: (validate.requiredHeaders ?? []).map { $0.lowercased() },
                     requiredQuery: validate.requiredQuery ?? [], contentTypes: (validate.contentTypes ?? []).map { $0.lowercased() },
-                    maxBodySize: validate.maxBodySize?.bytes))
+                    maxBodySize: validate.maxBodySize?.bytes ?? (schema == nil ? nil : 1 << 20), jsonSchema: schema))
         } else if let transform = spec.transform {
             policy = .transform(compileTransform(transform, at: path / "transform"))
         } else if let redirect = spec.redirect {

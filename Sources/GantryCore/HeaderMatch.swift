@@ -46,6 +46,10 @@ public struct RegexPattern: Sendable {
     public func wholeMatch(_ value: String) -> Bool {
         (try? regex.wholeMatch(in: value)) != nil
     }
+
+    public func containsMatch(_ value: String) -> Bool {
+        (try? regex.firstMatch(in: value)) != nil
+    }
 }
 
 extension Regex: @retroactive @unchecked Sendable where Output == AnyRegexOutput {}

@@ -24,6 +24,8 @@ final class PolicyEngine {
         var response = HeaderEdits()
         /// From a validate policy: the most body the request may carry.
         var maxBodySize: Int?
+        /// From a validate policy: the body must be JSON conforming to this.
+        var bodySchema: JSONSchema?
     }
 
     /// What earlier policies learned about the request, for later ones.
@@ -202,6 +204,7 @@ final class PolicyEngine {
             }
             verdict.maxBodySize = min(verdict.maxBodySize ?? max, max)
         }
+        if let schema = rules.jsonSchema { verdict.bodySchema = schema }
         return nil
     }
 

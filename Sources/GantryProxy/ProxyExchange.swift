@@ -1,3 +1,4 @@
+import Foundation
 import GantryConfig
 import GantryCore
 import NIOCore
@@ -67,6 +68,31 @@ final class ProxyExchange {
     func start() {
         loop.exchanges[ObjectIdentifier(self)] = self
         if plan.expectsContinue { downstream?.sendContinue() }
+        if plan.bodySchema != nil {
+            // The body is read in full and checked first (its size bounded by the policy).
+            if !plan.hasBody { checkBody() }
+            return
+        }
+        tryNextEndpoint()
+    }
+
+    /// Checks the whole request body against the route's JSON Schema, then goes upstream.
+    private func checkBody() {
+        guard let schema = plan.bodySchema else { return }
+        var body = ByteBuffer()
+        for var part in pending { body.writeBuffer(&part) }
+        let problem: String?
+        if !plan.hasBody {
+            problem = "a JSON body is required"
+        } else if let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) {
+            problem = schema.violation(of: value)
+        } else {
+            problem = "the body is not JSON"
+        }
+        if let problem {
+            respondLocally(LocalResponse(status: .badRequest, reason: "invalid_body", message: problem))
+            return
+        }
         tryNextEndpoint()
     }
 
@@ -102,6 +128,10 @@ final class ProxyExchange {
     func requestEnd(_ trailers: HTTPHeaders?) {
         requestEnded = true
         requestTrailers = trailers
+        if plan.bodySchema != nil, plan.hasBody, requestSide == .buffering, attempts == 0, !finished {
+            checkBody()
+            return
+        }
         if requestSide == .streaming, let upstream {
             upstream.write(.end(trailers))
             requestSide = .complete

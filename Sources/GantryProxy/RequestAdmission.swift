@@ -20,6 +20,8 @@ struct ProxyPlan {
     let responseEdits: HeaderEdits
     /// The most request body a validate policy allows.
     let maxRequestBody: Int?
+    /// A validate policy's JSON Schema: the body is read in full and checked before it goes on.
+    let bodySchema: JSONSchema?
 }
 
 enum Admission {
@@ -84,6 +86,7 @@ enum RequestAdmission {
         let settings = snapshot.routeSettings[route.index]
         var responseEdits = HeaderEdits()
         var maxRequestBody: Int?
+        var bodySchema: JSONSchema?
         if !settings.policies.isEmpty {
             let verdict = engine.apply(
                 settings.policies, policies: snapshot.policies, original: head, upstream: &upstream, client: client,
@@ -91,12 +94,14 @@ enum RequestAdmission {
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
             responseEdits = verdict.response
             maxRequestBody = verdict.maxBodySize
+            bodySchema = verdict.bodySchema
         }
         return .proxy(
             ProxyPlan(
                 route: route, settings: settings, service: snapshot.services[route.service],
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
-                expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody))
+                expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
+                bodySchema: bodySchema))
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).

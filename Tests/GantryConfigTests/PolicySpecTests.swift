@@ -58,6 +58,8 @@ import Testing
                 - name: both
                   jwt: {keys: []}
                   rateLimit: {requests: 1, per: 1s}
+                - name: shape
+                  validate: {jsonSchema: '{"type": "object", "oneOf": []}'}
               routes:
                 - {path: /, service: app, policies: [tokn, by-user]}
             """)
@@ -66,6 +68,7 @@ import Testing
             "gateway.policies[1].rateLimit.requests: needs a number of requests of at least 1",
             "gateway.policies[3]: set exactly one policy kind: jwt, rateLimit, apiKey",
             #"gateway.routes[0].policies[0]: unknown policy "tokn""#,
+            "gateway.policies[4].validate.jsonSchema: #: oneOf is not supported",
             #"gateway.routes[0].policies[1]: rate limit "by-user" is keyed by the sub claim: list a jwt policy before it"#,
         ]
         for fragment in expected {

@@ -36,6 +36,10 @@ extension LiveProxyTests {
             - {name: v1-to-v2, transform: {rewrite: {regex: "^/v1/(.*)$", replacement: "/v2/$1"}}}
             - {name: moved, redirect: {location: "https://example.com/new${path}${query}", status: 301}}
             - {name: fixed, respond: {status: 200, body: "all good", contentType: text/plain}}
+            - name: order-shape
+              validate:
+                jsonSchema: '{"type": "object", "required": ["item", "quantity"], "additionalProperties": false, "properties": {"item": {"type": "string", "minLength": 1}, "quantity": {"type": "integer", "minimum": 1, "maximum": 10}, "tags": {"type": "array", "items": {"enum": ["gift", "express"]}}}}'
+
           routes:
             - {host: example.com, path: /partners, service: app, policies: [keys, partners-only, per-consumer]}
             - {host: example.com, path: /office, service: app, policies: [office]}
@@ -46,6 +50,7 @@ extension LiveProxyTests {
             - {host: example.com, path: /v1, service: app, policies: [v1-to-v2]}
             - {host: example.com, path: /old, service: app, policies: [moved]}
             - {host: example.com, path: /status, service: app, policies: [fixed]}
+            - {host: example.com, path: /orders, service: app, policies: [order-shape]}
         services:
           - name: app
             endpoints: [\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
@@ -132,6 +137,49 @@ extension LiveProxyTests {
             #expect(try await chunked.readResponse().status == 413)
             #expect(harness.upstreamRequestCount <= before + 1)  // the chunked one may have started upstream
             #expect(try await post(good).status == 200)
+        }
+    }
+
+    @Test func jsonBodiesAreCheckedAgainstTheSchema() async throws {
+        try await withProxy(yaml: Self.policiesYAML) { harness in
+            func post(_ body: String, chunked: Bool = false) async throws -> RawResponse {
+                let connection = try harness.connect()
+                let head = ["POST /orders HTTP/1.1", "Host: example.com", "Content-Type: application/json"]
+                if chunked {
+                    let half = body.utf8.count / 2
+                    let first = String(body.prefix(half)), rest = String(body.dropFirst(half))
+                    try connection.send(request(head + ["Transfer-Encoding: chunked"]))
+                    try connection.send(String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n")
+                    try connection.send(String(rest.utf8.count, radix: 16) + "\r\n" + rest + "\r\n0\r\n\r\n")
+                } else {
+                    try connection.send(request(head + ["Content-Length: \(body.utf8.count)"]) + body)
+                }
+                return try await connection.readResponse()
+            }
+            let before = harness.upstreamRequestCount
+            let cases: [(String, String)] = [
+                (#"{"item": "mug"}"#, "$.quantity: is required"),
+                (#"{"item": "mug", "quantity": 11}"#, "$.quantity: must be at most 10"),
+                (#"{"item": "mug", "quantity": 1.5}"#, "$.quantity: expected integer, found number"),
+                (#"{"item": "", "quantity": 1}"#, "$.item: must be at least 1 characters long"),
+                (#"{"item": "mug", "quantity": 1, "tags": ["gift", "slow"]}"#, #"$.tags[1]: must be one of "gift", "express""#),
+                (#"{"item": "mug", "quantity": 1, "color": "red"}"#, "$.color: is not allowed"),
+                ("[1, 2]", "$: expected object, found array"),
+                ("{not json", "the body is not JSON"),
+            ]
+            for (body, message) in cases {
+                let response = try await post(body)
+                #expect(response.status == 400, "\(body)")
+                #expect(try response.json()["message"] as? String == message, "\(body)")
+            }
+            #expect(harness.upstreamRequestCount == before, "an invalid body reached an upstream")
+            let good = #"{"item": "mug", "quantity": 2, "tags": ["gift"]}"#
+            let accepted = try await post(good)
+            #expect(accepted.status == 200)
+            #expect(try accepted.json()["body"] as? String == good)
+            let acceptedChunked = try await post(good, chunked: true)
+            #expect(acceptedChunked.status == 200)
+            #expect(try acceptedChunked.json()["body"] as? String == good)
         }
     }
 
