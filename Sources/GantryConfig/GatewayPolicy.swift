@@ -13,6 +13,16 @@ public enum GatewayPolicy: Sendable {
     case transform(TransformPolicy)
     case redirect(location: String, status: Int)
     case respond(status: Int, body: String, contentType: String)
+    case oauth2(OAuth2Policy)
+}
+
+public struct OAuth2Policy: Sendable {
+    public let source: JWTPolicy.KeySource
+    public let clientId: String?
+    public let clientSecret: String?
+    public let requiredScopes: [String]
+    public let cacheTTL: Duration
+    public let forwardClaims: [(claim: String, header: String)]
 }
 
 public struct APIKeyPolicy: Sendable {

@@ -14,6 +14,24 @@ public struct PolicySpec: Decodable, Sendable {
     public var transform: TransformSpec?
     public var redirect: RedirectSpec?
     public var respond: RespondSpec?
+    public var oauth2: OAuth2Spec?
+}
+
+/// `oauth2:` opaque OAuth 2.0 access tokens, checked with the issuer's RFC 7662 introspection
+/// endpoint; answers are cached for the token's remaining life (at most `cacheTTL`).
+public struct OAuth2Spec: Decodable, Sendable {
+    /// `{service: auth-service, path: /auth/introspect}` or `{url: http://…}`.
+    public var introspection: JWKSSourceSpec?
+    /// Gantry's own client credentials at the introspection endpoint (HTTP Basic).
+    public var clientId: String?
+    public var clientSecret: String?
+    public var clientSecretFile: String?
+    /// Scopes the token must carry; missing ones answer 403 `insufficient_scope`.
+    public var requiredScopes: [String]?
+    /// Default 5m.
+    public var cacheTTL: DurationSpec?
+    /// Fields of the introspection answer to forward, e.g. `[{claim: client_id, header: X-Client-ID}]`.
+    public var forwardClaims: [ClaimHeaderSpec]?
 }
 
 /// `redirect:` answers with a redirect; the route's service is not called.

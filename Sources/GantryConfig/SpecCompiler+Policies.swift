@@ -20,16 +20,18 @@ extension SpecCompiler {
             }
             let kinds = [
                 spec.jwt != nil, spec.rateLimit != nil, spec.apiKey != nil, spec.acl != nil, spec.ipFilter != nil, spec.cors != nil,
-                spec.validate != nil, spec.transform != nil, spec.redirect != nil, spec.respond != nil,
+                spec.validate != nil, spec.transform != nil, spec.redirect != nil, spec.respond != nil, spec.oauth2 != nil,
             ].filter { $0 }.count
             guard kinds == 1 else {
                 problem(
-                    here, "set exactly one policy kind: jwt, rateLimit, apiKey, acl, ipFilter, cors, validate, transform, redirect or respond")
+                    here, "set exactly one policy kind: jwt, oauth2, rateLimit, apiKey, acl, ipFilter, cors, validate, transform, redirect or respond")
                 continue
             }
             let compiled: GatewayPolicy?
             if let jwt = spec.jwt {
                 compiled = compileJWT(jwt, name: name, services: services, at: here / "jwt").map(GatewayPolicy.jwt)
+            } else if let oauth2 = spec.oauth2 {
+                compiled = compileOAuth2(oauth2, services: services, at: here / "oauth2").map(GatewayPolicy.oauth2)
             } else if let limit = spec.rateLimit {
                 compiled = compileRateLimit(limit, name: name, at: here / "rateLimit").map(GatewayPolicy.rateLimit)
             } else {
@@ -77,22 +79,7 @@ extension SpecCompiler {
         let before = issues.count
         var source: JWTPolicy.KeySource?
         if let jwks = spec.jwks {
-            switch (jwks.url, jwks.service) {
-            case (let url?, nil):
-                if !url.hasPrefix("http://") {
-                    problem(path / "jwks" / "url", "only http:// URLs are fetched; use {service: NAME, path: /…} for a service in gantry")
-                }
-                source = .url(url)
-            case (nil, let service?):
-                if !services.contains(where: { $0.name == service }) {
-                    problem(path / "jwks" / "service", "unknown service \"\(service)\"" + Suggestion.hint(for: service, among: services.map(\.name)))
-                }
-                let keyPath = jwks.path ?? "/.well-known/jwks.json"
-                if !keyPath.hasPrefix("/") { problem(path / "jwks" / "path", "must start with /") }
-                source = .service(name: service, path: keyPath)
-            default:
-                problem(path / "jwks", "set exactly one of url or service")
-            }
+            source = compileRemote(jwks, defaultPath: "/.well-known/jwks.json", services: services, at: path / "jwks")
         }
         var staticKeys: [JWTKey] = []
         for (index, key) in (spec.keys ?? []).enumerated() {
@@ -145,6 +132,57 @@ extension SpecCompiler {
         return JWTPolicy(
             name: name, rules: rules, keySource: source, refreshInterval: refresh, minRefetchInterval: refetch,
             staticKeys: staticKeys, forwardClaims: forward, tokenSource: token)
+    }
+
+    private mutating func compileOAuth2(_ spec: OAuth2Spec, services: [ServiceSettings], at path: SpecPath) -> OAuth2Policy? {
+        let before = issues.count
+        guard let source = spec.introspection else {
+            problem(path / "introspection", "missing required key \"introspection\": {service: NAME, path: /…} or {url: http://…}")
+            return nil
+        }
+        let remote = compileRemote(source, defaultPath: "/introspect", services: services, at: path / "introspection")
+        var secret = spec.clientSecret
+        if let file = spec.clientSecretFile {
+            secret = (try? String(contentsOfFile: resolve(file), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if secret == nil { problem(path / "clientSecretFile", "cannot read \(resolve(file))") }
+        }
+        if (spec.clientId == nil) != (secret == nil) { problem(path, "set clientId and clientSecret together") }
+        var forward: [(String, String)] = []
+        for (index, item) in (spec.forwardClaims ?? []).enumerated() {
+            guard let claim = item.claim, let header = item.header, Self.isToken(header) else {
+                problem(path / "forwardClaims" / index, "write {claim: client_id, header: X-Client-ID}")
+                continue
+            }
+            forward.append((claim, header.lowercased()))
+        }
+        let ttl = positive(spec.cacheTTL, default: .seconds(300), at: path / "cacheTTL")
+        guard issues.count == before, let remote else { return nil }
+        return OAuth2Policy(
+            source: remote, clientId: spec.clientId, clientSecret: secret, requiredScopes: spec.requiredScopes ?? [], cacheTTL: ttl,
+            forwardClaims: forward)
+    }
+
+    /// `{service, path}` or `{url}`: where gantry fetches keys or introspects tokens.
+    private mutating func compileRemote(_ spec: JWKSSourceSpec, defaultPath: String, services: [ServiceSettings], at path: SpecPath)
+        -> JWTPolicy.KeySource?
+    {
+        switch (spec.url, spec.service) {
+        case (let url?, nil):
+            if !url.hasPrefix("http://") {
+                problem(path / "url", "only http:// URLs are fetched; use {service: NAME, path: /…} for a service in gantry")
+            }
+            return .url(url)
+        case (nil, let service?):
+            if !services.contains(where: { $0.name == service }) {
+                problem(path / "service", "unknown service \"\(service)\"" + Suggestion.hint(for: service, among: services.map(\.name)))
+            }
+            let remotePath = spec.path ?? defaultPath
+            if !remotePath.hasPrefix("/") { problem(path / "path", "must start with /") }
+            return .service(name: service, path: remotePath)
+        default:
+            problem(path, "set exactly one of url or service")
+            return nil
+        }
     }
 
     private mutating func compileRateLimit(_ spec: RateLimitSpec, name: String, at path: SpecPath) -> RateLimitPolicy? {

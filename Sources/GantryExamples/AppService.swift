@@ -7,6 +7,7 @@ import SQLiteNIO
 ///
 ///     GET /app/dashboard          the dashboard of the user the gateway names in X-User-ID
 ///     GET /app/work?cpu=50ms      burns that much CPU, then answers (for autoscaling demos)
+///     GET /api/reports            for machine clients (OAuth 2.0 client credentials), named in X-Client-ID
 ///     GET /healthz
 ///
 /// It trusts the identity header because only the gateway, which checks the token and removes
@@ -33,6 +34,9 @@ public struct AppService: Sendable {
         switch (request.method, request.path) {
         case ("GET", "/healthz"):
             return .json(["status": "ok"])
+        case ("GET", "/api/reports"):
+            // For machine clients: the gateway's oauth2 policy names the client in X-Client-ID.
+            return .json(["client": request.header("X-Client-ID") ?? "", "report": "orders", "servedBy": podName])
         case ("GET", "/app/dashboard"):
             return await dashboard(user: request.header(Self.identityHeader))
         case ("GET", "/app/work"):

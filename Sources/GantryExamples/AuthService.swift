@@ -5,10 +5,13 @@ import GantryHTTP
 import JWTKit
 import SQLiteNIO
 
-/// `gantry example auth-service`: logs users in and issues ES256 JSON Web Tokens.
+/// `gantry example auth-service`: logs users in and issues ES256 JSON Web Tokens, and issues
+/// and introspects OAuth 2.0 client-credentials tokens (see `AuthService+OAuth.swift`).
 ///
 ///     POST /auth/login                 {"username": "demo", "password": "…"} → {"access_token": …}
 ///     GET  /auth/.well-known/jwks.json the public key that verifies the tokens
+///     POST /auth/token                 client credentials → opaque access token
+///     POST /auth/introspect            RFC 7662
 ///     GET  /healthz
 ///
 /// Users live in SQLite with salted PBKDF2-SHA256 password hashes; a demo user is created on
@@ -32,7 +35,7 @@ public struct AuthService: Sendable {
         }
     }
 
-    private let database: SQLiteConnection
+    let database: SQLiteConnection
     private let keys: JWTKeyCollection
     private let kid: String
     private let jwks: Data
@@ -44,6 +47,7 @@ public struct AuthService: Sendable {
             "CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL)")
         _ = try await database.query("CREATE TABLE IF NOT EXISTS signing_key (id INTEGER PRIMARY KEY CHECK (id = 1), kid TEXT, pem TEXT)")
         try await seedDemoUser(database)
+        try await createOAuthTables(database)
 
         let candidate = ES256PrivateKey()
         _ = try await database.query(
@@ -100,6 +104,10 @@ public struct AuthService: Sendable {
             return SimpleHTTPServer.Response(status: 200, headers: [("Content-Type", "application/json")], body: jwks)
         case ("POST", "/auth/login"):
             return await login(request.body)
+        case ("POST", "/auth/token"):
+            return await issueClientToken(request)
+        case ("POST", "/auth/introspect"):
+            return await introspect(request)
         case (_, "/auth/login"):
             return .error(405, "use POST")
         default:

@@ -23,14 +23,26 @@ public enum BuiltInExample {
                 forwardClaims: [{claim: sub, header: X-User-ID}]
             - name: per-user
               rateLimit: {requests: 100, per: 1s, burst: 200, key: {claim: sub}}
+            # Machines use OAuth 2.0 client credentials: opaque tokens from /auth/token,
+            # checked with the auth service's introspection endpoint (answers are cached).
+            - name: machine-token
+              oauth2:
+                introspection: {service: auth-service, path: /auth/introspect}
+                clientId: gantry
+                clientSecret: demo-introspection-secret   # a demo value; use clientSecretFile for real ones
+                requiredScopes: [orders:read]
+                forwardClaims: [{claim: client_id, header: X-Client-ID}]
           routes:
             - {host: example.com, path: /auth, service: auth-service}
             - {host: example.com, path: /app, service: app-service, policies: [user-token, per-user]}
+            - {host: example.com, path: /api, service: app-service, policies: [machine-token]}
         services:
           - name: auth-service
             pods:
               command: [gantry, example, auth-service]
-              env: [{name: DATABASE_PATH, value: .gantry/data/auth.sqlite}]
+              env:
+                - {name: DATABASE_PATH, value: .gantry/data/auth.sqlite}
+                - {name: GANTRY_CLIENT_SECRET, value: demo-introspection-secret}
               replicas: 1
               port: 8080
               resources: {requests: {cpu: 100m, memory: 64MiB}}

@@ -16,7 +16,7 @@ public enum SimpleHTTPClient {
 
     public static func request(
         _ method: HTTPMethod, host: String, port: Int, path: String, hostHeader: String? = nil, body: Data? = nil,
-        timeout: Duration = .seconds(5), maxBody: Int = 4 << 20
+        headers extra: [(String, String)] = [], timeout: Duration = .seconds(5), maxBody: Int = 4 << 20
     ) async throws -> (status: Int, body: Data) {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
@@ -33,7 +33,10 @@ public enum SimpleHTTPClient {
                 headers.add(name: "user-agent", value: "gantry")
                 headers.add(name: "connection", value: "close")
                 headers.add(name: "content-length", value: "\(body?.count ?? 0)")
-                if body != nil { headers.add(name: "content-type", value: "application/json") }
+                if body != nil, !extra.contains(where: { $0.0.lowercased() == "content-type" }) {
+                    headers.add(name: "content-type", value: "application/json")
+                }
+                for (name, value) in extra { headers.add(name: name, value: value) }
                 try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
                 if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                 try await outbound.write(.end(nil))

@@ -26,10 +26,21 @@ final class PolicyEngine {
         var maxBodySize: Int?
         /// From a validate policy: the body must be JSON conforming to this.
         var bodySchema: JSONSchema?
+        /// An oauth2 policy needs the introspection endpoint's answer: the exchange asks it,
+        /// then runs `remaining`.
+        var deferred: DeferredCheck?
+    }
+
+    struct DeferredCheck {
+        let policy: Int
+        let token: String
+        let cacheKey: String
+        var remaining: [Int] = []
+        var claims: [String: JSONValue] = [:]
     }
 
     /// What earlier policies learned about the request, for later ones.
-    private struct Identity {
+    struct Identity {
         var claims: [String: JSONValue] = [:]
         var consumer: APIKeys.Consumer?
     }
@@ -39,11 +50,11 @@ final class PolicyEngine {
     ///   - upstream: the head that goes upstream; policies change it.
     func apply(
         _ indices: [Int], policies: [GatewayPolicy], original: HTTPRequestHead, upstream: inout HTTPRequestHead, client: String,
-        route: String, now: Date, monotonic: UInt64
+        route: String, now: Date, monotonic: UInt64, claims: [String: JSONValue] = [:]
     ) -> Verdict {
         var verdict = Verdict()
-        var identity = Identity()
-        for index in indices {
+        var identity = Identity(claims: claims)
+        for (position, index) in indices.enumerated() {
             if let reject = apply(
                 policies[index], index: index, original: original, upstream: &upstream, client: client, route: route, now: now,
                 monotonic: monotonic, identity: &identity, verdict: &verdict)
@@ -52,6 +63,11 @@ final class PolicyEngine {
                 // Headers meant for the client (CORS) go on refusals too, so browsers can read them.
                 response.extraHeaders += verdict.response.add
                 verdict.reject = response
+                return verdict
+            }
+            if verdict.deferred != nil {
+                verdict.deferred!.remaining = Array(indices[(position + 1)...])
+                verdict.deferred!.claims = identity.claims
                 return verdict
             }
         }
@@ -75,6 +91,16 @@ final class PolicyEngine {
             case .failure(let failure):
                 return Self.unauthorized(failure)
             }
+
+        case .oauth2(let oauth):
+            for (_, header) in oauth.forwardClaims { upstream.headers.remove(name: header) }
+            guard let token = Self.token(from: original, source: .bearer) else { return Self.unauthorized(.missing) }
+            let key = "\(index):\(APIKeys.digest(of: token))"
+            if let entry = shared.introspections.lookup(key, now: monotonic) {
+                return Self.evaluate(oauth, entry.claims, upstream: &upstream, identity: &identity)
+            }
+            verdict.deferred = DeferredCheck(policy: index, token: String(token), cacheKey: key)
+            return nil
 
         case .apiKey(let apiKey):
             upstream.headers.remove(name: apiKey.forwardAs)
@@ -167,6 +193,32 @@ final class PolicyEngine {
             verdict.response.add += headers
             return nil
         }
+    }
+
+    /// An introspection answer applied to a request: inactive → 401; missing scopes → 403
+    /// `insufficient_scope` (RFC 6750 §3.1); else the chosen fields go upstream.
+    static func evaluate(
+        _ policy: OAuth2Policy, _ claims: [String: JSONValue]?, upstream: inout HTTPRequestHead, identity: inout Identity
+    ) -> LocalResponse? {
+        guard let claims, claims["active"] == .bool(true) else {
+            var response = LocalResponse(status: .unauthorized, reason: "unauthorized", message: "the token is not active")
+            response.extraHeaders = [("www-authenticate", #"Bearer realm="gantry", error="invalid_token", error_description="the token is not active""#)]
+            return response
+        }
+        let granted = Set((claims["scope"]?.headerValue ?? "").split(separator: " ").map(String.init))
+        let missing = policy.requiredScopes.filter { !granted.contains($0) }
+        if !missing.isEmpty {
+            var response = LocalResponse(status: .forbidden, reason: "insufficient_scope", message: "the token lacks scope \(missing.joined(separator: " "))")
+            response.extraHeaders = [
+                ("www-authenticate", #"Bearer realm="gantry", error="insufficient_scope", scope="\#(policy.requiredScopes.joined(separator: " "))""#)
+            ]
+            return response
+        }
+        identity.claims = claims
+        for (claim, header) in policy.forwardClaims {
+            if let value = claims[claim]?.headerValue { upstream.headers.add(name: header, value: value) }
+        }
+        return nil
     }
 
     private func validate(_ rules: ValidationPolicy, _ head: HTTPRequestHead, verdict: inout Verdict) -> LocalResponse? {

@@ -1,6 +1,7 @@
 import Foundation
 import GantryConfig
 import GantryCore
+import GantryHTTP
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -25,7 +26,7 @@ final class ProxyExchange {
 
     private unowned let loop: LoopContext
     private var downstream: DownstreamHandler?
-    let plan: ProxyPlan
+    private(set) var plan: ProxyPlan
     let requestID: String
     let started: NIODeadline
     let method: HTTPMethod
@@ -67,13 +68,105 @@ final class ProxyExchange {
 
     func start() {
         loop.exchanges[ObjectIdentifier(self)] = self
-        if plan.expectsContinue { downstream?.sendContinue() }
+        proceed()
+    }
+
+    private var sentContinue = false
+
+    /// The steps before an upstream, each of which may wait: a deferred policy check, the
+    /// `100 Continue` (only once the request is allowed), the body check.
+    private func proceed() {
+        if let check = plan.deferred {
+            introspect(check)
+            return
+        }
+        if plan.expectsContinue, !sentContinue {
+            sentContinue = true
+            downstream?.sendContinue()
+        }
         if plan.bodySchema != nil {
             // The body is read in full and checked first (its size bounded by the policy).
-            if !plan.hasBody { checkBody() }
+            if !plan.hasBody || requestEnded { checkBody() }
             return
         }
         tryNextEndpoint()
+    }
+
+    // MARK: Token introspection (oauth2 policies)
+
+    private func introspect(_ check: PolicyEngine.DeferredCheck) {
+        guard case .oauth2(let policy) = loop.snapshot.policies[check.policy] else { return }
+        let target: (host: String, port: Int, path: String)?
+        switch policy.source {
+        case .service(let name, let path):
+            let index = loop.snapshot.services.firstIndex { $0.name == name }
+            target = index.flatMap { loop.endpoints[$0].endpoints.randomElement() }.map { ($0.address.host, $0.address.port, path) }
+        case .url(let url):
+            let parts = URLComponents(string: url)
+            target = parts?.host.map { ($0, parts?.port ?? 80, parts?.percentEncodedPath ?? "/") }
+        }
+        guard let target else {
+            respondLocally(LocalResponse(status: .serviceUnavailable, reason: "introspection_unavailable", message: "the token could not be checked"))
+            return
+        }
+        downstream?.setReadsPaused(true)
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let form = "token=\(check.token.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")&token_type_hint=access_token"
+        var headers = [("content-type", "application/x-www-form-urlencoded")]
+        if let id = policy.clientId, let secret = policy.clientSecret {
+            headers.append(("authorization", "Basic " + Data("\(id):\(secret)".utf8).base64EncodedString()))
+        }
+        let sendable = headers
+        loop.eventLoop.makeFutureWithTask {
+            try await SimpleHTTPClient.request(
+                .POST, host: target.host, port: target.port, path: target.path, body: Data(form.utf8), headers: sendable)
+        }.assumeIsolated().whenComplete { [self] result in
+            introspected(check, policy, result)
+        }
+    }
+
+    private func introspected(
+        _ check: PolicyEngine.DeferredCheck, _ policy: OAuth2Policy, _ result: Result<(status: Int, body: Data), any Error>
+    ) {
+        guard !finished else { return }
+        downstream?.setReadsPaused(false)
+        guard case .success(let answer) = result, answer.status == 200,
+            let claims = try? JSONDecoder().decode([String: JSONValue].self, from: answer.body)
+        else {
+            respondLocally(LocalResponse(status: .serviceUnavailable, reason: "introspection_unavailable", message: "the token could not be checked"))
+            return
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let active = claims["active"] == .bool(true)
+        var ttl = Double(policy.cacheTTL.components.seconds)
+        if active, case .number(let exp)? = claims["exp"] { ttl = min(ttl, exp - Date().timeIntervalSince1970) }
+        if !active { ttl = min(ttl, 10) }
+        if ttl > 0 {
+            loop.policies.shared.introspections.store(
+                check.cacheKey, IntrospectionCache.Entry(claims: active ? claims : nil, expires: now + UInt64(ttl * 1e9)), now: now)
+        }
+        var identity = PolicyEngine.Identity(claims: check.claims)
+        if let reject = PolicyEngine.evaluate(policy, active ? claims : nil, upstream: &plan.upstreamHead, identity: &identity) {
+            respondLocally(reject)
+            return
+        }
+        // The rest of the route's policies, with what this one learned.
+        let original = plan.upstreamHead
+        let verdict = loop.policies.apply(
+            check.remaining, policies: loop.snapshot.policies, original: original, upstream: &plan.upstreamHead,
+            client: downstream?.clientIP ?? "", route: plan.route.name, now: Date(), monotonic: now, claims: identity.claims)
+        if let reject = verdict.reject {
+            respondLocally(reject)
+            return
+        }
+        plan.responseEdits.add += verdict.response.add
+        plan.responseEdits.set += verdict.response.set
+        plan.responseEdits.remove += verdict.response.remove
+        if let limit = verdict.maxBodySize { plan.maxRequestBody = min(plan.maxRequestBody ?? limit, limit) }
+        if let schema = verdict.bodySchema { plan.bodySchema = schema }
+        plan.deferred = verdict.deferred
+        proceed()
     }
 
     /// Checks the whole request body against the route's JSON Schema, then goes upstream.
@@ -128,7 +221,7 @@ final class ProxyExchange {
     func requestEnd(_ trailers: HTTPHeaders?) {
         requestEnded = true
         requestTrailers = trailers
-        if plan.bodySchema != nil, plan.hasBody, requestSide == .buffering, attempts == 0, !finished {
+        if plan.bodySchema != nil, plan.deferred == nil, plan.hasBody, requestSide == .buffering, attempts == 0, !finished {
             checkBody()
             return
         }

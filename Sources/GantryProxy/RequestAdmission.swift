@@ -17,11 +17,14 @@ struct ProxyPlan {
     let expectsContinue: Bool
     /// Changes to the client's response from the route's policies (rate-limit and CORS
     /// headers, transforms).
-    let responseEdits: HeaderEdits
+    var responseEdits: HeaderEdits
     /// The most request body a validate policy allows.
-    let maxRequestBody: Int?
+    var maxRequestBody: Int?
     /// A validate policy's JSON Schema: the body is read in full and checked before it goes on.
-    let bodySchema: JSONSchema?
+    var bodySchema: JSONSchema?
+    /// A check that must wait for an answer from elsewhere (token introspection) before the
+    /// rest of the route's policies run and the request goes upstream.
+    var deferred: PolicyEngine.DeferredCheck?
 }
 
 enum Admission {
@@ -87,6 +90,7 @@ enum RequestAdmission {
         var responseEdits = HeaderEdits()
         var maxRequestBody: Int?
         var bodySchema: JSONSchema?
+        var deferred: PolicyEngine.DeferredCheck?
         if !settings.policies.isEmpty {
             let verdict = engine.apply(
                 settings.policies, policies: snapshot.policies, original: head, upstream: &upstream, client: client,
@@ -95,13 +99,14 @@ enum RequestAdmission {
             responseEdits = verdict.response
             maxRequestBody = verdict.maxBodySize
             bodySchema = verdict.bodySchema
+            deferred = verdict.deferred
         }
         return .proxy(
             ProxyPlan(
                 route: route, settings: settings, service: snapshot.services[route.service],
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
                 expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
-                bodySchema: bodySchema))
+                bodySchema: bodySchema, deferred: deferred))
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).

@@ -184,6 +184,36 @@ import Glibc
             "curl", ["-s", "-i", "-H", "Host: example.com", "-H", "Authorization: Bearer \(token ?? "")x", "http://127.0.0.1:8080/app/dashboard"])
         #expect(forged.output.hasPrefix("HTTP/1.1 401") && forged.output.contains("invalid_token"), "\(forged.output)")
 
+        // Machines: OAuth 2.0 client credentials, checked by introspection.
+        var clientSecret = ""
+        #expect(
+            await eventually {
+                let log = (try? String(contentsOfFile: auth.log, encoding: .utf8)) ?? ""
+                guard let line = log.split(separator: "\n").first(where: { $0.contains("client_id=reports") }),
+                    let field = line.split(separator: " ").first(where: { $0.hasPrefix("client_secret=") })
+                else { return false }
+                clientSecret = String(field.dropFirst("client_secret=".count))
+                return true
+            })
+        func clientToken(scope: String) async throws -> String? {
+            let answer = try await run(
+                "curl", ["-s", "-H", "Host: example.com", "-u", "reports:\(clientSecret)", "-d", "grant_type=client_credentials&scope=\(scope)",
+                    "http://127.0.0.1:8080/auth/token"])
+            return (try? JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [String: Any])?["access_token"] as? String
+        }
+        let reader = try #require(try await clientToken(scope: "orders:read"))
+        let report = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", "Authorization: Bearer \(reader)", "http://127.0.0.1:8080/api/reports"])
+        #expect(report.output.hasPrefix("HTTP/1.1 200") && report.output.contains(#""client":"reports""#), "\(report.output)")
+        let writer = try #require(try await clientToken(scope: "orders:write"))
+        let narrow = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", "Authorization: Bearer \(writer)", "http://127.0.0.1:8080/api/reports"])
+        #expect(narrow.output.hasPrefix("HTTP/1.1 403") && narrow.output.contains("insufficient_scope"), "\(narrow.output)")
+        let bogus = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", "Authorization: Bearer made-up", "http://127.0.0.1:8080/api/reports"])
+        #expect(bogus.output.hasPrefix("HTTP/1.1 401"), "\(bogus.output)")
+        let wrongSecret = try await run(
+            "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: example.com", "-u", "reports:nope", "-d", "grant_type=client_credentials",
+                "http://127.0.0.1:8080/auth/token"])
+        #expect(wrongSecret.output == "401")
+
         // East-west: the app-service's cluster IP balances over the same pods.
         let services = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/services"])
         let clusterIP = try #require(
