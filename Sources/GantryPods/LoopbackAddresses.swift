@@ -2,32 +2,47 @@ import Foundation
 import Synchronization
 
 /// Hands out loopback addresses (all of 127.0.0.0/8 is loopback on Linux), so every pod can
-/// listen on the same port at an address of its own, as pods do in a cluster. An address is
-/// handed out only if nothing else on the machine listens on it at that port: several
-/// gantry instances can run side by side.
+/// listen on the same port at an address of its own, as pods do in a cluster.
+///
+/// Several gantry instances may run on one machine (tests do), so each claims whole /24 blocks
+/// for itself: a block is its own while it holds an exclusive `flock` on the block's lock file,
+/// which the kernel releases when the process ends, however it ends. Within its blocks an
+/// address is handed out only if nothing else listens on it at that port.
 public final class LoopbackAddresses: Sendable {
-    private let inUse = Mutex<Set<String>>([])
-    private let prefix: String
-    private let range: ClosedRange<Int>
-
-    /// - Parameter prefix: the first three octets, e.g. `127.0.100` for pods.
-    public init(prefix: String, range: ClosedRange<Int> = 1...254) {
-        self.prefix = prefix
-        self.range = range
+    private struct State {
+        var inUse: Set<String> = []
+        /// Claimed third octets, each with the descriptor that holds its lock.
+        var blocks: [(octet: Int, lock: Int32)] = []
     }
 
-    /// A free address for `port`, from the third octet's next block when the first fills.
+    private let state = Mutex(State())
+    private let octets: ClosedRange<Int>
+    private let lockDirectory: String
+
+    /// - Parameter blocks: third octets this allocator may claim, e.g. `100...199` for pods.
+    public init(blocks: ClosedRange<Int>, lockDirectory: String = NSTemporaryDirectory() + "gantry-loopback") {
+        self.octets = blocks
+        self.lockDirectory = lockDirectory
+    }
+
+    deinit {
+        state.withLock { state in for block in state.blocks { close(block.lock) } }
+    }
+
+    /// A free address for `port`, claiming another block when the ones held are full.
     public func allocate(port: Int) -> String? {
-        let base = prefix.split(separator: ".").map(String.init)
-        guard base.count == 3, let third = Int(base[2]) else { return nil }
-        return inUse.withLock { inUse in
-            for block in third...min(third + 50, 255) {
-                for last in range {
-                    let address = "\(base[0]).\(base[1]).\(block).\(last)"
-                    if !inUse.contains(address), Self.isFree(address, port: port) {
-                        inUse.insert(address)
-                        return address
-                    }
+        state.withLock { state in
+            for block in state.blocks {
+                if let address = free(in: block.octet, port: port, inUse: state.inUse) {
+                    state.inUse.insert(address)
+                    return address
+                }
+            }
+            while let block = claimBlock(excluding: Set(state.blocks.map(\.octet))) {
+                state.blocks.append(block)
+                if let address = free(in: block.octet, port: port, inUse: state.inUse) {
+                    state.inUse.insert(address)
+                    return address
                 }
             }
             return nil
@@ -35,7 +50,26 @@ public final class LoopbackAddresses: Sendable {
     }
 
     public func release(_ address: String) {
-        _ = inUse.withLock { $0.remove(address) }
+        _ = state.withLock { $0.inUse.remove(address) }
+    }
+
+    private func free(in octet: Int, port: Int, inUse: Set<String>) -> String? {
+        for last in 1...254 {
+            let address = "127.0.\(octet).\(last)"
+            if !inUse.contains(address), Self.isFree(address, port: port) { return address }
+        }
+        return nil
+    }
+
+    private func claimBlock(excluding held: Set<Int>) -> (octet: Int, lock: Int32)? {
+        try? FileManager.default.createDirectory(atPath: lockDirectory, withIntermediateDirectories: true)
+        for octet in octets where !held.contains(octet) {
+            let descriptor = open("\(lockDirectory)/127.0.\(octet).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { continue }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return (octet, descriptor) }
+            close(descriptor)
+        }
+        return nil
     }
 
     /// Whether a TCP socket can bind `address:port` right now.

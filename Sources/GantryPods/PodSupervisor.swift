@@ -71,7 +71,7 @@ public actor PodSupervisor {
     private let publisher: any EndpointPublisher
     public nonisolated let events: EventRecorder
     private let probeRunner: ProbeRunner
-    private let addresses = LoopbackAddresses(prefix: "127.0.100")
+    private let addresses = LoopbackAddresses(blocks: 100...199)
     private let logDirectory: String
     private let logger: Logger
     private var stopping = false

@@ -20,6 +20,8 @@ struct Stack: Service {
     let plane: DataPlane
     let logger: Logger
     let events: EventRecorder
+    /// Cluster IPs come from 127.0.10.0/24 on (a block this gantry holds while it runs).
+    let clusterIPs = LoopbackAddresses(blocks: 10...99)
 
     func run() async throws {
         let bound = try await plane.start()
@@ -85,7 +87,7 @@ struct Stack: Service {
     /// Gives each service with a cluster IP its address: the configured one, or the first free
     /// one from 127.0.10.1 on.
     private func bindClusterIPs() async throws -> [String: String] {
-        let pool = LoopbackAddresses(prefix: "127.0.10")
+        let pool = clusterIPs
         var result: [String: String] = [:]
         for service in snapshot.services {
             let address: String

@@ -66,7 +66,7 @@ import Testing
         let expected = [
             #"gateway.policies[0].jwt.jwks.service: unknown service "ap" (did you mean "app"?)"#,
             "gateway.policies[1].rateLimit.requests: needs a number of requests of at least 1",
-            "gateway.policies[3]: set exactly one policy kind: jwt, rateLimit, apiKey",
+            "gateway.policies[3]: set exactly one policy kind: jwt, oauth2, rateLimit, apiKey",
             #"gateway.routes[0].policies[0]: unknown policy "tokn""#,
             "gateway.policies[4].validate.jsonSchema: #: oneOf is not supported",
             #"gateway.routes[0].policies[1]: rate limit "by-user" is keyed by the sub claim: list a jwt policy before it"#,
