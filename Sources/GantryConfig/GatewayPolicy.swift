@@ -114,7 +114,16 @@ public struct RateLimitPolicy: Sendable {
         case consumer
     }
 
+    public struct SharedStore: Sendable, Hashable {
+        public let host: String
+        public let port: Int
+        public let failOpen: Bool
+        public let timeout: Duration
+    }
+
     public let name: String
     public let bucket: TokenBucket
     public let key: Key
+    /// nil: the limit is kept in this gantry's memory.
+    public let store: SharedStore?
 }

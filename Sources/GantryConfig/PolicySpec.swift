@@ -191,6 +191,16 @@ public struct RateLimitSpec: Decodable, Sendable {
     /// What is limited: `{clientIP: true}` (default), `{header: X-API-Key}`, `{claim: sub}`
     /// (after a jwt policy), `{route: true}` (one bucket for the route).
     public var key: RateLimitKeySpec?
+    /// Shared by several gantry instances through Redis: `{redis: 127.0.0.1:6379}`.
+    public var store: RateLimitStoreSpec?
+}
+
+public struct RateLimitStoreSpec: Decodable, Sendable {
+    public var redis: String?
+    /// When the store cannot answer: `allow` (fail open, default) or `deny` (fail closed: 503).
+    public var onFailure: String?
+    /// Default 100ms.
+    public var timeout: DurationSpec?
 }
 
 public struct RateLimitKeySpec: Decodable, Sendable {

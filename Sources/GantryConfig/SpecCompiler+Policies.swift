@@ -211,7 +211,25 @@ extension SpecCompiler {
                 key = .route
             }
         }
-        return RateLimitPolicy(name: name, bucket: TokenBucket(requests: requests, per: per, burst: spec.burst), key: key)
+        var store: RateLimitPolicy.SharedStore?
+        if let shared = spec.store {
+            let here = path / "store"
+            if let address = shared.redis, let endpoint = EndpointAddress(parsing: address) {
+                let failOpen: Bool
+                switch shared.onFailure ?? "allow" {
+                case "allow": failOpen = true
+                case "deny": failOpen = false
+                default:
+                    problem(here / "onFailure", "must be allow or deny")
+                    failOpen = true
+                }
+                let timeout = positive(shared.timeout, default: .milliseconds(100), at: here / "timeout")
+                store = .init(host: endpoint.host, port: endpoint.port, failOpen: failOpen, timeout: timeout)
+            } else {
+                problem(here / "redis", "write the Redis address as host:port, e.g. 127.0.0.1:6379")
+            }
+        }
+        return RateLimitPolicy(name: name, bucket: TokenBucket(requests: requests, per: per, burst: spec.burst), key: key, store: store)
     }
 
     /// A path from the file, relative to the file's directory.

@@ -23,7 +23,7 @@ public struct TokenBucket: Sendable, Hashable {
         self.burst = max(1, burst ?? requests)
     }
 
-    var nanosecondsPerToken: Double {
+    public var nanosecondsPerToken: Double {
         let (seconds, attoseconds) = period.components
         return (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(requests)
     }

@@ -50,6 +50,17 @@ final class LoopContext {
         for index in cursors.indices { cursors[index] = Int.random(in: 0..<1024, using: &random) }
     }
 
+    private var redisClients: [String: RedisClient] = [:]
+
+    /// This loop's connection to a Redis server (for shared rate limits).
+    func redis(host: String, port: Int) -> RedisClient {
+        let key = "\(host):\(port)"
+        if let client = redisClients[key] { return client }
+        let client = RedisClient(eventLoop: eventLoop, host: host, port: port)
+        redisClients[key] = client
+        return client
+    }
+
     private var socketAddresses: [EndpointAddress: SocketAddress] = [:]
 
     /// The socket address of an endpoint, resolved once per loop. IP literals need no lookup;

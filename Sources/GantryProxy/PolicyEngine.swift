@@ -32,9 +32,15 @@ final class PolicyEngine {
     }
 
     struct DeferredCheck {
+        enum Kind {
+            /// An oauth2 policy asks the introspection endpoint about `token`.
+            case introspection(token: String, cacheKey: String)
+            /// A rate limit kept in a shared store takes a token for `key`.
+            case sharedRateLimit(key: String)
+        }
+
         let policy: Int
-        let token: String
-        let cacheKey: String
+        let kind: Kind
         var remaining: [Int] = []
         var claims: [String: JSONValue] = [:]
     }
@@ -99,7 +105,7 @@ final class PolicyEngine {
             if let entry = shared.introspections.lookup(key, now: monotonic) {
                 return Self.evaluate(oauth, entry.claims, upstream: &upstream, identity: &identity)
             }
-            verdict.deferred = DeferredCheck(policy: index, token: String(token), cacheKey: key)
+            verdict.deferred = DeferredCheck(policy: index, kind: .introspection(token: String(token), cacheKey: key))
             return nil
 
         case .apiKey(let apiKey):
@@ -181,18 +187,26 @@ final class PolicyEngine {
             case .consumer: key = identity.consumer?.name ?? ""
             case .route: key = route
             }
-            let decision = limiter.take(key, now: monotonic)
-            let headers = Self.rateLimitHeaders(policy, decision: decision)
-            if case .deny(let retryAfter) = decision {
-                var response = LocalResponse(
-                    status: .tooManyRequests, reason: "rate_limited",
-                    message: "rate limit \(policy.name) exceeded: \(policy.bucket.requests) requests per \(policy.bucket.period)")
-                response.extraHeaders = [("retry-after", "\(Self.wholeSeconds(retryAfter))")] + headers
-                return response
+            if policy.store != nil {
+                verdict.deferred = DeferredCheck(policy: index, kind: .sharedRateLimit(key: key))
+                return nil
             }
-            verdict.response.add += headers
-            return nil
+            return Self.limited(policy, limiter.take(key, now: monotonic), verdict: &verdict)
         }
+    }
+
+    /// A rate-limit decision: 429 with `Retry-After` when refused; the RateLimit headers either way.
+    static func limited(_ policy: RateLimitPolicy, _ decision: TokenBucket.Decision, verdict: inout Verdict) -> LocalResponse? {
+        let headers = rateLimitHeaders(policy, decision: decision)
+        if case .deny(let retryAfter) = decision {
+            var response = LocalResponse(
+                status: .tooManyRequests, reason: "rate_limited",
+                message: "rate limit \(policy.name) exceeded: \(policy.bucket.requests) requests per \(policy.bucket.period)")
+            response.extraHeaders = [("retry-after", "\(wholeSeconds(retryAfter))")] + headers
+            return response
+        }
+        verdict.response.add += headers
+        return nil
     }
 
     /// An introspection answer applied to a request: inactive → 401; missing scopes → 403

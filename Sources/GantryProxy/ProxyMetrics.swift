@@ -4,7 +4,7 @@ public enum ProxyCounter: Int, CaseIterable, Sendable {
     case downstreamConnections, activeConnections, requests
     case responses1xx, responses2xx, responses3xx, responses4xx, responses5xx
     case upstreamConnects, upstreamConnectFailures, upstreamReused, retries, outlierEjections
-    case malformedRequests, noRoute, unauthorized, rateLimited, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
+    case malformedRequests, noRoute, unauthorized, rateLimited, rateLimitStoreFailures, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
 }
 
 /// One loop's counters.
