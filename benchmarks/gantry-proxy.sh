@@ -12,6 +12,7 @@ config="$workdir/gantry-bench-$port.yaml"
 {
   echo "runtime: {workers: 1}"
   echo "accessLog: {enabled: false}"
+  echo "admin: {enabled: false}"
   echo "loadBalancer: {listeners: [{name: bench, port: $port}]}"
   echo "gateway: {routes: [{path: /, service: backends}]}"
   echo "services:"

@@ -153,3 +153,34 @@ struct TokenBucketTests {
         #expect(allowed == 60 + 59)  // the initial burst of 60, then one a second
     }
 }
+
+/// The examples of RFC 7515 Appendix A, verbatim: their keys and tokens must verify (before
+/// the example's `exp`, 2011-03-22), and must fail once a byte changes.
+struct RFC7515ExampleTests {
+    static let payload = "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    static let before = Date(timeIntervalSince1970: 1_300_819_000)
+    static let after = Date(timeIntervalSince1970: 1_300_819_381 + 60)
+
+    static func keys(_ jwk: String) throws -> [JWTKey] {
+        try JWKSet.keys(from: Data(#"{"keys": [\#(jwk)]}"#.utf8))
+    }
+
+    @Test func hs256AppendixA1() throws {
+        let keys = try Self.keys(#"{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}"#)
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.\(Self.payload).dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        let claims = try JWTVerifier.verify(token, keys: keys, rules: JWTRules(issuer: "joe", leeway: .zero), now: Self.before).get()
+        #expect(claims["http://example.com/is_root"] == .bool(true))
+        #expect(JWTVerifier.verify(token, keys: keys, rules: JWTRules(leeway: .zero), now: Self.after) == .failure(.expired))
+        let tampered = token.replacingOccurrences(of: "dBjftJeZ4CVP", with: "dBjftJeZ4CVQ")
+        #expect(JWTVerifier.verify(tampered, keys: keys, rules: JWTRules(), now: Self.before) == .failure(.badSignature))
+    }
+
+    @Test func es256AppendixA3() throws {
+        let keys = try Self.keys(
+            #"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#)
+        let token =
+            "eyJhbGciOiJFUzI1NiJ9.\(Self.payload).DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q"
+        #expect((try? JWTVerifier.verify(token, keys: keys, rules: JWTRules(issuer: "joe"), now: Self.before).get()) != nil)
+        #expect(JWTVerifier.verify(token, keys: keys, rules: JWTRules(issuer: "jane"), now: Self.before) == .failure(.wrongIssuer))
+    }
+}

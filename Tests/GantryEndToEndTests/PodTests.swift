@@ -177,6 +177,26 @@ import Glibc
         }
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
         #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=100;w=1"#), "\(dashboard.output)")
+        // Over the per-user limit (100/s, bursts of 200): 429 with the RateLimit headers.
+        let burst = try await run(
+            "python3",
+            [
+                "-c",
+                """
+                import http.client, sys
+                c = http.client.HTTPConnection("127.0.0.1", 8080)
+                codes = []
+                for _ in range(2000):
+                    c.request("GET", "/app/dashboard", headers={"Host": "example.com", "Authorization": sys.argv[1]})
+                    r = c.getresponse(); r.read(); codes.append(r.status)
+                    if r.status == 429:
+                        print("429", r.getheader("Retry-After"), r.getheader("RateLimit"))
+                        break
+                """,
+                "Bearer \(token ?? "")",
+            ])
+        #expect(burst.output.hasPrefix("429 1 \"per-user\";r=0;t="), "\(burst.output)\(burst.error)")
+
         let anonymous = try await run(
             "curl", ["-s", "-i", "-H", "Host: example.com", "-H", "X-User-ID: demo", "http://127.0.0.1:8080/app/dashboard"])
         #expect(anonymous.output.hasPrefix("HTTP/1.1 401"), "\(anonymous.output)")
