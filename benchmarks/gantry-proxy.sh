@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Starts gantry as proxybench's custom target: one event loop, round robin over the benchmark's
-# upstreams with keep-alive pooling, no access log — configured like the nginx, HAProxy and
-# Envoy targets.
-# Usage: gantry-proxy.sh PORT UPSTREAMS(comma-separated host:port) WORKDIR
+# Starts gantry as one of proxybench's targets, configured like the nginx, HAProxy and Envoy
+# targets: one event loop, round robin over the benchmark's upstreams with keep-alive pooling,
+# no access log. With the gateway arguments it is configured like envoy_gw instead: a JWT
+# check (HS256, the harness's local JWKS file, issuer and audience) and a route-wide rate limit
+# that is never reached.
+# Usage: gantry-proxy.sh PORT UPSTREAMS WORKDIR [JWKS_FILE ISSUER AUDIENCE RATE]
 set -euo pipefail
-port=$1
-upstreams=$2
-workdir=$3
+port=$1 upstreams=$2 workdir=$3
 bin=${GANTRY_BIN:?set GANTRY_BIN to the gantry binary}
 config="$workdir/gantry-bench-$port.yaml"
 {
@@ -14,7 +14,17 @@ config="$workdir/gantry-bench-$port.yaml"
   echo "accessLog: {enabled: false}"
   echo "admin: {enabled: false}"
   echo "loadBalancer: {listeners: [{name: bench, port: $port}]}"
-  echo "gateway: {routes: [{path: /, service: backends}]}"
+  echo "gateway:"
+  if [ $# -ge 7 ]; then
+    echo "  policies:"
+    echo "    - name: token"
+    echo "      jwt: {keys: [{jwksFile: $4}], issuer: $5, audiences: [$6]}"
+    echo "    - name: limit"
+    echo "      rateLimit: {requests: $7, per: 1s, key: {route: true}}"
+    echo "  routes: [{path: /, service: backends, policies: [token, limit]}]"
+  else
+    echo "  routes: [{path: /, service: backends}]"
+  fi
   echo "services:"
   echo "  - name: backends"
   echo "    loadBalancing: roundRobin"
