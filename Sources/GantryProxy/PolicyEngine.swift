@@ -10,8 +10,12 @@ import NIOHTTP1
 /// lock); rate limiters are shared by all loops through ``GatewayState``. The decisions
 /// themselves are GantryCore's (JWT verification, token buckets, CIDR, CORS, rewrites).
 final class PolicyEngine {
-    /// Fetched keys by jwt policy index.
-    var fetchedKeys: [Int: [JWTKey]] = [:]
+    /// Fetched keys by jwt policy index. New keys may change verdicts: forget cached ones.
+    var fetchedKeys: [Int: [JWTKey]] = [:] {
+        didSet { verifiedTokens.removeAll() }
+    }
+    /// Tokens that verified, by jwt policy index.
+    private var verifiedTokens: [Int: VerifiedTokenCache] = [:]
     let shared: GatewayState
 
     init(shared: GatewayState) {
@@ -306,10 +310,20 @@ final class PolicyEngine {
     private func checkToken(_ policy: JWTPolicy, index: Int, original: HTTPRequestHead, now: Date)
         -> Result<[String: JSONValue], JWTFailure>
     {
-        guard let token = Self.token(from: original, source: policy.tokenSource) else { return .failure(.missing) }
+        guard let found = Self.token(from: original, source: policy.tokenSource) else { return .failure(.missing) }
+        let token = String(found)
+        let seconds = now.timeIntervalSince1970
+        if let claims = verifiedTokens[index]?.lookup(token, now: seconds) { return .success(claims) }
         let keys = policy.staticKeys + (fetchedKeys[index] ?? [])
         let result = JWTVerifier.verify(token, keys: keys, rules: policy.rules, now: now)
-        if case .failure(.unknownKey) = result, policy.keySource != nil { shared.requestRefetch(policy: index) }
+        switch result {
+        case .success(let claims):
+            verifiedTokens[index, default: VerifiedTokenCache()].store(token, claims: claims, rules: policy.rules, now: seconds)
+        case .failure(.unknownKey) where policy.keySource != nil:
+            shared.requestRefetch(policy: index)
+        case .failure:
+            break
+        }
         return result
     }
 

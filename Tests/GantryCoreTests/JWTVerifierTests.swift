@@ -184,3 +184,21 @@ struct RFC7515ExampleTests {
         #expect(JWTVerifier.verify(token, keys: keys, rules: JWTRules(issuer: "jane"), now: Self.before) == .failure(.wrongIssuer))
     }
 }
+
+struct VerifiedTokenCacheTests {
+    @Test func verdictsHoldOnlyWithinTheTokensWindow() {
+        var cache = VerifiedTokenCache(capacity: 2, recheckAfter: 300)
+        let rules = JWTRules(leeway: .seconds(10))
+        cache.store("t1", claims: ["exp": .number(1000), "nbf": .number(500), "sub": .string("ada")], rules: rules, now: 800)
+        #expect(cache.lookup("t1", now: 800)?["sub"] == .string("ada"))
+        #expect(cache.lookup("t1", now: 489) == nil)  // before nbf − leeway
+        #expect(cache.lookup("t1", now: 1009) != nil)
+        #expect(cache.lookup("t1", now: 1010) == nil)  // exp + leeway
+        cache.store("t2", claims: [:], rules: rules, now: 0)
+        #expect(cache.lookup("t2", now: 299) != nil)
+        #expect(cache.lookup("t2", now: 300) == nil)  // without exp: checked again after 300 s
+        cache.store("t3", claims: [:], rules: rules, now: 0)  // full: emptied first
+        #expect(cache.count == 1)
+        #expect(cache.lookup("t1", now: 800) == nil)
+    }
+}

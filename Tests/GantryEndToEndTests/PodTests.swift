@@ -303,4 +303,78 @@ import Glibc
         #expect(await gantry.waitForExit() == 0)
         #expect(await eventually { (try? await run("pgrep", ["-f", "sleep \(marker)"]))?.status == 1 })
     }
+
+    /// Probe fields as the kubelet reads them: exec readiness gates the endpoints, httpGet sends
+    /// its headers, an answer slower than timeoutSeconds is a failure, and failing liveness
+    /// restarts the pod after failureThreshold periods.
+    @Test func probesGateTrafficAndRestartPods() async throws {
+        let marker = directory.appendingPathComponent("ready-\(UUID().uuidString.prefix(8))").path
+        let config = directory.appendingPathComponent("probes.yaml")
+        try """
+        admin: {port: 0}
+        accessLog: {enabled: false}
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        gateway:
+          routes:
+            - {path: /gated, service: gated}
+            - {path: /slow, service: slow}
+            - {path: /sick, service: sick}
+        services:
+          - name: gated
+            clusterIP: None
+            pods:
+              command: [gantry, example, echo]
+              readinessProbe: {exec: {command: [test, -f, \(marker)]}, periodSeconds: 1}
+          - name: slow
+            clusterIP: None
+            pods:
+              command: [gantry, example, echo]
+              readinessProbe: {httpGet: {path: /healthz, httpHeaders: [{name: X-Echo-Delay, value: 3s}]}, periodSeconds: 1, timeoutSeconds: 1}
+          - name: sick
+            clusterIP: None
+            pods:
+              command: [gantry, example, echo]
+              restartBackoff: {initial: 1s, max: 2s}
+              livenessProbe: {httpGet: {path: /healthz, httpHeaders: [{name: X-Echo-Status, value: "503"}]}, periodSeconds: 1, failureThreshold: 2}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "\(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        func status(_ path: String) async -> String {
+            (try? await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"]))?.output ?? ""
+        }
+
+        // Running but not ready: no endpoint, so 503, until the exec probe passes.
+        #expect(await eventually { (try? await pods(admin))?.count == 3 })
+        let gatedBefore = try await pods(admin).first { $0.service == "gated" }
+        #expect(gatedBefore?.ready == false)
+        #expect(await status("/gated") == "503")
+        _ = FileManager.default.createFile(atPath: marker, contents: nil)
+        #expect(await eventually { await status("/gated") == "200" }, "\(gantry.stderr)")
+
+        // The liveness probe sends its header, gets 503, and the pod is restarted.
+        #expect(
+            await eventually(timeout: .seconds(20)) {
+                (try? await pods(admin))?.first { $0.service == "sick" }.map { $0.restarts >= 1 } ?? false
+            }, "\(gantry.stderr)")
+        // No readiness probe: ready whenever it runs, so traffic flows between restarts.
+        #expect(await eventually { await status("/sick") == "200" })
+
+        // Answers slower than timeoutSeconds fail the probe: never ready, though the pod has
+        // been answering for several periods (without the delay header it would be ready).
+        let slowName = try #require(try await pods(admin).first { $0.service == "slow" }?.name)
+        #expect(
+            await eventually(timeout: .seconds(20)) {
+                let answer = (try? await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/events"]))?.output ?? ""
+                let events = (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [[String: Any]]) ?? []
+                return events.filter { $0["object"] as? String == "pod/\(slowName)" && $0["reason"] as? String == "Unhealthy" }.count >= 4
+            })
+        let slow = try await pods(admin).first { $0.service == "slow" }
+        #expect(slow?.ready == false && slow?.reason == "Running")
+        #expect(await status("/slow") == "503")
+        let events = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/events"])
+        #expect(events.output.contains("LivenessProbeFailed"))
+    }
 }
+
