@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
-                "GantryProxy", "GantryConfig", "GantryExamples", "GantryTestSupport",
+                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -65,8 +65,9 @@ public struct JWKSFetcher: Sendable {
             // Wake at the next refresh, or earlier when a token asked for unknown keys.
             while !Task.isCancelled, ContinuousClock.now < next {
                 try? await Task.sleep(for: .milliseconds(200))
-                let asked = wanted.flags.withLock { $0.remove(index) != nil }
-                if asked, ContinuousClock.now - fetched >= policy.minRefetchInterval { break }
+                // A request waits for the interval to pass rather than being dropped.
+                let due = ContinuousClock.now - fetched >= policy.minRefetchInterval
+                if due, wanted.flags.withLock({ $0.remove(index) != nil }) { break }
             }
         }
     }

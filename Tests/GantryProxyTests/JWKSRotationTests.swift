@@ -1,0 +1,103 @@
+import Crypto
+import Foundation
+import GantryCore
+import GantryHTTP
+import GantryTestSupport
+import Logging
+import Synchronization
+import Testing
+
+@testable import GantryProxy
+
+extension LiveProxyTests {
+    /// A JWKS endpoint whose key set the test changes, and can switch off.
+    final class KeySetServer: Sendable {
+        let keys = Mutex<[(kid: String, secret: Data)]>([])
+        let up = Mutex(true)
+        let fetches = Atomic<Int>(0)
+
+        var handler: SimpleHTTPServer.Handler {
+            { [self] _ in
+                fetches.add(1, ordering: .relaxed)
+                guard up.withLock({ $0 }) else { return .error(503, "down") }
+                let list = keys.withLock { $0 }.map { #"{"kty":"oct","alg":"HS256","kid":"\#($0.kid)","k":"\#(Base64URL.encode($0.secret))"}"# }
+                return SimpleHTTPServer.Response(status: 200, headers: [("Content-Type", "application/json")], body: Data(#"{"keys":[\#(list.joined(separator: ","))]}"#.utf8))
+            }
+        }
+    }
+
+    static func token(kid: String, secret: Data, subject: String = "ada") -> String {
+        let header = Base64URL.encode(Data(#"{"alg":"HS256","kid":"\#(kid)"}"#.utf8))
+        let body = Base64URL.encode(Data(#"{"sub":"\#(subject)"}"#.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(header).\(body)".utf8), using: SymmetricKey(data: secret))
+        return "\(header).\(body).\(Base64URL.encode(Data(mac)))"
+    }
+
+    @Test func unknownKidsAreFetchedAndKnownKeysOutliveAFailingEndpoint() async throws {
+        let keySet = KeySetServer()
+        let first = (kid: "k1", secret: Data("first-secret-0123456789abcdefghij".utf8))
+        let second = (kid: "k2", secret: Data("second-secret-0123456789abcdefghi".utf8))
+        keySet.keys.withLock { $0 = [first] }
+        let bound = Mutex<Int?>(nil)
+        let stop = AsyncStream<Void>.makeStream()
+        let server = Task {
+            try await SimpleHTTPServer(handler: keySet.handler).run(
+                host: "127.0.0.1", port: 0, ready: { port in bound.withLock { $0 = port } }, until: { for await _ in stop.stream { return } })
+        }
+        defer {
+            stop.continuation.finish()
+            server.cancel()
+        }
+        #expect(await eventually { bound.withLock { $0 } != nil })
+        let keyPort = bound.withLock { $0 }!
+
+        try await withProxy(yaml: { ports in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            accessLog: {enabled: false}
+            gateway:
+              policies:
+                - name: token
+                  jwt: {jwks: {url: "http://127.0.0.1:\(keyPort)/jwks", refreshInterval: 1h, minRefetchInterval: 1s}}
+              routes:
+                - {path: /, service: app, policies: [token]}
+            services:
+              - name: app
+                endpoints: [\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
+            """
+        }) { harness in
+            let fetcher = Task { await JWKSFetcher(plane: harness.plane, logger: Logger(label: "test")).run() }
+            defer { fetcher.cancel() }
+            let withFirst = "Authorization: Bearer \(Self.token(kid: first.kid, secret: first.secret))"
+            #expect(await eventually { (try? await harness.get("/x", headers: [withFirst]))?.status == 200 })
+
+            // A token with a kid gantry has not seen: refused, and the key set is fetched again.
+            keySet.keys.withLock { $0 = [first, second] }
+            let withSecond = "Authorization: Bearer \(Self.token(kid: second.kid, secret: second.secret))"
+            let early = try await harness.get("/x", headers: [withSecond])
+            #expect(early.status == 401)
+            #expect(early.header("WWW-Authenticate")?.contains("no key with kid k2") == true)
+            #expect(await eventually(timeout: .seconds(10)) { (try? await harness.get("/x", headers: [withSecond]))?.status == 200 })
+
+            // Unknown kids do not hammer the endpoint: at most one fetch per minRefetchInterval.
+            let before = keySet.fetches.load(ordering: .relaxed)
+            for _ in 0..<20 {
+                _ = try await harness.get("/x", headers: ["Authorization: Bearer \(Self.token(kid: "k9", secret: first.secret))"])
+            }
+            #expect(keySet.fetches.load(ordering: .relaxed) - before <= 2)
+
+            // The endpoint fails: the keys already known keep working.
+            keySet.up.withLock { $0 = false }
+            for _ in 0..<3 {
+                _ = try await harness.get("/x", headers: ["Authorization: Bearer \(Self.token(kid: "k8", secret: first.secret))"])
+            }
+            // (the unknown kids are one pending request: fetched once the interval has passed)
+            #expect(await eventually(timeout: .seconds(5)) { keySet.fetches.load(ordering: .relaxed) > before })
+            // (new tokens, so no verdict comes from the verified-token cache)
+            for (kid, secret) in [first, second] {
+                let fresh = "Authorization: Bearer \(Self.token(kid: kid, secret: secret, subject: "bob"))"
+                #expect(try await harness.get("/x", headers: [fresh]).status == 200)
+            }
+        }
+    }
+}
