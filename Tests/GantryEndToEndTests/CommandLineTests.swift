@@ -111,3 +111,22 @@ extension CommandLineTests {
         #expect(bad.error.contains("not an autoscaler input"))
     }
 }
+
+extension CommandLineTests {
+    @Test func loadSendsPacedRequestsAndSummarises() async throws {
+        let directory = GantryProcess.scratchDirectory()
+        let echo = try GantryProcess(["example", "echo", "--port", "0"], directory: directory)
+        defer { echo.stop() }
+        let port = try #require(await echo.waitForPort(after: "echo listening on http://127.0.0.1:", in: \.stdout))
+        let result = try await run(
+            GantryProcess.binary,
+            ["load", "http://127.0.0.1:\(port)/x", "--rps", "40", "--connections", "2", "--duration", "2s", "--header", "X-Echo-Status: 202"])
+        #expect(result.status == 0, "\(result.error)")
+        let summary = try #require(result.output.split(separator: "\n").last { $0.hasPrefix("total:") }, "\(result.output)")
+        let requests = Int(summary.split(separator: " ").drop { $0 != "requests" }.dropFirst().first ?? "") ?? 0
+        #expect(requests > 0 && requests <= 82, "\(summary)")  // paced: at most 40/s for 2 s, plus one per connection
+        #expect(summary.contains("202:\(requests)") && summary.hasSuffix("errors:0"), "\(summary)")
+        #expect(result.error.contains("1s  "))  // a progress line every second
+        #expect(echo.process.isRunning)
+    }
+}
