@@ -15,6 +15,8 @@ public struct PodStatus: Sendable, Codable, Hashable {
     public let inFlight: Int
     public let lastExitCode: Int32?
     public let log: String
+    /// Resident memory of the pod's whole process group.
+    public let memoryBytes: Int?
 }
 
 /// One service as `gantry get services` and the admin API show it.

@@ -157,12 +157,13 @@ public actor PodSupervisor {
     }
 
     public func podStatuses() -> [PodStatus] {
-        pods.values.sorted { ($0.service, $0.created, $0.name) < ($1.service, $1.created, $1.name) }.map { pod in
+        let usage = ProcessGroupUsage.read(groups: Set(pods.values.compactMap(\.pid)))
+        return pods.values.sorted { ($0.service, $0.created, $0.name) < ($1.service, $1.created, $1.name) }.map { pod in
             PodStatus(
                 name: pod.name, service: pod.service, phase: pod.lifecycle.phase.rawValue, reason: pod.lifecycle.reason,
                 ready: pod.lifecycle.ready, restarts: pod.lifecycle.restarts, created: pod.created,
                 address: "\(pod.address):\(pod.port)", pid: pod.pid, inFlight: publisher.inFlight(pod.endpoint),
-                lastExitCode: pod.lifecycle.lastExitCode, log: pod.logPath)
+                lastExitCode: pod.lifecycle.lastExitCode, log: pod.logPath, memoryBytes: pod.pid.flatMap { usage[$0]?.residentBytes })
         }
     }
 

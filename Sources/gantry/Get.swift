@@ -31,11 +31,12 @@ struct Get: AsyncParsableCommand {
         var table: Table
         switch resource {
         case .pods:
-            table = Table("NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "IN-FLIGHT")
+            table = Table("NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "IN-FLIGHT", "MEMORY")
             for pod in try decoder.decode([PodStatus].self, from: data) {
                 table.rows.append([
                     pod.name, pod.ready ? "1/1" : "0/1", pod.reason, "\(pod.restarts)",
                     age(seconds: -pod.created.timeIntervalSinceNow), pod.address, "\(pod.inFlight)",
+                    pod.memoryBytes.map { "\($0 >> 20)Mi" } ?? "-",
                 ])
             }
         case .services:

@@ -248,6 +248,7 @@ import Glibc
         // The command line over the admin API.
         let table = try await run(GantryProcess.binary, ["get", "pods", "--admin", "127.0.0.1:\(admin)"])
         #expect(table.output.hasPrefix("NAME "), "\(table.output)\(table.error)")
+        #expect(table.output.contains("MEMORY") && table.output.contains("Mi"), "\(table.output)")
         #expect(all.allSatisfy { table.output.contains($0.name) })
         let scaled = try await run(GantryProcess.binary, ["scale", "app-service", "--replicas", "3", "--admin", "127.0.0.1:\(admin)"])
         #expect(scaled.status == 0, "\(scaled.error)")

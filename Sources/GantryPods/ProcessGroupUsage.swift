@@ -2,18 +2,18 @@ import Foundation
 
 /// CPU time and resident memory of whole process groups, read from /proc: a pod is a process
 /// group, so this covers everything the pod started.
-enum ProcessGroupUsage {
-    struct Usage: Sendable, Hashable {
+public enum ProcessGroupUsage {
+    public struct Usage: Sendable, Hashable {
         /// User plus system time, in seconds.
-        var cpuSeconds: Double
-        var residentBytes: Int
+        public var cpuSeconds: Double
+        public var residentBytes: Int
     }
 
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Usage of each of `groups`, by process group ID.
-    static func read(groups: Set<Int32>) -> [Int32: Usage] {
+    public static func read(groups: Set<Int32>) -> [Int32: Usage] {
         guard !groups.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [:] }
         var result: [Int32: Usage] = [:]
         for entry in entries where entry.first?.isNumber == true {
