@@ -53,6 +53,14 @@ public struct LimitsSpec: Decodable, Sendable {
     public var maxHeaderCount: Int?
     /// Default 8KiB. Over it: 414.
     public var maxURILength: ByteSize?
+    /// Request body, on every route (a validate policy may lower it). Default: none. Over it: 413.
+    public var maxBodySize: ByteSize?
+    /// Open client connections, all listeners. Default 50000. Over it: closed at once.
+    public var maxConnections: Int?
+    /// Open connections from one client address. Default 4096.
+    public var maxConnectionsPerClient: Int?
+    /// New connections per second from one client address (bursts of twice as many). Default 1000.
+    public var newConnectionsPerSecondPerClient: Int?
 }
 
 /// `loadBalancer.timeouts:`

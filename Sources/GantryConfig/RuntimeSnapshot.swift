@@ -81,6 +81,10 @@ public struct EdgeLimits: Sendable, Hashable {
     public var maxHeadSize: Int = 60 * 1024
     public var maxHeaderCount: Int = 100
     public var maxURILength: Int = 8 * 1024
+    public var maxBodySize: Int?
+    public var maxConnections = 50_000
+    public var maxConnectionsPerClient = 4096
+    public var newConnectionsPerSecondPerClient = 1000
 
     public init() {}
 }

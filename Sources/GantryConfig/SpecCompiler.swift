@@ -128,6 +128,16 @@ struct SpecCompiler {
                 problem(path / "maxURILength", "must be between 64 bytes and 1MiB")
             }
         }
+        if let size = spec.maxBodySize {
+            if size.bytes >= 1 { limits.maxBodySize = size.bytes } else { problem(path / "maxBodySize", "must be at least 1 byte") }
+        }
+        func count(_ value: Int?, _ key: String, into field: inout Int) {
+            guard let value else { return }
+            if (1...10_000_000).contains(value) { field = value } else { problem(path / key, "must be between 1 and 10000000") }
+        }
+        count(spec.maxConnections, "maxConnections", into: &limits.maxConnections)
+        count(spec.maxConnectionsPerClient, "maxConnectionsPerClient", into: &limits.maxConnectionsPerClient)
+        count(spec.newConnectionsPerSecondPerClient, "newConnectionsPerSecondPerClient", into: &limits.newConnectionsPerSecondPerClient)
         return limits
     }
 

@@ -35,6 +35,7 @@ public final class DataPlane: Sendable {
     private let accessLog: AccessLogSink?
     private let ownsGroup: Bool
     let gateway: GatewayState
+    let connectionLimiter: ConnectionLimiter
 
     private struct State {
         var snapshot: RuntimeSnapshot
@@ -53,6 +54,7 @@ public final class DataPlane: Sendable {
         self.logger = logger
         self.state = Mutex(State(snapshot: snapshot))
         self.gateway = GatewayState(policies: snapshot.policies)
+        self.connectionLimiter = ConnectionLimiter(limits: snapshot.limits)
     }
 
     public var snapshot: RuntimeSnapshot { state.withLock { $0.snapshot } }
@@ -70,10 +72,11 @@ public final class DataPlane: Sendable {
             let sets = endpointSets
             let accessLog = self.accessLog
             let gateway = self.gateway
+            let limiter = self.connectionLimiter
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
-                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway)
+                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()

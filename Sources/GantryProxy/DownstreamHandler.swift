@@ -49,6 +49,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var pausedForPipelining = false
     private var readPending = false
     private var idleDeadline = NIODeadline.distantFuture
+    /// Counted in by the connection limiter; released when the connection goes.
+    private var admitted = false
     private var lingerDeadline = NIODeadline.distantFuture
     private var closing = false
     private var active = true
@@ -99,8 +101,15 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// Registered only once active: a channel closed before it became active never sees
     /// `channelInactive`, and must not stay in the loop's table.
     private func becameActive(_ context: ChannelHandlerContext) {
-        guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
+        guard loop.connections[ObjectIdentifier(self)] == nil, active, !admitted else { return }
         if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
+        if loop.connectionLimiter.admit(clientIP, now: NIODeadline.now().uptimeNanoseconds) != nil {
+            loop.metrics.add(.connectionsRefused)
+            active = false
+            context.close(promise: nil)
+            return
+        }
+        admitted = true
         loop.connections[ObjectIdentifier(self)] = self
         loop.metrics.add(.downstreamConnections)
         loop.metrics.add(.activeConnections)
@@ -125,6 +134,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func forget() {
         active = false
+        if admitted {
+            admitted = false
+            loop.connectionLimiter.release(clientIP)
+        }
         if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil {
             loop.metrics.subtract(.activeConnections)
         }

@@ -21,6 +21,7 @@ final class LoopContext {
     let pool: UpstreamPool
     let accessLog: AccessLogBuffer?
     let policies: PolicyEngine
+    let connectionLimiter: ConnectionLimiter
     var metrics = LoopCounters()
 
     /// Open client connections, for idle timeouts and draining.
@@ -36,7 +37,7 @@ final class LoopContext {
 
     init(
         eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
-        accessLog: AccessLogBuffer?, gateway: GatewayState
+        accessLog: AccessLogBuffer?, gateway: GatewayState, connectionLimiter: ConnectionLimiter
     ) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
@@ -46,6 +47,7 @@ final class LoopContext {
         self.pool = UpstreamPool()
         self.accessLog = accessLog
         self.policies = PolicyEngine(shared: gateway)
+        self.connectionLimiter = connectionLimiter
         // Start round robin at a different place on each loop, as Envoy does per worker.
         for index in cursors.indices { cursors[index] = Int.random(in: 0..<1024, using: &random) }
     }

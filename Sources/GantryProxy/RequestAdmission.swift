@@ -62,6 +62,11 @@ enum RequestAdmission {
         if case .invalid(let why) = framing {
             return .reject(.badRequest(why), host: rawHost, path: displayPath)
         }
+        if let max = limits.maxBodySize, case .contentLength(let length) = framing, length > max {
+            var response = LocalResponse(status: .payloadTooLarge, reason: "payload_too_large", message: "the body is larger than \(max) bytes")
+            response.closesConnection = true
+            return .reject(response, host: rawHost, path: displayPath)
+        }
         let target: RequestTarget
         switch RequestTarget.parse(head.uri) {
         case .success(let parsed): target = parsed
@@ -88,7 +93,7 @@ enum RequestAdmission {
             keptClientID: keptClientID, chunked: framing.isChunked)
         let settings = snapshot.routeSettings[route.index]
         var responseEdits = HeaderEdits()
-        var maxRequestBody: Int?
+        var maxRequestBody = limits.maxBodySize
         var bodySchema: JSONSchema?
         var deferred: PolicyEngine.DeferredCheck?
         if !settings.policies.isEmpty {
@@ -97,7 +102,7 @@ enum RequestAdmission {
                 route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
             responseEdits = verdict.response
-            maxRequestBody = verdict.maxBodySize
+            if let limit = verdict.maxBodySize { maxRequestBody = min(maxRequestBody ?? limit, limit) }
             bodySchema = verdict.bodySchema
             deferred = verdict.deferred
         }

@@ -1,0 +1,53 @@
+import GantryConfig
+import GantryCore
+import Synchronization
+
+/// Edge limits on client connections, checked when a connection is accepted (never on the
+/// request path): open connections in total and per client address, and new connections per
+/// second per client address (a token bucket, so short bursts pass).
+final class ConnectionLimiter: Sendable {
+    enum Refusal: Sendable {
+        case tooManyConnections, tooManyFromClient, tooFastFromClient
+    }
+
+    private let total = Atomic<Int>(0)
+    private let perClient = Mutex<[String: Int]>([:])
+    private let rate: RateLimiter
+    let limits: EdgeLimits
+
+    init(limits: EdgeLimits) {
+        self.limits = limits
+        rate = RateLimiter(
+            bucket: TokenBucket(
+                requests: limits.newConnectionsPerSecondPerClient, per: .seconds(1), burst: 2 * limits.newConnectionsPerSecondPerClient))
+    }
+
+    /// Counts a new connection in, or says why it may not stay.
+    func admit(_ client: String, now: UInt64) -> Refusal? {
+        if case .deny = rate.take(client, now: now) { return .tooFastFromClient }
+        if total.add(1, ordering: .relaxed).newValue > limits.maxConnections {
+            total.subtract(1, ordering: .relaxed)
+            return .tooManyConnections
+        }
+        let admitted = perClient.withLock { counts in
+            let count = counts[client, default: 0]
+            guard count < limits.maxConnectionsPerClient else { return false }
+            counts[client] = count + 1
+            return true
+        }
+        if !admitted {
+            total.subtract(1, ordering: .relaxed)
+            return .tooManyFromClient
+        }
+        return nil
+    }
+
+    /// A connection `admit` let in has closed.
+    func release(_ client: String) {
+        total.subtract(1, ordering: .relaxed)
+        perClient.withLock { counts in
+            let count = counts[client, default: 1] - 1
+            counts[client] = count > 0 ? count : nil
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import GantryTestSupport
+import Testing
+
+@testable import GantryProxy
+
+extension LiveProxyTests {
+    static func edgeYAML(perClient: Int, perSecond: Int) -> ([Int]) -> String {
+        { ports in
+            """
+            loadBalancer:
+              listeners: [{name: http, port: 0}]
+              limits: {maxConnectionsPerClient: \(perClient), newConnectionsPerSecondPerClient: \(perSecond), maxBodySize: 10}
+            accessLog: {enabled: false}
+            gateway: {routes: [{path: /, service: app}]}
+            services:
+              - name: app
+                endpoints: [\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
+            """
+        }
+    }
+
+    private func answered(_ connection: RawHTTPConnection) async -> Bool {
+        do {
+            try connection.send(request(["GET /x HTTP/1.1", "Host: example.com"]))
+            return try await connection.readResponse().status == 200
+        } catch {
+            return false
+        }
+    }
+
+    @Test func connectionsPerClientAreCapped() async throws {
+        try await withProxy(yaml: Self.edgeYAML(perClient: 2, perSecond: 1000)) { harness in
+            let first = try harness.connect()
+            let second = try harness.connect()
+            #expect(await answered(first))
+            #expect(await answered(second))
+            let third = try harness.connect()
+            #expect(await answered(third) == false)  // closed at once
+            first.closeNow()
+            #expect(await eventually { guard let fresh = try? harness.connect() else { return false }; return await self.answered(fresh) })
+            #expect(await harness.plane.counters()[.connectionsRefused] >= 1)
+        }
+    }
+
+    @Test func newConnectionsPerSecondAreCapped() async throws {
+        try await withProxy(yaml: Self.edgeYAML(perClient: 100, perSecond: 1)) { harness in
+            var served = 0
+            for _ in 0..<5 where await answered(try harness.connect()) { served += 1 }
+            #expect(served == 2)  // a burst of twice the rate, then refused
+        }
+    }
+
+    @Test func bodiesOverTheListenerLimitGet413() async throws {
+        try await withProxy(yaml: Self.edgeYAML(perClient: 100, perSecond: 1000)) { harness in
+            let before = harness.upstreamRequestCount
+            let declared = try harness.connect()
+            try declared.send(request(["POST /x HTTP/1.1", "Host: example.com", "Content-Length: 11"]) + "12345678901")
+            #expect(try await declared.readResponse().status == 413)
+            let chunked = try harness.connect()
+            try chunked.send(request(["POST /x HTTP/1.1", "Host: example.com", "Transfer-Encoding: chunked"]) + "6\r\n123456\r\n")
+            try chunked.send("6\r\n123456\r\n0\r\n\r\n")
+            #expect(try await chunked.readResponse().status == 413)
+            #expect(harness.upstreamRequestCount <= before + 1)  // the chunked one may have started upstream
+            let small = try harness.connect()
+            try small.send(request(["POST /x HTTP/1.1", "Host: example.com", "Content-Length: 5"]) + "12345")
+            #expect(try await small.readResponse().status == 200)
+        }
+    }
+}
