@@ -67,6 +67,9 @@ public struct LimitsSpec: Decodable, Sendable {
 public struct ListenerTimeoutsSpec: Decodable, Sendable {
     /// A client connection with no request in flight is closed after this. Default 60s.
     public var idle: DurationSpec?
+    /// A request head must arrive complete this long after its first bytes (slowloris).
+    /// Default 10s (Envoy's edge guidance for `request_headers_timeout`). Over it: 408.
+    public var requestHeaders: DurationSpec?
 }
 
 /// `gateway:` the ingress rules (and, later, the policies they use).

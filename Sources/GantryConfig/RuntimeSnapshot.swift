@@ -82,6 +82,7 @@ public struct EdgeLimits: Sendable, Hashable {
     public var maxHeaderCount: Int = 100
     public var maxURILength: Int = 8 * 1024
     public var maxBodySize: Int?
+    public var requestHeadersTimeout: Duration = .seconds(10)
     public var maxConnections = 50_000
     public var maxConnectionsPerClient = 4096
     public var newConnectionsPerSecondPerClient = 1000

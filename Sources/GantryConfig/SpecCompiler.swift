@@ -24,7 +24,9 @@ struct SpecCompiler {
         let (rules, routeSettings) = compileRoutes(
             spec.gateway?.routes ?? [], services: services, policies: policies, policyNames: policyNames, at: root / "gateway" / "routes")
         let listeners = compileListeners(spec.loadBalancer?.listeners, at: root / "loadBalancer" / "listeners")
-        let limits = compileLimits(spec.loadBalancer?.limits, at: root / "loadBalancer" / "limits")
+        var limits = compileLimits(spec.loadBalancer?.limits, at: root / "loadBalancer" / "limits")
+        limits.requestHeadersTimeout = positive(
+            spec.loadBalancer?.timeouts?.requestHeaders, default: .seconds(10), at: root / "loadBalancer" / "timeouts" / "requestHeaders")
         let idle = positive(spec.loadBalancer?.timeouts?.idle, default: .seconds(60), at: root / "loadBalancer" / "timeouts" / "idle")
 
         var workers = coreCount

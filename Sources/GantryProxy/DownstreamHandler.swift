@@ -49,6 +49,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var pausedForPipelining = false
     private var readPending = false
     private var idleDeadline = NIODeadline.distantFuture
+    /// Armed when the bytes of a request head start arriving; the head must be complete by then.
+    private var headDeadline = NIODeadline.distantFuture
     /// Counted in by the connection limiter; released when the connection goes.
     private var admitted = false
     private var lingerDeadline = NIODeadline.distantFuture
@@ -208,6 +210,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isInReadBatch = false
+        // Bytes came in without completing a request head: the head's clock starts now.
+        if !requestInProgress, queued.isEmpty, !closing, headDeadline == .distantFuture {
+            headDeadline = .now() + TimeAmount(loop.snapshot.limits.requestHeadersTimeout)
+        }
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
         context.fireChannelReadComplete()
     }
@@ -264,6 +270,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func startRequest(_ head: HTTPRequestHead) {
         idleDeadline = .distantFuture
+        headDeadline = .distantFuture
         requestInProgress = true
         responseInProgress = true
         requestVersion = head.version
@@ -419,6 +426,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
     func checkTimeouts(now: NIODeadline) {
         if now >= lingerDeadline {
             closeNow()
+        } else if now >= headDeadline, !requestInProgress, !responseInProgress, !closing {
+            headDeadline = .distantFuture
+            loop.metrics.add(.headerTimeouts)
+            keepAlive = false
+            lastStatus = 408
+            writeLocalResponse(
+                LocalResponse(
+                    status: .requestTimeout, reason: "request_header_timeout",
+                    message: "the request head did not arrive within \(loop.snapshot.limits.requestHeadersTimeout)", closesConnection: true),
+                requestID: loop.newRequestID(), requestComplete: true)
         } else if now >= idleDeadline, !requestInProgress, !responseInProgress {
             idleDeadline = .distantFuture
             closeGracefully()

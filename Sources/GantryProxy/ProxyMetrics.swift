@@ -1,7 +1,7 @@
 /// Data-plane counters. Each event loop counts into its own plain integers (no atomics, no
 /// shared cache lines on the hot path, as Envoy's per-worker stats); readers add the loops up.
 public enum ProxyCounter: Int, CaseIterable, Sendable {
-    case downstreamConnections, activeConnections, connectionsRefused, requests
+    case downstreamConnections, activeConnections, connectionsRefused, headerTimeouts, requests
     case responses1xx, responses2xx, responses3xx, responses4xx, responses5xx
     case upstreamConnects, upstreamConnectFailures, upstreamReused, retries, outlierEjections
     case malformedRequests, noRoute, unauthorized, rateLimited, rateLimitStoreFailures, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts

@@ -11,6 +11,7 @@ extension LiveProxyTests {
             loadBalancer:
               listeners: [{name: http, port: 0}]
               limits: {maxConnectionsPerClient: \(perClient), newConnectionsPerSecondPerClient: \(perSecond), maxBodySize: 10}
+              timeouts: {requestHeaders: 1s}
             accessLog: {enabled: false}
             gateway: {routes: [{path: /, service: app}]}
             services:
@@ -65,6 +66,22 @@ extension LiveProxyTests {
             let small = try harness.connect()
             try small.send(request(["POST /x HTTP/1.1", "Host: example.com", "Content-Length: 5"]) + "12345")
             #expect(try await small.readResponse().status == 200)
+        }
+    }
+
+    @Test func aHeadThatDripsInGets408() async throws {
+        try await withProxy(yaml: Self.edgeYAML(perClient: 100, perSecond: 1000)) { harness in
+            let slow = try harness.connect()
+            try slow.send("GET /x HTTP/1.1\r\nHost: exa")
+            let answer = try await slow.readResponse(timeout: 10)
+            #expect(answer.status == 408)
+            #expect(answer.header("Connection") == "close")
+            #expect(harness.upstreamRequestCount == 0)
+            #expect(await harness.plane.counters()[.headerTimeouts] == 1)
+            // A connection that sends nothing is not hurried by this timeout (the idle one applies).
+            let quiet = try harness.connect()
+            try await Task.sleep(for: .milliseconds(1500))  // longer than requestHeaders: 1s
+            #expect(await answered(quiet))
         }
     }
 }
