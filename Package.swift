@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure domain: routing, balancing, request IDs, retry decisions, pod lifecycle, JWT checks,
@@ -37,17 +41,42 @@ let package = Package(
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
-            dependencies: ["GantryCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["GantryCore", "GantryDNS", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        // TLS: the local certificate authority (swift-certificates) and listener contexts (swift-nio-ssl).
+        .target(
+            name: "GantryTLS",
+            dependencies: [
+                "GantryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // DNS: the wire format and authoritative answers (pure), and the UDP/TCP server.
+        .target(
+            name: "GantryDNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         // The NIO data plane.
         .target(
             name: "GantryProxy",
             dependencies: [
-                "GantryCore", "GantryConfig", "GantryHTTP",
+                "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -114,7 +143,7 @@ let package = Package(
             name: "gantry",
             dependencies: [
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
-                "GantryHTTP",
+                "GantryHTTP", "GantryTLS", "GantryDNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -129,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "GantryCoreTests",
             dependencies: [
-                "GantryCore",
+                "GantryCore", "GantryDNS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
@@ -138,7 +167,8 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
-                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport",
+                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

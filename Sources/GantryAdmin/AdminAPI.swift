@@ -20,11 +20,16 @@ public struct AdminAPI: Sendable {
     let snapshot: RuntimeSnapshot
     let supervisor: PodSupervisor
     let endpoints: @Sendable (String) -> [String]
+    let targets: @Sendable (String) -> [TargetStatus]
 
-    public init(snapshot: RuntimeSnapshot, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String]) {
+    public init(
+        snapshot: RuntimeSnapshot, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String],
+        targets: @escaping @Sendable (String) -> [TargetStatus] = { _ in [] }
+    ) {
         self.snapshot = snapshot
         self.supervisor = supervisor
         self.endpoints = endpoints
+        self.targets = targets
     }
 
     public func handle(method: String, path: String, body: Data) async -> Response {
@@ -67,7 +72,7 @@ public struct AdminAPI: Sendable {
             result.append(
                 ServiceStatus(
                     name: service.name, clusterIP: status.clusterIP, desiredReplicas: status.replicas,
-                    endpoints: endpoints(service.name)))
+                    endpoints: endpoints(service.name), targets: service.healthCheck == nil ? nil : targets(service.name)))
         }
         return result
     }

@@ -4,6 +4,7 @@ import GantryCore
 /// and compilation applies the defaults, so decoding can report every problem at once.
 public struct GantrySpec: Decodable, Sendable {
     public var runtime: RuntimeSpec?
+    public var dns: DNSSpec?
     public var loadBalancer: LoadBalancerSpec?
     public var gateway: GatewaySpec?
     public var services: [ServiceSpec]?
@@ -43,6 +44,42 @@ public struct ListenerSpec: Decodable, Sendable {
     public var address: String?
     /// Required. 0 asks the system for a free port (printed on start).
     public var port: Int?
+    /// Terminate TLS here. Absent: plain HTTP.
+    public var tls: TLSSpec?
+    /// Accept HTTP/2: offered by ALPN on TLS listeners (default true there); on plain listeners
+    /// HTTP/2 with prior knowledge (h2c), default false.
+    public var http2: Bool?
+    /// The name of a TLS listener: every request here is answered 308 with the same host, path
+    /// and query on that listener's port.
+    public var redirectTo: String?
+}
+
+/// `loadBalancer.listeners[i].tls:` at least one of `certificates` and `selfSigned`.
+public struct TLSSpec: Decodable, Sendable {
+    /// PEM files; the first is the default, the others are chosen by SNI against their names.
+    /// Files replaced on disk are picked up for new connections.
+    public var certificates: [CertificateSpec]?
+    /// Names for a certificate signed by gantry's local CA, created on first start in the state
+    /// directory and reused (`gantry certs ca` prints the CA's path).
+    public var selfSigned: [String]?
+    /// Adds `Strict-Transport-Security` to every response on this listener.
+    public var hsts: HSTSSpec?
+}
+
+public struct CertificateSpec: Decodable, Sendable {
+    /// PEM certificate chain, leaf first. Relative paths are relative to the file.
+    public var certificate: String?
+    /// PEM private key (RSA, P-256, P-384 or Ed25519).
+    public var key: String?
+}
+
+public struct HSTSSpec: Decodable, Sendable {
+    /// Default 365 days (8760h).
+    public var maxAge: DurationSpec?
+    /// Default false.
+    public var includeSubDomains: Bool?
+    /// Default false.
+    public var preload: Bool?
 }
 
 /// `loadBalancer.limits:` what a request may be, checked before it reaches any upstream.
@@ -61,6 +98,12 @@ public struct LimitsSpec: Decodable, Sendable {
     public var maxConnectionsPerClient: Int?
     /// New connections per second from one client address (bursts of twice as many). Default 1000.
     public var newConnectionsPerSecondPerClient: Int?
+    /// Streams one HTTP/2 connection may have open at once. Default 100.
+    public var http2MaxConcurrentStreams: Int?
+    /// HTTP/2 flow-control window per stream. Default 64KiB.
+    public var http2StreamWindow: ByteSize?
+    /// HTTP/2 flow-control window per connection. Default 1MiB.
+    public var http2ConnectionWindow: ByteSize?
 }
 
 /// `loadBalancer.timeouts:`
@@ -134,6 +177,26 @@ public struct ServiceSpec: Decodable, Sendable {
     public var outlierDetection: OutlierDetectionSpec?
     /// Scales `pods.replicas` between bounds with the Kubernetes HPA algorithm.
     public var autoscaling: AutoscalingSpec?
+    /// The load balancer's own active checks of every target, beside pod probes.
+    public var healthCheck: HealthCheckSpec?
+}
+
+/// `services[i].healthCheck:` checks as a cloud load balancer's target group makes them.
+public struct HealthCheckSpec: Decodable, Sendable {
+    /// Default `/`.
+    public var path: String?
+    /// Default: the target's own port.
+    public var port: Int?
+    /// Default 10s.
+    public var interval: DurationSpec?
+    /// Default 5s; must be less than `interval`.
+    public var timeout: DurationSpec?
+    /// Passed checks in a row that bring an unhealthy target back. Default 3.
+    public var healthyThreshold: Int?
+    /// Failed checks in a row that take a target out. Default 2.
+    public var unhealthyThreshold: Int?
+    /// Status codes that pass: `200`, `200,204`, `200-399`. Default `200`.
+    public var matcher: String?
 }
 
 /// `services[i].outlierDetection:` passive health for endpoints that refuse connections.

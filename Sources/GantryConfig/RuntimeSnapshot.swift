@@ -1,4 +1,5 @@
 import GantryCore
+import GantryDNS
 
 /// gantry.yaml compiled: immutable, names resolved to indices, defaults applied. The data plane
 /// reads one snapshot per request; a reload publishes a new one and never changes a request in
@@ -21,14 +22,18 @@ public final class RuntimeSnapshot: Sendable {
     public let policies: [GatewayPolicy]
     public let accessLog: AccessLogSettings
     public let admin: AdminSettings
+    /// Set when the file has a `dns:` section.
+    public let dns: DNSSettings?
     /// Pod logs and generated state.
     public let stateDirectory: String
 
     public init(
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
-        services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String
+        services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String,
+        dns: DNSSettings? = nil
     ) {
+        self.dns = dns
         self.sourceFile = sourceFile
         self.workers = workers
         self.shutdownGracePeriod = shutdownGracePeriod
@@ -67,6 +72,11 @@ public struct ListenerSettings: Sendable, Hashable {
     /// Set for a service's cluster IP: every request goes to that service (by index), without
     /// ingress routing.
     public let service: Int?
+    public var tls: TLSSettings?
+    /// HTTP/2 accepted (by ALPN with TLS, by prior knowledge without).
+    public var http2 = false
+    /// Every request is redirected (308) to this port, over https.
+    public var redirectToPort: Int?
 
     public init(name: String, address: String, port: Int, scheme: String, service: Int? = nil) {
         self.name = name
@@ -75,6 +85,30 @@ public struct ListenerSettings: Sendable, Hashable {
         self.scheme = scheme
         self.service = service
     }
+}
+
+/// The DNS server: where it listens, the file's zones, and how services are named.
+public struct DNSSettings: Sendable {
+    public let address: String
+    public let port: Int
+    public let zones: [DNSZone]
+    public let ttl: UInt32
+    /// `svc.cluster.local` names: `<service>.<namespace>.svc.<clusterDomain>`.
+    public let clusterDomain: DNSName
+    public let namespace: String
+}
+
+/// A TLS listener's certificates: files, and names for the local CA to sign.
+public struct TLSSettings: Sendable, Hashable {
+    public struct CertificateFiles: Sendable, Hashable {
+        public let certificate: String
+        public let key: String
+    }
+
+    public let certificates: [CertificateFiles]
+    public let selfSigned: [String]
+    /// The `Strict-Transport-Security` value, when HSTS is on.
+    public let hsts: String?
 }
 
 public struct EdgeLimits: Sendable, Hashable {
@@ -86,6 +120,9 @@ public struct EdgeLimits: Sendable, Hashable {
     public var maxConnections = 50_000
     public var maxConnectionsPerClient = 4096
     public var newConnectionsPerSecondPerClient = 1000
+    public var http2MaxConcurrentStreams = 100
+    public var http2StreamWindow = 65_536
+    public var http2ConnectionWindow = 1 << 20
 
     public init() {}
 }
@@ -114,6 +151,18 @@ public struct ServiceSettings: Sendable {
     public let pods: PodTemplate?
     public let autoscaling: AutoscalingSettings?
     public let clusterIP: ClusterIP
+    public var healthCheck: HealthCheckSettings?
+}
+
+/// A service's load-balancer health check.
+public struct HealthCheckSettings: Sendable, Hashable {
+    public let path: String
+    public let port: Int?
+    public let interval: Duration
+    public let timeout: Duration
+    public let healthyThreshold: Int
+    public let unhealthyThreshold: Int
+    public let matcher: StatusMatcher
 }
 
 /// A service's stable virtual address.

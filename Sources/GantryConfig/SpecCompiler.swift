@@ -55,11 +55,14 @@ struct SpecCompiler {
         }
         let stateDirectory = spec.runtime?.stateDirectory ?? Self.defaultStateDirectory(besides: sourceFile)
 
+        let dns = spec.dns.map { compileDNS($0, listeners: listeners, at: root / "dns") }
+
         guard issues.isEmpty else { return nil }
         return RuntimeSnapshot(
             sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
             limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
-            services: services, policies: policies, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory)
+            services: services, policies: policies, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory,
+            dns: dns)
     }
 
     /// `.gantry` in the directory of the file (or the working directory for the built-in one).
@@ -69,48 +72,6 @@ struct SpecCompiler {
     }
 
     // MARK: Listeners and limits
-
-    private mutating func compileListeners(_ specs: [ListenerSpec]?, at path: SpecPath) -> [ListenerSettings] {
-        guard let specs, !specs.isEmpty else {
-            problem(path, "at least one listener is required, e.g. listeners: [{name: http, port: 8080}]")
-            return []
-        }
-        var result: [ListenerSettings] = []
-        var names: [String: Int] = [:]
-        var bound: [String: Int] = [:]
-        for (index, spec) in specs.enumerated() {
-            let here = path / index
-            let name = spec.name ?? "listener-\(index)"
-            if spec.name != nil, !Self.isDNSLabel(name) {
-                problem(here / "name", "\"\(name)\" is not a valid name: use lowercase letters, digits and '-'")
-            }
-            if let first = names[name] {
-                problem(here / "name", "duplicate listener name \"\(name)\" (first used by listeners[\(first)])")
-            }
-            names[name] = names[name] ?? index
-            let address = spec.address ?? "127.0.0.1"
-            if !Self.isIPLiteral(address) {
-                problem(here / "address", "\"\(address)\" is not an IP address: use 127.0.0.1, 0.0.0.0, ::1 or ::")
-            }
-            guard let port = spec.port else {
-                problem(here / "port", "missing required key \"port\"")
-                continue
-            }
-            guard (0...65535).contains(port) else {
-                problem(here / "port", "port \(port) is out of range 0–65535")
-                continue
-            }
-            if port != 0 {
-                let key = "\(address):\(port)"
-                if let first = bound[key] {
-                    problem(here / "port", "\(key) is already used by listeners[\(first)]")
-                }
-                bound[key] = bound[key] ?? index
-            }
-            result.append(ListenerSettings(name: name, address: address, port: port, scheme: "http"))
-        }
-        return result
-    }
 
     private mutating func compileLimits(_ spec: LimitsSpec?, at path: SpecPath) -> EdgeLimits {
         var limits = EdgeLimits()
@@ -138,6 +99,22 @@ struct SpecCompiler {
             if (1...10_000_000).contains(value) { field = value } else { problem(path / key, "must be between 1 and 10000000") }
         }
         count(spec.maxConnections, "maxConnections", into: &limits.maxConnections)
+        if let streams = spec.http2MaxConcurrentStreams {
+            if (1...10_000).contains(streams) { limits.http2MaxConcurrentStreams = streams } else {
+                problem(path / "http2MaxConcurrentStreams", "must be between 1 and 10000")
+            }
+        }
+        // RFC 9113 §6.9.2: a window is at most 2^31-1; below 16KiB streams crawl.
+        if let size = spec.http2StreamWindow {
+            if ((16 << 10)...Int(Int32.max)).contains(size.bytes) { limits.http2StreamWindow = size.bytes } else {
+                problem(path / "http2StreamWindow", "must be between 16KiB and 2GiB")
+            }
+        }
+        if let size = spec.http2ConnectionWindow {
+            if ((64 << 10)...Int(Int32.max)).contains(size.bytes) { limits.http2ConnectionWindow = size.bytes } else {
+                problem(path / "http2ConnectionWindow", "must be between 64KiB and 2GiB")
+            }
+        }
         count(spec.maxConnectionsPerClient, "maxConnectionsPerClient", into: &limits.maxConnectionsPerClient)
         count(spec.newConnectionsPerSecondPerClient, "newConnectionsPerSecondPerClient", into: &limits.newConnectionsPerSecondPerClient)
         return limits
@@ -192,8 +169,7 @@ struct SpecCompiler {
                     problem(pool / "maxIdlePerEndpoint", "must be between 0 and 10000")
                 }
             }
-            result.append(
-                ServiceSettings(
+            var settings = ServiceSettings(
                     index: result.count, name: name, balancer: balancer, staticEndpoints: endpoints,
                     connectTimeout: positive(spec.timeouts?.connect, default: .seconds(2), at: timeouts / "connect"),
                     responseTimeout: positive(spec.timeouts?.response, default: .seconds(15), at: timeouts / "response"),
@@ -204,7 +180,9 @@ struct SpecCompiler {
                     outlierDetection: compileOutlierDetection(spec.outlierDetection, at: here / "outlierDetection"),
                     pods: pods, autoscaling: spec.autoscaling.flatMap { compileAutoscaling($0, pods: pods, at: here / "autoscaling") },
                     clusterIP: clusterIP
-                ))
+                )
+            settings.healthCheck = spec.healthCheck.map { compileHealthCheck($0, at: here / "healthCheck") }
+            result.append(settings)
         }
         return result
     }

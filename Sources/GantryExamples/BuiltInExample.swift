@@ -8,9 +8,23 @@ public enum BuiltInExample {
         # The built-in example: `gantry up` with no file runs this.
         runtime:
           shutdownGracePeriod: 15s
+        # example.com resolves to the load balancer: dig @127.0.0.1 -p 5353 example.com
+        # Services answer as <service>.default.svc.cluster.local (their cluster IPs).
+        dns:
+          listen: 127.0.0.1:5353
+          zones:
+            - origin: example.com
+              records:
+                - {type: A, listener: https}
+                - {name: www, type: CNAME, target: example.com}
+                - {name: _https._tcp, type: SRV, port: 8443, target: example.com}
+                - {type: TXT, text: ["v=spf1 -all"]}
         loadBalancer:
           listeners:
             - {name: web, port: 8080}
+            # TLS with a certificate from gantry's local CA (`gantry certs ca` prints its path);
+            # HTTP/2 and HTTP/1.1 by ALPN.
+            - {name: https, port: 8443, tls: {selfSigned: [example.com, "*.example.com"]}}
         gateway:
           policies:
             # The token the auth service issued: checked against its published keys; the user

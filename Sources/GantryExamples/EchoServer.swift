@@ -14,11 +14,15 @@ import Synchronization
 ///   backpressure; with `X-Echo-Chunked: 1`, chunked instead of Content-Length.
 /// - `X-Echo-Close: 1`: close the connection without answering.
 /// - `X-Echo-Header: Name: value`: add a response header (repeatable).
+/// - `X-Echo-Set-Health: 503`: from now on `GET /healthz` answers that status (200 at start),
+///   to fail and pass load-balancer health checks on purpose.
 ///
 /// Bodies of any size are counted; the first 64 KiB are echoed back.
 public final class EchoServer: Sendable {
     public let name: String
     private let received = Atomic<Int>(0)
+    /// What `/healthz` answers.
+    let health = Atomic<Int>(200)
 
     public init(name: String) {
         self.name = name
@@ -93,7 +97,9 @@ final class EchoHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        let status = controls.first(name: "x-echo-status").flatMap(Int.init).map { HTTPResponseStatus(statusCode: $0) } ?? .ok
+        if let health = controls.first(name: "x-echo-set-health").flatMap(Int.init) { server.health.store(health, ordering: .relaxed) }
+        let healthz = head.uri == "/healthz" ? HTTPResponseStatus(statusCode: server.health.load(ordering: .relaxed)) : .ok
+        let status = controls.first(name: "x-echo-status").flatMap(Int.init).map { HTTPResponseStatus(statusCode: $0) } ?? healthz
         var headers = HTTPHeaders()
         headers.add(name: "x-echo-server", value: serverName)
         for extra in controls[canonicalForm: "x-echo-header"] {

@@ -27,11 +27,14 @@ public struct ServiceStatus: Sendable, Codable, Hashable {
     public let desiredReplicas: Int?
     /// Addresses traffic goes to now.
     public let endpoints: [String]
+    /// With a health check: every target and its health (unhealthy ones are not in `endpoints`).
+    public let targets: [TargetStatus]?
 
-    public init(name: String, clusterIP: String?, desiredReplicas: Int?, endpoints: [String]) {
+    public init(name: String, clusterIP: String?, desiredReplicas: Int?, endpoints: [String], targets: [TargetStatus]? = nil) {
         self.name = name
         self.clusterIP = clusterIP
         self.desiredReplicas = desiredReplicas
         self.endpoints = endpoints
+        self.targets = targets
     }
 }

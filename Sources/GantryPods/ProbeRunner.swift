@@ -12,7 +12,8 @@ struct ProbeRunner: Sendable {
         await withTimeout(probe.timeout) {
             switch probe.action {
             case .httpGet(let path, let port, let headers):
-                return try await httpGet(host: host, port: port, path: path, headers: headers, timeout: probe.timeout)
+                let status = try await httpStatus(host: host, port: port, path: path, headers: headers, timeout: probe.timeout)
+                return (200..<400).contains(status)
             case .tcpSocket(let port):
                 let channel = try await bootstrap(timeout: probe.timeout).connect(host: host, port: port).get()
                 try? await channel.close()
@@ -27,27 +28,28 @@ struct ProbeRunner: Sendable {
         ClientBootstrap(group: group).connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
     }
 
-    /// A minimal HTTP/1.1 GET that reads only the status line, like kube-probe.
-    private func httpGet(
-        host: String, port: Int, path: String, headers: [Probe.HeaderField], timeout: Duration
-    ) async throws -> Bool {
+    /// A minimal HTTP/1.1 GET that reads only the status line, like kube-probe: the status code,
+    /// 0 for a reply that is not HTTP/1.x.
+    func httpStatus(
+        host: String, port: Int, path: String, headers: [Probe.HeaderField], timeout: Duration, userAgent: String = "kube-probe/gantry"
+    ) async throws -> Int {
         let channel = try await bootstrap(timeout: timeout).connect(host: host, port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
         return try await channel.executeThenClose { inbound, outbound in
-            var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: kube-probe/gantry\r\nAccept: */*\r\n"
+            var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: \(userAgent)\r\nAccept: */*\r\n"
             for header in headers { request += "\(header.name): \(header.value)\r\n" }
             request += "Connection: close\r\n\r\n"
             try await outbound.write(ByteBuffer(string: request))
             var received = ByteBuffer()
             for try await var chunk in inbound {
                 received.writeBuffer(&chunk)
-                if let status = Self.statusCode(in: received) { return (200..<400).contains(status) }
-                if received.readableBytes > 8192 { return false }
+                if let status = Self.statusCode(in: received) { return status }
+                if received.readableBytes > 8192 { return 0 }
             }
-            return false
+            return 0
         }
     }
 
@@ -73,15 +75,25 @@ struct ProbeRunner: Sendable {
 
     /// Runs `body`, answering false if it throws or takes longer than `timeout`.
     private func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Bool) async -> Bool {
-        await withTaskGroup(of: Bool?.self) { group in
-            group.addTask { (try? await body()) ?? false }
+        switch await Self.withTimeout(timeout, body) {
+        case .success(let passed): return passed
+        case .failure, nil: return false
+        }
+    }
+
+    /// Runs `body`: its result, or nil if it takes longer than `timeout`.
+    static func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, any Error>? {
+        await withTaskGroup(of: Result<T, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await body()) } catch { return .failure(error) }
+            }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return nil
             }
             let first = await group.next() ?? nil
             group.cancelAll()
-            return first ?? false
+            return first
         }
     }
 }

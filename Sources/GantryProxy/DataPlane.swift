@@ -1,5 +1,7 @@
+import Foundation
 import GantryConfig
 import GantryCore
+import GantryTLS
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -23,6 +25,7 @@ public struct BoundListener: Sendable {
     public let name: String
     public let host: String
     public let port: Int
+    public var scheme = "http"
 }
 
 /// The data plane: the listeners, one ``LoopContext`` per event loop, and the control
@@ -42,6 +45,9 @@ public final class DataPlane: Sendable {
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         var servers: [any Channel] = []
         var endpointSets: [String: EndpointSet] = [:]
+        /// TLS listeners' certificates, by listener name.
+        var tls: [String: TLSServerContext] = [:]
+        var certificateWatch: RepeatedTask?
     }
 
     private let state: Mutex<State>
@@ -90,26 +96,67 @@ public final class DataPlane: Sendable {
         for listener in snapshot.listeners {
             let channel: any Channel
             do {
-                channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
+                let tls = try listener.tls.map { try makeTLSContext($0, listener: listener, stateDirectory: snapshot.stateDirectory) }
+                if let tls { state.withLock { $0.tls[listener.name] = tls } }
+                channel = try await bind(listener, tls: tls, limits: snapshot.limits, contexts: contexts)
             } catch {
                 throw ListenError(listener: listener.name, address: "\(listener.address):\(listener.port)", underlying: error)
             }
             state.withLock { $0.servers.append(channel) }
             let port = channel.localAddress?.port ?? listener.port
-            bound.append(BoundListener(name: listener.name, host: listener.address, port: port))
+            bound.append(BoundListener(name: listener.name, host: listener.address, port: port, scheme: listener.scheme))
             logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(listener.address):\(port)"])
         }
+        watchCertificates()
         return bound
     }
 
+    /// The listener's certificate files, with the local CA's leaf for `selfSigned` names first.
+    private func makeTLSContext(_ settings: TLSSettings, listener: ListenerSettings, stateDirectory: String) throws -> TLSServerContext {
+        var files = settings.certificates.map { TLSServerContext.Files(certificate: $0.certificate, key: $0.key) }
+        if !settings.selfSigned.isEmpty {
+            let authority = LocalCertificateAuthority(stateDirectory: stateDirectory)
+            let leaf = try authority.leaf(for: settings.selfSigned)
+            files.insert(TLSServerContext.Files(certificate: leaf.certificate, key: leaf.key), at: 0)
+            logger.info("local CA", metadata: ["listener": "\(listener.name)", "ca": "\(authority.certificatePath)"])
+        }
+        return try TLSServerContext(files: files, http2: listener.http2)
+    }
+
+    /// Checks the certificate files every second; replaced files serve new connections.
+    private func watchCertificates() {
+        let contexts = state.withLock { Array($0.tls) }
+        guard !contexts.isEmpty else { return }
+        let logger = self.logger
+        let failures = Mutex<[String: String]>([:])
+        let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            for (name, context) in contexts {
+                do {
+                    if try context.reloadIfChanged() {
+                        failures.withLock { $0[name] = nil }
+                        logger.info("certificates reloaded", metadata: ["listener": "\(name)"])
+                    }
+                } catch {
+                    let reason = "\(error)"
+                    // Logged once per distinct failure, not every second while a file is broken.
+                    if failures.withLock({ $0.updateValue(reason, forKey: name) }) != reason {
+                        logger.error("certificates not reloaded, keeping the current ones", metadata: ["listener": "\(name)", "error": "\(reason)"])
+                    }
+                }
+            }
+        }
+        state.withLock { $0.certificateWatch = task }
+    }
+
+    /// The certificates a TLS listener serves, for tests and `gantry get`.
+    public func tlsContext(forListener name: String) -> TLSServerContext? {
+        state.withLock { $0.tls[name] }
+    }
+
     private func bind(
-        _ listener: ListenerSettings, limits: EdgeLimits, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+        _ listener: ListenerSettings, tls: TLSServerContext? = nil, limits: EdgeLimits, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     ) async throws -> any Channel {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = limits.maxHeadSize
-        decoderLimits.maxHeaderListSize = limits.maxHeadSize
-        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
-        let limitsForChannels = decoderLimits
+        let pipeline = ListenerPipeline(listener: listener, tls: tls, limits: limits)
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -119,12 +166,7 @@ public final class DataPlane: Sendable {
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                        withDecoderLimitConfiguration: limitsForChannels)
-                    try sync.addHandler(DownstreamHandler(loop: context.value, listener: listener))
+                    try pipeline.configure(channel, loop: context)
                 }
             }
             .bind(host: listener.address, port: listener.port)
@@ -239,6 +281,7 @@ public final class DataPlane: Sendable {
             state.servers = []
             return (servers, Array(state.contexts.values))
         }
+        state.withLock { $0.certificateWatch?.cancel() }
         for server in servers { try? await server.close() }
         for context in contexts { context.eventLoop.execute { context.value.beginDraining() } }
         let deadline = ContinuousClock.now + gracePeriod

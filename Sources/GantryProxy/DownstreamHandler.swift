@@ -24,6 +24,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private unowned let loop: LoopContext
     let listener: ListenerSettings
+    /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own; the connection
+    /// under it is admitted and counted by ``HTTP2ConnectionHandler``.
+    private let multiplexed: Bool
+    /// `Strict-Transport-Security` for every response, on TLS listeners with HSTS.
+    private let hsts: String?
     private var context: ChannelHandlerContext?
     private(set) var clientIP = "unknown"
 
@@ -76,9 +81,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// How long a closing connection waits for the client to close its side.
     static let lingerTime = TimeAmount.seconds(2)
 
-    init(loop: LoopContext, listener: ListenerSettings) {
+    init(loop: LoopContext, listener: ListenerSettings, multiplexed: Bool = false) {
         self.loop = loop
         self.listener = listener
+        self.multiplexed = multiplexed
+        self.hsts = listener.tls?.hsts
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -105,6 +112,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private func becameActive(_ context: ChannelHandlerContext) {
         guard loop.connections[ObjectIdentifier(self)] == nil, active, !admitted else { return }
         if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
+        if multiplexed {
+            active = true
+            loop.connections[ObjectIdentifier(self)] = self
+            return
+        }
         if loop.connectionLimiter.admit(clientIP, now: NIODeadline.now().uptimeNanoseconds) != nil {
             loop.metrics.add(.connectionsRefused)
             active = false
@@ -140,7 +152,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             admitted = false
             loop.connectionLimiter.release(clientIP)
         }
-        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil {
+        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil, !multiplexed {
             loop.metrics.subtract(.activeConnections)
         }
     }
@@ -196,6 +208,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isInReadBatch = true
         if closing { return }  // lingering: read and drop until the client closes
+        // From HTTP/2 streams too: NIO's codec marks a body without content-length as chunked,
+        // so the upstream request is framed.
         enqueueOrHandle(.part(unwrapInboundIn(data)))
     }
 
@@ -275,7 +289,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         responseInProgress = true
         requestVersion = head.version
         requestMethod = head.method
-        if !head.isKeepAlive || loop.draining { keepAlive = false }
+        if !multiplexed, !head.isKeepAlive || loop.draining { keepAlive = false }
         loop.metrics.add(.requests)
 
         let facts = HeaderFacts(head.headers)
@@ -305,6 +319,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             case "no_route": loop.metrics.add(.noRoute)
             case "unauthorized": loop.metrics.add(.unauthorized)
             case "rate_limited": loop.metrics.add(.rateLimited)
+            case "https_redirect": loop.metrics.add(.redirects)
             default: loop.metrics.add(.malformedRequests)
             }
             if response.closesConnection { keepAlive = false }
@@ -322,6 +337,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
     func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
         var head = upstreamHead
         head.version = requestVersion
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        if multiplexed {
+            // HTTP/2 frames the body itself; connection-specific headers are not allowed.
+            context?.write(wrapOutboundOut(.head(head)), promise: nil)
+            return
+        }
         let framed = head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
         if requestVersion.minor == 0, !framed, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified {
             keepAlive = false  // an HTTP/1.0 client can only see the end of this body by the close
@@ -350,7 +371,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
         guard let context else { return }
         if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
         let body = response.body(requestID: requestID, allocator: context.channel.allocator)
-        let head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive)
+        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive && !multiplexed)
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
         if requestMethod != .HEAD, response.status != .noContent {
@@ -388,6 +410,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         loop.metrics.recordStatus(lastStatus)
         guard active, let context else { return }
         context.flush()
+        if multiplexed {
+            // The stream closes by itself once both sides have ended; a request body still
+            // arriving is cut short with RST_STREAM, as RFC 9113 §8.1 allows.
+            if requestInProgress { closeNow() }
+            return
+        }
         if requestInProgress && keepAlive {
             // The response went out before the request body ended: drop the rest of the body,
             // then carry on with the next request.

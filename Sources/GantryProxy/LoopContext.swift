@@ -26,6 +26,9 @@ final class LoopContext {
 
     /// Open client connections, for idle timeouts and draining.
     var connections: [ObjectIdentifier: DownstreamHandler] = [:]
+    /// Connections speaking HTTP/2: their streams are in `connections`; these close once the
+    /// streams have drained.
+    var http2Sessions: [ObjectIdentifier: any Channel] = [:]
     /// Requests waiting on an upstream, for response and idle timeouts.
     var exchanges: [ObjectIdentifier: ProxyExchange] = [:]
     /// Set when the data plane drains: no new keep-alive, idle connections closed.
@@ -96,6 +99,8 @@ final class LoopContext {
     }
 
     func stop() {
+        for session in http2Sessions.values { session.close(promise: nil) }
+        http2Sessions.removeAll()
         sweeper?.cancel()
         sweeper = nil
         pool.closeAll()

@@ -36,6 +36,23 @@ enum Admission {
 /// it to an ingress rule and builds the head to send upstream. Nothing malformed gets past
 /// this point, so nothing malformed reaches an upstream.
 enum RequestAdmission {
+    /// The same host, path and query on the TLS listener's port (308 keeps the method and body,
+    /// RFC 9110 §15.4.9). An absolute-form target keeps only its path and query.
+    static func httpsLocation(host: String, port: Int, target: String) -> String {
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            if let close = name.firstIndex(of: "]") { name = name[...close] }
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        var path = Substring(target)
+        if !path.hasPrefix("/"), let scheme = path.range(of: "://") {
+            let rest = path[scheme.upperBound...]
+            path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        return "https://\(name)" + (port == 443 ? "" : ":\(port)") + path
+    }
+
     static func admit(
         _ head: HTTPRequestHead, facts: HeaderFacts, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
         keptClientID: Bool, policies engine: PolicyEngine
@@ -76,6 +93,14 @@ enum RequestAdmission {
             return .reject(.badRequest("the request target must be a path such as /app"), host: rawHost, path: displayPath)
         }
         let routingHost = HostPattern.normalize(Substring(target.authority ?? Substring(rawHost)))
+        if let port = listener.redirectToPort {
+            let location = httpsLocation(host: target.authority.map(String.init) ?? rawHost, port: port, target: head.uri)
+            return .reject(
+                LocalResponse(
+                    status: .permanentRedirect, reason: "https_redirect", message: "this site is served over https: \(location)",
+                    extraHeaders: [("location", location)]),
+                host: rawHost, path: String(target.path))
+        }
         let method = head.method.rawValue
         let matched = listener.service.map { snapshot.serviceRoutes[$0] }
             ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head.headers)

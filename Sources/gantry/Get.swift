@@ -40,11 +40,15 @@ struct Get: AsyncParsableCommand {
                 ])
             }
         case .services:
-            table = Table("NAME", "CLUSTER-IP", "REPLICAS", "ENDPOINTS")
+            table = Table("NAME", "CLUSTER-IP", "REPLICAS", "HEALTHY", "ENDPOINTS")
             for service in try decoder.decode([ServiceStatus].self, from: data) {
+                // Health-checked targets: healthy/all; without checks every endpoint counts.
+                let healthy = service.targets.map { "\($0.filter(\.healthy).count)/\($0.count)" } ?? "-"
+                let unhealthy = (service.targets ?? []).filter { !$0.healthy }.map { "\($0.address) (unhealthy)" }
+                let shown = service.endpoints + unhealthy
                 table.rows.append([
-                    service.name, service.clusterIP ?? "None", service.desiredReplicas.map(String.init) ?? "-",
-                    service.endpoints.isEmpty ? "<none>" : service.endpoints.joined(separator: ","),
+                    service.name, service.clusterIP ?? "None", service.desiredReplicas.map(String.init) ?? "-", healthy,
+                    shown.isEmpty ? "<none>" : shown.joined(separator: ","),
                 ])
             }
         case .routes:

@@ -2,6 +2,7 @@ import GantryAdmin
 import GantryAutoscaler
 import GantryConfig
 import GantryCore
+import GantryDNS
 import GantryPods
 import GantryProxy
 import Logging
@@ -26,19 +27,27 @@ struct Stack: Service {
     func run() async throws {
         let bound = try await plane.start()
         for listener in bound {
-            printError("gantry: listener \(listener.name) on http://\(listener.host):\(listener.port)")
+            printError("gantry: listener \(listener.name) on \(listener.scheme)://\(listener.host):\(listener.port)")
         }
         let clusterIPs = try await bindClusterIPs()
+        let dns = try await startDNS(clusterIPs: clusterIPs)
+        let endpoints = HealthCheckedEndpoints(
+            inner: DataPlaneEndpoints(plane: plane), services: snapshot.services, events: events, group: plane.group)
+        for service in snapshot.services where service.healthCheck != nil && !service.staticEndpoints.isEmpty {
+            endpoints.publish(service.staticEndpoints, forService: service.name)
+        }
+        let healthChecks = Task { await endpoints.run() }
         let supervisor = PodSupervisor(
-            snapshot: snapshot, clusterIPs: clusterIPs, publisher: DataPlaneEndpoints(plane: plane), events: events,
+            snapshot: snapshot, clusterIPs: clusterIPs, publisher: endpoints, events: events,
             group: plane.group, logger: logger)
 
         let stopAdmin = AsyncGate()
         var admin: Task<Void, Never>?
         if snapshot.admin.enabled {
-            let api = AdminAPI(snapshot: snapshot, supervisor: supervisor) { service in
-                plane.endpoints(forService: service)?.endpoints.map(\.address.description) ?? []
-            }
+            let api = AdminAPI(
+                snapshot: snapshot, supervisor: supervisor,
+                endpoints: { service in plane.endpoints(forService: service)?.endpoints.map(\.address.description) ?? [] },
+                targets: { endpoints.targets(of: $0) })
             let bound = AsyncGate()
             let address = snapshot.admin.address
             let port = snapshot.admin.port
@@ -69,7 +78,7 @@ struct Stack: Service {
         for service in snapshot.services {
             guard let settings = service.autoscaling else { continue }
             let autoscaler = Autoscaler(
-                service: service, settings: settings, supervisor: supervisor, publisher: DataPlaneEndpoints(plane: plane), logger: logger)
+                service: service, settings: settings, supervisor: supervisor, publisher: endpoints, logger: logger)
             autoscalers.append(Task { await autoscaler.run() })
         }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
@@ -78,10 +87,34 @@ struct Stack: Service {
         printError("gantry: shutting down")
         await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
         keys.cancel()
+        healthChecks.cancel()
         for autoscaler in autoscalers { autoscaler.cancel() }
         await supervisor.shutdown()
+        await dns?.stop()
         stopAdmin.open()
         await admin?.value
+    }
+
+    /// The DNS server, when the file has `dns:`: its zones and the services' cluster names.
+    private func startDNS(clusterIPs: [String: String]) async throws -> DNSServer? {
+        guard let settings = snapshot.dns else { return nil }
+        let services = clusterIPs.sorted { $0.key < $1.key }.compactMap { name, address -> ClusterZone.Service? in
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+            return ClusterZone.Service(name: name, address: String(address[..<colon]), port: port)
+        }
+        var zones = settings.zones
+        if !zones.contains(where: { $0.origin == settings.clusterDomain }) {
+            zones.append(try ClusterZone.make(domain: settings.clusterDomain, namespace: settings.namespace, services: services, ttl: settings.ttl))
+        }
+        let server = DNSServer(authority: DNSAuthority(zones: zones), group: plane.group)
+        do {
+            let port = try await server.start(host: settings.address, port: settings.port)
+            printError("gantry: DNS on \(settings.address):\(port) (udp, tcp) for \(zones.map { $0.origin.description }.joined(separator: ", "))")
+        } catch {
+            await plane.drain(gracePeriod: .zero)
+            throw StackError(description: "cannot serve DNS on \(settings.address):\(settings.port): \(error) (set dns.listen)")
+        }
+        return server
     }
 
     /// Gives each service with a cluster IP its address: the configured one, or the first free

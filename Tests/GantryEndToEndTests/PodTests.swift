@@ -235,6 +235,21 @@ import Glibc
                 "http://127.0.0.1:8080/auth/token"])
         #expect(wrongSecret.output == "401")
 
+        // DNS → load balancer → TLS: example.com resolves to the https listener, which serves
+        // the same routes over HTTP/2 with a certificate from gantry's local CA.
+        let resolved = try await run("dig", ["@127.0.0.1", "-p", "5353", "+short", "example.com"])
+        #expect(resolved.output == "127.0.0.1\n", "\(resolved.output)\(resolved.error)")
+        let ca = try await run(GantryProcess.binary, ["certs", "ca"], directory: directory)
+        let caPath = ca.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(FileManager.default.fileExists(atPath: caPath), "\(ca.output)\(ca.error)")
+        let secure = try await run(
+            "curl",
+            [
+                "-s", "--cacert", caPath, "--resolve", "example.com:8443:\(resolved.output.trimmingCharacters(in: .whitespacesAndNewlines))",
+                "-w", "\n%{http_version}", "-H", "Authorization: Bearer \(token ?? "")", "https://example.com:8443/app/dashboard",
+            ])
+        #expect(secure.output.contains(#""user":"demo""#) && secure.output.hasSuffix("\n2"), "\(secure.output)\(secure.error)")
+
         // East-west: the app-service's cluster IP balances over the same pods.
         let services = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/services"])
         let clusterIP = try #require(

@@ -90,3 +90,41 @@ import Glibc
         #expect(peak < 64 << 20, "gantry peaked at \(peak >> 20) MiB")
     }
 }
+
+extension UpTests {
+    /// ALB-style health checks: a target that fails them leaves the endpoints while still
+    /// running, shows as unhealthy, and comes back once it passes again.
+    @Test func aTargetFailingHealthChecksLeavesAndComesBack() async throws {
+        let (gantry, port, echoes) = try await startStack(
+            extra: """
+                    healthCheck: {path: /healthz, interval: 200ms, timeout: 150ms, healthyThreshold: 2, unhealthyThreshold: 2, matcher: "200-299"}
+                """)
+        defer { (echoes + [gantry]).forEach { $0.stop() } }
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"))
+        let echoPort = try #require(await echoes[0].waitForPort(after: "echo listening on http://127.0.0.1:", in: \.stdout))
+
+        func servers(_ count: Int) async throws -> Set<String> {
+            var seen: Set<String> = []
+            for _ in 0..<count {
+                let response = try await run("curl", ["-s", "-D", "-", "-o", "/dev/null", "-H", "Host: example.com", "http://127.0.0.1:\(port)/app/x"])
+                if let line = response.output.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("x-echo-server:") }) {
+                    seen.insert(String(line.split(separator: " ").last ?? ""))
+                }
+            }
+            return seen
+        }
+        #expect(try await servers(6) == ["echo-0", "echo-1"])
+
+        // echo-0 starts failing its health checks (it still answers everything else).
+        _ = try await run("curl", ["-s", "-H", "X-Echo-Set-Health: 503", "http://127.0.0.1:\(echoPort)/"])
+        #expect(await eventually(timeout: .seconds(10)) { (try? await servers(6)) == ["echo-1"] })
+        let table = try await run(GantryProcess.binary, ["get", "services", "--admin", "127.0.0.1:\(admin)"])
+        #expect(table.output.contains("1/2") && table.output.contains("127.0.0.1:\(echoPort) (unhealthy)"), "\(table.output)")
+        let events = try await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"])
+        #expect(events.output.contains("TargetUnhealthy") && events.output.contains("status 503, want 200-299"), "\(events.output)")
+
+        // Healthy again after two passed checks.
+        _ = try await run("curl", ["-s", "-H", "X-Echo-Set-Health: 200", "http://127.0.0.1:\(echoPort)/"])
+        #expect(await eventually(timeout: .seconds(10)) { (try? await servers(6)) == ["echo-0", "echo-1"] })
+    }
+}

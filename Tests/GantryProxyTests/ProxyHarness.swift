@@ -20,6 +20,8 @@ final class ProxyHarness: Sendable {
     let upstreamChannels: [any Channel]
     let plane: DataPlane
     let port: Int
+    /// Every listener's port, in the file's order.
+    let ports: [Int]
 
     var upstreamPorts: [Int] { upstreamChannels.map { $0.localAddress!.port! } }
 
@@ -39,15 +41,16 @@ final class ProxyHarness: Sendable {
         let snapshot = try ConfigLoader.load(yaml: yaml(ports), file: "test.yaml", coreCount: 2).get().snapshot
         let plane = DataPlane(snapshot: snapshot, group: group, accessLog: accessLog, logger: Logger(label: "test"))
         let bound = try await plane.start()
-        return ProxyHarness(group: group, upstreams: servers, upstreamChannels: channels, plane: plane, port: bound[0].port)
+        return ProxyHarness(group: group, upstreams: servers, upstreamChannels: channels, plane: plane, ports: bound.map(\.port))
     }
 
-    private init(group: MultiThreadedEventLoopGroup, upstreams: [EchoServer], upstreamChannels: [any Channel], plane: DataPlane, port: Int) {
+    private init(group: MultiThreadedEventLoopGroup, upstreams: [EchoServer], upstreamChannels: [any Channel], plane: DataPlane, ports: [Int]) {
         self.group = group
         self.upstreams = upstreams
         self.upstreamChannels = upstreamChannels
         self.plane = plane
-        self.port = port
+        self.port = ports[0]
+        self.ports = ports
     }
 
     static func defaultYAML(_ ports: [Int]) -> String {
@@ -63,13 +66,13 @@ final class ProxyHarness: Sendable {
         """
     }
 
-    func connect() throws -> RawHTTPConnection {
-        try RawHTTPConnection(port: port)
+    func connect(port: Int? = nil) throws -> RawHTTPConnection {
+        try RawHTTPConnection(port: port ?? self.port)
     }
 
     /// One request on a fresh connection.
-    func get(_ path: String, headers: [String] = [], host: String = "example.com") async throws -> RawResponse {
-        let connection = try connect()
+    func get(_ path: String, headers: [String] = [], host: String = "example.com", port: Int? = nil) async throws -> RawResponse {
+        let connection = try connect(port: port)
         try connection.send(request(["GET \(path) HTTP/1.1", "Host: \(host)"] + headers))
         return try await connection.readResponse()
     }

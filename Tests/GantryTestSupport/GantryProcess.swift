@@ -103,10 +103,11 @@ public final class GantryProcess: @unchecked Sendable {
 }
 
 /// Runs a command to completion (curl, dig …) and returns its exit status and output.
-public func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (
-    status: Int32, output: String, error: String
-) {
+public func run(_ executable: String, _ arguments: [String], directory workingDirectory: URL? = nil, timeout: Duration = .seconds(120))
+    async throws -> (status: Int32, output: String, error: String)
+{
     let process = Process()
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
     process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
     let directory = GantryProcess.scratchDirectory()

@@ -1,0 +1,33 @@
+import GantryCore
+
+extension SpecCompiler {
+    /// `services[i].healthCheck` with ALB's thresholds and matcher, a shorter default interval.
+    mutating func compileHealthCheck(_ spec: HealthCheckSpec, at path: SpecPath) -> HealthCheckSettings {
+        let checkPath = spec.path ?? "/"
+        if !checkPath.hasPrefix("/") { problem(path / "path", "must start with /, e.g. /healthz") }
+        if let port = spec.port, !(1...65535).contains(port) { problem(path / "port", "must be between 1 and 65535") }
+        let interval = positive(spec.interval, default: .seconds(10), at: path / "interval")
+        let timeout = positive(spec.timeout, default: .seconds(5), at: path / "timeout")
+        if timeout >= interval, spec.timeout != nil || spec.interval != nil {
+            problem(path / "timeout", "must be less than the interval (\(interval))")
+        }
+        func threshold(_ value: Int?, _ key: String, default fallback: Int) -> Int {
+            guard let value else { return fallback }
+            guard (1...10).contains(value) else {
+                problem(path / key, "must be between 1 and 10")
+                return fallback
+            }
+            return value
+        }
+        var matcher = StatusMatcher("200")!
+        if let text = spec.matcher {
+            if let parsed = StatusMatcher(text) { matcher = parsed } else {
+                problem(path / "matcher", "\"\(text)\" is not a list of status codes or ranges, e.g. 200 or 200-299 or 200,204")
+            }
+        }
+        return HealthCheckSettings(
+            path: checkPath, port: spec.port, interval: interval, timeout: min(timeout, interval),
+            healthyThreshold: threshold(spec.healthyThreshold, "healthyThreshold", default: 3),
+            unhealthyThreshold: threshold(spec.unhealthyThreshold, "unhealthyThreshold", default: 2), matcher: matcher)
+    }
+}

@@ -1,0 +1,59 @@
+import Testing
+
+@testable import GantryCore
+
+/// SNI certificate choice and load-balancer target health, as table tests.
+struct EdgeRulesTests {
+    static let selector = CertificateSelector(names: [["example.com", "*.example.com"], ["api.example.com"], ["*.test", "other.test"]])
+
+    @Test(arguments: [
+        ("example.com", 0), ("EXAMPLE.com.", 0), ("www.example.com", 0),
+        ("api.example.com", 1),  // exact beats wildcard
+        ("a.b.example.com", 0),  // a wildcard covers one label only: falls back to the default
+        ("other.test", 2), ("x.test", 2), ("unknown.org", 0), ("", 0),
+    ])
+    func certificateBySNI(name: String, expected: Int) {
+        #expect(Self.selector.select(name) == expected)
+    }
+
+    @Test func noSNIGetsTheDefault() {
+        #expect(Self.selector.select(nil) == 0)
+    }
+
+    @Test func targetsTurnUnhealthyAndBackAfterTheirThresholds() {
+        var health = TargetHealth<String>(healthyThreshold: 3, unhealthyThreshold: 2)
+        #expect(health.isHealthy("a"))  // unchecked targets take traffic
+        // Each check, and whether it changed the target's health.
+        let script: [(passed: Bool, changes: Bool, healthyAfter: Bool)] = [
+            (false, false, true), (false, true, false),  // two failures in a row take it out
+            (true, false, false), (false, false, false),  // a success, then the streak starts over
+            (true, false, false), (true, false, false), (true, true, true),  // three in a row bring it back
+            (false, false, true), (true, false, true), (false, false, true), (true, false, true),  // flapping stays in
+        ]
+        for (step, check) in script.enumerated() {
+            let changed = health.record("a", passed: check.passed, failure: check.passed ? nil : "status 503")
+            #expect(changed == check.changes, "step \(step)")
+            #expect(health.isHealthy("a") == check.healthyAfter, "step \(step)")
+        }
+        #expect(health.status(of: "a").lastFailure == nil)
+        health.record("b", passed: false, failure: "refused")
+        health.record("b", passed: false, failure: "refused")
+        #expect(!health.isHealthy("b") && health.status(of: "b").lastFailure == "refused")
+        // Targets that leave are forgotten, and come back fresh.
+        health.retain(["a"])
+        #expect(health.isHealthy("b"))
+    }
+
+    @Test(arguments: [
+        ("200", 200, true), ("200", 204, false), ("200,204", 204, true), ("200-299", 299, true), ("200-299", 300, false),
+        (" 200 - 399 ", 302, true),
+    ])
+    func statusMatcher(text: String, status: Int, passes: Bool) throws {
+        #expect(try #require(StatusMatcher(text)).matches(status) == passes)
+    }
+
+    @Test(arguments: ["", "2xx", "200-", "99", "600", "300-200", "200,,204"])
+    func badMatchersAreRejected(_ text: String) {
+        #expect(StatusMatcher(text) == nil)
+    }
+}

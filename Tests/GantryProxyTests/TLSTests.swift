@@ -1,0 +1,195 @@
+import Foundation
+import GantryTestSupport
+import GantryTLS
+import NIOPosix
+import Testing
+
+@testable import GantryProxy
+
+/// TLS termination, SNI, certificate reload, HTTPS redirects, HSTS and HTTP/2, driven by curl
+/// and Python's ssl module against real sockets.
+extension LiveProxyTests {
+    /// A free loopback port for listeners that others refer to by port (a redirect's target).
+    static func freePort() async throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let port = try await closedPort(group: group)
+        try await group.shutdownGracefully()
+        return port
+    }
+
+    static func tlsYAML(state: String, httpsPort: Int, extra: String = "", http2Plain: Bool = false) -> ([Int]) -> String {
+        { ports in
+            """
+            runtime: {stateDirectory: \(state)}
+            accessLog: {enabled: false}
+            loadBalancer:
+              listeners:
+                - name: https
+                  port: \(httpsPort)
+                  tls:
+                    selfSigned: [example.com, "*.example.com"]
+                    hsts: {maxAge: 1h, includeSubDomains: true}
+            \(extra)
+                - {name: http, port: 0, redirectTo: https}
+                - {name: plain, port: 0, http2: \(http2Plain)}
+            gateway: {routes: [{path: /, service: app}]}
+            services:
+              - name: app
+                endpoints: [\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
+            """
+        }
+    }
+
+    static func scratch() -> String {
+        let directory = NSTemporaryDirectory() + "gantry-tls-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// curl against a listener on 127.0.0.1, with `host` resolved there.
+    static func curl(_ arguments: [String], host: String = "example.com", port: Int, path: String = "/hello", scheme: String = "https")
+        async throws -> (status: Int32, output: String, error: String)
+    {
+        try await run(
+            "curl",
+            ["-sS", "--max-time", "10", "--resolve", "\(host):\(port):127.0.0.1"] + arguments + ["\(scheme)://\(host):\(port)\(path)"])
+    }
+
+    @Test func servesHTTPSWithTheLocalCAOverBothProtocolsAndOnlyModernTLS() async throws {
+        let state = Self.scratch()
+        let port = try await Self.freePort()
+        try await withProxy(yaml: Self.tlsYAML(state: state, httpsPort: port)) { harness in
+            let ca = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            let format = ["-o", "/dev/null", "-w", "%{http_code} %{http_version}"]
+            #expect(try await Self.curl(["--cacert", ca, "--http1.1"] + format, port: port).output == "200 1.1")
+            #expect(try await Self.curl(["--cacert", ca, "--http2"] + format, port: port).output == "200 2")
+            // The wildcard name of the same certificate, and TLS 1.3.
+            #expect(try await Self.curl(["--cacert", ca, "--tlsv1.3"] + format, host: "api.example.com", port: port).output == "200 2")
+            // Not trusted without the CA; TLS 1.1 and older refused.
+            #expect(try await Self.curl(format, port: port).status != 0)
+            #expect(try await Self.curl(["--cacert", ca, "--tls-max", "1.1"] + format, port: port).status != 0)
+
+            // What the upstream saw: https, and the response carries HSTS.
+            let echo = try await Self.curl(["--cacert", ca, "-i"], port: port)
+            #expect(echo.output.contains("strict-transport-security: max-age=3600; includeSubDomains"))
+            #expect(echo.output.contains(#"["x-forwarded-proto","https"]"#))
+
+            // Plain HTTP to the TLS port is a failed handshake, closed and counted.
+            let plain = try harness.connect(port: port)
+            try plain.send(request(["GET / HTTP/1.1", "Host: example.com"]))
+            #expect(await plain.waitForClose())
+            #expect(await eventually { await harness.plane.counters()[.tlsHandshakeFailures] >= 1 })
+        }
+    }
+
+    @Test func choosesTheCertificateBySNIAndPicksUpReplacedFiles() async throws {
+        let state = Self.scratch()
+        // A second certificate from a different CA, for other.test: only SNI can choose it.
+        let otherCA = LocalCertificateAuthority(stateDirectory: Self.scratch())
+        let issued = try otherCA.leaf(for: ["other.test"])
+        let certificate = state + "/other.pem"
+        let key = state + "/other-key.pem"
+        try FileManager.default.copyItem(atPath: issued.certificate, toPath: certificate)
+        try FileManager.default.copyItem(atPath: issued.key, toPath: key)
+        let extra = "        certificates: [{certificate: \(certificate), key: \(key)}]"
+        let port = try await Self.freePort()
+        try await withProxy(yaml: Self.tlsYAML(state: state, httpsPort: port, extra: extra)) { harness in
+            let localCA = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            let format = ["-o", "/dev/null", "-w", "%{http_code}"]
+            #expect(try await Self.curl(["--cacert", otherCA.certificatePath] + format, host: "other.test", port: port).output == "200")
+            #expect(try await Self.curl(["--cacert", localCA] + format, host: "example.com", port: port).output == "200")
+            // No SNI match: the default (first) certificate, which does not name other.example.org.
+            #expect(try await Self.curl(["--cacert", otherCA.certificatePath] + format, host: "other.example.org", port: port).status != 0)
+
+            // A connection opened with the old certificate keeps working across the reload.
+            let marker = state + "/go"
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            client.arguments = ["python3", "-c", Self.twoRequestsOnOneConnection, String(port), otherCA.certificatePath, marker]
+            let output = Pipe()
+            client.standardOutput = output
+            try client.run()
+
+            // Replace the files with a certificate from a third CA.
+            let thirdCA = LocalCertificateAuthority(stateDirectory: Self.scratch())
+            let replacement = try thirdCA.leaf(for: ["other.test"])
+            try FileManager.default.removeItem(atPath: certificate)
+            try FileManager.default.removeItem(atPath: key)
+            try FileManager.default.copyItem(atPath: replacement.key, toPath: key)
+            try FileManager.default.copyItem(atPath: replacement.certificate, toPath: certificate)
+            #expect(
+                await eventually(timeout: .seconds(10)) {
+                    (try? await Self.curl(["--cacert", thirdCA.certificatePath] + format, host: "other.test", port: port).output) == "200"
+                })
+            FileManager.default.createFile(atPath: marker, contents: Data())
+            client.waitUntilExit()
+            let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(lines.split(separator: "\n") == ["200", "200"])
+        }
+    }
+
+    /// Two requests on one TLS connection, the second once `marker` exists.
+    static let twoRequestsOnOneConnection = """
+        import http.client, os, ssl, sys, time
+        port, ca, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        context = ssl.create_default_context(cafile=ca)
+        connection = http.client.HTTPSConnection("other.test", port, context=context, timeout=10)
+        connection.sock = None
+        import socket
+        raw = socket.create_connection(("127.0.0.1", port))
+        connection.sock = context.wrap_socket(raw, server_hostname="other.test")
+        for attempt in range(2):
+            if attempt == 1:
+                deadline = time.time() + 20
+                while not os.path.exists(marker) and time.time() < deadline:
+                    time.sleep(0.05)
+            connection.request("GET", "/keep")
+            response = connection.getresponse()
+            response.read()
+            print(response.status, flush=True)
+        """
+
+    @Test func redirectsPlainHTTPToHTTPSKeepingPathAndQuery() async throws {
+        let state = Self.scratch()
+        let port = try await Self.freePort()
+        try await withProxy(yaml: Self.tlsYAML(state: state, httpsPort: port)) { harness in
+            let response = try await harness.get("/app/orders?page=2&sort=asc", host: "example.com:\(harness.ports[1])", port: harness.ports[1])
+            #expect(response.status == 308)
+            #expect(response.header("location") == "https://example.com:\(port)/app/orders?page=2&sort=asc")
+            #expect(response.header("strict-transport-security") == nil)  // never over plain HTTP (RFC 6797 §7.2)
+            #expect(harness.upstreamRequestCount == 0)
+            #expect(await harness.plane.counters()[.redirects] == 1)
+        }
+    }
+
+    @Test func acceptsHTTP2WithPriorKnowledgeAndStreamsBodiesBothWays() async throws {
+        let state = Self.scratch()
+        let port = try await Self.freePort()
+        try await withProxy(yaml: Self.tlsYAML(state: state, httpsPort: port, http2Plain: true)) { harness in
+            let plain = harness.ports[2]
+            let format = ["-o", "/dev/null", "-w", "%{http_code} %{http_version}"]
+            #expect(try await Self.curl(["--http2-prior-knowledge"] + format, port: plain, scheme: "http").output == "200 2")
+            #expect(try await Self.curl(format, port: plain, scheme: "http").output == "200 1.1")
+
+            // A 2 MiB upload without content-length over HTTP/2 (sent upstream chunked), echoed.
+            let file = state + "/upload.bin"
+            FileManager.default.createFile(atPath: file, contents: Data(repeating: 0x61, count: 2 << 20))
+            let ca = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            // Read from a pipe, the size is unknown to curl: no content-length on the stream.
+            let upload = try await run(
+                "sh",
+                [
+                    "-c",
+                    "cat \(file) | curl -sS --max-time 20 --resolve example.com:\(port):127.0.0.1 --cacert \(ca) --http2 -T - -X POST "
+                        + "-o \(state)/echo.json -w '%{http_code} %{http_version}' https://example.com:\(port)/upload",
+                ])
+            #expect(upload.output == "200 2")
+            let echoed = try Data(contentsOf: URL(fileURLWithPath: state + "/echo.json"))
+            let json = try JSONSerialization.jsonObject(with: echoed) as? [String: Any]
+            #expect(json?["bodyBytes"] as? Int == 2 << 20)
+            let headers = (json?["headers"] as? [[String]]) ?? []
+            #expect(headers.contains(["transfer-encoding", "chunked"]) && !headers.contains { $0.first == "content-length" }, "\(headers)")
+            #expect(await harness.plane.counters()[.http2Connections] >= 2)
+        }
+    }
+}
