@@ -259,6 +259,11 @@ import Glibc
         #expect(clusterIP.hasPrefix("127.0.") && (10...99).contains(octet), "\(clusterIP)")
         let servedBy = try await run("curl", ["-s", "-H", "X-User-ID: demo", "http://\(clusterIP)/app/dashboard"])
         #expect(servedBy.output.contains(#""servedBy":"app-service-"#), "\(servedBy.output)")
+        // … and DNS names it as Kubernetes does.
+        let clusterName = try await run("dig", ["@127.0.0.1", "-p", "5353", "+short", "app-service.default.svc.cluster.local"])
+        #expect(clusterName.output == "\(clusterIP.split(separator: ":")[0])\n", "\(clusterName.output)")
+        let srv = try await run("dig", ["@127.0.0.1", "-p", "5353", "+short", "SRV", "_http._tcp.app-service.default.svc.cluster.local"])
+        #expect(srv.output == "0 100 \(clusterIP.split(separator: ":").last ?? "") app-service.default.svc.cluster.local.\n", "\(srv.output)")
 
         // The command line over the admin API.
         let table = try await run(GantryProcess.binary, ["get", "pods", "--admin", "127.0.0.1:\(admin)"])
