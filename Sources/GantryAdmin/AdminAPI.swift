@@ -5,6 +5,10 @@ import GantryPods
 
 /// The admin API's answers, independent of the HTTP server that carries them:
 ///
+///     GET  /                               the dashboard (HTML)
+///     GET  /metrics                        Prometheus text format
+///     GET  /api/listeners                  [ListenerStatus]
+///     GET  /api/history                    [ReplicaHistory.Sample]
 ///     GET  /api/pods                       [PodStatus]
 ///     GET  /api/services                   [ServiceStatus]
 ///     GET  /api/routes                     [RouteStatus]
@@ -15,17 +19,23 @@ public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public let status: Int
         public let body: Data
+        public var contentType = "application/json"
     }
 
     let snapshot: RuntimeSnapshot
     let supervisor: PodSupervisor
     let endpoints: @Sendable (String) -> [String]
     let targets: @Sendable (String) -> [TargetStatus]
+    let metrics: (@Sendable () async -> [UInt8])?
+    let history: ReplicaHistory?
 
     public init(
         snapshot: RuntimeSnapshot, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String],
-        targets: @escaping @Sendable (String) -> [TargetStatus] = { _ in [] }
+        targets: @escaping @Sendable (String) -> [TargetStatus] = { _ in [] },
+        metrics: (@Sendable () async -> [UInt8])? = nil, history: ReplicaHistory? = nil
     ) {
+        self.metrics = metrics
+        self.history = history
         self.snapshot = snapshot
         self.supervisor = supervisor
         self.endpoints = endpoints
@@ -34,13 +44,23 @@ public struct AdminAPI: Sendable {
 
     public func handle(method: String, path: String, body: Data) async -> Response {
         let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/").map(String.init)
+        if parts.isEmpty || parts == ["dashboard"] {
+            guard method == "GET" else { return problem(405, "\(method) is not allowed here") }
+            return Response(status: 200, body: Data(DashboardPage.html.utf8), contentType: "text/html; charset=utf-8")
+        }
+        if parts == ["metrics"], let metrics {
+            guard method == "GET" else { return problem(405, "\(method) is not allowed here") }
+            return Response(status: 200, body: Data(await metrics()), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
         guard parts.first == "api", parts.count >= 2 else { return problem(404, "no such admin resource: \(path)") }
-        if parts.count == 2, ["pods", "services", "routes", "events"].contains(parts[1]) {
+        if parts.count == 2, ["pods", "services", "routes", "events", "listeners", "history"].contains(parts[1]) {
             guard method == "GET" else { return problem(405, "\(method) is not allowed here") }
             switch parts[1] {
             case "pods": return json(await supervisor.podStatuses())
             case "services": return json(await services())
             case "routes": return json(routes())
+            case "listeners": return json(listeners())
+            case "history": return json(history?.all ?? [])
             default: return json(supervisor.events.all)
             }
         }
@@ -81,7 +101,16 @@ public struct AdminAPI: Sendable {
         snapshot.routes.rules.map { rule in
             RouteStatus(
                 name: rule.name, host: rule.host.description, path: rule.path.path, pathType: rule.path.type.rawValue,
-                methods: rule.methods, service: snapshot.services[rule.service].name)
+                methods: rule.methods, service: snapshot.services[rule.service].name,
+                policies: snapshot.routeSettings[rule.index].policies.map { snapshot.policies[$0].kind })
+        }
+    }
+
+    private func listeners() -> [ListenerStatus] {
+        snapshot.listeners.map { listener in
+            ListenerStatus(
+                name: listener.name, address: listener.address, port: listener.port, scheme: listener.scheme, http2: listener.http2,
+                tls: listener.tls != nil, redirectTo: listener.redirectToPort.flatMap { port in snapshot.listeners.first { $0.port == port }?.name })
         }
     }
 
@@ -105,4 +134,36 @@ public struct RouteStatus: Sendable, Codable, Hashable {
     public let pathType: String
     public let methods: [String]
     public let service: String
+    /// The kinds of the route's gateway policies, in the order they run.
+    public let policies: [String]
+}
+
+/// One load-balancer listener as the admin API shows it.
+public struct ListenerStatus: Sendable, Codable, Hashable {
+    public let name: String
+    public let address: String
+    public let port: Int
+    public let scheme: String
+    public let http2: Bool
+    public let tls: Bool
+    public let redirectTo: String?
+}
+
+extension GatewayPolicy {
+    /// `jwt`, `rateLimit` … as the file names them.
+    var kind: String {
+        switch self {
+        case .jwt: "jwt"
+        case .rateLimit: "rateLimit"
+        case .apiKey: "apiKey"
+        case .acl: "acl"
+        case .ipFilter: "ipFilter"
+        case .cors: "cors"
+        case .validate: "validate"
+        case .transform: "transform"
+        case .redirect: "redirect"
+        case .respond: "respond"
+        case .oauth2: "oauth2"
+        }
+    }
 }

@@ -15,7 +15,7 @@ public struct AdminServer: Sendable {
         let api = self.api
         let server = SimpleHTTPServer { request in
             let answer = await api.handle(method: request.method, path: request.path, body: request.body)
-            return SimpleHTTPServer.Response(status: answer.status, headers: [("Content-Type", "application/json")], body: answer.body)
+            return SimpleHTTPServer.Response(status: answer.status, headers: [("Content-Type", answer.contentType)], body: answer.body)
         }
         try await server.run(host: host, port: port, ready: ready, until: until)
     }

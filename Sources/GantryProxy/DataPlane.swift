@@ -3,6 +3,7 @@ import GantryConfig
 import GantryCore
 import GantryTLS
 import Logging
+import Prometheus
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -34,6 +35,8 @@ public struct BoundListener: Sendable {
 public final class DataPlane: Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let registry = EndpointRegistry()
+    /// The data plane's Prometheus series (requests, latency per stage), served by the admin API.
+    public let prometheus = PrometheusCollectorRegistry()
     private let logger: Logger
     private let accessLog: AccessLogSink?
     private let ownsGroup: Bool
@@ -79,10 +82,12 @@ public final class DataPlane: Sendable {
             let accessLog = self.accessLog
             let gateway = self.gateway
             let limiter = self.connectionLimiter
+            let prometheus = self.prometheus
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
-                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter)
+                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter,
+                    prometheus: prometheus)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()

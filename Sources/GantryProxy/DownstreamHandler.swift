@@ -502,6 +502,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func log(_ exchange: ProxyExchange) {
         lastStatus = exchange.status
+        loop.requestMetrics.record(
+            route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
+            totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
         guard let accessLog = loop.accessLog else { return }
         let route = exchange.plan.route
         accessLog.append(
@@ -516,6 +519,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func logLocal(status: Int, detail: String) {
         lastStatus = status
+        loop.requestMetrics.recordLocal(reason: detail, status: status)
         guard let accessLog = loop.accessLog else { return }
         accessLog.append(
             AccessLogRecord(

@@ -2,6 +2,7 @@ import GantryConfig
 import GantryCore
 import NIOCore
 import NIOPosix
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -23,6 +24,7 @@ final class LoopContext {
     let policies: PolicyEngine
     let connectionLimiter: ConnectionLimiter
     var metrics = LoopCounters()
+    let requestMetrics: RequestMetrics
 
     /// Open client connections, for idle timeouts and draining.
     var connections: [ObjectIdentifier: DownstreamHandler] = [:]
@@ -40,8 +42,10 @@ final class LoopContext {
 
     init(
         eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
-        accessLog: AccessLogBuffer?, gateway: GatewayState, connectionLimiter: ConnectionLimiter
+        accessLog: AccessLogBuffer?, gateway: GatewayState, connectionLimiter: ConnectionLimiter,
+        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) {
+        self.requestMetrics = RequestMetrics(registry: prometheus)
         self.eventLoop = eventLoop
         self.snapshot = snapshot
         self.endpointsByName = endpointsByName

@@ -41,13 +41,19 @@ struct Stack: Service {
             snapshot: snapshot, clusterIPs: clusterIPs, publisher: endpoints, events: events,
             group: plane.group, logger: logger)
 
+        let history = ReplicaHistory()
+        let sampling = Task { [supervisor] in
+            await history.run(supervisor: supervisor, services: snapshot.services.filter { $0.pods != nil }.map(\.name))
+        }
         let stopAdmin = AsyncGate()
         var admin: Task<Void, Never>?
         if snapshot.admin.enabled {
             let api = AdminAPI(
                 snapshot: snapshot, supervisor: supervisor,
                 endpoints: { service in plane.endpoints(forService: service)?.endpoints.map(\.address.description) ?? [] },
-                targets: { endpoints.targets(of: $0) })
+                targets: { endpoints.targets(of: $0) },
+                metrics: { [snapshot, plane] in await MetricsPage(snapshot: snapshot, plane: plane, supervisor: supervisor).render() },
+                history: history)
             let bound = AsyncGate()
             let address = snapshot.admin.address
             let port = snapshot.admin.port
@@ -88,6 +94,7 @@ struct Stack: Service {
         await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
         keys.cancel()
         healthChecks.cancel()
+        sampling.cancel()
         for autoscaler in autoscalers { autoscaler.cancel() }
         await supervisor.shutdown()
         await dns?.stop()
