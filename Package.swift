@@ -147,6 +147,8 @@ let package = Package(
             dependencies: [
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
                 "GantryHTTP", "GantryTLS", "GantryDNS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -149,21 +149,3 @@ public struct ListenerStatus: Sendable, Codable, Hashable {
     public let redirectTo: String?
 }
 
-extension GatewayPolicy {
-    /// `jwt`, `rateLimit` … as the file names them.
-    var kind: String {
-        switch self {
-        case .jwt: "jwt"
-        case .rateLimit: "rateLimit"
-        case .apiKey: "apiKey"
-        case .acl: "acl"
-        case .ipFilter: "ipFilter"
-        case .cors: "cors"
-        case .validate: "validate"
-        case .transform: "transform"
-        case .redirect: "redirect"
-        case .respond: "respond"
-        case .oauth2: "oauth2"
-        }
-    }
-}

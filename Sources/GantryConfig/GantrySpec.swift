@@ -10,6 +10,16 @@ public struct GantrySpec: Decodable, Sendable {
     public var services: [ServiceSpec]?
     public var accessLog: AccessLogSpec?
     public var admin: AdminSpec?
+    public var tracing: TracingSpec?
+}
+
+/// `tracing:` W3C `traceparent` is always propagated (a trace is started when the client sent
+/// none); these settings add what a client may ask for.
+public struct TracingSpec: Decodable, Sendable {
+    /// Answer requests that ask for tracing (`X-Gantry-Trace: 1`, or a sampled `traceparent`)
+    /// with `Server-Timing`: each stage's duration, the route, service and endpoint. Off by
+    /// default: it tells clients about the inside of the path.
+    public var serverTiming: Bool?
 }
 
 /// `runtime:` process-wide settings.

@@ -16,6 +16,25 @@ public enum GatewayPolicy: Sendable {
     case oauth2(OAuth2Policy)
 }
 
+extension GatewayPolicy {
+    /// `jwt`, `rateLimit` … as the file names them.
+    public var kind: String {
+        switch self {
+        case .jwt: "jwt"
+        case .rateLimit: "rateLimit"
+        case .apiKey: "apiKey"
+        case .acl: "acl"
+        case .ipFilter: "ipFilter"
+        case .cors: "cors"
+        case .validate: "validate"
+        case .transform: "transform"
+        case .redirect: "redirect"
+        case .respond: "respond"
+        case .oauth2: "oauth2"
+        }
+    }
+}
+
 public struct OAuth2Policy: Sendable {
     public let source: JWTPolicy.KeySource
     public let clientId: String?

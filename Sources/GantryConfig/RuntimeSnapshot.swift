@@ -24,6 +24,8 @@ public final class RuntimeSnapshot: Sendable {
     public let admin: AdminSettings
     /// Set when the file has a `dns:` section.
     public let dns: DNSSettings?
+    /// `tracing.serverTiming`.
+    public let serverTiming: Bool
     /// Pod logs and generated state.
     public let stateDirectory: String
 
@@ -31,9 +33,10 @@ public final class RuntimeSnapshot: Sendable {
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
         services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String,
-        dns: DNSSettings? = nil
+        dns: DNSSettings? = nil, serverTiming: Bool = false
     ) {
         self.dns = dns
+        self.serverTiming = serverTiming
         self.sourceFile = sourceFile
         self.workers = workers
         self.shutdownGracePeriod = shutdownGracePeriod

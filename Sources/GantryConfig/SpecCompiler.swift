@@ -62,7 +62,7 @@ struct SpecCompiler {
             sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
             limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
             services: services, policies: policies, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory,
-            dns: dns)
+            dns: dns, serverTiming: spec.tracing?.serverTiming ?? false)
     }
 
     /// `.gantry` in the directory of the file (or the working directory for the built-in one).

@@ -25,6 +25,8 @@ public enum BuiltInExample {
             # TLS with a certificate from gantry's local CA (`gantry certs ca` prints its path);
             # HTTP/2 and HTTP/1.1 by ALPN.
             - {name: https, port: 8443, tls: {selfSigned: [example.com, "*.example.com"]}}
+        # `gantry trace URL` shows each stage of a request (Server-Timing, on request only).
+        tracing: {serverTiming: true}
         gateway:
           policies:
             # The token the auth service issued: checked against its published keys; the user

@@ -303,7 +303,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
             head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
             keptClientID: keptClientID, policies: loop.policies)
         {
-        case .proxy(let plan):
+        case .proxy(var plan):
+            plan.serverTiming = traceUpstream(&plan.upstreamHead.headers)
             request.host = plan.host
             request.path = plan.path
             requestHasBody = plan.hasBody
@@ -322,10 +323,36 @@ final class DownstreamHandler: ChannelDuplexHandler {
             case "https_redirect": loop.metrics.add(.redirects)
             default: loop.metrics.add(.malformedRequests)
             }
+            var response = response
+            if tracingRequested(head.headers) {
+                let gateway = NIODeadline.now().milliseconds(since: request.started)
+                response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason)\";dur=\(ServerTiming.format(gateway))"))
+            }
             if response.closesConnection { keepAlive = false }
             logLocal(status: Int(response.status.code), detail: response.reason)
             writeLocalResponse(response, requestID: request.id, requestComplete: false)
         }
+    }
+
+    // MARK: Tracing
+
+    /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
+    /// Returns whether the response should carry `Server-Timing`.
+    private func traceUpstream(_ headers: inout HTTPHeaders) -> Bool {
+        let timing = tracingRequested(headers)
+        let incoming = headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+        let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
+        headers.replaceOrAdd(name: "traceparent", value: trace.header)
+        if incoming == nil { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
+        return timing
+    }
+
+    /// The client asked for tracing (`X-Gantry-Trace: 1` or a sampled `traceparent`) and the
+    /// file allows answering with `Server-Timing`.
+    private func tracingRequested(_ headers: HTTPHeaders) -> Bool {
+        guard loop.snapshot.serverTiming else { return false }
+        if headers.first(name: "x-gantry-trace") == "1" { return true }
+        return headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.sampled ?? false
     }
 
     // MARK: Writing (called by the exchange)

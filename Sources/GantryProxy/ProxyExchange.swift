@@ -44,6 +44,8 @@ final class ProxyExchange {
     private var endpoint: EndpointState?
     private var upstream: UpstreamHandler?
     private var upstreamStarted: NIODeadline?
+    /// When the gateway was done with the request and the first endpoint was chosen.
+    private var gatewayDone: NIODeadline?
     private var upstreamMs: Double?
     private var responseDeadline = NIODeadline.distantFuture
     private var lastActivity: NIODeadline
@@ -65,6 +67,26 @@ final class ProxyExchange {
     var endpointName: String? { endpoint?.address.description }
     var attemptCount: Int { attempts }
     var upstreamTime: Double? { upstreamMs }
+
+    /// Each stage of this request so far, for `Server-Timing` (milliseconds): the gateway
+    /// (admission and policies), finding and connecting to an endpoint (with retries), the
+    /// upstream until its response head, and the total; with the route, service and endpoint.
+    private func serverTiming(now: NIODeadline) -> String {
+        let gateway = gatewayDone ?? now
+        let sent = upstreamStarted ?? now
+        let traceID = plan.upstreamHead.headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.traceIDHex ?? ""
+        return [
+            "gateway;dur=\(ServerTiming.format(gateway.milliseconds(since: started)))",
+            "connect;dur=\(ServerTiming.format(sent.milliseconds(since: gateway)));desc=\"attempts \(attempts)\"",
+            "upstream;dur=\(ServerTiming.format(now.milliseconds(since: sent)))",
+            "total;dur=\(ServerTiming.format(now.milliseconds(since: started)))",
+            "route;desc=\(ServerTiming.quote(plan.route.name))",
+            "policies;desc=\(ServerTiming.quote(plan.settings.policies.map { loop.snapshot.policies[$0].kind }.joined(separator: " ")))",
+            "service;desc=\(ServerTiming.quote(plan.service.name))",
+            "endpoint;desc=\(ServerTiming.quote(endpointName ?? "-"))",
+            "trace;desc=\(ServerTiming.quote(traceID))",
+        ].joined(separator: ", ")
+    }
 
     func start() {
         loop.exchanges[ObjectIdentifier(self)] = self
@@ -335,6 +357,7 @@ final class ProxyExchange {
     // MARK: Choosing an endpoint and connecting
 
     private func tryNextEndpoint() {
+        if gatewayDone == nil { gatewayDone = .now() }
         let service = plan.service
         let set = loop.endpoints[service.index]
         var cursor = loop.cursors[service.index]
@@ -463,6 +486,7 @@ final class ProxyExchange {
             if !head.isKeepAlive { upstream?.keepAlive = false }
             ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
             PolicyEngine.apply(plan.responseEdits, to: &head.headers)
+            if plan.serverTiming { head.headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
             downstream?.writeResponseHead(head)
         case .body(let buffer):
             guard responseSide == .streaming, let downstream else { return }

@@ -25,6 +25,8 @@ struct ProxyPlan {
     /// A check that must wait for an answer from elsewhere (token introspection) before the
     /// rest of the route's policies run and the request goes upstream.
     var deferred: PolicyEngine.DeferredCheck?
+    /// The client asked for tracing and the file allows `Server-Timing`.
+    var serverTiming = false
 }
 
 enum Admission {

@@ -57,3 +57,33 @@ struct EdgeRulesTests {
         #expect(StatusMatcher(text) == nil)
     }
 }
+
+/// W3C trace context parsing and propagation.
+struct TraceContextTests {
+    @Test(arguments: [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true),
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", true),  // later versions: first four fields
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false),  // version 00 has exactly four
+        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false),
+        ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", false),
+        ("", false),
+    ])
+    func parsing(header: String, valid: Bool) {
+        #expect((TraceContext(header: header) != nil) == valid)
+    }
+
+    @Test func childKeepsTheTraceAndRoundTrips() throws {
+        var random = FastRandom(seed: 3)
+        let parent = try #require(TraceContext(header: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"))
+        #expect(TraceContext(header: parent.header) == parent)
+        let child = parent.child(using: &random)
+        #expect(child.traceIDHex == "4bf92f3577b34da6a3ce929d0e0e4736" && child.spanID != parent.spanID && !child.sampled)
+        #expect(parent.child(using: &random, sampled: true).sampled)
+        let fresh = TraceContext.start(using: &random, sampled: false)
+        #expect(TraceContext(header: fresh.header) == fresh && fresh.header.count == 55)
+    }
+}

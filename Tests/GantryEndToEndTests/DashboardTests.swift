@@ -5,7 +5,7 @@ import Testing
 /// The admin port's Prometheus metrics and dashboard, on the built-in example, checked with
 /// curl and a real headless browser (Debian's chromium).
 extension PodTests {
-    @Test func metricsAndTheDashboardShowTheRequestPath() async throws {
+    @Test func metricsTraceAndTheDashboardShowTheRequestPath() async throws {
         let gantry = try GantryProcess(["up"], directory: directory)
         defer { gantry.stop() }
         let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
@@ -29,6 +29,17 @@ extension PodTests {
         #expect(value(#"gantry_replicas_desired{service="app-service"}"#) == 2)
         #expect(lines.filter { $0.hasPrefix(#"gantry_pod_ready{service="app-service""#) && $0.hasSuffix(" 1.0") }.count == 2)
         #expect(value("gantry_proxy_unauthorized_total") == 1)
+
+        // One request's path, hop by hop: DNS, TLS with the local CA, route, pod, timings.
+        let trace = try await run(GantryProcess.binary, ["trace", "https://example.com:8443/auth/.well-known/jwks.json"], directory: directory)
+        for part in [
+            "example.com → 127.0.0.1 from 127.0.0.1:5353 (authoritative)", "TLS 1.3 with SNI example.com", "route example.com/auth · policies none: passed",
+            "auth-service → 127.0.100.", "(pod auth-service-", "200 · ", "total inside gantry",
+        ] {
+            #expect(trace.output.contains(part), "\(part)\n\(trace.output)\(trace.error)")
+        }
+        let refused = try await run(GantryProcess.binary, ["trace", "http://example.com:8080/app/dashboard"], directory: directory)
+        #expect(refused.output.contains("answered here: unauthorized") && refused.output.contains("401 · "), "\(refused.output)")
 
         // The page, run by a real browser: its script draws the path from the admin API.
         let pods = try await pods(admin)
