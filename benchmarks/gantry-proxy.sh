@@ -5,15 +5,29 @@
 # check (HS256, the harness's local JWKS file, issuer and audience) and a route-wide rate limit
 # that is never reached.
 # Usage: gantry-proxy.sh PORT UPSTREAMS WORKDIR [JWKS_FILE ISSUER AUDIENCE RATE]
+# Optional environment (tlsbench.py uses these; unset, the config is exactly as before):
+#   GANTRY_TLS_CERT, GANTRY_TLS_KEY  PEM files: the listener terminates TLS with them (HTTP/2 is
+#                                    then offered by ALPN, gantry's default on TLS listeners)
+#   GANTRY_LIMITS                    a YAML flow mapping for loadBalancer.limits, e.g.
+#                                    "{maxConnectionsPerClient: 20000, newConnectionsPerSecondPerClient: 100000}"
+#   GANTRY_IDLE                      loadBalancer.timeouts.idle, e.g. 300s
 set -euo pipefail
 port=$1 upstreams=$2 workdir=$3
 bin=${GANTRY_BIN:?set GANTRY_BIN to the gantry binary}
 config="$workdir/gantry-bench-$port.yaml"
+listener="name: bench, port: $port"
+if [ -n "${GANTRY_TLS_CERT:-}" ] || [ -n "${GANTRY_TLS_KEY:-}" ]; then
+  : "${GANTRY_TLS_CERT:?set both GANTRY_TLS_CERT and GANTRY_TLS_KEY}" "${GANTRY_TLS_KEY:?set both GANTRY_TLS_CERT and GANTRY_TLS_KEY}"
+  listener+=", tls: {certificates: [{certificate: $GANTRY_TLS_CERT, key: $GANTRY_TLS_KEY}]}"
+fi
+load_balancer="listeners: [{$listener}]"
+[ -z "${GANTRY_LIMITS:-}" ] || load_balancer+=", limits: $GANTRY_LIMITS"
+[ -z "${GANTRY_IDLE:-}" ] || load_balancer+=", timeouts: {idle: $GANTRY_IDLE}"
 {
   echo "runtime: {workers: 1}"
   echo "accessLog: {enabled: false}"
   echo "admin: {enabled: false}"
-  echo "loadBalancer: {listeners: [{name: bench, port: $port}]}"
+  echo "loadBalancer: {$load_balancer}"
   echo "gateway:"
   if [ $# -ge 7 ]; then
     echo "  policies:"
