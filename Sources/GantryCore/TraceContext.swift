@@ -54,8 +54,32 @@ public struct TraceContext: Sendable, Hashable {
         TraceContext(traceID: traceID, spanID: Self.span(&random), flags: sampled ? flags | 1 : flags)
     }
 
-    public var header: String { "00-\(traceIDHex)-\(Self.hex(spanID, digits: 16))-\(Self.hex(UInt64(flags), digits: 2))" }
+    /// Written byte by byte: it is made for every proxied request.
+    public var header: String {
+        String(unsafeUninitializedCapacity: 55) { buffer in
+            var position = 0
+            func put(_ byte: UInt8) {
+                buffer[position] = byte
+                position += 1
+            }
+            func put(_ value: UInt64, nibbles: Int) {
+                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) { put(Self.digits[Int((value >> UInt64(shift)) & 0xF)]) }
+            }
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "-"))
+            put(traceID.high, nibbles: 16)
+            put(traceID.low, nibbles: 16)
+            put(UInt8(ascii: "-"))
+            put(spanID, nibbles: 16)
+            put(UInt8(ascii: "-"))
+            put(UInt64(flags), nibbles: 2)
+            return position
+        }
+    }
+
     public var traceIDHex: String { Self.hex(traceID.high, digits: 16) + Self.hex(traceID.low, digits: 16) }
+    private static let digits = Array("0123456789abcdef".utf8)
 
     private static func span(_ random: inout some RandomNumberGenerator) -> UInt64 {
         var value: UInt64 = 0

@@ -22,7 +22,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case discarding
     }
 
-    private unowned let loop: LoopContext
+    unowned let loop: LoopContext
     let listener: ListenerSettings
     /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own; the connection
     /// under it is admitted and counted by ``HTTP2ConnectionHandler``.
@@ -40,7 +40,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var requestHasBody = false
     private var keepAlive = true
     private var discardBudget = 0
-    private var request = RequestFacts()
+    var request = RequestFacts()
 
     /// What arrived while an earlier response was still going out (pipelining).
     private enum Inbound {
@@ -64,17 +64,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// Between a read's first `channelRead` and its `channelReadComplete`.
     private(set) var isInReadBatch = false
     /// Status of the response just finished, for the status counters.
-    private var lastStatus = 0
-
-    /// What the access log needs about the current request.
-    private struct RequestFacts {
-        var id = ""
-        var started = NIODeadline.uptimeNanoseconds(0)
-        var wallClock = 0.0
-        var method = ""
-        var host = ""
-        var path = ""
-    }
+    var lastStatus = 0
 
     /// Bytes of an unwanted request body read and dropped before closing instead.
     static let discardLimit = 1 << 20
@@ -334,27 +324,6 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: Tracing
-
-    /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
-    /// Returns whether the response should carry `Server-Timing`.
-    private func traceUpstream(_ headers: inout HTTPHeaders) -> Bool {
-        let timing = tracingRequested(headers)
-        let incoming = headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
-        let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
-        headers.replaceOrAdd(name: "traceparent", value: trace.header)
-        if incoming == nil { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
-        return timing
-    }
-
-    /// The client asked for tracing (`X-Gantry-Trace: 1` or a sampled `traceparent`) and the
-    /// file allows answering with `Server-Timing`.
-    private func tracingRequested(_ headers: HTTPHeaders) -> Bool {
-        guard loop.snapshot.serverTiming else { return false }
-        if headers.first(name: "x-gantry-trace") == "1" { return true }
-        return headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.sampled ?? false
-    }
-
     // MARK: Writing (called by the exchange)
 
     func sendContinue() {
@@ -523,35 +492,5 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private func closeNow() {
         closing = true
         context?.close(promise: nil)
-    }
-
-    // MARK: Access log
-
-    private func log(_ exchange: ProxyExchange) {
-        lastStatus = exchange.status
-        loop.requestMetrics.record(
-            route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
-            totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
-        guard let accessLog = loop.accessLog else { return }
-        let route = exchange.plan.route
-        accessLog.append(
-            AccessLogRecord(
-                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
-                method: request.method, host: request.host, path: request.path, route: route.name,
-                service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
-                bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
-                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: exchange.attemptCount,
-                detail: exchange.detail))
-    }
-
-    private func logLocal(status: Int, detail: String) {
-        lastStatus = status
-        loop.requestMetrics.recordLocal(reason: detail, status: status)
-        guard let accessLog = loop.accessLog else { return }
-        accessLog.append(
-            AccessLogRecord(
-                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
-                method: request.method, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
-                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: 0, detail: detail))
     }
 }

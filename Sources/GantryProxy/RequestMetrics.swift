@@ -8,9 +8,9 @@ import Prometheus
 final class RequestMetrics {
     private let registry: PrometheusCollectorRegistry
 
+    /// By route index and status code: integer keys, no string hashing per request.
     private struct RequestKey: Hashable {
-        let route: String
-        let service: String
+        let route: Int
         let code: Int
     }
 
@@ -20,7 +20,7 @@ final class RequestMetrics {
     }
 
     private var requests: [RequestKey: Counter] = [:]
-    private var stages: [String: Stages] = [:]
+    private var stages: [Int: Stages] = [:]
     private var rejections: [String: Counter] = [:]
 
     /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.
@@ -33,8 +33,8 @@ final class RequestMetrics {
     }
 
     /// A request that went to a route (answered by the upstream or by gantry on its behalf).
-    func record(route: String, service: String, status: Int, totalNanoseconds: Int64, upstreamMilliseconds: Double?) {
-        let key = RequestKey(route: route, service: service, code: status)
+    func record(routeIndex: Int, route: String, service: String, status: Int, totalNanoseconds: Int64, upstreamMilliseconds: Double?) {
+        let key = RequestKey(route: routeIndex, code: status)
         let counter =
             requests[key]
             ?? {
@@ -45,14 +45,14 @@ final class RequestMetrics {
             }()
         counter.increment()
         let stage =
-            stages[route]
+            stages[routeIndex]
             ?? {
                 let made = Stages(
                     total: registry.makeDurationHistogram(
                         name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "total")], buckets: Self.buckets),
                     upstream: registry.makeDurationHistogram(
                         name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "upstream")], buckets: Self.buckets))
-                stages[route] = made
+                stages[routeIndex] = made
                 return made
             }()
         stage.total.recordNanoseconds(totalNanoseconds)

@@ -34,7 +34,7 @@ extension PodTests {
         let trace = try await run(GantryProcess.binary, ["trace", "https://example.com:8443/auth/.well-known/jwks.json"], directory: directory)
         for part in [
             "example.com → 127.0.0.1 from 127.0.0.1:5353 (authoritative)", "TLS 1.3 with SNI example.com", "route example.com/auth · policies none: passed",
-            "auth-service → 127.0.100.", "(pod auth-service-", "200 · ", "total inside gantry",
+            "auth-service → 127.0.1", "(pod auth-service-", "200 · ", "total inside gantry",
         ] {
             #expect(trace.output.contains(part), "\(part)\n\(trace.output)\(trace.error)")
         }

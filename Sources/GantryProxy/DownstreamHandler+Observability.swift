@@ -1,0 +1,68 @@
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// What a connection reports about its requests: trace context, the access log and the
+/// request metrics.
+extension DownstreamHandler {
+    /// What the access log needs about the current request.
+    struct RequestFacts {
+        var id = ""
+        var started = NIODeadline.uptimeNanoseconds(0)
+        var wallClock = 0.0
+        var method = ""
+        var host = ""
+        var path = ""
+    }
+
+    // MARK: Tracing
+
+    /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
+    /// Returns whether the response should carry `Server-Timing`.
+    func traceUpstream(_ headers: inout HTTPHeaders) -> Bool {
+        let timing = tracingRequested(headers)
+        let incoming = headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+        let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
+        headers.replaceOrAdd(name: "traceparent", value: trace.header)
+        if incoming == nil { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
+        return timing
+    }
+
+    /// The client asked for tracing (`X-Gantry-Trace: 1` or a sampled `traceparent`) and the
+    /// file allows answering with `Server-Timing`.
+    func tracingRequested(_ headers: HTTPHeaders) -> Bool {
+        guard loop.snapshot.serverTiming else { return false }
+        if headers.first(name: "x-gantry-trace") == "1" { return true }
+        return headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.sampled ?? false
+    }
+
+    // MARK: Access log
+
+    func log(_ exchange: ProxyExchange) {
+        lastStatus = exchange.status
+        loop.requestMetrics.record(
+            routeIndex: exchange.plan.route.index, route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
+            totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
+        guard let accessLog = loop.accessLog else { return }
+        let route = exchange.plan.route
+        accessLog.append(
+            AccessLogRecord(
+                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                method: request.method, host: request.host, path: request.path, route: route.name,
+                service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
+                bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
+                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: exchange.attemptCount,
+                detail: exchange.detail))
+    }
+
+    func logLocal(status: Int, detail: String) {
+        lastStatus = status
+        loop.requestMetrics.recordLocal(reason: detail, status: status)
+        guard let accessLog = loop.accessLog else { return }
+        accessLog.append(
+            AccessLogRecord(
+                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                method: request.method, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
+                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: 0, detail: detail))
+    }
+}
