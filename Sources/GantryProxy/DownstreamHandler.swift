@@ -24,8 +24,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     unowned let loop: LoopContext
     let listener: ListenerSettings
-    /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own; the connection
-    /// under it is admitted and counted by ``HTTP2ConnectionHandler``.
+    /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own.
     private let multiplexed: Bool
     /// `Strict-Transport-Security` for every response, on TLS listeners with HSTS.
     private let hsts: String?
@@ -56,8 +55,6 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var idleDeadline = NIODeadline.distantFuture
     /// Armed when the bytes of a request head start arriving; the head must be complete by then.
     private var headDeadline = NIODeadline.distantFuture
-    /// Counted in by the connection limiter; released when the connection goes.
-    private var admitted = false
     private var lingerDeadline = NIODeadline.distantFuture
     private var closing = false
     private var active = true
@@ -98,25 +95,13 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     /// Registered only once active: a channel closed before it became active never sees
-    /// `channelInactive`, and must not stay in the loop's table.
+    /// `channelInactive`, and must not stay in the loop's table. (The connection limits were
+    /// checked at accept, by ``ConnectionGate``.)
     private func becameActive(_ context: ChannelHandlerContext) {
-        guard loop.connections[ObjectIdentifier(self)] == nil, active, !admitted else { return }
+        guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
         if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
-        if multiplexed {
-            active = true
-            loop.connections[ObjectIdentifier(self)] = self
-            return
-        }
-        if loop.connectionLimiter.admit(clientIP, now: NIODeadline.now().uptimeNanoseconds) != nil {
-            loop.metrics.add(.connectionsRefused)
-            active = false
-            context.close(promise: nil)
-            return
-        }
-        admitted = true
         loop.connections[ObjectIdentifier(self)] = self
-        loop.metrics.add(.downstreamConnections)
-        loop.metrics.add(.activeConnections)
+        if multiplexed { return }
         idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
         if loop.draining { drain() }
     }
@@ -138,13 +123,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private func forget() {
         active = false
-        if admitted {
-            admitted = false
-            loop.connectionLimiter.release(clientIP)
-        }
-        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil, !multiplexed {
-            loop.metrics.subtract(.activeConnections)
-        }
+        loop.connections.removeValue(forKey: ObjectIdentifier(self))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -17,6 +17,7 @@ struct ListenerPipeline: Sendable {
 
     func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ConnectionGate(loop: loop.value))
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.sslContext))
             try sync.addHandler(TLSHandshakeGuard(loop: loop.value, timeout: TimeAmount(limits.requestHeadersTimeout)))

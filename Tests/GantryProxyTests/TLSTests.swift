@@ -193,3 +193,34 @@ extension LiveProxyTests {
         }
     }
 }
+
+extension LiveProxyTests {
+    /// Connection limits apply at accept, before any TLS handshake work.
+    @Test func connectionLimitsApplyBeforeTheTLSHandshake() async throws {
+        let state = Self.scratch()
+        let yaml: ([Int]) -> String = { ports in
+            """
+            runtime: {stateDirectory: \(state)}
+            accessLog: {enabled: false}
+            loadBalancer:
+              listeners: [{name: https, port: 0, tls: {selfSigned: [example.com]}}]
+              limits: {maxConnectionsPerClient: 1}
+            gateway: {routes: [{path: /, service: app}]}
+            services: [{name: app, endpoints: [127.0.0.1:\(ports[0])]}]
+            """
+        }
+        try await withProxy(yaml: yaml) { harness in
+            let first = try harness.connect()  // holds the only slot, mid-handshake
+            let second = try harness.connect()
+            #expect(await second.waitForClose(timeout: 5))
+            #expect(await harness.plane.counters()[.connectionsRefused] == 1)
+            #expect(await harness.plane.counters()[.tlsHandshakeFailures] == 0)
+            first.closeNow()
+            let ca = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            #expect(
+                await eventually {
+                    (try? await Self.curl(["--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"], port: harness.port).output) == "200"
+                })
+        }
+    }
+}
