@@ -20,8 +20,8 @@ extension DownstreamHandler {
     /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
     /// Returns whether the response should carry `Server-Timing`.
     func traceUpstream(_ headers: inout HTTPHeaders) -> Bool {
-        let timing = tracingRequested(headers)
         let incoming = headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+        let timing = tracingRequested(headers, incoming: incoming)
         let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
         headers.replaceOrAdd(name: "traceparent", value: trace.header)
         if incoming == nil { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
@@ -30,10 +30,11 @@ extension DownstreamHandler {
 
     /// The client asked for tracing (`X-Gantry-Trace: 1` or a sampled `traceparent`) and the
     /// file allows answering with `Server-Timing`.
-    func tracingRequested(_ headers: HTTPHeaders) -> Bool {
+    func tracingRequested(_ headers: HTTPHeaders, incoming: TraceContext?? = nil) -> Bool {
         guard loop.snapshot.serverTiming else { return false }
         if headers.first(name: "x-gantry-trace") == "1" { return true }
-        return headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.sampled ?? false
+        let trace = incoming ?? headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+        return trace?.sampled ?? false
     }
 
     // MARK: Access log

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GantryCore
 import GantryDNS
 import NIOCore
 import NIOHTTP1
@@ -47,7 +48,7 @@ struct Trace: AsyncParsableCommand {
 
         let address = try resolve(host)
         var random = SystemRandomNumberGenerator()
-        let traceparent = TraceParent.sampled(using: &random)
+        let traceparent = TraceContext.start(using: &random, sampled: true).header
         var headers = HTTPHeaders()
         headers.add(name: "host", value: target.port.map { "\(host):\($0)" } ?? host)
         headers.add(name: "user-agent", value: "gantry-trace")
@@ -150,17 +151,6 @@ struct Trace: AsyncParsableCommand {
         }
         guard let pods = try? await admin.get("/api/pods", as: [Pod].self) else { return nil }
         return pods.first { $0.address == endpoint }?.name
-    }
-}
-
-/// A sampled `traceparent` for a request that asks to be traced.
-enum TraceParent {
-    static func sampled(using random: inout some RandomNumberGenerator) -> String {
-        func hex(_ value: UInt64) -> String {
-            let text = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - text.count) + text
-        }
-        return "00-\(hex(random.next() | 1))\(hex(random.next()))-\(hex(random.next() | 1))-01"
     }
 }
 
