@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "GantryTLS",
             dependencies: [
-                "GantryCore",
+                "GantryCore", "GantryDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),

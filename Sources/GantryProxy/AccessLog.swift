@@ -136,10 +136,7 @@ final class AccessLogBuffer {
     }
 
     private func milliseconds(_ name: String, _ value: Double) {
-        let thousandths = Int((value * 1000).rounded())
-        let fraction = thousandths % 1000
-        let padded = fraction < 10 ? "00\(fraction)" : fraction < 100 ? "0\(fraction)" : "\(fraction)"
-        bytes.append(contentsOf: ",\"\(name)\":\(thousandths / 1000).\(padded)".utf8)
+        bytes.append(contentsOf: ",\"\(name)\":\(millisecondsText(value))".utf8)
     }
 
     /// RFC 3339 UTC with milliseconds; the date part is formatted once per second.

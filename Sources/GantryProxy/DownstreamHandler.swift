@@ -295,7 +295,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             var response = response
             if tracingRequested(head.headers) {
                 let gateway = NIODeadline.now().milliseconds(since: request.started)
-                response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason)\";dur=\(ServerTiming.format(gateway))"))
+                response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason)\";dur=\(millisecondsText(gateway))"))
             }
             if response.closesConnection { keepAlive = false }
             logLocal(status: Int(response.status.code), detail: response.reason)

@@ -14,6 +14,18 @@ struct ListenerPipeline: Sendable {
     let listener: ListenerSettings
     let tls: TLSServerContext?
     let limits: EdgeLimits
+    private let decoderLimits: NIOHTTPDecoderLimitConfiguration
+
+    init(listener: ListenerSettings, tls: TLSServerContext?, limits: EdgeLimits) {
+        self.listener = listener
+        self.tls = tls
+        self.limits = limits
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = limits.maxHeadSize
+        decoderLimits.maxHeaderListSize = limits.maxHeadSize
+        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
+        self.decoderLimits = decoderLimits
+    }
 
     func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let sync = channel.pipeline.syncOperations
@@ -46,10 +58,6 @@ struct ListenerPipeline: Sendable {
     }
 
     func configureHTTP1(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = limits.maxHeadSize
-        decoderLimits.maxHeaderListSize = limits.maxHeadSize
-        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
         let sync = channel.pipeline.syncOperations
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,

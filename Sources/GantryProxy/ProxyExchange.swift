@@ -76,10 +76,10 @@ final class ProxyExchange {
         let sent = upstreamStarted ?? now
         let traceID = plan.upstreamHead.headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.traceIDHex ?? ""
         return [
-            "gateway;dur=\(ServerTiming.format(gateway.milliseconds(since: started)))",
-            "connect;dur=\(ServerTiming.format(sent.milliseconds(since: gateway)));desc=\"attempts \(attempts)\"",
-            "upstream;dur=\(ServerTiming.format(now.milliseconds(since: sent)))",
-            "total;dur=\(ServerTiming.format(now.milliseconds(since: started)))",
+            "gateway;dur=\(millisecondsText(gateway.milliseconds(since: started)))",
+            "connect;dur=\(millisecondsText(sent.milliseconds(since: gateway)));desc=\"attempts \(attempts)\"",
+            "upstream;dur=\(millisecondsText(now.milliseconds(since: sent)))",
+            "total;dur=\(millisecondsText(now.milliseconds(since: started)))",
             "route;desc=\(ServerTiming.quote(plan.route.name))",
             "policies;desc=\(ServerTiming.quote(plan.settings.policies.map { loop.snapshot.policies[$0].kind }.joined(separator: " ")))",
             "service;desc=\(ServerTiming.quote(plan.service.name))",

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GantryDNS
 import SwiftASN1
 import X509
 
@@ -96,14 +97,17 @@ public struct LocalCertificateAuthority: Sendable {
         return alternatives.compactMap { name in
             switch name {
             case .dnsName(let dns): return dns.lowercased()
-            case .ipAddress(let bytes): return IPText.format(Array(bytes.bytes))
+            case .ipAddress(let bytes):
+                return IPv4Address(bytes: bytes.bytes)?.description ?? IPv6Address(bytes: bytes.bytes)?.description
             default: return nil
             }
         }
     }
 
     private static func generalName(_ name: String) -> GeneralName {
-        if let bytes = IPText.parse(name) { return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))) }
+        if let bytes = IPv4Address(name)?.bytes ?? IPv6Address(name)?.bytes {
+            return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))
+        }
         return .dnsName(name.lowercased())
     }
 
@@ -123,25 +127,5 @@ public struct LocalCertificateAuthority: Sendable {
         FileManager.default.createFile(
             atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: secret ? 0o600 : 0o644])
         if rename(temporary, path) != 0 { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
-    }
-}
-
-/// IP address text ↔ bytes, for certificate names.
-enum IPText {
-    static func parse(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: v6) { Array($0) } }
-        return nil
-    }
-
-    static func format(_ bytes: [UInt8]) -> String? {
-        let family = bytes.count == 4 ? AF_INET : bytes.count == 16 ? AF_INET6 : -1
-        guard family != -1 else { return nil }
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        return bytes.withUnsafeBytes { raw in
-            inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count)).map { _ in String(cString: buffer) }
-        }
     }
 }

@@ -62,15 +62,18 @@ public final class TLSServerContext: Sendable {
     /// for example while they are being written.
     @discardableResult
     public func reloadIfChanged() throws -> Bool {
-        let current = files.flatMap { [FileStamp(path: $0.certificate), FileStamp(path: $0.key)] }
-        guard current != loaded.withLock({ $0.stamps }) else { return false }
+        guard Self.stamps(of: files) != loaded.withLock({ $0.stamps }) else { return false }
         let fresh = try Self.load(files, protocols: protocols)
         loaded.withLock { $0 = fresh }
         return true
     }
 
+    private static func stamps(of files: [Files]) -> [FileStamp] {
+        files.flatMap { [FileStamp(path: $0.certificate), FileStamp(path: $0.key)] }
+    }
+
     private static func load(_ files: [Files], protocols: [String]) throws -> Loaded {
-        let stamps = files.flatMap { [FileStamp(path: $0.certificate), FileStamp(path: $0.key)] }
+        let stamps = Self.stamps(of: files)
         var chains: [[NIOSSLCertificate]] = []
         var keys: [NIOSSLPrivateKey] = []
         var names: [[String]] = []

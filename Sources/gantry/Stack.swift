@@ -105,9 +105,8 @@ struct Stack: Service {
     /// The DNS server, when the file has `dns:`: its zones and the services' cluster names.
     private func startDNS(clusterIPs: [String: String]) async throws -> DNSServer? {
         guard let settings = snapshot.dns else { return nil }
-        let services = clusterIPs.sorted { $0.key < $1.key }.compactMap { name, address -> ClusterZone.Service? in
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
-            return ClusterZone.Service(name: name, address: String(address[..<colon]), port: port)
+        let services = clusterIPs.sorted { $0.key < $1.key }.compactMap { name, address in
+            EndpointAddress(parsing: address).map { ClusterZone.Service(name: name, address: $0.host, port: $0.port) }
         }
         var zones = settings.zones
         if !zones.contains(where: { $0.origin == settings.clusterDomain }) {
