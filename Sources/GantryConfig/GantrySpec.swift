@@ -20,6 +20,33 @@ public struct TracingSpec: Decodable, Sendable {
     /// with `Server-Timing`: each stage's duration, the route, service and endpoint. Off by
     /// default: it tells clients about the inside of the path.
     public var serverTiming: Bool?
+    /// Export a span per request (and one per upstream exchange) over OTLP/HTTP. Absent: no
+    /// spans are recorded.
+    public var otlp: OTLPSpec?
+}
+
+/// `tracing.otlp:` where and how spans are exported. `OTEL_EXPORTER_OTLP_*` and `OTEL_BSP_*`
+/// environment variables override these, as in every OpenTelemetry SDK.
+public struct OTLPSpec: Decodable, Sendable {
+    /// The collector's traces URL, used as written. Default `http://127.0.0.1:4318/v1/traces`.
+    public var endpoint: String?
+    /// `httpProtobuf` (default) or `httpJSON`.
+    public var `protocol`: OTLPProtocol?
+    /// Sent with every export, e.g. an API key for a hosted collector.
+    public var headers: [String: String]?
+    /// The share of new traces recorded, 0 to 1. Default 1. A request that arrives with a
+    /// `traceparent` follows its sampled flag (parent-based sampling).
+    public var sampling: Double?
+    /// The `service.name` resource attribute. Default `gantry`.
+    public var serviceName: String?
+    /// How long finished spans wait to be sent in a batch. Default 5s.
+    public var exportInterval: DurationSpec?
+    /// How long one export may take. Default 10s.
+    public var timeout: DurationSpec?
+}
+
+public enum OTLPProtocol: String, SpecEnum {
+    case httpProtobuf, httpJSON
 }
 
 /// `runtime:` process-wide settings.

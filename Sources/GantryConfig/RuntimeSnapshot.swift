@@ -26,6 +26,8 @@ public final class RuntimeSnapshot: Sendable {
     public let dns: DNSSettings?
     /// `tracing.serverTiming`.
     public let serverTiming: Bool
+    /// `tracing.otlp`: set when spans are exported.
+    public let otlp: OTLPSettings?
     /// Pod logs and generated state.
     public let stateDirectory: String
 
@@ -33,10 +35,11 @@ public final class RuntimeSnapshot: Sendable {
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
         services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String,
-        dns: DNSSettings? = nil, serverTiming: Bool = false
+        dns: DNSSettings? = nil, serverTiming: Bool = false, otlp: OTLPSettings? = nil
     ) {
         self.dns = dns
         self.serverTiming = serverTiming
+        self.otlp = otlp
         self.sourceFile = sourceFile
         self.workers = workers
         self.shutdownGracePeriod = shutdownGracePeriod
@@ -65,6 +68,19 @@ public final class RuntimeSnapshot: Sendable {
     public func service(named name: String) -> ServiceSettings? {
         services.first { $0.name == name }
     }
+}
+
+/// `tracing.otlp` compiled, defaults applied.
+public struct OTLPSettings: Sendable {
+    public var endpoint = "http://127.0.0.1:4318/v1/traces"
+    public var `protocol` = OTLPProtocol.httpProtobuf
+    public var headers: [(String, String)] = []
+    public var sampling = 1.0
+    public var serviceName = "gantry"
+    public var exportInterval = Duration.seconds(5)
+    public var timeout = Duration.seconds(10)
+
+    public init() {}
 }
 
 public struct ListenerSettings: Sendable, Hashable {

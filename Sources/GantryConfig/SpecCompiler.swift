@@ -56,13 +56,14 @@ struct SpecCompiler {
         let stateDirectory = spec.runtime?.stateDirectory ?? Self.defaultStateDirectory(besides: sourceFile)
 
         let dns = spec.dns.map { compileDNS($0, listeners: listeners, at: root / "dns") }
+        let otlp = spec.tracing?.otlp.map { compileOTLP($0, at: root / "tracing" / "otlp") }
 
         guard issues.isEmpty else { return nil }
         return RuntimeSnapshot(
             sourceFile: sourceFile, workers: workers, shutdownGracePeriod: grace, listeners: listeners,
             limits: limits, idleTimeout: idle, routes: RouteTable(rules: rules), routeSettings: routeSettings,
             services: services, policies: policies, accessLog: accessLog, admin: admin, stateDirectory: stateDirectory,
-            dns: dns, serverTiming: spec.tracing?.serverTiming ?? false)
+            dns: dns, serverTiming: spec.tracing?.serverTiming ?? false, otlp: otlp)
     }
 
     /// `.gantry` in the directory of the file (or the working directory for the built-in one).

@@ -39,6 +39,7 @@ public final class DataPlane: Sendable {
     public let prometheus = PrometheusCollectorRegistry()
     private let logger: Logger
     private let accessLog: AccessLogSink?
+    private let tracer: RequestTracer?
     private let ownsGroup: Bool
     let gateway: GatewayState
     let connectionLimiter: ConnectionLimiter
@@ -55,8 +56,14 @@ public final class DataPlane: Sendable {
 
     private let state: Mutex<State>
 
-    /// - Parameter group: event loops to run on; by default one per `runtime.workers`.
-    public init(snapshot: RuntimeSnapshot, group: MultiThreadedEventLoopGroup? = nil, accessLog: AccessLogSink?, logger: Logger) {
+    /// - Parameters:
+    ///   - group: event loops to run on; by default one per `runtime.workers`.
+    ///   - tracer: records a span per request when set (`tracing.otlp`).
+    public init(
+        snapshot: RuntimeSnapshot, group: MultiThreadedEventLoopGroup? = nil, accessLog: AccessLogSink?, tracer: RequestTracer? = nil,
+        logger: Logger
+    ) {
+        self.tracer = tracer
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: snapshot.workers)
         self.ownsGroup = group == nil
         self.accessLog = accessLog
@@ -83,11 +90,12 @@ public final class DataPlane: Sendable {
             let gateway = self.gateway
             let limiter = self.connectionLimiter
             let prometheus = self.prometheus
+            let tracer = self.tracer
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
                     accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter,
-                    prometheus: prometheus)
+                    prometheus: prometheus, tracer: tracer)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()

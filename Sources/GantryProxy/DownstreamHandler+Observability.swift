@@ -1,6 +1,7 @@
 import GantryCore
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// What a connection reports about its requests: trace context, the access log and the
 /// request metrics.
@@ -13,6 +14,9 @@ extension DownstreamHandler {
         var method = ""
         var host = ""
         var path = ""
+        /// Set when spans are recorded (`tracing.otlp`).
+        var span: (any Span)?
+        var upstreamSpan: (any Span)?
     }
 
     // MARK: Tracing
@@ -37,10 +41,31 @@ extension DownstreamHandler {
         return trace?.sampled ?? false
     }
 
+    func startSpan(_ tracer: RequestTracer, _ head: HTTPRequestHead) -> any Span {
+        let version = head.version.major == 2 ? "2" : "\(head.version.major).\(head.version.minor)"
+        return tracer.startServerSpan(
+            method: request.method, headers: head.headers,
+            facts: .init(
+                scheme: listener.scheme, port: listener.port, client: clientIP, version: version, listener: listener.name,
+                requestID: request.id))
+    }
+
+    /// Ends the request's spans, if it has any.
+    private func endSpans(status: Int, detail: String?, exchange: ProxyExchange? = nil) {
+        if let span = request.upstreamSpan, let exchange {
+            RequestTracer.endUpstream(
+                span, status: status, endpoint: exchange.endpointAddress, attempts: exchange.attemptCount, detail: detail)
+        }
+        if let span = request.span { RequestTracer.endServer(span, status: status, detail: detail) }
+        request.span = nil
+        request.upstreamSpan = nil
+    }
+
     // MARK: Access log
 
     func log(_ exchange: ProxyExchange) {
         lastStatus = exchange.status
+        if request.span != nil { endSpans(status: exchange.status, detail: exchange.detail, exchange: exchange) }
         loop.requestMetrics.record(
             routeIndex: exchange.plan.route.index, route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
             totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
@@ -58,6 +83,7 @@ extension DownstreamHandler {
 
     func logLocal(status: Int, detail: String) {
         lastStatus = status
+        if request.span != nil { endSpans(status: status, detail: detail) }
         loop.requestMetrics.recordLocal(reason: detail, status: status)
         guard let accessLog = loop.accessLog else { return }
         accessLog.append(

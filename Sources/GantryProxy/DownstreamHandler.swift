@@ -267,6 +267,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         request = RequestFacts(
             id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(),
             method: head.method.rawValue)
+        if let tracer = loop.tracer { request.span = startSpan(tracer, head) }
 
         switch RequestAdmission.admit(
             head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
@@ -274,6 +275,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         {
         case .proxy(var plan):
             plan.serverTiming = traceUpstream(&plan.upstreamHead.headers)
+            if let tracer = loop.tracer, let span = request.span {
+                tracer.routed(span, method: request.method, host: plan.host, path: plan.path, route: plan.route, service: plan.service.name)
+                request.upstreamSpan = tracer.startUpstreamSpan(
+                    parent: span, method: plan.upstreamHead.method.rawValue, service: plan.service.name, headers: &plan.upstreamHead.headers)
+            }
             request.host = plan.host
             request.path = plan.path
             requestHasBody = plan.hasBody
@@ -284,6 +290,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .reject(let response, let host, let path):
             request.host = host
             request.path = path
+            if let tracer = loop.tracer, let span = request.span {
+                tracer.routed(span, method: request.method, host: host, path: path, route: nil, service: nil)
+            }
             requestHasBody = Framing(facts).hasBody
             switch response.reason {
             case "no_route": loop.metrics.add(.noRoute)

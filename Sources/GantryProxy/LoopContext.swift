@@ -25,6 +25,7 @@ final class LoopContext {
     let connectionLimiter: ConnectionLimiter
     var metrics = LoopCounters()
     let requestMetrics: RequestMetrics
+    let tracer: RequestTracer?
 
     /// Open client connections, for idle timeouts and draining.
     var connections: [ObjectIdentifier: DownstreamHandler] = [:]
@@ -43,8 +44,9 @@ final class LoopContext {
     init(
         eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
         accessLog: AccessLogBuffer?, gateway: GatewayState, connectionLimiter: ConnectionLimiter,
-        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tracer: RequestTracer? = nil
     ) {
+        self.tracer = tracer
         self.requestMetrics = RequestMetrics(registry: prometheus)
         self.eventLoop = eventLoop
         self.snapshot = snapshot

@@ -65,6 +65,7 @@ final class ProxyExchange {
 
     var hasForwardedResponse: Bool { responseSide != .waiting }
     var endpointName: String? { endpoint?.address.description }
+    var endpointAddress: EndpointAddress? { endpoint?.address }
     var attemptCount: Int { attempts }
     var upstreamTime: Double? { upstreamMs }
 

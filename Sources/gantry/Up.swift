@@ -41,13 +41,17 @@ struct Up: AsyncParsableCommand {
         let logger = Logger(label: "gantry")
         let snapshot = loaded.snapshot
         let sink = snapshot.accessLog.enabled ? try AccessLogSink(destination: snapshot.accessLog.destination) : nil
-        let plane = DataPlane(snapshot: snapshot, accessLog: sink, logger: logger)
+        // Spans are exported by a service that starts before the stack and stops after it, so
+        // the last requests' spans are sent before gantry exits.
+        let spans = try snapshot.otlp.map { try SpanExport.backend($0, logger: logger) }
+        let plane = DataPlane(snapshot: snapshot, accessLog: sink, tracer: spans?.tracer, logger: logger)
         let events = EventRecorder { event in
             guard level <= .info || event.kind == .warning else { return }
             printError("gantry: \(event.kind.rawValue) \(event.reason) \(event.object) \(event.message)")
         }
         let stack = Stack(snapshot: snapshot, plane: plane, logger: logger, events: events)
-        let group = ServiceGroup(services: [stack], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let services: [any Service] = (spans.map { [$0.service] } ?? []) + [stack]
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await group.run()
         } catch {

@@ -103,4 +103,35 @@ import Testing
         }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
     }
+
+    @Test func otlpExportCompilesWithDefaultsAndItsMistakesAreReported() throws {
+        let listener = "loadBalancer: {listeners: [{port: 8080}]}\n"
+        let defaults = try load("tracing: {otlp: {}}\n" + listener + Self.services).get().snapshot.otlp
+        #expect(defaults?.endpoint == "http://127.0.0.1:4318/v1/traces" && defaults?.protocol == .httpProtobuf)
+        #expect(defaults?.sampling == 1 && defaults?.serviceName == "gantry" && defaults?.exportInterval == .seconds(5))
+        #expect(try load(listener + Self.services).get().snapshot.otlp == nil, "off unless configured")
+
+        let yaml = """
+            tracing:
+              otlp:
+                endpoint: collector:4318
+                protocol: httpJsn
+                sampling: 1.5
+                headers: {"bad name": x, Authorization: Bearer t}
+                exportInterval: 0s
+            \(listener)\(Self.services)
+            """
+        let found = issues(yaml)
+        let expected = [
+            "gantry.yaml:3:15: tracing.otlp.endpoint: \"collector:4318\" is not an http or https URL",
+            "gantry.yaml:4:15: tracing.otlp.protocol: unknown value \"httpJsn\": expected one of httpProtobuf, httpJSON (did you mean \"httpJSON\"?)",
+            "gantry.yaml:5:15: tracing.otlp.sampling: must be between 0 and 1",
+            "gantry.yaml:6:27: tracing.otlp.headers.bad name: is not a valid header name",
+            "gantry.yaml:7:21: tracing.otlp.exportInterval: must be longer than zero",
+        ]
+        for prefix in expected {
+            #expect(found.contains { $0.hasPrefix(prefix) }, "\(found.joined(separator: "\n"))")
+        }
+        #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
+    }
 }

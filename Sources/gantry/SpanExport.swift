@@ -1,0 +1,52 @@
+import GantryConfig
+import GantryProxy
+import Logging
+import OTel
+import ServiceLifecycle
+
+/// `tracing.otlp` → swift-otel's tracer and the service that batches and exports its spans.
+/// Only traces: gantry's metrics are Prometheus (`/metrics`), its logs go to stderr and the
+/// access log.
+enum SpanExport {
+    static func backend(_ settings: OTLPSettings, logger: Logger) throws -> (tracer: RequestTracer, service: any Service) {
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = settings.serviceName
+        configuration.resourceAttributes = ["service.version": Gantry.version]
+        configuration.diagnosticLogger = .custom(logger)
+        configuration.logs.enabled = false
+        configuration.metrics.enabled = false
+        configuration.traces.enabled = true
+        configuration.traces.sampler = .parentBasedTraceIDRatio(ratio: settings.sampling) ?? .parentBasedAlwaysOn
+        configuration.traces.batchSpanProcessor.scheduleDelay = settings.exportInterval
+        var exporter = configuration.traces.otlpExporter
+        exporter.endpoint = settings.endpoint
+        exporter.protocol = settings.protocol == .httpJSON ? .httpJSON : .httpProtobuf
+        exporter.headers = settings.headers
+        exporter.timeout = settings.timeout
+        configuration.traces.otlpExporter = exporter
+        let backend = try OTel.makeTracingBackend(configuration: configuration)
+        var group = ServiceGroupConfiguration(services: [.init(service: backend.service)], logger: logger)
+        group.maximumGracefulShutdownDuration = flushLimit
+        group.maximumCancellationDuration = .seconds(1)
+        return (RequestTracer(backend.factory), BoundedFlush(group: ServiceGroup(configuration: group), logger: logger))
+    }
+
+    /// How long the last export at shutdown may take: an unreachable collector is retried until
+    /// the export timeout, and must not hold up gantry's exit that long.
+    static let flushLimit = Duration.seconds(2)
+
+    /// The exporter's service, stopped after `flushLimit` at the latest; a flush cut short is
+    /// logged, not an error of `gantry up`.
+    struct BoundedFlush: Service {
+        let group: ServiceGroup
+        let logger: Logger
+
+        func run() async throws {
+            do {
+                try await group.run()
+            } catch {
+                logger.warning("spans not exported at shutdown: \(error)")
+            }
+        }
+    }
+}
