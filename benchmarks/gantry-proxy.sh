@@ -11,6 +11,8 @@
 #   GANTRY_LIMITS                    a YAML flow mapping for loadBalancer.limits, e.g.
 #                                    "{maxConnectionsPerClient: 20000, newConnectionsPerSecondPerClient: 100000}"
 #   GANTRY_IDLE                      loadBalancer.timeouts.idle, e.g. 300s
+#   GANTRY_OTLP                      an OTLP/HTTP traces URL: every request is exported as spans
+#                                    (benchmarks/otlp-sink.py PORT is a receiver for this)
 set -euo pipefail
 port=$1 upstreams=$2 workdir=$3
 bin=${GANTRY_BIN:?set GANTRY_BIN to the gantry binary}
@@ -27,6 +29,7 @@ load_balancer="listeners: [{$listener}]"
   echo "runtime: {workers: 1}"
   echo "accessLog: {enabled: false}"
   echo "admin: {enabled: false}"
+  [ -z "${GANTRY_OTLP:-}" ] || echo "tracing: {otlp: {endpoint: \"$GANTRY_OTLP\"}}"
   echo "loadBalancer: {$load_balancer}"
   echo "gateway:"
   if [ $# -ge 7 ]; then

@@ -16,7 +16,6 @@ extension DownstreamHandler {
         var path = ""
         /// Set when spans are recorded (`tracing.otlp`).
         var span: (any Span)?
-        var upstreamSpan: (any Span)?
     }
 
     // MARK: Tracing
@@ -41,31 +40,28 @@ extension DownstreamHandler {
         return trace?.sampled ?? false
     }
 
-    func startSpan(_ tracer: RequestTracer, _ head: HTTPRequestHead) -> any Span {
-        let version = head.version.major == 2 ? "2" : "\(head.version.major).\(head.version.minor)"
-        return tracer.startServerSpan(
-            method: request.method, headers: head.headers,
-            facts: .init(
-                scheme: listener.scheme, port: listener.port, client: clientIP, version: version, listener: listener.name,
-                requestID: request.id))
-    }
-
-    /// Ends the request's spans, if it has any.
-    private func endSpans(status: Int, detail: String?, exchange: ProxyExchange? = nil) {
-        if let span = request.upstreamSpan, let exchange {
-            RequestTracer.endUpstream(
-                span, status: status, endpoint: exchange.endpointAddress, attempts: exchange.attemptCount, detail: detail)
-        }
-        if let span = request.span { RequestTracer.endServer(span, status: status, detail: detail) }
+    /// Ends the request's span, when spans are recorded.
+    private func endSpan(status: Int, detail: String?, exchange: ProxyExchange? = nil) {
+        guard let span = request.span else { return }
         request.span = nil
-        request.upstreamSpan = nil
+        let version = requestVersion.major == 2 ? "2" : "\(requestVersion.major).\(requestVersion.minor)"
+        var facts = RequestTracer.SpanFacts(
+            method: request.method, host: request.host, path: request.path, client: clientIP, version: version, listener: listener,
+            requestID: request.id, status: status, detail: detail)
+        if let exchange {
+            facts.route = exchange.plan.route
+            facts.service = exchange.plan.service.name
+            facts.endpoint = exchange.endpointAddress
+            facts.attempts = exchange.attemptCount
+        }
+        RequestTracer.end(span, facts)
     }
 
     // MARK: Access log
 
     func log(_ exchange: ProxyExchange) {
         lastStatus = exchange.status
-        if request.span != nil { endSpans(status: exchange.status, detail: exchange.detail, exchange: exchange) }
+        endSpan(status: exchange.status, detail: exchange.detail, exchange: exchange)
         loop.requestMetrics.record(
             routeIndex: exchange.plan.route.index, route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
             totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
@@ -83,7 +79,7 @@ extension DownstreamHandler {
 
     func logLocal(status: Int, detail: String) {
         lastStatus = status
-        if request.span != nil { endSpans(status: status, detail: detail) }
+        endSpan(status: status, detail: detail)
         loop.requestMetrics.recordLocal(reason: detail, status: status)
         guard let accessLog = loop.accessLog else { return }
         accessLog.append(

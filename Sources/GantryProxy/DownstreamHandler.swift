@@ -34,7 +34,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var current = Current.idle
     private var requestInProgress = false
     private var responseInProgress = false
-    private var requestVersion = HTTPVersion.http1_1
+    private(set) var requestVersion = HTTPVersion.http1_1
     private var requestMethod = HTTPMethod.GET
     private var requestHasBody = false
     private var keepAlive = true
@@ -267,7 +267,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         request = RequestFacts(
             id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(),
             method: head.method.rawValue)
-        if let tracer = loop.tracer { request.span = startSpan(tracer, head) }
+        if let tracer = loop.tracer { request.span = tracer.startServerSpan(method: request.method, headers: head.headers) }
 
         switch RequestAdmission.admit(
             head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
@@ -276,9 +276,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .proxy(var plan):
             plan.serverTiming = traceUpstream(&plan.upstreamHead.headers)
             if let tracer = loop.tracer, let span = request.span {
-                tracer.routed(span, method: request.method, host: plan.host, path: plan.path, route: plan.route, service: plan.service.name)
-                request.upstreamSpan = tracer.startUpstreamSpan(
-                    parent: span, method: plan.upstreamHead.method.rawValue, service: plan.service.name, headers: &plan.upstreamHead.headers)
+                tracer.propagate(span, into: &plan.upstreamHead.headers)
             }
             request.host = plan.host
             request.path = plan.path
@@ -290,9 +288,6 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .reject(let response, let host, let path):
             request.host = host
             request.path = path
-            if let tracer = loop.tracer, let span = request.span {
-                tracer.routed(span, method: request.method, host: host, path: path, route: nil, service: nil)
-            }
             requestHasBody = Framing(facts).hasBody
             switch response.reason {
             case "no_route": loop.metrics.add(.noRoute)
