@@ -25,9 +25,9 @@ public struct MetricsPage: Sendable {
         for counter in ProxyCounter.allCases {
             let name = Self.snakeCase("\(counter)")
             if counter == .activeConnections {
-                now.makeGauge(name: "gantry_active_connections", help: "Open client connections").set(Int64(counters[counter]))
+                now.makeGauge(descriptor: Self.metric("gantry_active_connections", help: "Open client connections")).set(Int64(counters[counter]))
             } else {
-                now.makeCounter(name: "gantry_proxy_\(name)_total", help: Self.help[counter] ?? name.replacingOccurrences(of: "_", with: " "))
+                now.makeCounter(descriptor: Self.metric("gantry_proxy_\(name)_total", help: Self.help[counter] ?? name.replacingOccurrences(of: "_", with: " ")))
                     .increment(by: Int64(counters[counter]))
             }
         }
@@ -35,21 +35,21 @@ public struct MetricsPage: Sendable {
         for service in snapshot.services {
             let labels = [("service", service.name)]
             let endpoints = plane.endpoints(forService: service.name)?.endpoints ?? []
-            now.makeGauge(name: "gantry_service_ready_endpoints", labels: labels, help: "Endpoints taking traffic").set(Int64(endpoints.count))
-            now.makeGauge(name: "gantry_service_in_flight_requests", labels: labels, help: "Requests waiting on the service's endpoints")
+            now.makeGauge(descriptor: Self.metric("gantry_service_ready_endpoints", help: "Endpoints taking traffic"), labels: labels).set(Int64(endpoints.count))
+            now.makeGauge(descriptor: Self.metric("gantry_service_in_flight_requests", help: "Requests waiting on the service's endpoints"), labels: labels)
                 .set(Int64(endpoints.reduce(0) { $0 + $1.inFlight }))
             guard service.pods != nil else { continue }
             let mine = pods.filter { $0.service == service.name }
-            now.makeGauge(name: "gantry_replicas", labels: labels, help: "Pods running").set(Int64(mine.count))
-            now.makeGauge(name: "gantry_replicas_desired", labels: labels, help: "Pods wanted (by hand or by the autoscaler)")
+            now.makeGauge(descriptor: Self.metric("gantry_replicas", help: "Pods running"), labels: labels).set(Int64(mine.count))
+            now.makeGauge(descriptor: Self.metric("gantry_replicas_desired", help: "Pods wanted (by hand or by the autoscaler)"), labels: labels)
                 .set(Int64(await supervisor.serviceStatus(service.name).replicas ?? 0))
             for pod in mine {
                 let podLabels = [("service", service.name), ("pod", pod.name)]
-                now.makeCounter(name: "gantry_pod_restarts_total", labels: podLabels, help: "Restarts of the pod's process")
+                now.makeCounter(descriptor: Self.metric("gantry_pod_restarts_total", help: "Restarts of the pod's process"), labels: podLabels)
                     .increment(by: Int64(pod.restarts))
-                now.makeGauge(name: "gantry_pod_ready", labels: podLabels, help: "1 when the pod passes its readiness probe").set(Int64(pod.ready ? 1 : 0))
+                now.makeGauge(descriptor: Self.metric("gantry_pod_ready", help: "1 when the pod passes its readiness probe"), labels: podLabels).set(Int64(pod.ready ? 1 : 0))
                 if let memory = pod.memoryBytes {
-                    now.makeGauge(name: "gantry_pod_memory_bytes", labels: podLabels, help: "Resident memory of the pod's process group")
+                    now.makeGauge(descriptor: Self.metric("gantry_pod_memory_bytes", help: "Resident memory of the pod's process group"), labels: podLabels)
                         .set(Int64(memory))
                 }
             }
@@ -67,6 +67,11 @@ public struct MetricsPage: Sendable {
         .rateLimited: "Requests refused by a rate limit (429)",
         .unauthorized: "Requests refused by authentication (401)",
     ]
+
+    /// A series named in full (its unit already in the name, e.g. `_total`, `_bytes`).
+    static func metric(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
 
     /// `connectionsRefused` → `connections_refused`.
     static func snakeCase(_ name: String) -> String {
