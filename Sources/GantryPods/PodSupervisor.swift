@@ -73,6 +73,7 @@ public actor PodSupervisor {
     private let probeRunner: ProbeRunner
     private let addresses = LoopbackAddresses(blocks: 100...199)
     private let logDirectory: String
+    private let ledger: ProcessLedger
     private let logger: Logger
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
@@ -101,6 +102,7 @@ public actor PodSupervisor {
         let state = snapshot.stateDirectory.hasPrefix("/")
             ? snapshot.stateDirectory : FileManager.default.currentDirectoryPath + "/" + snapshot.stateDirectory
         self.logDirectory = state + "/logs"
+        self.ledger = ProcessLedger(stateDirectory: state)
         self.logger = logger
     }
 
@@ -119,11 +121,31 @@ public actor PodSupervisor {
 
     // MARK: Control
 
-    /// Creates every service's pods.
-    public func start() throws {
+    /// Stops what an earlier gantry on this state directory left running, then creates every
+    /// service's pods.
+    public func start() async throws {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        await stopLeftovers()
         for name in serviceOrder where services[name] != nil { reconcile(name) }
     }
+
+    /// Pods of a gantry that died without stopping them: SIGTERM, then SIGKILL after a grace
+    /// period (they have no clients left to drain).
+    private func stopLeftovers() async {
+        let groups = ledger.leftovers()
+        guard !groups.isEmpty else { return }
+        for group in groups {
+            events.record(.warning, "Orphaned", object: "process/\(group)", "left by a gantry that stopped without stopping its pods; terminating")
+            PodProcess.signalGroup(group, SIGTERM)
+        }
+        let deadline = ContinuousClock.now + Self.leftoverGracePeriod
+        while ContinuousClock.now < deadline, groups.contains(where: { ProcessLedger.startTime(of: $0) != nil }) {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for group in groups { PodProcess.signalGroup(group, SIGKILL) }
+    }
+
+    static let leftoverGracePeriod = Duration.seconds(5)
 
     /// - Parameters:
     ///   - reason: the event's reason, e.g. `SuccessfulRescale` for the autoscaler.
@@ -154,6 +176,7 @@ public actor PodSupervisor {
         await withTaskGroup(of: Void.self) { group in
             for name in pods.keys { group.addTask { await self.terminate(name) } }
         }
+        ledger.remove()
     }
 
     public func podStatuses() -> [PodStatus] {
@@ -264,6 +287,7 @@ public actor PodSupervisor {
     private func started(_ name: String, pid: pid_t) {
         guard let pod = pods[name] else { return }
         pod.pid = pid
+        ledger.record(pods.values.compactMap(\.pid))
         pod.lifecycle.processStarted(at: .now)
         events.record(.normal, "Started", object: "pod/\(name)", "process \(pid)")
         if pod.lifecycle.terminating {
@@ -283,6 +307,7 @@ public actor PodSupervisor {
         for probe in pod.probes { probe.cancel() }
         pod.probes = []
         pod.pid = nil
+        ledger.record(pods.values.compactMap(\.pid))
         let wasReady = pod.lifecycle.ready
         let action: PodLifecycle.Action
         switch outcome {

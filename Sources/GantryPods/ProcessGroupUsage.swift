@@ -31,12 +31,16 @@ public enum ProcessGroupUsage {
     /// The process group, CPU ticks (utime + stime) and resident pages from a `stat` line. The
     /// command name may contain spaces and parentheses, so fields are counted after its last `)`.
     static func parse(_ stat: String) -> (group: Int32, ticks: Int, residentPages: Int)? {
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
         // After the name: state(0) ppid(1) pgrp(2) … utime(11) stime(12) … rss(21)
-        guard fields.count > 21, let group = Int32(fields[2]), let user = Int(fields[11]), let system = Int(fields[12]),
+        guard let fields = fieldsAfterName(stat), fields.count > 21, let group = Int32(fields[2]), let user = Int(fields[11]), let system = Int(fields[12]),
             let rss = Int(fields[21])
         else { return nil }
         return (group, user + system, rss)
+    }
+
+    /// The fields of a `stat` line after the command name, from the state on.
+    static func fieldsAfterName(_ stat: String) -> [Substring]? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 }

@@ -133,6 +133,34 @@ import Glibc
         try await stopAndCheckNothingIsLeft(running, pids: pids)
     }
 
+    /// Whether a process runs (exited and not yet reaped counts as gone).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return false
+        }
+        return !["Z", "X"].contains(stat[stat.index(after: close)...].split(separator: " ").first ?? "Z")
+    }
+
+    @Test func podsLeftByAKilledGantryAreStoppedByTheNextOne() async throws {
+        let first = try await start(replicas: 2)
+        #expect(await waitForReady(first.admin, count: 2), "\(first.gantry.stderr)")
+        let orphans = try await pods(first.admin).compactMap(\.pid)
+        #expect(orphans.count == 2)
+        first.gantry.signal(SIGKILL)
+        _ = await first.gantry.waitForExit()
+        // Nothing stopped them: they run on without their gantry.
+        #expect(orphans.allSatisfy(Self.isRunning))
+
+        let second = try await start(replicas: 2)
+        defer { second.gantry.stop() }
+        #expect(await eventually(timeout: .seconds(15)) { !orphans.contains(where: Self.isRunning) }, "\(second.gantry.stderr)")
+        #expect(second.gantry.stderr.contains("Orphaned"), "\(second.gantry.stderr)")
+        #expect(await waitForReady(second.admin, count: 2), "\(second.gantry.stderr)")
+        let pids = Set(try await pods(second.admin).compactMap(\.pid))
+        #expect(pids.isDisjoint(with: orphans))
+        try await stopAndCheckNothingIsLeft(second, pids: pids)
+    }
+
     /// `gantry up` without a file: the reference scenario with its auth and app pods.
     @Test func theBuiltInExampleLogsInAndServesTheDashboard() async throws {
         let gantry = try GantryProcess(["up"], directory: directory)
