@@ -276,6 +276,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .proxy(var plan):
             plan.serverTiming = traceUpstream(&plan.upstreamHead.headers)
             if let tracer = loop.tracer, let span = request.span {
+                // Replaces the `traceparent` just written with the recorded span's; the one
+                // above stays when the tracer records nothing (a sampler that drops everything
+                // injects nothing), and it has already dropped a stale `tracestate`.
                 tracer.propagate(span, into: &plan.upstreamHead.headers)
             }
             request.host = plan.host
