@@ -4,6 +4,9 @@ import NIOCore
 /// client address, new per second per client), checked once at accept so that a flood of TLS
 /// handshakes is refused as cheaply as a flood of plain connections. Counts the connection and
 /// gives its slot back when it closes.
+///
+/// Once a connection is admitted the gate leaves the pipeline, so that the connection's reads
+/// do not pass through it; the slot is given back from the channel's close future.
 final class ConnectionGate: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -22,7 +25,9 @@ final class ConnectionGate: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         // A refused connection is closed here and never reported active to the handlers after.
-        if decide(context) { context.fireChannelActive() }
+        guard decide(context) else { return }
+        context.fireChannelActive()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     /// Returns whether the connection may stay.
@@ -39,16 +44,8 @@ final class ConnectionGate: ChannelInboundHandler {
         admitted = true
         loop.metrics.add(.downstreamConnections)
         loop.metrics.add(.activeConnections)
+        context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in release() }
         return true
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        release()
-        context.fireChannelInactive()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        release()
     }
 
     private func release() {

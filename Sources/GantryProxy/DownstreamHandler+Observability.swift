@@ -22,12 +22,18 @@ extension DownstreamHandler {
 
     /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
     /// Returns whether the response should carry `Server-Timing`.
-    func traceUpstream(_ headers: inout HTTPHeaders) -> Bool {
-        let incoming = headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+    /// `facts` describe the client's headers: most requests carry no trace context, and then
+    /// the header block is not searched for it.
+    func traceUpstream(_ headers: inout HTTPHeaders, facts: HeaderFacts) -> Bool {
+        let incoming = facts.traceparent == nil ? nil : headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
         let timing = tracingRequested(headers, incoming: incoming)
         let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
-        headers.replaceOrAdd(name: "traceparent", value: trace.header)
-        if incoming == nil { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
+        if facts.traceparent == nil {
+            headers.add(name: "traceparent", value: trace.header)
+        } else {
+            headers.replaceOrAdd(name: "traceparent", value: trace.header)
+        }
+        if incoming == nil, facts.hasTracestate { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
         return timing
     }
 

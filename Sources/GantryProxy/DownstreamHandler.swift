@@ -274,7 +274,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             keptClientID: keptClientID, policies: loop.policies)
         {
         case .proxy(var plan):
-            plan.serverTiming = traceUpstream(&plan.upstreamHead.headers)
+            plan.serverTiming = traceUpstream(&plan.upstreamHead.headers, facts: facts)
             if let tracer = loop.tracer, let span = request.span {
                 // Replaces the `traceparent` just written with the recorded span's; the one
                 // above stays when the tracer records nothing (a sampler that drops everything

@@ -43,12 +43,19 @@ enum ForwardingHeaders {
     /// re-declares) and stamps the request ID.
     static func prepareResponse(_ headers: inout HTTPHeaders, requestID: String) {
         let facts = HeaderFacts(headers)
-        if facts.hasHopByHop || facts.requestID != nil {
+        if facts.onlyConnectionIsHopByHop || (!facts.hasHopByHop && facts.requestID != nil) {
+            // Removed in place: copying the block for one field cost more than the rest of
+            // this function.
+            if facts.hasHopByHop { headers.remove(name: "connection") }
+            if facts.requestID != nil { headers.remove(name: "x-request-id") }
+        } else if facts.hasHopByHop || facts.requestID != nil {
             headers = filtered(headers, facts: facts) { name, _ in
                 name.utf8.count == 12 && name.isASCII(caseInsensitiveEqualTo: "x-request-id")
             }
         }
-        if Framing.endsChunked(facts.transferEncodings) { headers.add(name: "transfer-encoding", value: "chunked") }
+        if !facts.transferEncodings.isEmpty, Framing.endsChunked(facts.transferEncodings) {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        }
         headers.add(name: "x-request-id", value: requestID)
     }
 

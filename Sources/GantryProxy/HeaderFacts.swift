@@ -23,6 +23,11 @@ struct HeaderFacts {
     var hasForwardedProto = false
     var hasForwardedHost = false
     var requestID: String?
+    /// The first `traceparent`, and whether a `tracestate` came with it.
+    var traceparent: String?
+    var hasTracestate = false
+    /// A hop-by-hop field other than `Connection` and `Transfer-Encoding` is present.
+    private var hasOtherHopByHop = false
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -50,12 +55,25 @@ struct HeaderFacts {
             case 17 where name.isASCII(caseInsensitiveEqualTo: "transfer-encoding"):
                 hasHopByHop = true
                 transferEncodings.append(value)
+            case 11 where name.isASCII(caseInsensitiveEqualTo: "traceparent"):
+                if traceparent == nil { traceparent = value }
+            case 10 where name.isASCII(caseInsensitiveEqualTo: "tracestate"):
+                hasTracestate = true
             case 2, 7, 10, 16:
-                if HopByHop.fields.contains(name.lowercased()) { hasHopByHop = true }
+                if HopByHop.fields.contains(name.lowercased()) {
+                    hasHopByHop = true
+                    hasOtherHopByHop = true
+                }
             default:
                 break
             }
         }
+    }
+
+    /// The only hop-by-hop field is `Connection`, naming nothing but `keep-alive` or `close`:
+    /// nearly every upstream response.
+    var onlyConnectionIsHopByHop: Bool {
+        hasHopByHop && !hasOtherHopByHop && transferEncodings.isEmpty && nominated.isEmpty
     }
 
     /// Records the tokens of a `Connection` value that name other fields. `keep-alive` and

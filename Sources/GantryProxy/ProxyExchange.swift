@@ -225,19 +225,19 @@ final class ProxyExchange {
 
     private func tryNextEndpoint() {
         if gatewayDone == nil { gatewayDone = .now() }
-        let service = plan.service
-        let set = loop.endpoints[service.index]
-        var cursor = loop.cursors[service.index]
+        let serviceIndex = plan.route.service
+        let set = loop.endpoints[serviceIndex]
+        var cursor = loop.cursors[serviceIndex]
         let pick = set.balancer.pick(
             cursor: &cursor, key: hashKey(), tried: set.excluded(tried: tried, now: NIODeadline.now().uptimeNanoseconds),
             loads: set, random: &loop.random)
-        loop.cursors[service.index] = cursor
+        loop.cursors[serviceIndex] = cursor
         guard let index = pick else {
             loop.metrics.add(.noEndpoint)
             respondLocally(
                 LocalResponse(
                     status: .serviceUnavailable, reason: "no_endpoint",
-                    message: "service \(service.name) has no ready endpoint"))
+                    message: "service \(plan.service.name) has no ready endpoint"))
             return
         }
         let endpoint = set.endpoints[index]
@@ -255,6 +255,7 @@ final class ProxyExchange {
             attemptFailed(.connectFailure, detail: "upstream_address_unresolvable")
             return
         }
+        let service = plan.service
         downstream?.setReadsPaused(true)
         loop.metrics.add(.upstreamConnects)
         let connection = UpstreamHandler(address: endpoint.address, loop: loop)
@@ -472,9 +473,9 @@ final class ProxyExchange {
         upstream.setReadsPaused(false)
         endpoint?.requestEnded()
         if requestSide == .complete {
-            let service = plan.service
             loop.pool.release(
-                upstream, maxIdle: service.maxIdlePerEndpoint, idleTimeout: TimeAmount(service.poolIdleTimeout), now: lastActivity)
+                upstream, maxIdle: plan.service.maxIdlePerEndpoint, idleTimeout: TimeAmount(plan.service.poolIdleTimeout),
+                now: lastActivity)
         } else {
             upstream.close()
         }

@@ -7,8 +7,12 @@ import NIOHTTP1
 /// Where a request goes, decided from its head alone.
 struct ProxyPlan {
     let route: RouteRule
-    let settings: RouteSettings
-    let service: ServiceSettings
+    /// The snapshot the request was admitted under. The route's settings and service are read
+    /// from it, not copied: copying those structs retained and released each of their fields
+    /// on every request.
+    let snapshot: RuntimeSnapshot
+    var settings: RouteSettings { _read { yield snapshot.routeSettings[route.index] } }
+    var service: ServiceSettings { _read { yield snapshot.services[route.service] } }
     var upstreamHead: HTTPRequestHead
     let host: String
     let path: String
@@ -61,7 +65,7 @@ enum RequestAdmission {
     ) -> Admission {
         let limits = snapshot.limits
         let rawHost = facts.host ?? ""
-        let displayPath = String(head.uri.prefix(256))
+        let displayPath = head.uri.utf8.count <= 256 ? head.uri : String(head.uri.prefix(256))
 
         if head.uri.utf8.count > limits.maxURILength {
             return .reject(
@@ -135,7 +139,7 @@ enum RequestAdmission {
         }
         return .proxy(
             ProxyPlan(
-                route: route, settings: settings, service: snapshot.services[route.service],
+                route: route, snapshot: snapshot,
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
                 expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
                 bodySchema: bodySchema, deferred: deferred))
