@@ -351,7 +351,6 @@ final class ProxyExchange {
             if let started = upstreamStarted { upstreamMs = lastActivity.milliseconds(since: started) }
             status = code
             responseSide = .streaming
-            if !head.isKeepAlive { upstream?.keepAlive = false }
             ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
             PolicyEngine.apply(plan.responseEdits, to: &head.headers)
             if plan.serverTiming { head.headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }

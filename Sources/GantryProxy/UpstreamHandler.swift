@@ -3,10 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The end of one upstream connection: hands response parts to the exchange that owns the
-/// connection, and holds back reads while the client cannot take more (backpressure).
+/// The end of one upstream connection: parses its responses (``HTTPResponseParser``), hands
+/// their parts to the exchange that owns the connection, and holds back reads while the client
+/// cannot take more (backpressure).
 final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -21,6 +22,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// False once the upstream said `Connection: close`, a response was cut short, or the
     /// connection failed: such a connection never goes back to the pool.
     var keepAlive = true
+    private var parser = HTTPResponseParser()
+    /// Inside `parser.parse`, whose callbacks may close this connection: the parser must not
+    /// be touched again until it returns.
+    private var isParsing = false
 
     init(address: EndpointAddress, loop: LoopContext) {
         self.address = address
@@ -62,13 +67,34 @@ final class UpstreamHandler: ChannelDuplexHandler {
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard let exchange else {
+        guard let method = exchange?.method else {
             // Bytes on an idle connection: the upstream is confused; do not reuse it.
             close()
             return
         }
-        exchange.upstreamReceived(part)
+        isParsing = true
+        defer { isParsing = false }
+        do {
+            try parser.parse(unwrapInboundIn(data), method: method) { part in
+                guard let exchange else {
+                    // More than the response: the rest is not for anyone.
+                    close()
+                    return false
+                }
+                switch part {
+                case .head(let head, let keepAlive):
+                    if !keepAlive { self.keepAlive = false }
+                    exchange.upstreamReceived(.head(head))
+                case .body(let buffer):
+                    exchange.upstreamReceived(.body(buffer))
+                case .end(let trailers):
+                    exchange.upstreamReceived(.end(trailers))
+                }
+                return true
+            }
+        } catch {
+            errorCaught(context: context, error: error)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -81,6 +107,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         keepAlive = false
+        // A body without framing ends with the connection (unless gantry is the one closing
+        // it, from inside the parser's callback).
+        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceived(.end(nil)) }
         if let exchange {
             self.exchange = nil
             exchange.upstreamClosed(error: nil)
@@ -115,7 +144,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes, enableOutboundHeaderValidation: false)
+                    try sync.addHandler(HTTPRequestEncoder())
                     try sync.addHandler(bound.value)
                 }
             }

@@ -98,6 +98,40 @@ extension LiveProxyTests {
         }
     }
 
+    @Test func unframedAndChunkedUpstreamResponsesReachTheClientWhole() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        // HTTP/1.0 without Content-Length: the body ends when the upstream closes.
+        let unframed = try await MisbehavingUpstream(
+            mode: .replyThenClose(["HTTP/1.0 200 OK\r\nX-Up: old\r\n\r\nfirst part, ", "second part"]), group: group)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(unframed.port)"]) }) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 200)
+            #expect(response.header("x-up") == "old")
+            #expect(response.text == "first part, second part")
+        }
+        // Chunks split across writes, with an extension and a trailer, then one more response
+        // on the connection that nobody asked for: the client gets the first, whole.
+        let chunked = try await MisbehavingUpstream(
+            mode: .replyThenClose([
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhel", "lo\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",
+            ]), group: group)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(chunked.port)"]) }) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 200)
+            #expect(response.text == "hello world")
+        }
+        // Both Content-Length and Transfer-Encoding: possibly a split response, never passed on.
+        let ambiguous = try await MisbehavingUpstream(
+            mode: .replyThenClose(["HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"]),
+            group: group)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(ambiguous.port)"]) }) { harness in
+            let response = try await harness.get("/")
+            #expect(response.status == 502)
+            #expect(try response.json()["error"] as? String == "upstream_protocol_error")
+        }
+    }
+
     @Test func aSlowUpstreamIs504AndItsConnectionIsNotReused() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let silent = try await MisbehavingUpstream(mode: .neverAnswer, group: group)

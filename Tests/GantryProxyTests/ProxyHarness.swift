@@ -114,12 +114,15 @@ func request(_ lines: [String]) -> String {
 }
 
 /// An upstream that misbehaves on purpose: closes the connection as soon as a request head
-/// arrives, or reads requests and never answers. It counts requests and closed connections.
+/// arrives, or reads requests and never answers, or answers with exactly the bytes given. It
+/// counts requests and closed connections.
 final class MisbehavingUpstream: Sendable {
     enum Mode: Sendable {
         case resetOnRequest
         case neverAnswer
         case garbage
+        /// Writes these bytes, in the given pieces, then closes the connection.
+        case replyThenClose([String])
     }
 
     let channel: any Channel
@@ -171,6 +174,9 @@ final class MisbehavingUpstream: Sendable {
                 context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "NOT HTTP AT ALL\r\n\r\n")), promise: nil)
             case .neverAnswer:
                 break
+            case .replyThenClose(let pieces):
+                for piece in pieces { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: piece)), promise: nil) }
+                context.close(promise: nil)
             }
         }
 
