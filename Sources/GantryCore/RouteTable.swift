@@ -1,5 +1,6 @@
-/// One compiled ingress rule.
-public struct RouteRule: Sendable {
+/// One compiled ingress rule. A class: every proxied request carries its rule along, and a
+/// reference costs one retain where the struct cost one per field.
+public final class RouteRule: Sendable {
     /// Position in the file's `gateway.routes`, which is also the rule's ID.
     public let index: Int
     public let name: String

@@ -325,8 +325,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
             context?.write(wrapOutboundOut(.head(head)), promise: nil)
             return
         }
-        let framed = head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
-        if requestVersion.minor == 0, !framed, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified {
+        if requestVersion.minor == 0, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified,
+            !head.headers.contains(name: "content-length"), !head.headers.contains(name: "transfer-encoding")
+        {
             keepAlive = false  // an HTTP/1.0 client can only see the end of this body by the close
         }
         if !keepAlive {
