@@ -7,13 +7,14 @@ import NIOHTTP1
 /// trailers), and whether the connection stays open.
 ///
 /// Written here rather than using NIO's `HTTPResponseDecoder` for what that decoder costs per
-/// response on the proxy's hot path: llhttp's per-token callbacks, a `ByteToMessageHandler`
-/// and an extra pipeline hop were a fifth of gantry's CPU time per proxied request
-/// (benchmarks/RESULTS.md). This parser makes one pass over the head, hands out bodies as
-/// slices of the read buffer without copying, and is as strict: a malformed status line,
-/// header line, `Content-Length` or chunk is an `HTTPParserError`, and so is a response with
-/// both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3: a sign of response splitting).
-/// Requests from clients still go through NIO's decoder.
+/// response on the proxy's hot path: llhttp's per-token callbacks, a `ByteToMessageHandler`,
+/// an extra pipeline hop and a `Connection` scan for `isKeepAlive` came to about 7 % of
+/// gantry's CPU samples per proxied request; this parser takes about 3 % (benchmarks/RESULTS.md).
+/// It makes one pass over the head, learning framing and keep-alive from the bytes, hands out
+/// bodies as slices of the read buffer without copying, and is at least as strict: a malformed
+/// status line, field line, `Content-Length` or chunk is an `HTTPParserError`, and so is a
+/// repeated or listed `Content-Length` or one beside `Transfer-Encoding` (RFC 9112 §6.3: signs
+/// of response splitting). Requests from clients still go through NIO's decoder.
 struct HTTPResponseParser {
     private enum State {
         case head
@@ -32,12 +33,16 @@ struct HTTPResponseParser {
         /// `keepAlive` is false when the upstream will close the connection after this response.
         case head(HTTPResponseHead, keepAlive: Bool)
         case body(ByteBuffer)
-        case end(HTTPHeaders?)
+        /// `followedByBytes`: more bytes came after the response, which answer no request; the
+        /// connection must not be used again.
+        case end(HTTPHeaders?, followedByBytes: Bool)
     }
 
     private var state = State.head
     /// Bytes of a head, chunk line or trailer section that has not fully arrived.
     private var partial: ByteBuffer?
+    /// How many bytes of `partial` were searched for a head's end without finding it.
+    private var scanned = 0
 
     /// Envoy's defaults for upstream response heads: 60 KiB and 100 fields.
     static let maxHeadSize = 60 * 1024
@@ -47,8 +52,10 @@ struct HTTPResponseParser {
 
     /// Parses what `incoming` holds, calling `emit` with each part in order. `emit` returns
     /// false when nobody wants the rest of the bytes (the exchange has let go of the
-    /// connection); parsing stops there. `method` is the request's: a response to HEAD has no
-    /// body whatever its headers say.
+    /// connection); parsing stops there. It stops too at the end of a response: gantry sends
+    /// one request at a time, so bytes after it are not an answer to anything, and `.end` says
+    /// whether there were any. `method` is the request's: a response to HEAD has no body
+    /// whatever its headers say.
     mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, emit: (Part) -> Bool) throws {
         var buffer = incoming
         if var earlier = partial {
@@ -59,23 +66,16 @@ struct HTTPResponseParser {
         while buffer.readableBytes > 0 {
             switch state {
             case .head:
-                guard let end = Self.find(crlfcrlf: buffer) else {
-                    if buffer.readableBytes > Self.maxHeadSize { throw HTTPParserError.headerOverflow }
-                    partial = buffer
-                    return
-                }
-                if end > Self.maxHeadSize { throw HTTPParserError.headerOverflow }
+                guard let end = try findBlankLine(in: &buffer) else { return }
                 let head = try Self.parseHead(buffer.readSlice(length: end)!)
                 if head.informational { continue }  // 100 Continue, 103 Early Hints: not passed on
                 guard emit(.head(head.head, keepAlive: head.keepAlive)) else { return }
                 if method == .HEAD || head.head.status == .noContent || head.head.status == .notModified {
-                    state = .head
-                    guard emit(.end(nil)) else { return }
-                    continue
+                    return finish(nil, buffer, emit)
                 }
                 switch head.framing {
                 case .contentLength(0):
-                    guard emit(.end(nil)) else { return }
+                    return finish(nil, buffer, emit)
                 case .contentLength(let length):
                     state = .fixed(remaining: length)
                 case .chunked:
@@ -86,9 +86,9 @@ struct HTTPResponseParser {
             case .fixed(let remaining):
                 let slice = buffer.readSlice(length: min(remaining, buffer.readableBytes))!
                 let left = remaining - slice.readableBytes
-                state = left == 0 ? .head : .fixed(remaining: left)
+                state = .fixed(remaining: left)
                 guard emit(.body(slice)) else { return }
-                if left == 0, !emit(.end(nil)) { return }
+                if left == 0 { return finish(nil, buffer, emit) }
             case .chunkSize:
                 guard let lineEnd = try Self.find(crlf: buffer, limit: Self.maxChunkLineSize) else {
                     partial = buffer
@@ -112,23 +112,37 @@ struct HTTPResponseParser {
             case .trailers:
                 if buffer.readableBytesView.starts(with: [UInt8(ascii: "\r"), UInt8(ascii: "\n")]) {
                     buffer.moveReaderIndex(forwardBy: 2)
-                    state = .head
-                    guard emit(.end(nil)) else { return }
-                    continue
+                    return finish(nil, buffer, emit)
                 }
-                guard let end = Self.find(crlfcrlf: buffer) else {
-                    if buffer.readableBytes > Self.maxHeadSize { throw HTTPParserError.headerOverflow }
-                    partial = buffer
-                    return
-                }
+                guard let end = try findBlankLine(in: &buffer) else { return }
                 let trailers = try Self.trailerFields(buffer.readSlice(length: end)!)
-                state = .head
-                guard emit(.end(HTTPHeaders(trailers))) else { return }
+                return finish(HTTPHeaders(trailers), buffer, emit)
             case .untilClose:
                 let slice = buffer.readSlice(length: buffer.readableBytes)!
                 guard emit(.body(slice)) else { return }
             }
         }
+    }
+
+    /// Ends the response; what is left in `buffer` is dropped.
+    private mutating func finish(_ trailers: HTTPHeaders?, _ buffer: ByteBuffer, _ emit: (Part) -> Bool) {
+        state = .head
+        _ = emit(.end(trailers, followedByBytes: buffer.readableBytes > 0))
+    }
+
+    /// The length of the head or trailer section at the start of `buffer` (up to and including
+    /// its blank line), or nil after keeping the bytes for the next read. The search resumes
+    /// where the last one stopped, so a head that trickles in is not rescanned from its start.
+    private mutating func findBlankLine(in buffer: inout ByteBuffer) throws -> Int? {
+        guard let end = Self.find(crlfcrlf: buffer, from: max(0, scanned - 3)) else {
+            if buffer.readableBytes > Self.maxHeadSize { throw HTTPParserError.headerOverflow }
+            scanned = buffer.readableBytes
+            partial = buffer
+            return nil
+        }
+        scanned = 0
+        if end > Self.maxHeadSize { throw HTTPParserError.headerOverflow }
+        return end
     }
 
     /// The connection closed. Returns true when that ended a response whose body runs until
@@ -159,9 +173,9 @@ struct HTTPResponseParser {
 
     /// The offset just past the blank line that ends a head (the bytes up to it include both
     /// CRLFs), or nil if it has not arrived.
-    private static func find(crlfcrlf buffer: ByteBuffer) -> Int? {
+    private static func find(crlfcrlf buffer: ByteBuffer, from start: Int) -> Int? {
         buffer.withUnsafeReadableBytes { bytes in
-            var index = 3
+            var index = start + 3
             while index < bytes.count {
                 if bytes[index] == UInt8(ascii: "\n"), bytes[index - 1] == UInt8(ascii: "\r"), bytes[index - 2] == UInt8(ascii: "\n"),
                     bytes[index - 3] == UInt8(ascii: "\r")
@@ -185,6 +199,7 @@ struct HTTPResponseParser {
             if buffer.readableBytes > limit { throw HTTPParserError.invalidChunkSize }
             return nil
         }
+        guard lf <= limit else { throw HTTPParserError.invalidChunkSize }
         guard lf > 0, buffer.getInteger(at: buffer.readerIndex + lf - 1, as: UInt8.self) == UInt8(ascii: "\r") else {
             throw HTTPParserError.lfExpected
         }
@@ -205,7 +220,9 @@ struct HTTPResponseParser {
                 return ParsedHead(head: HTTPResponseHead(version: version, status: status), framing: .untilClose, keepAlive: true, informational: true)
             }
             let headers = HTTPHeaders(try fields(&lines, facts: &facts))
-            let keepAlive = !facts.close && (version.minor >= 1 || facts.keepAlive)
+            // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 response means its framing
+            // cannot be trusted; the connection closes after it.
+            let keepAlive = !facts.close && (version.minor >= 1 ? true : facts.keepAlive && facts.transferEncodings.isEmpty)
             return ParsedHead(
                 head: HTTPResponseHead(version: version, status: status, headers: headers), framing: try facts.framing(), keepAlive: keepAlive,
                 informational: false)
@@ -233,18 +250,16 @@ struct HTTPResponseParser {
         mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, _ text: @autoclosure () -> String) throws {
             switch name.count {
             case 14 where equalsLowercase(name, "content-length"):
-                // Repeated or listed values must all agree (RFC 9110 §8.6).
-                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    let digits = trimmed(UnsafeRawBufferPointer(rebasing: item))
-                    guard !digits.isEmpty, digits.count <= 18 else { throw HTTPParserError.invalidContentLength }
-                    var length = 0
-                    for digit in digits {
-                        guard digit >= 0x30, digit <= 0x39 else { throw HTTPParserError.invalidContentLength }
-                        length = length * 10 + Int(digit - 0x30)
-                    }
-                    guard contentLength == nil || contentLength == length else { throw HTTPParserError.invalidContentLength }
-                    contentLength = length
+                // One field, one decimal number. RFC 9110 §8.6 would allow merging repeated or
+                // listed equal values, but they would reach the client as sent; nginx refuses
+                // them from upstreams too.
+                guard contentLength == nil, !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
+                var length = 0
+                for digit in value {
+                    guard digit >= 0x30, digit <= 0x39 else { throw HTTPParserError.invalidContentLength }
+                    length = length * 10 + Int(digit - 0x30)
                 }
+                contentLength = length
             case 17 where equalsLowercase(name, "transfer-encoding"):
                 transferEncodings.append(text())
             case 10 where equalsLowercase(name, "connection"):
@@ -365,11 +380,12 @@ struct HTTPResponseParser {
                 index += 1
             }
             guard index > 0 else { throw HTTPParserError.invalidChunkSize }
+            // `*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`: after optional
+            // whitespace, only an extension may follow.
+            while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
             if index < bytes.count {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[index...])
-                guard rest[0] == UInt8(ascii: ";") || rest[0] == UInt8(ascii: " ") || rest[0] == UInt8(ascii: "\t"),
-                    rest.allSatisfy(isFieldValueByte)
-                else { throw HTTPParserError.invalidChunkSize }
+                guard rest[0] == UInt8(ascii: ";"), rest.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidChunkSize }
             }
             return size
         }

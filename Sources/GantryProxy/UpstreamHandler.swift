@@ -87,7 +87,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
                     exchange.upstreamReceived(.head(head))
                 case .body(let buffer):
                     exchange.upstreamReceived(.body(buffer))
-                case .end(let trailers):
+                case .end(let trailers, let followedByBytes):
+                    // Bytes after the response answer nothing: the connection must not go back
+                    // to the pool, where they would be read as the next request's response.
+                    if followedByBytes { keepAlive = false }
                     exchange.upstreamReceived(.end(trailers))
                 }
                 return true

@@ -132,6 +132,24 @@ extension LiveProxyTests {
         }
     }
 
+    @Test func bytesAfterAnUpstreamResponseNeverAnswerTheNextRequest() async throws {
+        // Every answer carries a second response no request asked for (what a desynchronised or
+        // smuggling-confused upstream sends). Two pipelined requests: each must get "a", never
+        // "evil", so the connection that carried the extra bytes is not used again.
+        let twice = try await MisbehavingUpstream(
+            mode: .reply("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"),
+            group: MultiThreadedEventLoopGroup.singleton)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(twice.port)"]) }) { harness in
+            let connection = try harness.connect()
+            try connection.send(request(["GET /one HTTP/1.1", "Host: a"]) + request(["GET /two HTTP/1.1", "Host: a"]))
+            let first = try await connection.readResponse()
+            let second = try await connection.readResponse()
+            #expect(first.text == "a")
+            #expect(second.text == "a")
+            #expect(twice.requests == 2)
+        }
+    }
+
     @Test func aSlowUpstreamIs504AndItsConnectionIsNotReused() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let silent = try await MisbehavingUpstream(mode: .neverAnswer, group: group)

@@ -18,17 +18,19 @@ struct HTTPResponseParserTests {
                 out.append("head \(head.version) \(head.status.code) [\(fields)]" + (keepAlive ? "" : " close"))
             case .body(let buffer):
                 body += String(buffer: buffer)
-            case .end(let trailers):
+            case .end(let trailers, let followedByBytes):
                 if !body.isEmpty { out.append("body \(body)") }
                 body = ""
-                out.append("end" + (trailers.map { " [" + $0.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "]" } ?? ""))
+                out.append(
+                    "end" + (trailers.map { " [" + $0.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "]" } ?? "")
+                        + (followedByBytes ? " +bytes" : ""))
             }
             return true
         }
         for piece in pieces {
             try parser.parse(ByteBuffer(string: piece), method: method, emit: take)
         }
-        if closeAtEnd, parser.endOfInput() { _ = take(.end(nil)) }
+        if closeAtEnd, parser.endOfInput() { _ = take(.end(nil, followedByBytes: false)) }
         if !body.isEmpty { out.append("body \(body) (unfinished)") }
         return out
     }
@@ -52,7 +54,7 @@ struct HTTPResponseParserTests {
     }
 
     @Test func chunkedBodiesWithExtensionsAndTrailers() throws {
-        let wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n4;name=\"v\"\r\nwiki\r\nA \r\n0123456789\r\n0\r\nDigest: x\r\nX-T: 2\r\n\r\n"
+        let wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n4;name=\"v\"\r\nwiki\r\nA \t; x\r\n0123456789\r\n0\r\nDigest: x\r\nX-T: 2\r\n\r\n"
         #expect(
             try Self.expectSplitsAgree(wire) == [
                 "head HTTP/1.1 200 [Transfer-Encoding=gzip, Chunked]", "body wiki0123456789", "end [Digest=x,X-T=2]",
@@ -88,6 +90,9 @@ struct HTTPResponseParserTests {
         #expect(try Self.parts(["HTTP/1.0 200 OK\r\nConnection:  keep-alive \r\nContent-Length: 0\r\n\r\n"]).first?.hasSuffix(" close") == false)
         #expect(try Self.parts(["HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"]).first?.hasSuffix(" close") == true)
         #expect(try Self.parts(["HTTP/1.1 200 OK\r\nX-Connection: close\r\nContent-Length: 0\r\n\r\n"]).first?.hasSuffix(" close") == false)
+        // Transfer-Encoding in HTTP/1.0: its framing cannot be trusted, so never keep-alive.
+        let old = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+        #expect(try Self.parts([old]).first?.hasSuffix(" close") == true)
     }
 
     @Test func informationalResponsesAreSkipped() throws {
@@ -95,9 +100,21 @@ struct HTTPResponseParserTests {
         #expect(try Self.expectSplitsAgree(wire) == ["head HTTP/1.1 201 [Content-Length=2]", "body ok", "end"])
     }
 
-    @Test func responsesOneAfterAnother() throws {
-        let wire = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-        #expect(try Self.parts([wire]) == ["head HTTP/1.1 200 [Content-Length=1]", "body a", "end", "head HTTP/1.1 404 [Content-Length=0]", "end"])
+    @Test func bytesAfterAResponseAreReportedNotParsed() throws {
+        // A second response in the same read answers no request: parsing stops at the first's end.
+        let wire = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+        #expect(try Self.parts([wire]) == ["head HTTP/1.1 200 [Content-Length=1]", "body a", "end +bytes"])
+        // A body sent with the answer to HEAD, and a stray line end after a body.
+        #expect(
+            try Self.parts(["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"], method: .HEAD) == [
+                "head HTTP/1.1 200 [Content-Length=5]", "end +bytes",
+            ])
+        #expect(try Self.parts(["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na\r\n"]).last == "end +bytes")
+        #expect(try Self.parts(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX"]).last == "end +bytes")
+        // Parsed again from a clean start, the next response is whole.
+        #expect(try Self.parts(["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"]) == [
+            "head HTTP/1.1 200 [Content-Length=1]", "body a", "end", "head HTTP/1.1 404 [Content-Length=0]", "end",
+        ])
     }
 
     @Test func stopsWhenNobodyWantsTheRest() throws {
@@ -116,6 +133,10 @@ struct HTTPResponseParserTests {
         ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "both Content-Length and Transfer-Encoding"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "differing Content-Length"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n", "a listed Content-Length that differs"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", "a listed Content-Length, even of equal values"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", "a repeated Content-Length"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 junk\r\nabc\r\n", "words after a chunk size"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;" + String(repeating: "x", count: 5000) + "\r\n", "a chunk line over 4 KiB"),
         ("HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", "a signed Content-Length"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", "a Content-Length too large"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "chunked not last"),

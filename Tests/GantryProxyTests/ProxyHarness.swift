@@ -123,6 +123,8 @@ final class MisbehavingUpstream: Sendable {
         case garbage
         /// Writes these bytes, in the given pieces, then closes the connection.
         case replyThenClose([String])
+        /// Writes these bytes as one write for every request, keeping the connection open.
+        case reply(String)
     }
 
     let channel: any Channel
@@ -174,6 +176,8 @@ final class MisbehavingUpstream: Sendable {
                 context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "NOT HTTP AT ALL\r\n\r\n")), promise: nil)
             case .neverAnswer:
                 break
+            case .reply(let bytes):
+                for _ in 0..<heads { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: bytes)), promise: nil) }
             case .replyThenClose(let pieces):
                 for piece in pieces { context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: piece)), promise: nil) }
                 context.close(promise: nil)
