@@ -29,15 +29,17 @@ enum TraceExchange {
 
         if let tls {
             started = clock.now
-            let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
             let handshake = channel.eventLoop.makePromise(of: Void.self)
+            // The handler is made and read on the channel's event loop: it is not Sendable.
             try await channel.eventLoop.submit {
-                try channel.pipeline.syncOperations.addHandler(handler)
+                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                 try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(promise: handshake))
             }.get()
             try await handshake.futureResult.get()
             result.handshake = clock.now - started
-            result.tlsVersion = try await channel.eventLoop.submit { handler.tlsVersion.map { "\($0)" } }.get()
+            result.tlsVersion = try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).tlsVersion.map { "\($0)" }
+            }.get()
         }
 
         started = clock.now
