@@ -247,7 +247,7 @@ struct HTTPResponseParser {
             return .chunked
         }
 
-        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, _ text: @autoclosure () -> String) throws {
+        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws {
             switch name.count {
             case 14 where equalsLowercase(name, "content-length"):
                 // One field, one decimal number. RFC 9110 §8.6 would allow merging repeated or
@@ -261,7 +261,7 @@ struct HTTPResponseParser {
                 }
                 contentLength = length
             case 17 where equalsLowercase(name, "transfer-encoding"):
-                transferEncodings.append(text())
+                transferEncodings.append(text)
             case 10 where equalsLowercase(name, "connection"):
                 for item in value.split(separator: UInt8(ascii: ",")) {
                     let token = trimmed(UnsafeRawBufferPointer(rebasing: item))
@@ -305,7 +305,7 @@ struct HTTPResponseParser {
             let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
             guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
             let text = String(decoding: value, as: UTF8.self)
-            try facts.learn(name: name, value: value, text)
+            try facts.learn(name: name, value: value, text: text)
             fields.append((String(decoding: name, as: UTF8.self), text))
         }
     }
