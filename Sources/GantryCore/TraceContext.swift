@@ -63,7 +63,12 @@ public struct TraceContext: Sendable, Hashable {
                 position += 1
             }
             func put(_ value: UInt64, nibbles: Int) {
-                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) { put(Self.digits[Int((value >> UInt64(shift)) & 0xF)]) }
+                var shift = (nibbles - 1) * 4
+                while shift >= 0 {
+                    let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
+                    put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)  // 0-9, a-f
+                    shift -= 4
+                }
             }
             put(UInt8(ascii: "0"))
             put(UInt8(ascii: "0"))
@@ -79,7 +84,6 @@ public struct TraceContext: Sendable, Hashable {
     }
 
     public var traceIDHex: String { Self.hex(traceID.high, digits: 16) + Self.hex(traceID.low, digits: 16) }
-    private static let digits = Array("0123456789abcdef".utf8)
 
     private static func span(_ random: inout some RandomNumberGenerator) -> UInt64 {
         var value: UInt64 = 0

@@ -32,6 +32,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private(set) var clientIP = "unknown"
 
     private var current = Current.idle
+    /// HTTP/1.1 responses as bytes (unused on HTTP/2 streams).
+    private var output = HTTP1MessageWriter()
     private var requestInProgress = false
     private var responseInProgress = false
     private(set) var requestVersion = HTTPVersion.http1_1
@@ -313,7 +315,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     // MARK: Writing (called by the exchange)
 
     func sendContinue() {
-        context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestVersion, status: .continue))), promise: nil)
+        send(.head(HTTPResponseHead(version: requestVersion, status: .continue)))
+        flush()
     }
 
     func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
@@ -322,7 +325,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         if multiplexed {
             // HTTP/2 frames the body itself; connection-specific headers are not allowed.
-            context?.write(wrapOutboundOut(.head(head)), promise: nil)
+            send(.head(head))
             return
         }
         if requestVersion.minor == 0, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified,
@@ -335,19 +338,42 @@ final class DownstreamHandler: ChannelDuplexHandler {
         } else if requestVersion.minor == 0 {
             head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
         }
-        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+        send(.head(head))
     }
 
     func writeResponseBody(_ buffer: ByteBuffer) {
-        context?.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        send(.body(.byteBuffer(buffer)))
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
-        context?.write(wrapOutboundOut(.end(trailers)), promise: nil)
+        send(.end(trailers))
     }
 
+    /// Hands what was written to the socket.
     func flush() {
-        context?.flush()
+        guard let context else { return }
+        output.flush(through: context)
+    }
+
+    /// One response part: as HTTP/2 frames' input on a stream, else as HTTP/1.1 bytes that
+    /// gather until the next flush.
+    private func send(_ part: HTTPServerResponsePart) {
+        guard let context else { return }
+        if multiplexed {
+            context.write(wrapOutboundOut(part), promise: nil)
+            return
+        }
+        let allocator = context.channel.allocator
+        switch part {
+        case .head(let head) where head.status.code < 200:
+            output.writeInterim(head.status, version: head.version, allocator: allocator)
+        case .head(let head):
+            output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
+        case .body(let data):
+            output.writeBody(data, through: context)
+        case .end(let trailers):
+            output.writeEnd(trailers, allocator: allocator)
+        }
     }
 
     func writeLocalResponse(_ response: LocalResponse, requestID: String, requestComplete: Bool) {
@@ -356,12 +382,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let body = response.body(requestID: requestID, allocator: context.channel.allocator)
         var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive && !multiplexed)
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        send(.head(head))
         // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
         if requestMethod != .HEAD, response.status != .noContent {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            send(.body(.byteBuffer(body)))
         }
-        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        send(.end(nil))
         if case .proxying = current {
             return  // the exchange reports its end through exchangeFinished
         }
@@ -391,8 +417,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private func responseDone() {
         responseInProgress = false
         loop.metrics.recordStatus(lastStatus)
-        guard active, let context else { return }
-        context.flush()
+        guard active else { return }
+        flush()
         if multiplexed {
             // The stream closes by itself once both sides have ended; a request body still
             // arriving is cut short with RST_STREAM, as RFC 9113 §8.1 allows.
@@ -434,7 +460,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
+    /// The connection's deadlines, then its exchange's (every exchange in flight belongs to a
+    /// connection, so the loop's sweep reaches them all from here).
     func checkTimeouts(now: NIODeadline) {
+        if case .proxying(let exchange) = current { exchange.checkTimeouts(now: now) }
         if now >= lingerDeadline {
             closeNow()
         } else if now >= headDeadline, !requestInProgress, !responseInProgress, !closing {

@@ -59,9 +59,8 @@ struct ListenerPipeline: Sendable {
 
     func configureHTTP1(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let sync = channel.pipeline.syncOperations
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-            withEncoderConfiguration: HTTPResponseEncoder.Configuration(), withDecoderLimitConfiguration: decoderLimits)
+        // Responses are written as bytes by the handler itself (``HTTP1MessageWriter``).
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
         try sync.addHandler(DownstreamHandler(loop: loop.value, listener: listener))
     }
 

@@ -27,13 +27,12 @@ final class LoopContext {
     let requestMetrics: RequestMetrics
     let tracer: RequestTracer?
 
-    /// Open client connections, for idle timeouts and draining.
+    /// Open client connections (and HTTP/2 streams), for their timeouts and their exchanges', and
+    /// for draining.
     var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     /// Connections speaking HTTP/2: their streams are in `connections`; these close once the
     /// streams have drained.
     var http2Sessions: [ObjectIdentifier: any Channel] = [:]
-    /// Requests waiting on an upstream, for response and idle timeouts.
-    var exchanges: [ObjectIdentifier: ProxyExchange] = [:]
     /// Set when the data plane drains: no new keep-alive, idle connections closed.
     private(set) var draining = false
     private var sweeper: RepeatedTask?
@@ -143,7 +142,6 @@ final class LoopContext {
     private func sweep() {
         let now = NIODeadline.now()
         for connection in connections.values { connection.checkTimeouts(now: now) }
-        for exchange in exchanges.values { exchange.checkTimeouts(now: now) }
         pool.closeExpired(now: now)
         accessLog?.flushIfStale(now: now)
     }

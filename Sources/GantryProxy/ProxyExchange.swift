@@ -90,7 +90,6 @@ final class ProxyExchange {
     }
 
     func start() {
-        loop.exchanges[ObjectIdentifier(self)] = self
         proceed()
     }
 
@@ -483,7 +482,6 @@ final class ProxyExchange {
     private func complete() {
         guard !finished else { return }
         finished = true
-        loop.exchanges[ObjectIdentifier(self)] = nil
         let downstream = self.downstream
         self.downstream = nil
         downstream?.exchangeFinished(self)

@@ -8,8 +8,8 @@ import NIOPosix
 /// cannot take more (backpressure).
 final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let address: EndpointAddress
     private unowned let loop: LoopContext
@@ -23,6 +23,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// connection failed: such a connection never goes back to the pool.
     var keepAlive = true
     private var parser = HTTPResponseParser()
+    /// Requests as bytes.
+    private var output = HTTP1MessageWriter()
     /// Inside `parser.parse`, whose callbacks may close this connection: the parser must not
     /// be touched again until it returns.
     private var isParsing = false
@@ -43,12 +45,19 @@ final class UpstreamHandler: ChannelDuplexHandler {
         self.context = nil
     }
 
+    /// Gathers a request part's bytes; they go out with the next ``flush()``.
     func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+        guard let context else { return }
+        switch part {
+        case .head(let head): output.writeHead(head, allocator: context.channel.allocator)
+        case .body(let data): output.writeBody(data, through: context)
+        case .end(let trailers): output.writeEnd(trailers, allocator: context.channel.allocator)
+        }
     }
 
     func flush() {
-        context?.flush()
+        guard let context else { return }
+        output.flush(through: context)
     }
 
     func setReadsPaused(_ paused: Bool) {
@@ -146,9 +155,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(bound.value)
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
             .connect(to: socketAddress)

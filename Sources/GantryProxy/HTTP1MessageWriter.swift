@@ -1,0 +1,210 @@
+import NIOCore
+import NIOHTTP1
+
+/// Turns one side's HTTP/1.1 messages into bytes: a response to a client or a request to an
+/// upstream, head, body parts and end, with the body framed by `Content-Length`, chunked
+/// coding or the connection's close.
+///
+/// Written here rather than using NIO's `HTTPResponseEncoder` and `HTTPRequestEncoder` so that
+/// a small message leaves in one buffer: the encoders hand the head, each body part and each
+/// chunk's size line to the channel as separate writes, which for a small proxied response
+/// cost a pipeline hop, a pending-write entry and an iovec each (benchmarks/RESULTS.md). Here
+/// bytes gather in one buffer until the caller flushes; a body part larger than
+/// ``coalesceLimit`` is handed on as it is, without copying.
+struct HTTP1MessageWriter {
+    private enum BodyFraming {
+        /// `Content-Length`, or (HTTP/1.0, no length) until the connection closes: parts as they are.
+        case plain
+        case chunked
+        /// A response to HEAD, or one whose status has no content: nothing after the head.
+        case none
+    }
+
+    private var framing = BodyFraming.plain
+    /// Bytes written but not yet handed to the channel.
+    private var pending: ByteBuffer?
+
+    /// Body parts up to this size are copied next to the head; larger ones go out as they are.
+    static let coalesceLimit = 4096
+
+    /// A response head. The framing fields are set the way NIO's encoder sets them: a status
+    /// without content (1xx, 204, 304) loses `Content-Length` and `Transfer-Encoding`; a length
+    /// excludes transfer codings; a body with neither is chunked for HTTP/1.1 (and runs until
+    /// the close for HTTP/1.0). A response to HEAD keeps its framing fields, which describe the
+    /// GET, but has no body. The fields are filtered as they are written, not copied first.
+    mutating func writeHead(_ head: HTTPResponseHead, toHEAD: Bool, allocator: ByteBufferAllocator) {
+        let mayHaveBody = head.status.mayHaveResponseBody
+        let hasLength = mayHaveBody && head.headers.contains(name: "content-length")
+        let declaresChunked = mayHaveBody && !hasLength && head.version.minor >= 1
+        let dropped: DroppedFields
+        if !mayHaveBody {
+            dropped = .framing
+            framing = .none
+        } else if hasLength || declaresChunked {
+            dropped = .transferEncoding
+            framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
+        } else {
+            dropped = .none
+            framing = toHEAD ? .none : .plain
+        }
+        var buffer = startBuffer(allocator)
+        buffer.writeStaticString("HTTP/1.")
+        buffer.writeInteger(UInt8(ascii: head.version.minor == 0 ? "0" : "1"))
+        buffer.writeInteger(UInt8(ascii: " "))
+        Self.writeStatusCode(Int(head.status.code), to: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(head.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        Self.writeFields(head.headers, dropping: dropped, to: &buffer)
+        if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        buffer.writeStaticString("\r\n")
+        pending = buffer
+    }
+
+    /// A request head, written as gantry framed it: chunked when its `Transfer-Encoding` says
+    /// so (the forwarding rules leave only `chunked` there), else as it is.
+    mutating func writeHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) {
+        framing = head.headers.first(name: "transfer-encoding") == "chunked" ? .chunked : .plain
+        var buffer = startBuffer(allocator)
+        buffer.writeString(head.method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(head.uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        Self.write(head.headers, to: &buffer)
+        pending = buffer
+    }
+
+    /// A `100 Continue` (or another interim response), ahead of the real head.
+    mutating func writeInterim(_ status: HTTPResponseStatus, version: HTTPVersion, allocator: ByteBufferAllocator) {
+        var buffer = startBuffer(allocator)
+        buffer.writeStaticString("HTTP/1.")
+        buffer.writeInteger(UInt8(ascii: version.minor == 0 ? "0" : "1"))
+        buffer.writeInteger(UInt8(ascii: " "))
+        Self.writeStatusCode(Int(status.code), to: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n\r\n")
+        pending = buffer
+    }
+
+    /// A body part. `emit` receives what must be handed to the channel now, in order: a part
+    /// too large to copy, and the bytes gathered before it.
+    mutating func writeBody(_ part: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void) {
+        let size = part.readableBytes
+        guard size > 0 else { return }  // an empty chunk would end a chunked body
+        switch framing {
+        case .none:
+            return
+        case .plain:
+            append(part, allocator: allocator, emit: emit)
+        case .chunked:
+            var buffer = pending ?? allocator.buffer(capacity: size <= Self.coalesceLimit ? size + 16 : 16)
+            Self.writeHex(size, to: &buffer)
+            buffer.writeStaticString("\r\n")
+            pending = buffer
+            append(part, allocator: allocator, emit: emit)
+            pending!.writeStaticString("\r\n")
+        }
+    }
+
+    /// The end of the message, with trailers when it is chunked.
+    mutating func writeEnd(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) {
+        guard case .chunked = framing else { return }
+        var buffer = pending ?? allocator.buffer(capacity: 5)
+        buffer.writeStaticString("0\r\n")
+        if let trailers {
+            Self.write(trailers, to: &buffer)
+        } else {
+            buffer.writeStaticString("\r\n")
+        }
+        pending = buffer
+    }
+
+    /// A body part for a channel: what cannot wait is written at once, the rest gathers.
+    mutating func writeBody(_ part: IOData, through context: ChannelHandlerContext) {
+        guard case .byteBuffer(let buffer) = part else { preconditionFailure("gantry never sends file regions") }
+        writeBody(buffer, allocator: context.channel.allocator) { context.write(NIOAny($0), promise: nil) }
+    }
+
+    /// Writes what has gathered and flushes the channel.
+    mutating func flush(through context: ChannelHandlerContext) {
+        if let bytes = take() { context.write(NIOAny(bytes), promise: nil) }
+        context.flush()
+    }
+
+    /// The bytes gathered since the last call, to write before a flush.
+    mutating func take() -> ByteBuffer? {
+        defer { pending = nil }
+        return pending
+    }
+
+    // MARK: Bytes
+
+    private mutating func append(_ part: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void) {
+        if part.readableBytes <= Self.coalesceLimit {
+            var buffer = pending ?? allocator.buffer(capacity: part.readableBytes + 8)
+            buffer.writeImmutableBuffer(part)
+            pending = buffer
+            return
+        }
+        if let gathered = take() { emit(gathered) }
+        emit(part)
+        // A chunk's closing CRLF goes in a fresh buffer.
+        if case .chunked = framing { pending = allocator.buffer(capacity: 16) }
+    }
+
+    private func startBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        // Room for a typical head and a small body after it.
+        pending ?? allocator.buffer(capacity: 1024)
+    }
+
+    /// Framing fields a response head must not carry as they are.
+    private enum DroppedFields {
+        case none
+        case transferEncoding
+        /// `Content-Length` and `Transfer-Encoding`.
+        case framing
+    }
+
+    /// `name: value` lines and the blank line that ends the section.
+    private static func write(_ headers: HTTPHeaders, to buffer: inout ByteBuffer) {
+        writeFields(headers, dropping: .none, to: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `name: value` lines, without the blank line.
+    private static func writeFields(_ headers: HTTPHeaders, dropping dropped: DroppedFields, to buffer: inout ByteBuffer) {
+        for (name, value) in headers {
+            switch dropped {
+            case .none: break
+            case .transferEncoding:
+                if name.utf8.count == 17, name.isASCII(caseInsensitiveEqualTo: "transfer-encoding") { continue }
+            case .framing:
+                if name.utf8.count == 17, name.isASCII(caseInsensitiveEqualTo: "transfer-encoding") { continue }
+                if name.utf8.count == 14, name.isASCII(caseInsensitiveEqualTo: "content-length") { continue }
+            }
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    private static func writeStatusCode(_ code: Int, to buffer: inout ByteBuffer) {
+        let clamped = min(max(code, 100), 999)
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped / 100))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped / 10 % 10))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped % 10))
+    }
+
+    private static func writeHex(_ value: Int, to buffer: inout ByteBuffer) {
+        let digits: StaticString = "0123456789abcdef"
+        var shift = (Int.bitWidth - value.leadingZeroBitCount - 1) / 4 * 4
+        digits.withUTF8Buffer { hex in
+            while shift >= 0 {
+                buffer.writeInteger(hex[(value >> shift) & 0xF])
+                shift -= 4
+            }
+        }
+    }
+}

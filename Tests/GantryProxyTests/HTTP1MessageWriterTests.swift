@@ -1,0 +1,146 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import GantryProxy
+
+struct HTTP1MessageWriterTests {
+    /// The bytes the writer hands to the channel, in order, and in how many writes.
+    private struct Wire {
+        var writes: [ByteBuffer] = []
+        var text: String { writes.map { String(buffer: $0) }.joined() }
+    }
+
+    private static func write(_ steps: (inout HTTP1MessageWriter, ByteBufferAllocator, (ByteBuffer) -> Void) -> Void) -> Wire {
+        var writer = HTTP1MessageWriter()
+        var wire = Wire()
+        steps(&writer, ByteBufferAllocator()) { wire.writes.append($0) }
+        if let rest = writer.take() { wire.writes.append(rest) }
+        return wire
+    }
+
+    private static func response(_ status: HTTPResponseStatus, _ fields: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPResponseHead {
+        HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(fields))
+    }
+
+    @Test func aSmallResponseLeavesInOneWrite() {
+        let wire = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, [("content-length", "2"), ("x-request-id", "r1")]), toHEAD: false, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "ok"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(wire.writes.count == 1)
+        #expect(wire.text == "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-request-id: r1\r\n\r\nok")
+    }
+
+    @Test func aLengthExcludesTransferCodings() {
+        let wire = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, [("Transfer-Encoding", "chunked"), ("Content-Length", "1")]), toHEAD: false, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "a"), allocator: allocator, emit: emit)
+        }
+        #expect(wire.text == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+    }
+
+    /// Without a length an HTTP/1.1 body is chunked; a part too large to copy goes out as it
+    /// is, between the bytes gathered before and after it; trailers end the body.
+    @Test func aBodyWithoutALengthIsChunked() throws {
+        let large = String(repeating: "a", count: HTTP1MessageWriter.coalesceLimit + 1)
+        let wire = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, [("x", "y"), ("transfer-encoding", "chunked")]), toHEAD: false, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "hello"), allocator: allocator, emit: emit)
+            writer.writeBody(ByteBuffer(), allocator: allocator, emit: emit)  // an empty part must not end the body
+            writer.writeBody(ByteBuffer(string: large), allocator: allocator, emit: emit)
+            writer.writeEnd(HTTPHeaders([("t", "v")]), allocator: allocator)
+        }
+        let size = String(large.utf8.count, radix: 16)
+        #expect(wire.text == "HTTP/1.1 200 OK\r\nx: y\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n\(size)\r\n\(large)\r\n0\r\nt: v\r\n\r\n")
+        #expect(wire.writes.count == 3)
+        #expect(wire.writes[1].readableBytes == large.utf8.count)
+
+        // What a client reads back.
+        var parser = HTTPResponseParser()
+        var body = ""
+        var trailers: HTTPHeaders?
+        for buffer in wire.writes {
+            try parser.parse(buffer, method: .GET) { part in
+                if case .body(let bytes) = part { body += String(buffer: bytes) }
+                if case .end(let fields, _) = part { trailers = fields }
+                return true
+            }
+        }
+        #expect(body == "hello" + large)
+        #expect(trailers?.first(name: "t") == "v")
+    }
+
+    @Test func anHTTP10BodyWithoutALengthRunsUntilTheClose() {
+        let wire = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, [("x", "y")], version: .http1_0), toHEAD: false, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "raw"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(wire.text == "HTTP/1.0 200 OK\r\nx: y\r\n\r\nraw")
+    }
+
+    @Test(arguments: [HTTPResponseStatus.noContent, .notModified])
+    func aStatusWithoutContentHasNoFramingAndNoBody(_ status: HTTPResponseStatus) {
+        let wire = Self.write { writer, allocator, emit in
+            writer.writeHead(
+                Self.response(status, [("content-length", "3"), ("etag", "\"1\""), ("transfer-encoding", "chunked")]), toHEAD: false,
+                allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "abc"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(wire.text == "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\netag: \"1\"\r\n\r\n")
+    }
+
+    /// A response to HEAD describes the GET's body, and has none.
+    @Test func aResponseToHEADKeepsItsFramingFieldsAndSendsNoBody() {
+        let withLength = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, [("content-length", "10")]), toHEAD: true, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "0123456789"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(withLength.text == "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+        let chunked = Self.write { writer, allocator, emit in
+            writer.writeHead(Self.response(.ok, []), toHEAD: true, allocator: allocator)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(chunked.text == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    }
+
+    @Test func anInterimResponseGoesAheadOfTheHead() {
+        let wire = Self.write { writer, allocator, _ in
+            writer.writeInterim(.continue, version: .http1_1, allocator: allocator)
+            writer.writeHead(Self.response(.created, [("content-length", "0")]), toHEAD: false, allocator: allocator)
+        }
+        #expect(wire.writes.count == 1)
+        #expect(wire.text == "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+    }
+
+    @Test func requestsAreFramedAsGantryDeclaredThem() {
+        let chunked = Self.write { writer, allocator, emit in
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up?a=1")
+            head.headers = HTTPHeaders([("host", "a"), ("transfer-encoding", "chunked")])
+            writer.writeHead(head, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "0123456789abcdef!"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(chunked.writes.count == 1)
+        #expect(chunked.text == "POST /up?a=1 HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n11\r\n0123456789abcdef!\r\n0\r\n\r\n")
+
+        let sized = Self.write { writer, allocator, emit in
+            var head = HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/x")
+            head.headers = HTTPHeaders([("content-length", "3")])
+            writer.writeHead(head, allocator: allocator)
+            writer.writeBody(ByteBuffer(string: "abc"), allocator: allocator, emit: emit)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(sized.text == "PUT /x HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc")
+
+        let bodiless = Self.write { writer, allocator, _ in
+            writer.writeHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), allocator: allocator)
+            writer.writeEnd(nil, allocator: allocator)
+        }
+        #expect(bodiless.text == "GET / HTTP/1.1\r\n\r\n")
+    }
+}
