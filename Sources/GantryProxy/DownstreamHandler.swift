@@ -10,7 +10,9 @@ import NIOHTTP1
 /// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
 /// turns read interest off and on around every response (two extra `epoll_ctl` per request).
 final class DownstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    /// Bytes on HTTP/1 connections; an HTTP/2 stream's request parts come through
+    /// ``received(_:)`` from ``HTTP2StreamInput``.
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -45,12 +47,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     /// What arrived while an earlier response was still going out (pipelining).
     private enum Inbound {
-        case part(HTTPServerRequestPart)
-        /// A request the decoder could not parse: answered in turn, then the connection closes.
+        case part(HTTPRequestParser.Part)
+        /// Bytes the parser rejected: answered in turn, then the connection closes.
         case malformed(LocalResponse)
     }
 
     private var queued = CircularBuffer<Inbound>()
+    /// HTTP/1 requests from the connection's bytes (unused on HTTP/2 streams).
+    private var parser: HTTPRequestParser
+    /// The parser rejected the bytes: nothing after them is read as a request.
+    private var parserFailed = false
     private var pausedByExchange = false
     private var pausedForPipelining = false
     private var readPending = false
@@ -75,6 +81,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         self.listener = listener
         self.multiplexed = multiplexed
         self.hsts = listener.tls?.hsts
+        self.parser = HTTPRequestParser(maxHeadSize: loop.snapshot.limits.maxHeadSize, maxHeaderCount: loop.snapshot.limits.maxHeaderCount)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -133,7 +140,13 @@ final class DownstreamHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        // The request is malformed: it never reaches an upstream.
+        requestMalformed(parserError)
+    }
+
+    /// The request is malformed: it never reaches an upstream. Answered in its turn, and the
+    /// connection closes.
+    private func requestMalformed(_ parserError: HTTPParserError) {
+        parserFailed = true
         loop.metrics.add(.malformedRequests)
         let response: LocalResponse
         switch parserError {
@@ -145,17 +158,15 @@ final class DownstreamHandler: ChannelDuplexHandler {
         default:
             response = LocalResponse.badRequest("malformed HTTP request (\(parserError))")
         }
-        guard requestInProgress else {
-            // A request that never began (its head is bad): answer it in its turn.
-            enqueueOrHandle(.malformed(response))
-            return
-        }
-        // The current request broke in its body.
+        enqueueOrHandle(.malformed(response))
+    }
+
+    /// The request being read broke in its body: say what was wrong if its response has not
+    /// started, cancel the upstream exchange, and close.
+    private func requestBroke(_ response: LocalResponse) {
         keepAlive = false
-        queued.removeAll()
         switch current {
         case .proxying(let exchange):
-            // Say what was wrong if the response has not started, then cancel the upstream.
             if !exchange.hasForwardedResponse {
                 writeLocalResponse(response, requestID: exchange.requestID, requestComplete: true)
             }
@@ -165,7 +176,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
     }
 
-    /// A head the decoder rejected: log it and answer with the connection closing.
+    /// A head the parser rejected: log it and answer with the connection closing.
     private func answerMalformed(_ response: LocalResponse) {
         keepAlive = false
         request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
@@ -178,10 +189,30 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isInReadBatch = true
-        if closing { return }  // lingering: read and drop until the client closes
-        // From HTTP/2 streams too: NIO's codec marks a body without content-length as chunked,
-        // so the upstream request is framed.
-        enqueueOrHandle(.part(unwrapInboundIn(data)))
+        // Lingering: read and drop until the client closes. After a malformed request, what
+        // follows is not a request.
+        if closing || parserFailed { return }
+        do {
+            try parser.parse(unwrapInboundIn(data)) { part in
+                if !closing { enqueueOrHandle(.part(part)) }
+            }
+        } catch let error as HTTPParserError {
+            requestMalformed(error)
+        } catch {
+            closeNow()
+        }
+    }
+
+    /// A request part from an HTTP/2 stream. NIO's codec marks a body without content-length
+    /// as chunked, so the upstream request is framed.
+    func received(_ part: HTTPServerRequestPart) {
+        isInReadBatch = true
+        if closing { return }
+        switch part {
+        case .head(let head): enqueueOrHandle(.part(.head(head, keepAlive: true)))
+        case .body(let buffer): enqueueOrHandle(.part(.body(buffer)))
+        case .end(let trailers): enqueueOrHandle(.part(.end(trailers)))
+        }
     }
 
     private func enqueueOrHandle(_ item: Inbound) {
@@ -219,19 +250,27 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// Handles one request part. Returns false for a head that must wait until the response
     /// before it is finished (pipelining: responses go out in request order).
     private func handle(_ item: Inbound) -> Bool {
-        let part: HTTPServerRequestPart
+        let part: HTTPRequestParser.Part
         switch item {
         case .malformed(let response):
-            if responseInProgress || requestInProgress { return false }
-            answerMalformed(response)
+            // Parts are handled in the order of the bytes: a request still being read when the
+            // error comes is the one that broke; otherwise its head was bad, and it is answered
+            // in its turn.
+            if requestInProgress {
+                requestBroke(response)
+            } else if responseInProgress {
+                return false
+            } else {
+                answerMalformed(response)
+            }
             return true
         case .part(let value):
             part = value
         }
         switch part {
-        case .head(let head):
+        case .head(let head, let keepAlive):
             if responseInProgress || requestInProgress { return false }
-            startRequest(head)
+            startRequest(head, keepAlive: keepAlive)
         case .body(let buffer):
             switch current {
             case .proxying(let exchange): exchange.requestBody(buffer)
@@ -253,14 +292,14 @@ final class DownstreamHandler: ChannelDuplexHandler {
         return true
     }
 
-    private func startRequest(_ head: HTTPRequestHead) {
+    private func startRequest(_ head: HTTPRequestHead, keepAlive requestKeepsAlive: Bool) {
         idleDeadline = .distantFuture
         headDeadline = .distantFuture
         requestInProgress = true
         responseInProgress = true
         requestVersion = head.version
         requestMethod = head.method
-        if !multiplexed, !head.isKeepAlive || loop.draining { keepAlive = false }
+        if !multiplexed, !requestKeepsAlive || loop.draining { keepAlive = false }
         loop.metrics.add(.requests)
 
         let facts = HeaderFacts(head.headers)

@@ -14,18 +14,6 @@ struct ListenerPipeline: Sendable {
     let listener: ListenerSettings
     let tls: TLSServerContext?
     let limits: EdgeLimits
-    private let decoderLimits: NIOHTTPDecoderLimitConfiguration
-
-    init(listener: ListenerSettings, tls: TLSServerContext?, limits: EdgeLimits) {
-        self.listener = listener
-        self.tls = tls
-        self.limits = limits
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = limits.maxHeadSize
-        decoderLimits.maxHeaderListSize = limits.maxHeadSize
-        decoderLimits.maxHeaderFieldCount = limits.maxHeaderCount
-        self.decoderLimits = decoderLimits
-    }
 
     func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let sync = channel.pipeline.syncOperations
@@ -58,10 +46,9 @@ struct ListenerPipeline: Sendable {
     }
 
     func configureHTTP1(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
-        let sync = channel.pipeline.syncOperations
-        // Responses are written as bytes by the handler itself (``HTTP1MessageWriter``).
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-        try sync.addHandler(DownstreamHandler(loop: loop.value, listener: listener))
+        // The handler parses requests and writes responses itself (``HTTPRequestParser``,
+        // ``HTTP1MessageWriter``).
+        try channel.pipeline.syncOperations.addHandler(DownstreamHandler(loop: loop.value, listener: listener))
     }
 
     /// HTTP/2 with the edge limits Envoy recommends for untrusted clients: 100 concurrent
@@ -83,8 +70,10 @@ struct ListenerPipeline: Sendable {
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
+                let downstream = DownstreamHandler(loop: loop.value, listener: listener, multiplexed: true)
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(DownstreamHandler(loop: loop.value, listener: listener, multiplexed: true))
+                try sync.addHandler(HTTP2StreamInput(downstream))
+                try sync.addHandler(downstream)
             }
         }
         try sync.addHandler(HTTP2ConnectionHandler(loop: loop.value))

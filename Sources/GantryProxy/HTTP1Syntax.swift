@@ -1,0 +1,231 @@
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP/1.1 syntax (RFC 9112) gantry's two parsers share, ``HTTPRequestParser`` for clients
+/// and ``HTTPResponseParser`` for upstreams: finding a head's end and its lines, field lines,
+/// chunk-size lines and the byte classes. Strict where the RFC lets a recipient be: a bare LF,
+/// a bare CR, an obs-fold and whitespace before a field's colon are errors.
+enum HTTP1Syntax {
+    static let crlf = UInt16(0x0D0A)
+    /// A chunk-size line with its extensions.
+    static let maxChunkLineSize = 4096
+
+    /// The offset just past the blank line that ends a head (the bytes up to it include both
+    /// CRLFs), or nil if it has not arrived. A bare LF is an error at once: a client that ends
+    /// its lines with LF alone would otherwise wait for a CRLF CRLF that never comes.
+    static func find(crlfcrlf buffer: ByteBuffer, from start: Int) throws -> Int? {
+        try buffer.withUnsafeReadableBytes { bytes in
+            var index = start
+            while index < bytes.count {
+                if bytes[index] == UInt8(ascii: "\n") {
+                    guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { throw HTTPParserError.lfExpected }
+                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") { return index + 1 }
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    /// The offset of the CRLF ending the first line (the CRLF not included), or nil. Throws if
+    /// no line end comes within `limit` bytes.
+    static func find(crlf buffer: ByteBuffer, limit: Int) throws -> Int? {
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard let lf = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            return lf
+        }
+        guard let lf = found else {
+            if buffer.readableBytes > limit { throw HTTPParserError.invalidChunkSize }
+            return nil
+        }
+        guard lf <= limit else { throw HTTPParserError.invalidChunkSize }
+        guard lf > 0, buffer.getInteger(at: buffer.readerIndex + lf - 1, as: UInt8.self) == UInt8(ascii: "\r") else {
+            throw HTTPParserError.lfExpected
+        }
+        return lf - 1
+    }
+
+    /// The lines of a head, each without its CRLF. A bare LF is an error; a bare CR is caught
+    /// by the checks on the line's bytes.
+    struct Lines {
+        let bytes: UnsafeRawBufferPointer
+        var index = 0
+
+        mutating func next() throws -> UnsafeRawBufferPointer {
+            guard let lf = bytes[index...].firstIndex(of: UInt8(ascii: "\n")), lf > index, bytes[lf - 1] == UInt8(ascii: "\r") else {
+                throw HTTPParserError.lfExpected
+            }
+            defer { index = lf + 1 }
+            return UnsafeRawBufferPointer(rebasing: bytes[index..<(lf - 1)])
+        }
+    }
+
+    /// What the fields say about framing and the connection, learnt as they go by.
+    struct FieldFacts {
+        var contentLength: Int?
+        /// More than one `Content-Length` field.
+        var repeatedContentLength = false
+        /// Repeated `Content-Length` fields that disagree.
+        var conflictingContentLength = false
+        var transferEncodings: [String] = []
+        var close = false
+        var keepAlive = false
+
+        /// Whether the final transfer coding is chunked, once: nil without `Transfer-Encoding`.
+        /// Throws when chunked is listed but not last, or more than once.
+        func chunked() throws -> Bool? {
+            guard !transferEncodings.isEmpty else { return nil }
+            let codings = HTTPList.lowercasedTokens(in: transferEncodings)
+            let chunkedCount = codings.lazy.filter { $0 == "chunked" }.count
+            if chunkedCount == 0 { return false }
+            guard chunkedCount == 1, codings.last == "chunked" else { throw HTTPParserError.invalidHeaderToken }
+            return true
+        }
+
+        /// Keep-alive by RFC 9112 §9.3: HTTP/1.1 unless `close`, HTTP/1.0 only with `keep-alive`.
+        func keepsAlive(minorVersion: Int) -> Bool {
+            !close && (minorVersion >= 1 || keepAlive)
+        }
+
+        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws {
+            switch name.count {
+            case 14 where equalsLowercase(name, "content-length"):
+                // One decimal number per field; a list is refused, as nginx refuses it.
+                guard !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
+                var length = 0
+                for digit in value {
+                    guard digit >= 0x30, digit <= 0x39 else { throw HTTPParserError.invalidContentLength }
+                    length = length * 10 + Int(digit - 0x30)
+                }
+                if let earlier = contentLength {
+                    repeatedContentLength = true
+                    if earlier != length { conflictingContentLength = true }
+                }
+                contentLength = length
+            case 17 where equalsLowercase(name, "transfer-encoding"):
+                transferEncodings.append(text)
+            case 10 where equalsLowercase(name, "connection"):
+                for item in value.split(separator: UInt8(ascii: ",")) {
+                    let token = trimmed(UnsafeRawBufferPointer(rebasing: item))
+                    if token.count == 5, equalsLowercase(token, "close") { close = true }
+                    if token.count == 10, equalsLowercase(token, "keep-alive") { keepAlive = true }
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    /// Field lines up to and including the blank line that ends the section: `field-name ":"
+    /// OWS field-value OWS`. A line starting with whitespace (obs-fold) is an error, as RFC
+    /// 9112 §5.2 allows a proxy to treat it; so is whitespace before the colon (§5.1).
+    static func fields(_ lines: inout Lines, maxCount: Int, facts: inout FieldFacts) throws -> [(String, String)] {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(8)
+        while true {
+            let line = try lines.next()
+            if line.isEmpty { return fields }
+            guard fields.count < maxCount else { throw HTTPParserError.headerOverflow }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw HTTPParserError.invalidHeaderToken }
+            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+            guard name.allSatisfy(isTokenByte) else { throw HTTPParserError.invalidHeaderToken }
+            let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+            guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
+            let text = String(decoding: value, as: UTF8.self)
+            try facts.learn(name: name, value: value, text: text)
+            fields.append((String(decoding: name, as: UTF8.self), text))
+        }
+    }
+
+    /// A trailer section (its bytes end with the blank line), as fields.
+    static func trailerFields(_ section: ByteBuffer, maxCount: Int) throws -> HTTPHeaders {
+        try section.withUnsafeReadableBytes { bytes in
+            var lines = Lines(bytes: bytes)
+            var facts = FieldFacts()
+            return HTTPHeaders(try fields(&lines, maxCount: maxCount, facts: &facts))
+        }
+    }
+
+    /// `chunk-size [chunk-ext]`: the extensions are checked for stray control bytes and dropped.
+    static func chunkSize(_ line: ByteBuffer) throws -> Int {
+        try line.withUnsafeReadableBytes { bytes in
+            var size = 0
+            var index = 0
+            while index < bytes.count, let digit = hexValue(bytes[index]) {
+                guard size <= (Int.max >> 4) else { throw HTTPParserError.invalidChunkSize }
+                size = size << 4 | digit
+                index += 1
+            }
+            guard index > 0 else { throw HTTPParserError.invalidChunkSize }
+            // `*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`: after optional
+            // whitespace, only an extension may follow.
+            while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+            if index < bytes.count {
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[index...])
+                guard rest[0] == UInt8(ascii: ";"), rest.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidChunkSize }
+            }
+            return size
+        }
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.1`: the minor version.
+    static func version(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        guard bytes.count == 8, bytes.starts(with: "HTTP/1.".utf8) else { throw HTTPParserError.invalidVersion }
+        switch bytes[7] {
+        case UInt8(ascii: "0"): return 0
+        case UInt8(ascii: "1"): return 1
+        default: throw HTTPParserError.invalidVersion
+        }
+    }
+
+    /// Without leading and trailing spaces and tabs.
+    static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var start = 0
+        var end = bytes.count
+        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
+        while end > start, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+
+    /// ASCII case-insensitive equality with a lowercase literal of letters and `-`, for bytes
+    /// already checked to be a token or a field value (no control bytes, which could fold onto
+    /// `-`).
+    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] && bytes[index] != expected[index] {
+                return false
+            }
+            return true
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// field-vchar, SP, HTAB and obs-text: every byte but the other control characters.
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F)
+    }
+}

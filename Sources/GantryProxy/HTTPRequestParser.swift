@@ -1,0 +1,136 @@
+import NIOCore
+import NIOHTTP1
+
+/// Reads a client's HTTP/1.1 requests (RFC 9112) from the bytes of its connection: each head,
+/// its body as slices of the read buffers and its end (with any trailers), one request after
+/// another (pipelining).
+///
+/// Written here rather than using NIO's `HTTPRequestDecoder` for what that decoder costs on the
+/// proxy's hot path: llhttp's callbacks per token, a `ByteToMessageHandler` and a pipeline hop
+/// (benchmarks/RESULTS.md). It faces untrusted clients, so it is strict: the request line must
+/// be `method SP request-target SP HTTP/1.x` with a token method and a target of visible bytes;
+/// field lines follow ``HTTP1Syntax``; a request with both `Content-Length` and
+/// `Transfer-Encoding`, with differing lengths, or with a transfer coding that does not end in
+/// chunked (RFC 9112 §6.3) is an `HTTPParserError`, as is a head over the configured size or
+/// field count (`headerOverflow`, answered 431). After an error the connection's bytes mean
+/// nothing; the caller answers and closes.
+struct HTTPRequestParser {
+    enum Part {
+        /// `keepAlive` is false when the client asked to close after this request, or (HTTP/1.0)
+        /// did not ask to keep the connection, or sent an HTTP/1.0 `Transfer-Encoding`.
+        case head(HTTPRequestHead, keepAlive: Bool)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
+    let maxHeadSize: Int
+    let maxHeaderCount: Int
+    /// The body being read; nil while reading a head.
+    private var body: HTTP1BodyDecoder?
+    private var leftover = HTTP1Syntax.Leftover()
+    private var headScan = HTTP1Syntax.SectionScanner()
+
+    init(maxHeadSize: Int, maxHeaderCount: Int) {
+        self.maxHeadSize = maxHeadSize
+        self.maxHeaderCount = maxHeaderCount
+    }
+
+    /// Parses what `incoming` holds, calling `emit` with each part in order.
+    mutating func parse(_ incoming: ByteBuffer, emit: (Part) -> Void) throws {
+        var buffer = leftover.prepended(to: incoming)
+        while true {
+            if body != nil {
+                guard let event = try body!.next(&buffer) else { return leftover.keep(buffer) }
+                if case .end = event { body = nil }
+                emit(event.part)
+                continue
+            }
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            while buffer.readableBytesView.starts(with: [UInt8(ascii: "\r"), UInt8(ascii: "\n")]) {
+                buffer.moveReaderIndex(forwardBy: 2)
+            }
+            guard buffer.readableBytes > 0 else { return }
+            guard let end = try headScan.end(in: buffer, limit: maxHeadSize) else {
+                return leftover.keep(buffer)
+            }
+            let (head, keepAlive, framing) = try parseHead(buffer.readSlice(length: end)!)
+            emit(.head(head, keepAlive: keepAlive))
+            switch framing {
+            case .length(0), .untilClose:
+                emit(.end(nil))
+            case .length, .chunked:
+                body = HTTP1BodyDecoder(framing, maxTrailerSize: maxHeadSize, maxTrailerCount: maxHeaderCount)
+            }
+        }
+    }
+
+    // MARK: Heads
+
+    /// One pass over a head (its bytes end with the blank line). `.untilClose` here means no
+    /// body: a request without framing has none (RFC 9112 §6.3 rule 7).
+    private func parseHead(_ head: ByteBuffer) throws -> (HTTPRequestHead, keepAlive: Bool, framing: HTTP1BodyDecoder.Framing) {
+        try head.withUnsafeReadableBytes { bytes in
+            var lines = HTTP1Syntax.Lines(bytes: bytes)
+            let (method, target, minor) = try Self.requestLine(try lines.next())
+            var facts = HTTP1Syntax.FieldFacts()
+            let headers = HTTPHeaders(try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts))
+            let framing: HTTP1BodyDecoder.Framing
+            if let chunked = try facts.chunked() {
+                if facts.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
+                guard chunked else { throw HTTPParserError.invalidHeaderToken }
+                framing = .chunked
+            } else if facts.conflictingContentLength {
+                throw HTTPParserError.invalidContentLength
+            } else {
+                framing = facts.contentLength.map { .length($0) } ?? .untilClose
+            }
+            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing;
+            // the connection closes after it.
+            let keepAlive = facts.keepsAlive(minorVersion: minor) && (minor >= 1 || facts.transferEncodings.isEmpty)
+            let request = HTTPRequestHead(version: HTTPVersion(major: 1, minor: minor), method: method, uri: target, headers: headers)
+            return (request, keepAlive, framing)
+        }
+    }
+
+    /// `method SP request-target SP HTTP-version`, single spaces.
+    private static func requestLine(_ line: UnsafeRawBufferPointer) throws -> (HTTPMethod, String, Int) {
+        guard let methodEnd = line.firstIndex(of: UInt8(ascii: " ")), methodEnd > 0 else { throw HTTPParserError.invalidMethod }
+        let method = UnsafeRawBufferPointer(rebasing: line[..<methodEnd])
+        guard method.allSatisfy(HTTP1Syntax.isTokenByte) else { throw HTTPParserError.invalidMethod }
+        let rest = UnsafeRawBufferPointer(rebasing: line[(methodEnd + 1)...])
+        guard let targetEnd = rest.firstIndex(of: UInt8(ascii: " ")), targetEnd > 0 else { throw HTTPParserError.invalidURL }
+        let target = UnsafeRawBufferPointer(rebasing: rest[..<targetEnd])
+        guard target.allSatisfy(isTargetByte) else { throw HTTPParserError.invalidURL }
+        let minor = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: rest[(targetEnd + 1)...]))
+        return (Self.method(method), String(decoding: target, as: UTF8.self), minor)
+    }
+
+    /// The common methods without building a string.
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch bytes.count {
+        case 3 where bytes.elementsEqual("GET".utf8): return .GET
+        case 3 where bytes.elementsEqual("PUT".utf8): return .PUT
+        case 4 where bytes.elementsEqual("POST".utf8): return .POST
+        case 4 where bytes.elementsEqual("HEAD".utf8): return .HEAD
+        case 5 where bytes.elementsEqual("PATCH".utf8): return .PATCH
+        case 6 where bytes.elementsEqual("DELETE".utf8): return .DELETE
+        case 7 where bytes.elementsEqual("OPTIONS".utf8): return .OPTIONS
+        default: return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    /// A request-target byte: visible ASCII, and bytes above it (raw UTF-8 in paths, which
+    /// clients send and nginx accepts); never a space or a control byte.
+    private static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
+    }
+}
+
+extension HTTP1BodyDecoder.Event {
+    fileprivate var part: HTTPRequestParser.Part {
+        switch self {
+        case .body(let slice): .body(slice)
+        case .end(let trailers): .end(trailers)
+        }
+    }
+}
