@@ -84,7 +84,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
         self.parser = HTTPRequestParser(maxHeadSize: loop.snapshot.limits.maxHeadSize, maxHeaderCount: loop.snapshot.limits.maxHeaderCount)
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    /// Kept from writability events rather than read from the channel on every body part.
+    private(set) var isWritable = false
 
     /// Response bytes written but not yet taken by the client's socket.
     var bufferedOutboundBytes: Int {
@@ -95,6 +96,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
         if context.channel.isActive { becameActive(context) }
     }
 
@@ -118,6 +120,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         forget()
         self.context = nil
+        isWritable = false
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -243,7 +246,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .proxying(let exchange) = current { exchange.downstreamWritabilityChanged(context.channel.isWritable) }
+        isWritable = context.channel.isWritable
+        if case .proxying(let exchange) = current { exchange.downstreamWritabilityChanged(isWritable) }
         context.fireChannelWritabilityChanged()
     }
 

@@ -164,6 +164,18 @@ struct HTTP1MessageWriter {
         case transferEncoding
         /// `Content-Length` and `Transfer-Encoding`.
         case framing
+
+        func drops(_ name: String) -> Bool {
+            switch self {
+            case .none:
+                return false
+            case .transferEncoding:
+                return name.utf8.count == 17 && name.isASCII(caseInsensitiveEqualTo: "transfer-encoding")
+            case .framing:
+                return (name.utf8.count == 17 && name.isASCII(caseInsensitiveEqualTo: "transfer-encoding"))
+                    || (name.utf8.count == 14 && name.isASCII(caseInsensitiveEqualTo: "content-length"))
+            }
+        }
     }
 
     /// `name: value` lines and the blank line that ends the section.
@@ -172,21 +184,32 @@ struct HTTP1MessageWriter {
         buffer.writeStaticString("\r\n")
     }
 
-    /// `name: value` lines, without the blank line.
+    /// `name: value` lines, without the blank line, copied in one write to the buffer: a head
+    /// is a few dozen short strings, and a `ByteBuffer` write for each cost more than the copy.
     private static func writeFields(_ headers: HTTPHeaders, dropping dropped: DroppedFields, to buffer: inout ByteBuffer) {
-        for (name, value) in headers {
-            switch dropped {
-            case .none: break
-            case .transferEncoding:
-                if name.utf8.count == 17, name.isASCII(caseInsensitiveEqualTo: "transfer-encoding") { continue }
-            case .framing:
-                if name.utf8.count == 17, name.isASCII(caseInsensitiveEqualTo: "transfer-encoding") { continue }
-                if name.utf8.count == 14, name.isASCII(caseInsensitiveEqualTo: "content-length") { continue }
+        var size = 0
+        for (name, value) in headers where !dropped.drops(name) { size += name.utf8.count + value.utf8.count + 4 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var offset = 0
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { utf8 in
+                    UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                    offset += utf8.count
+                }
             }
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+            func put(_ first: UInt8, _ second: UInt8) {
+                out[offset] = first
+                out[offset + 1] = second
+                offset += 2
+            }
+            for (name, value) in headers where !dropped.drops(name) {
+                put(name)
+                put(UInt8(ascii: ":"), UInt8(ascii: " "))
+                put(value)
+                put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            }
+            return offset
         }
     }
 

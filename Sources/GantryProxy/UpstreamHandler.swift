@@ -34,15 +34,19 @@ final class UpstreamHandler: ChannelDuplexHandler {
         self.loop = loop
     }
 
-    var isReusable: Bool { keepAlive && (context?.channel.isActive ?? false) }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    /// `keepAlive` turns false when the connection closes, so no channel state is read here.
+    var isReusable: Bool { keepAlive && context != nil }
+    /// Kept from writability events rather than read from the channel on every body part.
+    private(set) var isWritable = false
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        isWritable = false
     }
 
     /// Gathers a request part's bytes; they go out with the next ``flush()``.
@@ -114,7 +118,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        exchange?.upstreamWritabilityChanged(context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        exchange?.upstreamWritabilityChanged(isWritable)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
