@@ -25,10 +25,13 @@ public enum JSONValue: Sendable, Hashable, Decodable {
     }
 
     /// The value as a header would carry it: strings as they are, numbers and booleans
-    /// written out, arrays of those joined with commas; nil for objects and null.
+    /// written out, arrays of those joined with commas; nil for objects, null and strings with
+    /// control bytes.
     public var headerValue: String? {
         switch self {
-        case .string(let text): return text
+        // A field value may not hold CR, LF or other control bytes (RFC 9110 §5.5): such a
+        // claim is not forwarded rather than letting it split the upstream request.
+        case .string(let text): return text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } ? text : nil
         case .number(let number): return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
         case .bool(let flag): return flag ? "true" : "false"
         case .array(let items):

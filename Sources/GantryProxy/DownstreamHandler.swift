@@ -182,6 +182,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// A head the parser rejected: log it and answer with the connection closing.
     private func answerMalformed(_ response: LocalResponse) {
         keepAlive = false
+        requestMethod = .GET  // not the previous request's: an answer to HEAD would lose its body
         request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
         responseInProgress = true
         logLocal(status: Int(response.status.code), detail: response.reason)
@@ -283,10 +284,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
                 if discardBudget < 0 { closeNow() }
             case .idle: break
             }
-        case .end(let trailers):
+        case .end:
             requestInProgress = false
             switch current {
-            case .proxying(let exchange): exchange.requestEnd(trailers)
+            case .proxying(let exchange): exchange.requestEnd()
             case .discarding:
                 current = .idle
                 if !responseInProgress { responseDone() }
@@ -372,9 +373,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
             return
         }
         if requestVersion.minor == 0, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified,
-            !head.headers.contains(name: "content-length"), !head.headers.contains(name: "transfer-encoding")
+            !head.headers.contains(name: "content-length")
         {
-            keepAlive = false  // an HTTP/1.0 client can only see the end of this body by the close
+            // An HTTP/1.0 client can only see the end of this body by the close (a chunked
+            // upstream body goes to it without the chunk framing it cannot read).
+            keepAlive = false
         }
         if !keepAlive {
             if requestVersion.minor >= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
@@ -485,11 +488,15 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     private func drainQueue() {
+        // The queued parts are handled as one read batch: what they write upstream waits for the
+        // end, so a request that turns out malformed further on never leaves.
+        let wasInReadBatch = isInReadBatch
+        isInReadBatch = true
         while let part = queued.first, !closing {
             guard handle(part) else { break }
             queued.removeFirst()
         }
-        // Parts handled here came from an earlier read batch: send what they wrote upstream.
+        isInReadBatch = wasInReadBatch
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
         if queued.isEmpty {
             pausedForPipelining = false
@@ -514,6 +521,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             loop.metrics.add(.headerTimeouts)
             keepAlive = false
             lastStatus = 408
+            requestMethod = .GET
             writeLocalResponse(
                 LocalResponse(
                     status: .requestTimeout, reason: "request_header_timeout",

@@ -29,8 +29,8 @@ struct HTTP1MessageWriter {
 
     /// A response head. The framing fields are set the way NIO's encoder sets them: a status
     /// without content (1xx, 204, 304) loses `Content-Length` and `Transfer-Encoding`; a length
-    /// excludes transfer codings; a body with neither is chunked for HTTP/1.1 (and runs until
-    /// the close for HTTP/1.0). A response to HEAD keeps its framing fields, which describe the
+    /// excludes transfer codings; a body without a length is chunked for HTTP/1.1, and runs
+    /// until the close for HTTP/1.0, without `Transfer-Encoding`. A response to HEAD keeps its framing fields, which describe the
     /// GET, but has no body. The fields are filtered as they are written, not copied first.
     mutating func writeHead(_ head: HTTPResponseHead, toHEAD: Bool, allocator: ByteBufferAllocator) {
         let mayHaveBody = head.status.mayHaveResponseBody
@@ -44,7 +44,9 @@ struct HTTP1MessageWriter {
             dropped = .transferEncoding
             framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
         } else {
-            dropped = .none
+            // An HTTP/1.0 recipient knows no transfer codings (RFC 9112 §6.1): the body runs
+            // until the close.
+            dropped = .transferEncoding
             framing = toHEAD ? .none : .plain
         }
         var buffer = startBuffer(allocator)
@@ -186,9 +188,17 @@ struct HTTP1MessageWriter {
 
     /// `name: value` lines, without the blank line, copied in one write to the buffer: a head
     /// is a few dozen short strings, and a `ByteBuffer` write for each cost more than the copy.
+    /// A field whose name is not a token or whose value holds CR, LF or NUL is left out: such
+    /// bytes would end the field, or the head, and let whoever chose them (a token's claim, a
+    /// header from an HTTP/2 client) write fields or a second message of their own.
     private static func writeFields(_ headers: HTTPHeaders, dropping dropped: DroppedFields, to buffer: inout ByteBuffer) {
         var size = 0
-        for (name, value) in headers where !dropped.drops(name) { size += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in headers where !dropped.drops(name) {
+            guard isSafe(name: name, value: value) else {
+                return writeFields(HTTPHeaders(headers.filter { isSafe(name: $0.name, value: $0.value) }), dropping: dropped, to: &buffer)
+            }
+            size += name.utf8.count + value.utf8.count + 4
+        }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var offset = 0
             func put(_ text: String) {
@@ -211,6 +221,11 @@ struct HTTP1MessageWriter {
             }
             return offset
         }
+    }
+
+    private static func isSafe(name: String, value: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(HTTP1Syntax.isTokenByte)
+            && !value.utf8.contains { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") || $0 == 0 }
     }
 
     private static func writeStatusCode(_ code: Int, to buffer: inout ByteBuffer) {

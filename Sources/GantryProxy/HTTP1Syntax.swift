@@ -64,10 +64,6 @@ enum HTTP1Syntax {
     /// What the fields say about framing and the connection, learnt as they go by.
     struct FieldFacts {
         var contentLength: Int?
-        /// More than one `Content-Length` field.
-        var repeatedContentLength = false
-        /// Repeated `Content-Length` fields that disagree.
-        var conflictingContentLength = false
         var transferEncodings: [String] = []
         var close = false
         var keepAlive = false
@@ -91,16 +87,14 @@ enum HTTP1Syntax {
         mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws {
             switch name.count {
             case 14 where equalsLowercase(name, "content-length"):
-                // One decimal number per field; a list is refused, as nginx refuses it.
-                guard !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
+                // One field, one decimal number. RFC 9110 §8.6 would allow merging repeated or
+                // listed equal values, but they would be forwarded as sent, to a recipient that
+                // may read them otherwise; nginx refuses them too.
+                guard contentLength == nil, !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
                 var length = 0
                 for digit in value {
                     guard digit >= 0x30, digit <= 0x39 else { throw HTTPParserError.invalidContentLength }
                     length = length * 10 + Int(digit - 0x30)
-                }
-                if let earlier = contentLength {
-                    repeatedContentLength = true
-                    if earlier != length { conflictingContentLength = true }
                 }
                 contentLength = length
             case 17 where equalsLowercase(name, "transfer-encoding"):

@@ -8,9 +8,9 @@ import NIOHTTP1
 /// Written here rather than using NIO's `HTTPRequestDecoder` for what that decoder costs on the
 /// proxy's hot path: llhttp's callbacks per token, a `ByteToMessageHandler` and a pipeline hop
 /// (benchmarks/RESULTS.md). It faces untrusted clients, so it is strict: the request line must
-/// be `method SP request-target SP HTTP/1.x` with a token method and a target of visible bytes;
-/// field lines follow ``HTTP1Syntax``; a request with both `Content-Length` and
-/// `Transfer-Encoding`, with differing lengths, or with a transfer coding that does not end in
+/// be `method SP request-target SP HTTP/1.x` with an uppercase method and a target of visible
+/// ASCII; field lines follow ``HTTP1Syntax``; a request with both `Content-Length` and
+/// `Transfer-Encoding`, with more than one length, or with a transfer coding that does not end in
 /// chunked (RFC 9112 §6.3) is an `HTTPParserError`, as is a head over the configured size or
 /// field count (`headerOverflow`, answered 431). After an error the connection's bytes mean
 /// nothing; the caller answers and closes.
@@ -79,8 +79,6 @@ struct HTTPRequestParser {
                 if facts.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
                 guard chunked else { throw HTTPParserError.invalidHeaderToken }
                 framing = .chunked
-            } else if facts.conflictingContentLength {
-                throw HTTPParserError.invalidContentLength
             } else {
                 framing = facts.contentLength.map { .length($0) } ?? .untilClose
             }
@@ -96,7 +94,7 @@ struct HTTPRequestParser {
     private static func requestLine(_ line: UnsafeRawBufferPointer) throws -> (HTTPMethod, String, Int) {
         guard let methodEnd = line.firstIndex(of: UInt8(ascii: " ")), methodEnd > 0 else { throw HTTPParserError.invalidMethod }
         let method = UnsafeRawBufferPointer(rebasing: line[..<methodEnd])
-        guard method.allSatisfy(HTTP1Syntax.isTokenByte) else { throw HTTPParserError.invalidMethod }
+        guard method.allSatisfy(isMethodByte) else { throw HTTPParserError.invalidMethod }
         let rest = UnsafeRawBufferPointer(rebasing: line[(methodEnd + 1)...])
         guard let targetEnd = rest.firstIndex(of: UInt8(ascii: " ")), targetEnd > 0 else { throw HTTPParserError.invalidURL }
         let target = UnsafeRawBufferPointer(rebasing: rest[..<targetEnd])
@@ -119,10 +117,17 @@ struct HTTPRequestParser {
         }
     }
 
-    /// A request-target byte: visible ASCII, and bytes above it (raw UTF-8 in paths, which
-    /// clients send and nginx accepts); never a space or a control byte.
+    /// Methods as nginx accepts them: uppercase letters, `_` and `-`. RFC 9110 allows any
+    /// token, but methods are case-sensitive, and `post` would pass a route that matches
+    /// `POST` only, to an upstream that may not tell them apart.
+    private static func isMethodByte(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+    }
+
+    /// A request-target byte: visible ASCII (RFC 3986 characters, percent-encoded beyond
+    /// them). Raw bytes above 0x7F are refused: as a `String` they would be forwarded changed.
     private static func isTargetByte(_ byte: UInt8) -> Bool {
-        byte > 0x20 && byte != 0x7F
+        byte > 0x20 && byte < 0x7F
     }
 }
 

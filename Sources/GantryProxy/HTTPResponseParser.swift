@@ -116,11 +116,8 @@ struct HTTPResponseParser {
         }
     }
 
-    /// RFC 9112 §6.3 for a response that may have a body. One `Content-Length` field with one
-    /// number: RFC 9110 §8.6 would allow merging repeated equal values, but they would reach
-    /// the client as sent; nginx refuses them from upstreams too.
+    /// RFC 9112 §6.3 for a response that may have a body.
     private static func framing(_ facts: HTTP1Syntax.FieldFacts) throws -> HTTP1BodyDecoder.Framing {
-        if facts.repeatedContentLength { throw HTTPParserError.invalidContentLength }
         guard let chunked = try facts.chunked() else { return facts.contentLength.map { .length($0) } ?? .untilClose }
         if facts.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
         return chunked ? .chunked : .untilClose  // rule 4: without chunked, read until close

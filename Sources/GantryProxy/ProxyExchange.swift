@@ -34,7 +34,6 @@ final class ProxyExchange {
     private var requestSide = RequestSide.buffering
     private var responseSide = ResponseSide.waiting
     private var requestEnded = false
-    private var requestTrailers: HTTPHeaders?
     private var pending = CircularBuffer<ByteBuffer>()
     private(set) var requestBytes = 0
     private(set) var responseBytes = 0
@@ -186,15 +185,17 @@ final class ProxyExchange {
         }
     }
 
-    func requestEnd(_ trailers: HTTPHeaders?) {
+    /// The client's body ended. Its trailers are not forwarded, as nginx and Envoy do not
+    /// forward them: an upstream that merges them into the head would take them for fields
+    /// the gateway checked (`X-Forwarded-For`, `Host`).
+    func requestEnd() {
         requestEnded = true
-        requestTrailers = trailers
         if plan.bodySchema != nil, plan.deferred == nil, plan.hasBody, requestSide == .buffering, attempts == 0, !finished {
             checkBody()
             return
         }
         if requestSide == .streaming, let upstream {
-            upstream.write(.end(trailers))
+            upstream.write(.end(nil))
             requestSide = .complete
             armResponseTimeout()
         }
@@ -318,7 +319,7 @@ final class ProxyExchange {
             connection.write(.body(.byteBuffer(buffer)))
         }
         if requestEnded {
-            connection.write(.end(requestTrailers))
+            connection.write(.end(nil))
             requestSide = .complete
             armResponseTimeout()
         } else {

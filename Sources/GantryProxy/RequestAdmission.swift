@@ -85,6 +85,13 @@ enum RequestAdmission {
         if case .invalid(let why) = framing {
             return .reject(.badRequest(why), host: rawHost, path: displayPath)
         }
+        if case .unsupportedCoding = framing {
+            return .reject(
+                LocalResponse(
+                    status: .notImplemented, reason: "unsupported_transfer_coding",
+                    message: "only the chunked transfer coding is supported in requests", closesConnection: true),
+                host: rawHost, path: displayPath)
+        }
         if let max = limits.maxBodySize, case .contentLength(let length) = framing, length > max {
             var response = LocalResponse(status: .payloadTooLarge, reason: "payload_too_large", message: "the body is larger than \(max) bytes")
             response.closesConnection = true
@@ -122,6 +129,9 @@ enum RequestAdmission {
         ForwardingHeaders.prepare(
             &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,
             keptClientID: keptClientID, chunked: framing.isChunked)
+        // An HTTP/1.0 request may come without Host, but it goes upstream as HTTP/1.1, which
+        // needs one: the service's name, as nginx sends its upstream's.
+        if facts.hostCount == 0 { upstream.headers.add(name: "host", value: snapshot.services[route.service].name) }
         let settings = snapshot.routeSettings[route.index]
         var responseEdits = HeaderEdits()
         var maxRequestBody = limits.maxBodySize
@@ -158,13 +168,18 @@ enum RequestAdmission {
     }
 }
 
-/// How a request's body is framed (RFC 9112 §6). The decoder has already rejected most bad
-/// framing; this is the proxy's own check before anything is forwarded.
+/// How a request's body is framed (RFC 9112 §6). The parser has already rejected most bad
+/// framing; this is the proxy's own check before anything is forwarded (and the only one for
+/// HTTP/2 streams).
 enum Framing {
     case none
     case contentLength(Int)
     case chunked
     case invalid(String)
+    /// A transfer coding besides chunked (gzip, chunked): gantry would forward the body
+    /// decoded from chunked but still gzip-coded, with nothing saying so. Answered 501, as
+    /// nginx does.
+    case unsupportedCoding
 
     init(_ facts: HeaderFacts) {
         if !facts.transferEncodings.isEmpty {
@@ -177,7 +192,7 @@ enum Framing {
                 self = .invalid("Transfer-Encoding must end with chunked, once")
                 return
             }
-            self = .chunked
+            self = codings.count == 1 ? .chunked : .unsupportedCoding
             return
         }
         guard let length = facts.contentLength else {
@@ -210,7 +225,7 @@ enum Framing {
 
     var hasBody: Bool {
         switch self {
-        case .chunked: return true
+        case .chunked, .unsupportedCoding: return true
         case .contentLength(let length): return length > 0
         case .none, .invalid: return false
         }

@@ -49,6 +49,14 @@ struct JWTVerifierTests {
         #expect(claims["sub"]?.headerValue == "demo")
     }
 
+    /// A claim a field value cannot hold is not forwarded as a header: CR and LF in it would
+    /// write fields, or a request, of the token holder's choosing.
+    @Test func claimsWithControlBytesAreNoHeaderValues() {
+        #expect(JSONValue.string("alice\r\nX-Injected: 1").headerValue == nil)
+        #expect(JSONValue.array([.string("a"), .string("b\u{0}")]).headerValue == nil)
+        #expect(JSONValue.string("caf\u{E9}\tok").headerValue == "caf\u{E9}\tok")
+    }
+
     @Test(arguments: [
         ("exp", 1_800_000_000 - 31, JWTFailure.expired),
         ("nbf", 1_800_000_000 + 31, .notYetValid),

@@ -98,6 +98,36 @@ extension LiveProxyTests {
         }
     }
 
+    /// Trailers of a client's chunked body are not forwarded: an upstream that merged them into
+    /// the head would take them for fields the gateway set.
+    @Test func requestTrailersAreNotForwarded() async throws {
+        let upstream = try await MisbehavingUpstream(mode: .reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), group: MultiThreadedEventLoopGroup.singleton)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(upstream.port)"]) }) { harness in
+            let connection = try harness.connect()
+            try connection.send(
+                "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+            #expect(try await connection.readResponse().status == 200)
+            #expect(upstream.received.hasSuffix("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+            #expect(!upstream.received.contains("6.6.6.6"))
+        }
+    }
+
+    /// A pipelined request whose body breaks is answered 400 after the one before it, and its
+    /// head never reaches an upstream: the queued parts are handled as one batch.
+    @Test func aPipelinedRequestWhoseBodyBreaksNeverLeaves() async throws {
+        let upstream = try await MisbehavingUpstream(mode: .reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), group: MultiThreadedEventLoopGroup.singleton)
+        try await withProxy(upstreams: 0, yaml: { _ in Self.oneService(["127.0.0.1:\(upstream.port)"]) }) { harness in
+            let connection = try harness.connect()
+            try connection.send(
+                "GET /first HTTP/1.1\r\nHost: a\r\n\r\n" + "POST /broken HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n")
+            #expect(try await connection.readResponse().status == 200)
+            #expect(try await connection.readResponse().status == 400)
+            #expect(await connection.waitForClose())
+            #expect(upstream.received.contains("GET /first"))
+            #expect(!upstream.received.contains("/broken"))
+        }
+    }
+
     @Test func unframedAndChunkedUpstreamResponsesReachTheClientWhole() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         // HTTP/1.0 without Content-Length: the body ends when the upstream closes.

@@ -117,6 +117,19 @@ struct HTTP1MessageWriterTests {
         #expect(wire.text == "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
     }
 
+    /// CR, LF or NUL in a value, or a name that is not a token, would let whoever chose it write
+    /// fields or a message of their own: such a field is left out.
+    @Test func fieldsThatWouldSplitTheHeadAreLeftOut() {
+        let wire = Self.write { writer, allocator, _ in
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            head.headers = HTTPHeaders([
+                ("host", "a"), ("x-user", "alice\r\nX-Injected: 1"), ("x-nul", "a\u{0}b"), ("bad name", "v"), ("x-ok", "fine"),
+            ])
+            writer.writeHead(head, allocator: allocator)
+        }
+        #expect(wire.text == "GET / HTTP/1.1\r\nhost: a\r\nx-ok: fine\r\n\r\n")
+    }
+
     @Test func requestsAreFramedAsGantryDeclaredThem() {
         let chunked = Self.write { writer, allocator, emit in
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up?a=1")

@@ -72,8 +72,26 @@ extension LiveProxyTests {
             #expect(try await keeping.readResponse().header("connection") == "keep-alive")
             try keeping.send(request(["GET /b HTTP/1.0", "Connection: keep-alive"]))
             #expect(try await keeping.readResponse().json()["path"] as? String == "/b")
+
+            // A chunked upstream body reaches an HTTP/1.0 client without chunk framing or
+            // Transfer-Encoding (it knows neither), and ends with the connection.
+            let chunked = try harness.connect()
+            try chunked.send(request(["GET /c HTTP/1.0", "Connection: keep-alive", "X-Echo-Bytes: 10", "X-Echo-Chunked: 1"]))
+            let unframed = try await chunked.readResponse()
+            #expect(unframed.header("transfer-encoding") == nil)
+            #expect(unframed.header("connection") == nil)
+            #expect(unframed.body.count == 10)
+            #expect(await chunked.waitForClose())
+
+            // Without Host (HTTP/1.0 allows that), the upstream, spoken to in HTTP/1.1, gets the
+            // service's name.
+            let hostless = try harness.connect()
+            try hostless.send("GET /h HTTP/1.0\r\n\r\n")
+            let echoed = try await hostless.readResponse().json()["headers"] as? [[String]] ?? []
+            #expect(echoed.filter { $0[0].lowercased() == "host" }.map { $0[1] } == ["app"])
         }
     }
+
 
     @Test func accessLogHasOneJSONLinePerRequest() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-access-\(UUID().uuidString).log").path

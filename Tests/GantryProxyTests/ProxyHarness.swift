@@ -133,11 +133,14 @@ final class MisbehavingUpstream: Sendable {
     final class Counters: Sendable {
         let requests = Atomic<Int>(0)
         let closed = Atomic<Int>(0)
+        let received = Mutex<[UInt8]>([])
     }
 
     var port: Int { channel.localAddress!.port! }
     var requests: Int { counters.requests.load(ordering: .relaxed) }
     var closedConnections: Int { counters.closed.load(ordering: .relaxed) }
+    /// Every byte the upstream has read, on all its connections.
+    var received: String { counters.received.withLock { String(decoding: $0, as: UTF8.self) } }
 
     init(mode: Mode, group: any EventLoopGroup) async throws {
         let counters = Counters()
@@ -164,7 +167,9 @@ final class MisbehavingUpstream: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
-            seen += buffer.readBytes(length: buffer.readableBytes) ?? []
+            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+            counters.received.withLock { $0 += bytes }
+            seen += bytes
             let heads = String(decoding: seen, as: UTF8.self).components(separatedBy: "\r\n\r\n").count - 1
             guard heads > 0 else { return }
             seen.removeAll()

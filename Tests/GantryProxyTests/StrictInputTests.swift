@@ -30,6 +30,12 @@ extension LiveProxyTests {
         Malformed(name: "an invalid Host", bytes: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400),
         Malformed(name: "an unknown HTTP version", bytes: "GET / HTTP/2.7\r\nHost: a\r\n\r\n", status: 400),
         Malformed(name: "an invalid method", bytes: "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(name: "a lowercase method", bytes: "post / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", status: 400),
+        Malformed(name: "a repeated Content-Length", bytes: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", status: 400),
+        Malformed(name: "a raw byte above ASCII in the path", bytes: "GET /caf\u{E9} HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(
+            name: "a transfer coding besides chunked",
+            bytes: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", status: 501),
         Malformed(name: "a path above the root", bytes: "GET /../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
         Malformed(name: "an asterisk target for GET", bytes: "GET * HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
         Malformed(
@@ -66,6 +72,14 @@ extension LiveProxyTests {
             #expect(try await connection.readResponse().status == 400)
             #expect(await connection.waitForClose())
             #expect(harness.upstreamRequestCount == 1)
+
+            // After HEAD, the 400 still carries its body: it answers the bad request, not HEAD.
+            let afterHEAD = try harness.connect()
+            try afterHEAD.send(request(["HEAD /good HTTP/1.1", "Host: a"]) + "GET /bad HTTP/1.1\r\nBad Header: x\r\n\r\n")
+            #expect(try await afterHEAD.readResponse(head: true).status == 200)
+            let bad = try await afterHEAD.readResponse()
+            #expect(bad.status == 400)
+            #expect(try bad.json()["error"] as? String == "bad_request")
         }
     }
 }
