@@ -1,0 +1,89 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writing a connection's responses: proxied ones part by part as the exchange relays them, and
+/// gantry's own. HTTP/1.1 responses become bytes here (``HTTP1MessageWriter``), gathered until
+/// the flush; an HTTP/2 stream's go to NIO's HTTP/2 codec as parts.
+extension DownstreamHandler {
+    func sendContinue() {
+        send(.head(HTTPResponseHead(version: requestVersion, status: .continue)))
+        flush()
+    }
+
+    func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
+        var head = upstreamHead
+        head.version = requestVersion
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        if multiplexed {
+            // HTTP/2 frames the body itself; connection-specific headers are not allowed.
+            send(.head(head))
+            return
+        }
+        if requestVersion.minor == 0, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified,
+            !head.headers.contains(name: "content-length")
+        {
+            // An HTTP/1.0 client can only see the end of this body by the close (a chunked
+            // upstream body goes to it without the chunk framing it cannot read).
+            keepAlive = false
+        }
+        if !keepAlive {
+            if requestVersion.minor >= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        } else if requestVersion.minor == 0 {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        send(.head(head))
+    }
+
+    func writeResponseBody(_ buffer: ByteBuffer) {
+        send(.body(.byteBuffer(buffer)))
+    }
+
+    func writeResponseEnd(_ trailers: HTTPHeaders?) {
+        send(.end(trailers))
+    }
+
+    /// Hands what was written to the socket.
+    func flush() {
+        guard let context else { return }
+        output.flush(through: context)
+    }
+
+    /// One response part: as HTTP/2 frames' input on a stream, else as HTTP/1.1 bytes that
+    /// gather until the next flush.
+    private func send(_ part: HTTPServerResponsePart) {
+        guard let context else { return }
+        if multiplexed {
+            context.write(wrapOutboundOut(part), promise: nil)
+            return
+        }
+        let allocator = context.channel.allocator
+        switch part {
+        case .head(let head) where head.status.code < 200:
+            output.writeInterim(head.status, version: head.version, allocator: allocator)
+        case .head(let head):
+            output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
+        case .body(let data):
+            output.writeBody(data, through: context)
+        case .end(let trailers):
+            output.writeEnd(trailers, allocator: allocator)
+        }
+    }
+
+    func writeLocalResponse(_ response: LocalResponse, requestID: String, requestComplete: Bool) {
+        guard let context else { return }
+        if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
+        let body = response.body(requestID: requestID, allocator: context.channel.allocator)
+        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive && !multiplexed)
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        send(.head(head))
+        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
+        if requestMethod != .HEAD, response.status != .noContent {
+            send(.body(.byteBuffer(body)))
+        }
+        send(.end(nil))
+        if case .proxying = current {
+            return  // the exchange reports its end through exchangeFinished
+        }
+        responseDone()
+    }
+}
