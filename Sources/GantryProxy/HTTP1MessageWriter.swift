@@ -30,34 +30,21 @@ struct HTTP1MessageWriter {
     /// A response head. The framing fields are set the way NIO's encoder sets them: a status
     /// without content (1xx, 204, 304) loses `Content-Length` and `Transfer-Encoding`; a length
     /// excludes transfer codings; a body without a length is chunked for HTTP/1.1, and runs
-    /// until the close for HTTP/1.0, without `Transfer-Encoding`. A response to HEAD keeps its framing fields, which describe the
-    /// GET, but has no body. The fields are filtered as they are written, not copied first.
+    /// until the close for HTTP/1.0, without `Transfer-Encoding` (an HTTP/1.0 recipient knows
+    /// no transfer codings, RFC 9112 §6.1). A response to HEAD keeps its framing fields, which
+    /// describe the GET, but has no body. The fields are filtered as they are written, not
+    /// copied first.
     mutating func writeHead(_ head: HTTPResponseHead, toHEAD: Bool, allocator: ByteBufferAllocator) {
         let mayHaveBody = head.status.mayHaveResponseBody
-        let hasLength = mayHaveBody && head.headers.contains(name: "content-length")
-        let declaresChunked = mayHaveBody && !hasLength && head.version.minor >= 1
-        let dropped: DroppedFields
-        if !mayHaveBody {
-            dropped = .framing
-            framing = .none
-        } else if hasLength || declaresChunked {
-            dropped = .transferEncoding
+        let declaresChunked = mayHaveBody && head.version.minor >= 1 && !head.headers.contains(name: "content-length")
+        if mayHaveBody {
             framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
         } else {
-            // An HTTP/1.0 recipient knows no transfer codings (RFC 9112 §6.1): the body runs
-            // until the close.
-            dropped = .transferEncoding
-            framing = toHEAD ? .none : .plain
+            framing = .none
         }
         var buffer = startBuffer(allocator)
-        buffer.writeStaticString("HTTP/1.")
-        buffer.writeInteger(UInt8(ascii: head.version.minor == 0 ? "0" : "1"))
-        buffer.writeInteger(UInt8(ascii: " "))
-        Self.writeStatusCode(Int(head.status.code), to: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(head.status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        Self.writeFields(head.headers, dropping: dropped, to: &buffer)
+        Self.writeStatusLine(head.status, version: head.version, to: &buffer)
+        Self.writeFields(head.headers, dropping: mayHaveBody ? .transferEncoding : .framing, to: &buffer)
         if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
         buffer.writeStaticString("\r\n")
         pending = buffer
@@ -79,13 +66,8 @@ struct HTTP1MessageWriter {
     /// A `100 Continue` (or another interim response), ahead of the real head.
     mutating func writeInterim(_ status: HTTPResponseStatus, version: HTTPVersion, allocator: ByteBufferAllocator) {
         var buffer = startBuffer(allocator)
-        buffer.writeStaticString("HTTP/1.")
-        buffer.writeInteger(UInt8(ascii: version.minor == 0 ? "0" : "1"))
-        buffer.writeInteger(UInt8(ascii: " "))
-        Self.writeStatusCode(Int(status.code), to: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n\r\n")
+        Self.writeStatusLine(status, version: version, to: &buffer)
+        buffer.writeStaticString("\r\n")
         pending = buffer
     }
 
@@ -160,7 +142,8 @@ struct HTTP1MessageWriter {
         pending ?? allocator.buffer(capacity: 1024)
     }
 
-    /// Framing fields a response head must not carry as they are.
+    /// Framing fields a response head must not carry as they are: its transfer codings are
+    /// gantry's to declare, and a status without content has no length either.
     private enum DroppedFields {
         case none
         case transferEncoding
@@ -168,14 +151,10 @@ struct HTTP1MessageWriter {
         case framing
 
         func drops(_ name: String) -> Bool {
-            switch self {
-            case .none:
-                return false
-            case .transferEncoding:
-                return name.utf8.count == 17 && name.isASCII(caseInsensitiveEqualTo: "transfer-encoding")
-            case .framing:
-                return (name.utf8.count == 17 && name.isASCII(caseInsensitiveEqualTo: "transfer-encoding"))
-                    || (name.utf8.count == 14 && name.isASCII(caseInsensitiveEqualTo: "content-length"))
+            switch name.utf8.count {
+            case 17: self != .none && name.isASCII(caseInsensitiveEqualTo: "transfer-encoding")
+            case 14: self == .framing && name.isASCII(caseInsensitiveEqualTo: "content-length")
+            default: false
             }
         }
     }
@@ -228,11 +207,18 @@ struct HTTP1MessageWriter {
             && !value.utf8.contains { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") || $0 == 0 }
     }
 
-    private static func writeStatusCode(_ code: Int, to buffer: inout ByteBuffer) {
-        let clamped = min(max(code, 100), 999)
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped / 100))
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped / 10 % 10))
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + clamped % 10))
+    /// `HTTP/1.x 200 OK` and its CRLF.
+    private static func writeStatusLine(_ status: HTTPResponseStatus, version: HTTPVersion, to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("HTTP/1.")
+        buffer.writeInteger(UInt8(ascii: version.minor == 0 ? "0" : "1"))
+        buffer.writeInteger(UInt8(ascii: " "))
+        let code = min(max(Int(status.code), 100), 999)
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 100))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 10 % 10))
+        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code % 10))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
     }
 
     private static func writeHex(_ value: Int, to buffer: inout ByteBuffer) {
