@@ -29,7 +29,7 @@ extension DownstreamHandler {
         let timing = tracingRequested(headers, incoming: incoming)
         let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
         if facts.traceparent == nil {
-            headers.add(name: "traceparent", value: trace.header)
+            headers.addOwn([("traceparent", trace.header)])
         } else {
             headers.replaceOrAdd(name: "traceparent", value: trace.header)
         }

@@ -12,7 +12,7 @@ extension DownstreamHandler {
 
     func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
         var head = upstreamHead
-        head.version = requestVersion
+        if head.version != requestVersion { head.version = requestVersion }  // setting it copies the head
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         if multiplexed {
             // HTTP/2 frames the body itself; connection-specific headers are not allowed.

@@ -1,7 +1,8 @@
 import GantryCore
 import NIOHTTP1
 
-/// The header changes a reverse proxy makes on the way upstream and back.
+/// The header changes a reverse proxy makes on the way upstream. On the way back,
+/// ``HTTPResponseParser`` leaves out the response's hop-by-hop fields as it reads them.
 enum ForwardingHeaders {
     /// Upstream request: drops hop-by-hop fields (RFC 9110 §7.6.1, and every field `Connection`
     /// names) and `Expect` (gantry answers `100-continue` itself), sets `X-Forwarded-For`
@@ -32,31 +33,11 @@ enum ForwardingHeaders {
             }
             if !previousHops.isEmpty { forwardedFor = previousHops.joined(separator: ", ") + ", " + client }
         }
-        headers.add(name: "x-forwarded-for", value: forwardedFor)
-        headers.add(name: "x-forwarded-proto", value: scheme)
-        if replacesHost { headers.add(name: "x-forwarded-host", value: host) }
-        if !keptClientID { headers.add(name: "x-request-id", value: requestID) }
-        if chunked { headers.add(name: "transfer-encoding", value: "chunked") }
-    }
-
-    /// Downstream response: drops hop-by-hop fields (keeping chunked framing, which the encoder
-    /// re-declares) and stamps the request ID.
-    static func prepareResponse(_ headers: inout HTTPHeaders, requestID: String) {
-        let facts = HeaderFacts(headers)
-        if facts.onlyConnectionIsHopByHop || (!facts.hasHopByHop && facts.requestID != nil) {
-            // Removed in place: copying the block for one field cost more than the rest of
-            // this function.
-            if facts.hasHopByHop { headers.remove(name: "connection") }
-            if facts.requestID != nil { headers.remove(name: "x-request-id") }
-        } else if facts.hasHopByHop || facts.requestID != nil {
-            headers = filtered(headers, facts: facts) { name, _ in
-                name.utf8.count == 12 && name.isASCII(caseInsensitiveEqualTo: "x-request-id")
-            }
-        }
-        if !facts.transferEncodings.isEmpty, Framing.endsChunked(facts.transferEncodings) {
-            headers.add(name: "transfer-encoding", value: "chunked")
-        }
-        headers.add(name: "x-request-id", value: requestID)
+        var added = [("x-forwarded-for", forwardedFor), ("x-forwarded-proto", scheme)]
+        if replacesHost { added.append(("x-forwarded-host", host)) }
+        if !keptClientID { added.append(("x-request-id", requestID)) }
+        if chunked { added.append(("transfer-encoding", "chunked")) }
+        headers.addOwn(added)
     }
 
     /// A copy of `headers`, in order, without hop-by-hop fields and without those `drop` picks.

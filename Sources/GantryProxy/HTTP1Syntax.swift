@@ -67,6 +67,15 @@ enum HTTP1Syntax {
         var transferEncodings: [String] = []
         var close = false
         var keepAlive = false
+        /// The fields go on to another hop, as an upstream's response does: hop-by-hop fields
+        /// (RFC 9110 §7.6.1) are learned from but not kept, and neither is `X-Request-ID`,
+        /// which the proxy stamps with the request's own. Done here, on bytes, because a pass
+        /// over the built strings afterwards cost more than parsing them.
+        var forwarding = false
+        /// Lowercased names a `Connection` field nominates besides `close` and `keep-alive`:
+        /// hop-by-hop too, but known only once the whole section is read. Collected only when
+        /// ``forwarding``.
+        var nominated: [String] = []
 
         /// Whether the final transfer coding is chunked, once: nil without `Transfer-Encoding`.
         /// Throws when chunked is listed but not last, or more than once.
@@ -84,7 +93,9 @@ enum HTTP1Syntax {
             !close && (minorVersion >= 1 || keepAlive)
         }
 
-        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws {
+        /// Learns what `name` and `value` say about framing and the connection, and returns
+        /// whether the field is kept.
+        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws -> Bool {
             switch name.count {
             case 14 where equalsLowercase(name, "content-length"):
                 // One field, one decimal number. RFC 9110 §8.6 would allow merging repeated or
@@ -97,17 +108,35 @@ enum HTTP1Syntax {
                     length = length * 10 + Int(digit - 0x30)
                 }
                 contentLength = length
+                return true
             case 17 where equalsLowercase(name, "transfer-encoding"):
                 transferEncodings.append(text)
+                return !forwarding
             case 10 where equalsLowercase(name, "connection"):
                 for item in value.split(separator: UInt8(ascii: ",")) {
                     let token = trimmed(UnsafeRawBufferPointer(rebasing: item))
-                    if token.count == 5, equalsLowercase(token, "close") { close = true }
-                    if token.count == 10, equalsLowercase(token, "keep-alive") { keepAlive = true }
+                    if token.count == 5, equalsLowercase(token, "close") {
+                        close = true
+                    } else if token.count == 10, equalsLowercase(token, "keep-alive") {
+                        keepAlive = true
+                    } else if forwarding, !token.isEmpty, !equalsLowercase(token, "content-length") {
+                        // The framing stays: without it the body could not be read.
+                        nominated.append(String(decoding: token, as: UTF8.self).lowercased())
+                    }
                 }
+                return !forwarding
+            case 2, 7, 10, 12, 16:
+                guard forwarding else { return true }
+                return !(equalsLowercase(name, "keep-alive") || equalsLowercase(name, "te") || equalsLowercase(name, "trailer")
+                    || equalsLowercase(name, "upgrade") || equalsLowercase(name, "proxy-connection") || equalsLowercase(name, "x-request-id"))
             default:
-                break
+                return true
             }
+        }
+
+        /// Whether `name`, lowercased, is one a `Connection` field nominated.
+        func isNominated(_ name: String) -> Bool {
+            !nominated.isEmpty && nominated.contains(name.lowercased())
         }
     }
 
@@ -127,8 +156,9 @@ enum HTTP1Syntax {
             let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
             guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
             let text = String(decoding: value, as: UTF8.self)
-            try facts.learn(name: name, value: value, text: text)
-            fields.append((String(decoding: name, as: UTF8.self), text))
+            if try facts.learn(name: name, value: value, text: text) {
+                fields.append((String(decoding: name, as: UTF8.self), text))
+            }
         }
     }
 

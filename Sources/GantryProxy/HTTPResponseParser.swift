@@ -19,6 +19,9 @@ import NIOHTTP1
 struct HTTPResponseParser {
     /// What ``parse(_:method:emit:)`` hands on.
     enum Part {
+        /// The head as it goes on to the client: without hop-by-hop fields (RFC 9110 §7.6.1,
+        /// and those `Connection` names), whose work the proxy redoes for its own connection,
+        /// and with the request's `X-Request-ID` in place of any the upstream sent.
         /// `keepAlive` is false when the upstream will close the connection after this response.
         case head(HTTPResponseHead, keepAlive: Bool)
         case body(ByteBuffer)
@@ -41,8 +44,9 @@ struct HTTPResponseParser {
     /// connection); parsing stops there. It stops too at the end of a response: gantry sends
     /// one request at a time, so bytes after it are not an answer to anything, and `.end` says
     /// whether there were any. `method` is the request's: a response to HEAD has no body
-    /// whatever its headers say.
-    mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, emit: (Part) -> Bool) throws {
+    /// whatever its headers say. `requestID`, when given, is added to the head as it is built
+    /// (adding it afterwards copied the fields, which the caller does not own alone).
+    mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, requestID: String? = nil, emit: (Part) -> Bool) throws {
         var buffer = leftover.prepended(to: incoming)
         while true {
             if body != nil {
@@ -59,7 +63,7 @@ struct HTTPResponseParser {
             guard let end = try headScan.end(in: buffer, limit: Self.maxHeadSize) else {
                 return leftover.keep(buffer)
             }
-            let head = try Self.parseHead(buffer.readSlice(length: end)!)
+            let head = try Self.parseHead(buffer.readSlice(length: end)!, requestID: requestID)
             if head.informational { continue }  // 100 Continue, 103 Early Hints: not passed on
             guard emit(.head(head.head, keepAlive: head.keepAlive)) else { return }
             if method == .HEAD || head.head.status == .noContent || head.head.status == .notModified {
@@ -95,18 +99,22 @@ struct HTTPResponseParser {
 
     /// One pass over a head (its bytes end with the blank line): the status line, then each
     /// field line, learning the framing and keep-alive from the bytes as they go by.
-    private static func parseHead(_ head: ByteBuffer) throws -> ParsedHead {
+    private static func parseHead(_ head: ByteBuffer, requestID: String?) throws -> ParsedHead {
         try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
             let (version, status) = try statusLine(try lines.next())
             let code = Int(status.code)
             if code == 101 { throw HTTPParserError.invalidStatus }  // gantry never asks to switch protocols
             var facts = HTTP1Syntax.FieldFacts()
+            facts.forwarding = true
             if code < 200 {
                 _ = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
                 return ParsedHead(head: HTTPResponseHead(version: version, status: status), framing: .untilClose, keepAlive: true, informational: true)
             }
-            let headers = HTTPHeaders(try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts))
+            var fields = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
+            if !facts.nominated.isEmpty { fields.removeAll { facts.isNominated($0.0) } }
+            if let requestID { fields.append(("x-request-id", requestID)) }
+            let headers = HTTPHeaders(fields)
             // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 response means its framing
             // cannot be trusted; the connection closes after it.
             let keepAlive = facts.keepsAlive(minorVersion: version.minor) && (version.minor >= 1 || facts.transferEncodings.isEmpty)

@@ -26,8 +26,6 @@ struct HeaderFacts {
     /// The first `traceparent`, and whether a `tracestate` came with it.
     var traceparent: String?
     var hasTracestate = false
-    /// A hop-by-hop field other than `Connection` and `Transfer-Encoding` is present.
-    private var hasOtherHopByHop = false
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -60,20 +58,17 @@ struct HeaderFacts {
             case 10 where name.isASCII(caseInsensitiveEqualTo: "tracestate"):
                 hasTracestate = true
             case 2, 7, 10, 16:
-                if HopByHop.fields.contains(name.lowercased()) {
+                // The rest of ``HopByHop/fields``, compared without lowercasing a copy.
+                if name.isASCII(caseInsensitiveEqualTo: "keep-alive") || name.isASCII(caseInsensitiveEqualTo: "te")
+                    || name.isASCII(caseInsensitiveEqualTo: "trailer") || name.isASCII(caseInsensitiveEqualTo: "upgrade")
+                    || name.isASCII(caseInsensitiveEqualTo: "proxy-connection")
+                {
                     hasHopByHop = true
-                    hasOtherHopByHop = true
                 }
             default:
                 break
             }
         }
-    }
-
-    /// The only hop-by-hop field is `Connection`, naming nothing but `keep-alive` or `close`:
-    /// nearly every upstream response.
-    var onlyConnectionIsHopByHop: Bool {
-        hasHopByHop && !hasOtherHopByHop && transferEncodings.isEmpty && nominated.isEmpty
     }
 
     /// Records the tokens of a `Connection` value that name other fields. `keep-alive` and

@@ -34,11 +34,15 @@ final class ProxyExchange {
     private var requestSide = RequestSide.buffering
     private var responseSide = ResponseSide.waiting
     private var requestEnded = false
-    private var pending = CircularBuffer<ByteBuffer>()
+    /// An array, not a `CircularBuffer`: that allocates sixteen slots up front, and most
+    /// requests never wait with a body.
+    private var pending: [ByteBuffer] = []
     private(set) var requestBytes = 0
     private(set) var responseBytes = 0
 
     private var attempts = 0
+    /// Endpoints tried before the current one; the current one is ``endpoint``. Kept apart
+    /// so that a request answered at the first try allocates no list.
     private var tried: [EndpointAddress] = []
     private var endpoint: EndpointState?
     private var upstream: UpstreamHandler?
@@ -225,6 +229,7 @@ final class ProxyExchange {
 
     private func tryNextEndpoint() {
         if gatewayDone == nil { gatewayDone = .now() }
+        if let previous = endpoint { tried.append(previous.address) }
         let serviceIndex = plan.route.service
         let set = loop.endpoints[serviceIndex]
         var cursor = loop.cursors[serviceIndex]
@@ -243,7 +248,6 @@ final class ProxyExchange {
         let endpoint = set.endpoints[index]
         self.endpoint = endpoint
         attempts += 1
-        tried.append(endpoint.address)
         if let connection = loop.pool.take(endpoint.address) {
             loop.metrics.add(.upstreamReused)
             // Inside the client's read batch, the flush waits for the batch's end, so a request
@@ -315,9 +319,10 @@ final class ProxyExchange {
         upstreamStarted = .now()
         lastActivity = upstreamStarted!
         connection.write(.head(plan.upstreamHead))
-        while let buffer = pending.popFirst() {
+        for buffer in pending {
             connection.write(.body(.byteBuffer(buffer)))
         }
+        pending.removeAll()
         if requestEnded {
             connection.write(.end(nil))
             requestSide = .complete
@@ -351,7 +356,7 @@ final class ProxyExchange {
             if let started = upstreamStarted { upstreamMs = lastActivity.milliseconds(since: started) }
             status = code
             responseSide = .streaming
-            ForwardingHeaders.prepareResponse(&head.headers, requestID: requestID)
+            // The parser has left out the hop-by-hop fields and added the request's ID.
             PolicyEngine.apply(plan.responseEdits, to: &head.headers)
             if plan.serverTiming { head.headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
             downstream?.writeResponseHead(head)

@@ -124,7 +124,7 @@ enum RequestAdmission {
         }
 
         var upstream = head
-        upstream.version = .http1_1
+        if upstream.version != .http1_1 { upstream.version = .http1_1 }  // setting it copies the head
         if target.rewritten { upstream.uri = target.forwarded }
         ForwardingHeaders.prepare(
             &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,

@@ -80,7 +80,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let method = exchange?.method else {
+        guard let current = exchange else {
             // Bytes on an idle connection: the upstream is confused; do not reuse it.
             close()
             return
@@ -88,7 +88,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         isParsing = true
         defer { isParsing = false }
         do {
-            try parser.parse(unwrapInboundIn(data), method: method) { part in
+            try parser.parse(unwrapInboundIn(data), method: current.method, requestID: current.requestID) { part in
                 guard let exchange else {
                     // More than the response: the rest is not for anyone.
                     close()

@@ -57,12 +57,31 @@ struct HTTPResponseParserTests {
         let wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n4;name=\"v\"\r\nwiki\r\nA \t; x\r\n0123456789\r\n0\r\nDigest: x\r\nX-T: 2\r\n\r\n"
         #expect(
             try Self.expectSplitsAgree(wire) == [
-                "head HTTP/1.1 200 [Transfer-Encoding=gzip, Chunked]", "body wiki0123456789", "end [Digest=x,X-T=2]",
+                "head HTTP/1.1 200 []", "body wiki0123456789", "end [Digest=x,X-T=2]",
             ])
         #expect(
             try Self.expectSplitsAgree("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n") == [
-                "head HTTP/1.1 200 [transfer-encoding=chunked]", "body abc", "end",
+                "head HTTP/1.1 200 []", "body abc", "end",
             ])
+    }
+
+    @Test func hopByHopFieldsAndTheUpstreamsRequestIDStayBehind() throws {
+        // A field `Connection` names goes too, wherever it stands; `Content-Length` never does.
+        let wire = "HTTP/1.1 200 OK\r\nX-Debug: 1\r\nServer: up\r\nConnection: keep-alive, X-Debug, content-length\r\n"
+            + "Keep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n"
+            + "X-Request-ID: upstream's\r\nContent-Length: 2\r\nX-Debugger: stays\r\n\r\nok"
+        #expect(try Self.expectSplitsAgree(wire) == ["head HTTP/1.1 200 [Server=up,Content-Length=2,X-Debugger=stays]", "body ok", "end"])
+        // The request's own ID takes the place of the upstream's.
+        var parser = HTTPResponseParser()
+        var fields: [String] = []
+        try parser.parse(ByteBuffer(string: "HTTP/1.1 200 OK\r\nX-Request-ID: up\r\nContent-Length: 0\r\n\r\n"), method: .GET, requestID: "r1") {
+            if case .head(let head, _) = $0 { fields = head.headers.map { "\($0.name)=\($0.value)" } }
+            return true
+        }
+        #expect(fields == ["Content-Length=0", "x-request-id=r1"])
+        // Trailers are passed on as sent.
+        #expect(
+            try Self.parts(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Request-ID: t\r\n\r\n"]).last == "end [X-Request-ID=t]")
     }
 
     @Test func responsesWithoutABody() throws {
