@@ -14,41 +14,36 @@ enum ForwardingHeaders {
     ) {
         let replacesHost = !host.isEmpty
         var forwardedFor = client
-        // The common request has none of these, and then nothing is copied.
+        // The block is built anew, once, with room for gantry's fields: adding them to the
+        // client's block would copy it anyway, as the client's head still holds it.
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(headers.count + 6)
+        // The common request has none of these, and then every field is kept.
         if facts.hasHopByHop || facts.hasExpect || facts.forwardedForCount > 0 || facts.hasForwardedProto
             || (facts.hasForwardedHost && replacesHost) || (!keptClientID && facts.requestID != nil)
         {
             var previousHops: [String] = []
-            headers = filtered(headers, facts: facts) { name, value in
+            for (name, value) in headers where !facts.isHopByHop(name) {
                 switch name.utf8.count {
-                case 6: return name.isASCII(caseInsensitiveEqualTo: "expect")
-                case 12: return !keptClientID && name.isASCII(caseInsensitiveEqualTo: "x-request-id")
-                case 16: return replacesHost && name.isASCII(caseInsensitiveEqualTo: "x-forwarded-host")
-                case 17: return name.isASCII(caseInsensitiveEqualTo: "x-forwarded-proto")
+                case 6 where name.isASCII(caseInsensitiveEqualTo: "expect"): continue
+                case 12 where !keptClientID && name.isASCII(caseInsensitiveEqualTo: "x-request-id"): continue
+                case 16 where replacesHost && name.isASCII(caseInsensitiveEqualTo: "x-forwarded-host"): continue
+                case 17 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-proto"): continue
                 case 15 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-for"):
                     previousHops.append(value)
-                    return true
-                default: return false
+                    continue
+                default: fields.append((name, value))
                 }
             }
             if !previousHops.isEmpty { forwardedFor = previousHops.joined(separator: ", ") + ", " + client }
+        } else {
+            for (name, value) in headers { fields.append((name, value)) }
         }
-        var added = [("x-forwarded-for", forwardedFor), ("x-forwarded-proto", scheme)]
-        if replacesHost { added.append(("x-forwarded-host", host)) }
-        if !keptClientID { added.append(("x-request-id", requestID)) }
-        if chunked { added.append(("transfer-encoding", "chunked")) }
-        headers.addOwn(added)
-    }
-
-    /// A copy of `headers`, in order, without hop-by-hop fields and without those `drop` picks.
-    private static func filtered(
-        _ headers: HTTPHeaders, facts: HeaderFacts, dropping drop: (String, String) -> Bool
-    ) -> HTTPHeaders {
-        var kept = HTTPHeaders()
-        kept.reserveCapacity(headers.count + 5)
-        for (name, value) in headers where !facts.isHopByHop(name) && !drop(name, value) {
-            kept.add(name: name, value: value)
-        }
-        return kept
+        fields.append(("x-forwarded-for", forwardedFor))
+        fields.append(("x-forwarded-proto", scheme))
+        if replacesHost { fields.append(("x-forwarded-host", host)) }
+        if !keptClientID { fields.append(("x-request-id", requestID)) }
+        if chunked { fields.append(("transfer-encoding", "chunked")) }
+        headers = HTTPHeaders(fields)
     }
 }

@@ -113,8 +113,12 @@ enum HTTP1Syntax {
                 transferEncodings.append(text)
                 return !forwarding
             case 10 where equalsLowercase(name, "connection"):
-                for item in value.split(separator: UInt8(ascii: ",")) {
-                    let token = trimmed(UnsafeRawBufferPointer(rebasing: item))
+                // Split by hand: `split` would build an array for every response.
+                var start = 0
+                while start <= value.count {
+                    let end = value[start...].firstIndex(of: UInt8(ascii: ",")) ?? value.count
+                    let token = trimmed(UnsafeRawBufferPointer(rebasing: value[start..<end]))
+                    start = end + 1
                     if token.count == 5, equalsLowercase(token, "close") {
                         close = true
                     } else if token.count == 10, equalsLowercase(token, "keep-alive") {

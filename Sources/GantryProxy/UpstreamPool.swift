@@ -4,13 +4,22 @@ import NIOCore
 /// Idle keep-alive connections to upstream endpoints, for one event loop. Connections are
 /// reused last-in first-out, so the warmest is used and the coldest time out.
 final class UpstreamPool {
-    private var idle: [EndpointAddress: [UpstreamHandler]] = [:]
+    /// One endpoint's idle connections. A class, so that taking or returning a connection is a
+    /// dictionary lookup and a change to this array in place: changing an array stored in the
+    /// dictionary goes through the dictionary's `modify` accessors, whose coroutine frames cost
+    /// three allocations per request.
+    private final class IdleList {
+        var connections: [UpstreamHandler] = []
+    }
 
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+    private var idle: [EndpointAddress: IdleList] = [:]
+
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
 
     /// A live idle connection to the endpoint, if there is one.
     func take(_ address: EndpointAddress) -> UpstreamHandler? {
-        while let connection = idle[address]?.popLast() {
+        guard let list = idle[address] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.isReusable { return connection }
             connection.close()
         }
@@ -19,37 +28,47 @@ final class UpstreamPool {
 
     /// Keeps a connection whose exchange ended cleanly, or closes it when the pool is full.
     func release(_ connection: UpstreamHandler, maxIdle: Int, idleTimeout: TimeAmount, now: NIODeadline) {
-        guard connection.isReusable, idle[connection.address, default: []].count < maxIdle else {
+        guard connection.isReusable else {
+            connection.close()
+            return
+        }
+        let list: IdleList
+        if let existing = idle[connection.address] {
+            list = existing
+        } else {
+            list = IdleList()
+            idle[connection.address] = list
+        }
+        guard list.connections.count < maxIdle else {
             connection.close()
             return
         }
         connection.idleDeadline = now + idleTimeout
-        idle[connection.address, default: []].append(connection)
+        list.connections.append(connection)
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamHandler) {
-        guard var list = idle[connection.address], let index = list.firstIndex(where: { $0 === connection }) else { return }
-        list.remove(at: index)
-        idle[connection.address] = list.isEmpty ? nil : list
+        guard let list = idle[connection.address], let index = list.connections.firstIndex(where: { $0 === connection }) else { return }
+        list.connections.remove(at: index)
     }
 
     func closeExpired(now: NIODeadline) {
         for (address, list) in idle {
-            let expired = list.filter { $0.idleDeadline <= now }
+            let expired = list.connections.filter { $0.idleDeadline <= now }
             guard !expired.isEmpty else { continue }
-            let kept = list.filter { $0.idleDeadline > now }
-            idle[address] = kept.isEmpty ? nil : kept
+            list.connections.removeAll { $0.idleDeadline <= now }
+            if list.connections.isEmpty { idle[address] = nil }
             for connection in expired { connection.close() }
         }
     }
 
     func closeIdle(to address: EndpointAddress) {
-        for connection in idle.removeValue(forKey: address) ?? [] { connection.close() }
+        for connection in idle.removeValue(forKey: address)?.connections ?? [] { connection.close() }
     }
 
     func closeAll() {
-        let all = idle.values.flatMap { $0 }
+        let all = idle.values.flatMap(\.connections)
         idle.removeAll()
         for connection in all { connection.close() }
     }
