@@ -165,43 +165,52 @@ struct HTTP1MessageWriter {
         buffer.writeStaticString("\r\n")
     }
 
-    /// `name: value` lines, without the blank line, copied in one write to the buffer: a head
-    /// is a few dozen short strings, and a `ByteBuffer` write for each cost more than the copy.
+    /// `name: value` lines, without the blank line, copied straight into the buffer's free
+    /// space: a head is a few dozen short strings, and a `ByteBuffer` write for each cost more
+    /// than the copy. The space is taken as it comes (one round for any usual head) rather
+    /// than measured first, which was a second pass over the fields.
     /// A field whose name is not a token or whose value holds CR, LF or NUL is left out: such
     /// bytes would end the field, or the head, and let whoever chose them (a token's claim, a
     /// header from an HTTP/2 client) write fields or a second message of their own. The check
     /// reads the bytes just copied, still in cache, rather than walking each string first.
     private static func writeFields(_ headers: HTTPHeaders, dropping dropped: DroppedFields, to buffer: inout ByteBuffer) {
-        var size = 0
-        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
-            var offset = 0
-            /// Copies `text` and returns the bytes it now occupies.
-            func put(_ text: String) -> UnsafeMutableRawBufferPointer {
-                var text = text
-                return text.withUTF8 { utf8 in
-                    let target = UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + utf8.count)])
-                    target.copyMemory(from: UnsafeRawBufferPointer(utf8))
-                    offset += utf8.count
-                    return target
+        var next = headers.startIndex
+        while next < headers.endIndex {
+            let first = headers[next]
+            let room = max(512, first.name.utf8.count + first.value.utf8.count + 4)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
+                var offset = 0
+                /// Copies `text` and returns the bytes it now occupies.
+                func put(_ text: String) -> UnsafeMutableRawBufferPointer {
+                    var text = text
+                    return text.withUTF8 { utf8 in
+                        let target = UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + utf8.count)])
+                        target.copyMemory(from: UnsafeRawBufferPointer(utf8))
+                        offset += utf8.count
+                        return target
+                    }
                 }
-            }
-            func put(_ first: UInt8, _ second: UInt8) {
-                out[offset] = first
-                out[offset + 1] = second
-                offset += 2
-            }
-            for (name, value) in headers where !dropped.drops(name) {
-                let start = offset
-                let nameBytes = put(name)
-                put(UInt8(ascii: ":"), UInt8(ascii: " "))
-                let valueBytes = put(value)
-                put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-                if nameBytes.isEmpty || !nameBytes.allSatisfy(HTTP1Syntax.isTokenByte) || valueBytes.contains(where: endsLine) {
-                    offset = start
+                func put(_ first: UInt8, _ second: UInt8) {
+                    out[offset] = first
+                    out[offset + 1] = second
+                    offset += 2
                 }
+                while next < headers.endIndex {
+                    let (name, value) = headers[next]
+                    guard offset + name.utf8.count + value.utf8.count + 4 <= out.count else { break }  // the rest in the next round
+                    next = headers.index(after: next)
+                    if dropped.drops(name) { continue }
+                    let start = offset
+                    let nameBytes = put(name)
+                    put(UInt8(ascii: ":"), UInt8(ascii: " "))
+                    let valueBytes = put(value)
+                    put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+                    if nameBytes.isEmpty || !nameBytes.allSatisfy(HTTP1Syntax.isTokenByte) || valueBytes.contains(where: endsLine) {
+                        offset = start
+                    }
+                }
+                return offset
             }
-            return offset
         }
     }
 

@@ -130,6 +130,18 @@ struct HTTP1MessageWriterTests {
         #expect(wire.text == "GET / HTTP/1.1\r\nhost: a\r\nx-ok: fine\r\n\r\n")
     }
 
+    /// Fields are copied into the buffer's free space as it comes: a head larger than that,
+    /// or one field larger than all of it, still leaves whole and in order.
+    @Test func aHeadLargerThanTheBufferIsWrittenWhole() {
+        let fields = (0..<60).map { ("x-field-\($0)", String(repeating: Character(UnicodeScalar(97 + $0 % 26)!), count: 90)) }
+            + [("x-huge", String(repeating: "h", count: 9000)), ("bad name", "dropped"), ("x-last", "end")]
+        let wire = Self.write { writer, allocator, _ in
+            writer.writeHead(Self.response(.noContent, fields), toHEAD: false, allocator: allocator)
+        }
+        let expected = fields.filter { $0.0 != "bad name" }.map { "\($0.0): \($0.1)\r\n" }.joined()
+        #expect(wire.text == "HTTP/1.1 204 No Content\r\n" + expected + "\r\n")
+    }
+
     @Test func requestsAreFramedAsGantryDeclaredThem() {
         let chunked = Self.write { writer, allocator, emit in
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up?a=1")
