@@ -102,10 +102,12 @@ public struct RouteTable: Sendable {
         host: Substring, path: Substring, method: String, headers: some HeaderLookup, tracer: inout T
     ) -> RouteRule? {
         var found: RouteRule?
-        if let group = exact[String(host)] {
+        // A file without host rules (or without wildcards) skips the lookups, and the `String`s
+        // they build.
+        if !exact.isEmpty, let group = exact[String(host)] {
             found = firstMatch(in: group, path: path, method: method, headers: headers, tracer: &tracer)
         }
-        if let dot = host.firstIndex(of: "."), dot != host.startIndex,
+        if !wildcard.isEmpty, let dot = host.firstIndex(of: "."), dot != host.startIndex,
             let group = wildcard[String(host[host.index(after: dot)...])]
         {
             found = firstMatch(in: group, skip: found != nil, path: path, method: method, headers: headers, tracer: &tracer) ?? found

@@ -10,6 +10,7 @@ extension DownstreamHandler {
     struct RequestFacts {
         var id = ""
         var started = NIODeadline.uptimeNanoseconds(0)
+        /// Read only when an access log will record it.
         var wallClock = 0.0
         var method = ""
         var host = ""

@@ -311,7 +311,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let clientID = facts.requestID
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
-            id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(),
+            id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
             method: head.method.rawValue)
         if let tracer = loop.tracer { request.span = tracer.startServerSpan(method: request.method, headers: head.headers) }
 

@@ -228,13 +228,14 @@ final class ProxyExchange {
     // MARK: Choosing an endpoint and connecting
 
     private func tryNextEndpoint() {
-        if gatewayDone == nil { gatewayDone = .now() }
+        let now = NIODeadline.now()
+        if gatewayDone == nil { gatewayDone = now }
         if let previous = endpoint { tried.append(previous.address) }
         let serviceIndex = plan.route.service
         let set = loop.endpoints[serviceIndex]
         var cursor = loop.cursors[serviceIndex]
         let pick = set.balancer.pick(
-            cursor: &cursor, key: hashKey(), tried: set.excluded(tried: tried, now: NIODeadline.now().uptimeNanoseconds),
+            cursor: &cursor, key: hashKey(), tried: set.excluded(tried: tried, now: now.uptimeNanoseconds),
             loads: set, random: &loop.random)
         loop.cursors[serviceIndex] = cursor
         guard let index = pick else {
