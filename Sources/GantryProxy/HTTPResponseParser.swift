@@ -17,11 +17,12 @@ import NIOHTTP1
 /// of response splitting). Clients' requests are read by ``HTTPRequestParser``, with the same
 /// syntax (``HTTP1Syntax``) and body decoder.
 struct HTTPResponseParser {
-    /// What ``parse(_:method:emit:)`` hands on.
+    /// What ``parse(_:method:requestID:emit:)`` hands on.
     enum Part {
         /// The head as it goes on to the client: without hop-by-hop fields (RFC 9110 §7.6.1,
         /// and those `Connection` names), whose work the proxy redoes for its own connection,
-        /// and with the request's `X-Request-ID` in place of any the upstream sent.
+        /// and with the request's `X-Request-ID` (when ``parse(_:method:requestID:emit:)`` is
+        /// given one) in place of any the upstream sent.
         /// `keepAlive` is false when the upstream will close the connection after this response.
         case head(HTTPResponseHead, keepAlive: Bool)
         case body(ByteBuffer)

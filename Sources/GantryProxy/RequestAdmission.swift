@@ -208,11 +208,6 @@ enum Framing {
         self = .contentLength(value)
     }
 
-    /// Whether a message with these `Transfer-Encoding` values is chunked: its final coding is.
-    static func endsChunked(_ transferEncodings: [String]) -> Bool {
-        codings(transferEncodings).last == "chunked"
-    }
-
     /// The lowercased transfer codings of `Transfer-Encoding` values, in order.
     private static func codings(_ values: [String]) -> [String] {
         HTTPList.lowercasedTokens(in: values)
