@@ -131,8 +131,7 @@ enum HTTP1Syntax {
                 return !forwarding
             case 2, 7, 10, 12, 16:
                 guard forwarding else { return true }
-                return !(equalsLowercase(name, "keep-alive") || equalsLowercase(name, "te") || equalsLowercase(name, "trailer")
-                    || equalsLowercase(name, "upgrade") || equalsLowercase(name, "proxy-connection") || equalsLowercase(name, "x-request-id"))
+                return !(isOtherHopByHop(name) || equalsLowercase(name, "x-request-id"))
             default:
                 return true
             }
@@ -214,6 +213,19 @@ enum HTTP1Syntax {
         while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
         while end > start, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
         return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+
+    /// `keep-alive`, `proxy-connection`, `te`, `trailer` or `upgrade`: the hop-by-hop fields of
+    /// ``HopByHop/fields`` other than `Connection` and `Transfer-Encoding`, which are read as
+    /// well as removed. Compared as bytes, without lowercasing a copy.
+    static func isOtherHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 2: equalsLowercase(name, "te")
+        case 7: equalsLowercase(name, "trailer") || equalsLowercase(name, "upgrade")
+        case 10: equalsLowercase(name, "keep-alive")
+        case 16: equalsLowercase(name, "proxy-connection")
+        default: false
+        }
     }
 
     /// ASCII case-insensitive equality with a lowercase literal of letters and `-`, for bytes

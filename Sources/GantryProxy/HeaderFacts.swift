@@ -58,13 +58,8 @@ struct HeaderFacts {
             case 10 where name.isASCII(caseInsensitiveEqualTo: "tracestate"):
                 hasTracestate = true
             case 2, 7, 10, 16:
-                // The rest of ``HopByHop/fields``, compared without lowercasing a copy.
-                if name.isASCII(caseInsensitiveEqualTo: "keep-alive") || name.isASCII(caseInsensitiveEqualTo: "te")
-                    || name.isASCII(caseInsensitiveEqualTo: "trailer") || name.isASCII(caseInsensitiveEqualTo: "upgrade")
-                    || name.isASCII(caseInsensitiveEqualTo: "proxy-connection")
-                {
-                    hasHopByHop = true
-                }
+                var bytes = name
+                if bytes.withUTF8({ HTTP1Syntax.isOtherHopByHop(UnsafeRawBufferPointer($0)) }) { hasHopByHop = true }
             default:
                 break
             }

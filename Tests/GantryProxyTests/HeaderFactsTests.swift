@@ -62,6 +62,12 @@ struct HeaderFactsTests {
         #expect(facts.isHopByHop("TE"))
         #expect(!facts.isHopByHop("Host"))
         #expect(!facts.isHopByHop("X-Forwarded-For"))
+        // Hop-by-hop fields without a `Connection` to name them, and a name of the same length
+        // that is not one.
+        #expect(HeaderFacts(HTTPHeaders([("TE", "trailers")])).hasHopByHop)
+        #expect(HeaderFacts(HTTPHeaders([("Upgrade", "h2c")])).hasHopByHop)
+        #expect(HeaderFacts(HTTPHeaders([("proxy-connection", "keep-alive")])).hasHopByHop)
+        #expect(!HeaderFacts(HTTPHeaders([("User-Agent", "curl"), ("Referer", "x")])).hasHopByHop)
     }
 
     @Test func upstreamRequestLosesHopByHopFieldsAndGainsForwardingFacts() {
