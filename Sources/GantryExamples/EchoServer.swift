@@ -188,7 +188,9 @@ final class ByteStreamer {
             context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         }
         context.flush()
-        guard remaining == 0 else { return }
+        // The flush can make the channel writable again and call `resume` from inside it; that
+        // inner call may already have written the rest and the end.
+        guard remaining == 0, !finished else { return }
         finished = true
         let keepAlive = self.keepAlive
         context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).assumeIsolated().whenComplete { _ in
