@@ -10,8 +10,15 @@ extension DownstreamHandler {
         flush()
     }
 
-    func writeResponseHead(_ upstreamHead: HTTPResponseHead) {
-        var head = upstreamHead
+    func writeResponseHead(_ upstreamHead: UpstreamResponseHead) {
+        if !multiplexed, hsts == nil, keepAlive, requestVersion == .http1_1, case .lines(let lines) = upstreamHead.fields,
+            upstreamHead.status.mayHaveResponseBody || !upstreamHead.hasContentLength, let context
+        {
+            // Nothing to change: the upstream's lines go on as they came.
+            output.writeHead(upstreamHead, lines: lines, toHEAD: requestMethod == .HEAD, allocator: context.channel.allocator)
+            return
+        }
+        var head = upstreamHead.built
         if head.version != requestVersion { head.version = requestVersion }  // setting it copies the head
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         if multiplexed {

@@ -50,6 +50,25 @@ struct HTTP1MessageWriter {
         pending = buffer
     }
 
+    /// An upstream's response head going on unchanged to an HTTP/1.1 client, its field lines
+    /// copied as they came. The framing is set as for a built head: `Transfer-Encoding` was left
+    /// out by the parser, and a body without a length is chunked. The caller builds the head
+    /// instead when its status has no content but it has a `Content-Length`, which must go.
+    mutating func writeHead(_ head: UpstreamResponseHead, lines: UpstreamResponseHead.KeptLines, toHEAD: Bool, allocator: ByteBufferAllocator) {
+        let declaresChunked = head.status.mayHaveResponseBody && !head.hasContentLength
+        if head.status.mayHaveResponseBody {
+            framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
+        } else {
+            framing = .none
+        }
+        var buffer = startBuffer(allocator)
+        Self.writeStatusLine(head.status, version: .http1_1, to: &buffer)
+        lines.write(to: &buffer)
+        if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        buffer.writeStaticString("\r\n")
+        pending = buffer
+    }
+
     /// A request head, written as gantry framed it: chunked when its `Transfer-Encoding` says
     /// so (the forwarding rules leave only `chunked` there), else as it is.
     mutating func writeHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) {
@@ -179,57 +198,76 @@ struct HTTP1MessageWriter {
             let first = headers[next]
             let room = max(512, first.name.utf8.count + first.value.utf8.count + 4)
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
-                var offset = 0
-                /// Copies `text` and returns the bytes it now occupies.
-                func put(_ text: String) -> UnsafeMutableRawBufferPointer {
-                    var text = text
-                    return text.withUTF8 { utf8 in
-                        let target = UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + utf8.count)])
-                        target.copyMemory(from: UnsafeRawBufferPointer(utf8))
-                        offset += utf8.count
-                        return target
-                    }
-                }
-                func put(_ first: UInt8, _ second: UInt8) {
-                    out[offset] = first
-                    out[offset + 1] = second
-                    offset += 2
-                }
+                var cursor = FieldCursor(out: out)
                 while next < headers.endIndex {
                     let (name, value) = headers[next]
-                    guard offset + name.utf8.count + value.utf8.count + 4 <= out.count else { break }  // the rest in the next round
+                    guard cursor.offset + name.utf8.count + value.utf8.count + 4 <= out.count else { break }  // the rest in the next round
                     next = headers.index(after: next)
                     if dropped.drops(name) { continue }
-                    let start = offset
-                    let nameBytes = put(name)
-                    put(UInt8(ascii: ":"), UInt8(ascii: " "))
-                    let valueBytes = put(value)
-                    put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-                    if nameBytes.isEmpty || !nameBytes.allSatisfy(HTTP1Syntax.isTokenByte) || valueBytes.contains(where: endsLine) {
-                        offset = start
-                    }
+                    cursor.put(name: name, value: value)
                 }
-                return offset
+                return cursor.offset
             }
         }
     }
 
-    private static func endsLine(_ byte: UInt8) -> Bool {
+    /// Where the next field line goes in a buffer's free space. A struct with mutating
+    /// methods, not nested functions capturing the offset: those captures cost a dynamic
+    /// exclusivity check on every access.
+    private struct FieldCursor {
+        let out: UnsafeMutableRawBufferPointer
+        var offset = 0
+
+        /// Copies `name: value` and its CRLF; takes them back when the name is not a token
+        /// or the value holds a byte that would end the line.
+        mutating func put(name: String, value: String) {
+            let start = offset
+            let nameValid = copy(name) { $0.count > 0 && $0.allSatisfy(HTTP1Syntax.isTokenByte) }
+            out[offset] = UInt8(ascii: ":")
+            out[offset + 1] = UInt8(ascii: " ")
+            offset += 2
+            let valueValid = copy(value) { !$0.contains(where: HTTP1MessageWriter.endsLine) }
+            out[offset] = UInt8(ascii: "\r")
+            out[offset + 1] = UInt8(ascii: "\n")
+            offset += 2
+            if !nameValid || !valueValid { offset = start }
+        }
+
+        /// Copies `text` and checks the copied bytes with `valid`.
+        private mutating func copy(_ text: String, valid: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[offset...])
+            let count = text.utf8.count
+            if text.utf8.withContiguousStorageIfAvailable({ target.copyMemory(from: UnsafeRawBufferPointer($0)) }) == nil {
+                target.copyBytes(from: text.utf8)
+            }
+            offset += count
+            return valid(UnsafeRawBufferPointer(rebasing: target[..<count]))
+        }
+    }
+
+    fileprivate static func endsLine(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") || byte == 0
     }
 
-    /// `HTTP/1.x 200 OK` and its CRLF.
+    /// `HTTP/1.x 200 OK` and its CRLF, in one write: a `ByteBuffer` write per piece checked
+    /// the capacity and uniqueness of the storage eight times.
     private static func writeStatusLine(_ status: HTTPResponseStatus, version: HTTPVersion, to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("HTTP/1.")
-        buffer.writeInteger(UInt8(ascii: version.minor == 0 ? "0" : "1"))
-        buffer.writeInteger(UInt8(ascii: " "))
         let code = min(max(Int(status.code), 100), 999)
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 100))
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code / 10 % 10))
-        buffer.writeInteger(UInt8(truncatingIfNeeded: 0x30 + code % 10))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
+        var reason = status.reasonPhrase
+        reason.withUTF8 { phrase in
+            _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: phrase.count + 15) { out in
+                let fixed: StaticString = "HTTP/1.1 000 "
+                fixed.withUTF8Buffer { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                if version.minor == 0 { out[7] = UInt8(ascii: "0") }
+                out[9] = UInt8(truncatingIfNeeded: 0x30 + code / 100)
+                out[10] = UInt8(truncatingIfNeeded: 0x30 + code / 10 % 10)
+                out[11] = UInt8(truncatingIfNeeded: 0x30 + code % 10)
+                UnsafeMutableRawBufferPointer(rebasing: out[13...]).copyMemory(from: UnsafeRawBufferPointer(phrase))
+                out[13 + phrase.count] = UInt8(ascii: "\r")
+                out[14 + phrase.count] = UInt8(ascii: "\n")
+                return phrase.count + 15
+            }
+        }
     }
 
     private static func writeHex(_ value: Int, to buffer: inout ByteBuffer) {

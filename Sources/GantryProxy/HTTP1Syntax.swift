@@ -95,7 +95,7 @@ enum HTTP1Syntax {
 
         /// Learns what `name` and `value` say about framing and the connection, and returns
         /// whether the field is kept.
-        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: String) throws -> Bool {
+        mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> Bool {
             switch name.count {
             case 14 where equalsLowercase(name, "content-length"):
                 // One field, one decimal number. RFC 9110 §8.6 would allow merging repeated or
@@ -110,7 +110,7 @@ enum HTTP1Syntax {
                 contentLength = length
                 return true
             case 17 where equalsLowercase(name, "transfer-encoding"):
-                transferEncodings.append(text)
+                transferEncodings.append(String(decoding: value, as: UTF8.self))
                 return !forwarding
             case 10 where equalsLowercase(name, "connection"):
                 // Split by hand: `split` would build an array for every response.
@@ -149,20 +149,39 @@ enum HTTP1Syntax {
     static func fields(_ lines: inout Lines, maxCount: Int, facts: inout FieldFacts) throws -> [(String, String)] {
         var fields: [(String, String)] = []
         fields.reserveCapacity(8)
-        while true {
-            let line = try lines.next()
-            if line.isEmpty { return fields }
-            guard fields.count < maxCount else { throw HTTPParserError.headerOverflow }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw HTTPParserError.invalidHeaderToken }
-            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-            guard name.allSatisfy(isTokenByte) else { throw HTTPParserError.invalidHeaderToken }
-            let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
-            guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
-            let text = String(decoding: value, as: UTF8.self)
-            if try facts.learn(name: name, value: value, text: text) {
-                fields.append((String(decoding: name, as: UTF8.self), text))
-            }
+        try scanFields(&lines, maxCount: maxCount, facts: &facts) { name, value, _ in
+            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
+        return fields
+    }
+
+    /// The same pass as ``fields(_:maxCount:facts:)`` without building strings: `kept` gets
+    /// each field the facts keep, with the offsets in `lines.bytes` of its whole line (CRLF
+    /// included).
+    static func scanFields(
+        _ lines: inout Lines, maxCount: Int, facts: inout FieldFacts,
+        kept: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: Range<Int>) -> Void
+    ) throws {
+        var count = 0
+        while true {
+            let start = lines.index
+            let line = try lines.next()
+            if line.isEmpty { return }
+            guard count < maxCount else { throw HTTPParserError.headerOverflow }
+            count += 1
+            let (name, value) = try field(line)
+            if try facts.learn(name: name, value: value) { kept(name, value, start..<lines.index) }
+        }
+    }
+
+    /// One field line's name and value (without the value's surrounding whitespace), checked.
+    static func field(_ line: UnsafeRawBufferPointer) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw HTTPParserError.invalidHeaderToken }
+        let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+        guard name.allSatisfy(isTokenByte) else { throw HTTPParserError.invalidHeaderToken }
+        let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+        guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
+        return (name, value)
     }
 
     /// A trailer section (its bytes end with the blank line), as fields.

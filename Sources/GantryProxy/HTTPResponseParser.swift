@@ -24,7 +24,7 @@ struct HTTPResponseParser {
         /// and with the request's `X-Request-ID` (when ``parse(_:method:requestID:emit:)`` is
         /// given one) in place of any the upstream sent.
         /// `keepAlive` is false when the upstream will close the connection after this response.
-        case head(HTTPResponseHead, keepAlive: Bool)
+        case head(UpstreamResponseHead, keepAlive: Bool)
         case body(ByteBuffer)
         /// `followedByBytes`: more bytes came after the response, which answer no request; the
         /// connection must not be used again.
@@ -91,7 +91,7 @@ struct HTTPResponseParser {
     // MARK: Heads
 
     private struct ParsedHead {
-        var head: HTTPResponseHead
+        var head: UpstreamResponseHead
         var framing: HTTP1BodyDecoder.Framing
         /// The upstream keeps the connection open after this response (RFC 9112 §9.3).
         var keepAlive: Bool
@@ -109,20 +109,42 @@ struct HTTPResponseParser {
             var facts = HTTP1Syntax.FieldFacts()
             facts.forwarding = true
             if code < 200 {
-                _ = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
-                return ParsedHead(head: HTTPResponseHead(version: version, status: status), framing: .untilClose, keepAlive: true, informational: true)
+                try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &facts) { _, _, _ in }
+                return ParsedHead(
+                    head: UpstreamResponseHead(version: version, status: status, fields: .built([:]), hasContentLength: false),
+                    framing: .untilClose, keepAlive: true, informational: true)
             }
-            var fields = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
-            if !facts.nominated.isEmpty { fields.removeAll { facts.isNominated($0.0) } }
-            if let requestID { fields.append(("x-request-id", requestID)) }
-            let headers = HTTPHeaders(fields)
+            var kept = UpstreamResponseHead.KeptLines(head: head, requestID: requestID)
+            var fits = true
+            try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &facts) { _, _, line in
+                if fits { fits = kept.keep(line) }
+            }
+            let fields: UpstreamResponseHead.Fields
+            if fits, facts.nominated.isEmpty {
+                fields = .lines(kept)
+            } else {
+                fields = .built(try builtFields(bytes, nominated: facts, requestID: requestID))
+            }
             // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 response means its framing
             // cannot be trusted; the connection closes after it.
             let keepAlive = facts.keepsAlive(minorVersion: version.minor) && (version.minor >= 1 || facts.transferEncodings.isEmpty)
             return ParsedHead(
-                head: HTTPResponseHead(version: version, status: status, headers: headers), framing: try framing(facts), keepAlive: keepAlive,
-                informational: false)
+                head: UpstreamResponseHead(version: version, status: status, fields: fields, hasContentLength: facts.contentLength != nil),
+                framing: try framing(facts), keepAlive: keepAlive, informational: false)
         }
+    }
+
+    /// The head's forwarded fields built, for the rare head whose kept lines do not fit
+    /// ``UpstreamResponseHead/KeptLines``: a second pass, leaving out what `Connection` named.
+    private static func builtFields(_ bytes: UnsafeRawBufferPointer, nominated: HTTP1Syntax.FieldFacts, requestID: String?) throws -> HTTPHeaders {
+        var lines = HTTP1Syntax.Lines(bytes: bytes)
+        _ = try lines.next()  // the status line
+        var facts = HTTP1Syntax.FieldFacts()
+        facts.forwarding = true
+        var fields = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
+        if !nominated.nominated.isEmpty { fields.removeAll { nominated.isNominated($0.0) } }
+        if let requestID { fields.append(("x-request-id", requestID)) }
+        return HTTPHeaders(fields)
     }
 
     /// RFC 9112 §6.3 for a response that may have a body.

@@ -341,7 +341,14 @@ final class ProxyExchange {
 
     // MARK: Response side (from the upstream)
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    /// What the upstream connection hands on of its response.
+    enum ResponsePart {
+        case head(UpstreamResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
+    func upstreamReceived(_ part: ResponsePart) {
         lastActivity = .now()
         switch part {
         case .head(var head):
@@ -358,8 +365,12 @@ final class ProxyExchange {
             status = code
             responseSide = .streaming
             // The parser has left out the hop-by-hop fields and added the request's ID.
-            PolicyEngine.apply(plan.responseEdits, to: &head.headers)
-            if plan.serverTiming { head.headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
+            if !plan.responseEdits.isEmpty || plan.serverTiming {
+                var headers = head.headers
+                PolicyEngine.apply(plan.responseEdits, to: &headers)
+                if plan.serverTiming { headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
+                head.fields = .built(headers)
+            }
             downstream?.writeResponseHead(head)
         case .body(let buffer):
             guard responseSide == .streaming, let downstream else { return }

@@ -142,6 +142,72 @@ struct HTTP1MessageWriterTests {
         #expect(wire.text == "HTTP/1.1 204 No Content\r\n" + expected + "\r\n")
     }
 
+    /// The head an upstream sent, read by ``HTTPResponseParser`` with the request's ID `r1`.
+    private static func upstreamHead(_ wire: [UInt8]) throws -> UpstreamResponseHead {
+        var parser = HTTPResponseParser()
+        var head: UpstreamResponseHead?
+        try parser.parse(ByteBuffer(bytes: wire), method: .GET, requestID: "r1") {
+            if case .head(let received, _) = $0 { head = received }
+            return true
+        }
+        return try #require(head)
+    }
+
+    /// An upstream's head goes on as the bytes that came, spacing and non-ASCII bytes kept,
+    /// without its hop-by-hop fields, its own `X-Request-ID` and `Transfer-Encoding`, which the
+    /// writer declares itself.
+    @Test func anUpstreamHeadGoesOnAsItsBytes() throws {
+        let wire = Array("HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nX-Odd:value  \r\nX-Bytes: caf".utf8) + [0xC3, 0xA9, 0x20, 0xFF]
+            + Array("\r\nTransfer-Encoding: chunked\r\nX-Request-ID: up\r\nX-Last: 1\r\n\r\n".utf8)
+        let head = try Self.upstreamHead(wire)
+        guard case .lines(let lines) = head.fields else {
+            Issue.record("the head was built, not kept as bytes")
+            return
+        }
+        var writer = HTTP1MessageWriter()
+        writer.writeHead(head, lines: lines, toHEAD: false, allocator: ByteBufferAllocator())
+        writer.writeBody(ByteBuffer(string: "ok"), allocator: ByteBufferAllocator()) { _ in }
+        writer.writeEnd(nil, allocator: ByteBufferAllocator())
+        let expected = Array("HTTP/1.1 200 OK\r\nServer: up\r\nX-Odd:value  \r\nX-Bytes: caf".utf8) + [0xC3, 0xA9, 0x20, 0xFF]
+            + Array("\r\nX-Last: 1\r\nx-request-id: r1\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".utf8)
+        let written = writer.take()
+        #expect(written.map { Array($0.readableBytesView) } == expected)
+        // Built, for a policy to edit, the fields are the same ones.
+        #expect(head.headers.map(\.name) == ["Server", "X-Odd", "X-Bytes", "X-Last", "x-request-id"])
+        #expect(head.headers.first(name: "x-odd") == "value")
+
+        // To HEAD: the length stays, no body follows.
+        let sized = try Self.upstreamHead(Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".utf8))
+        guard case .lines(let sizedLines) = sized.fields else {
+            Issue.record("the head was built, not kept as bytes")
+            return
+        }
+        writer.writeHead(sized, lines: sizedLines, toHEAD: true, allocator: ByteBufferAllocator())
+        writer.writeBody(ByteBuffer(string: "hello"), allocator: ByteBufferAllocator()) { _ in }
+        #expect(writer.take().map { String(buffer: $0) } == "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-request-id: r1\r\n\r\n")
+    }
+
+    /// A head whose kept lines come in more runs than are held inline, or whose `Connection`
+    /// names fields, is built instead, with the same fields left out.
+    @Test func anUpstreamHeadThatCannotStayBytesIsBuilt() throws {
+        let scattered = try Self.upstreamHead(
+            Array(
+                ("HTTP/1.1 200 OK\r\nA: 1\r\nKeep-Alive: t\r\nB: 2\r\nUpgrade: x\r\nC: 3\r\nTrailer: y\r\nD: 4\r\n"
+                    + "TE: trailers\r\nE: 5\r\n\r\n").utf8))
+        guard case .built(let built) = scattered.fields else {
+            Issue.record("five runs of lines were kept as bytes")
+            return
+        }
+        #expect(built.map { "\($0.name)=\($0.value)" } == ["A=1", "B=2", "C=3", "D=4", "E=5", "x-request-id=r1"])
+
+        let nominating = try Self.upstreamHead(Array("HTTP/1.1 200 OK\r\nX-Debug: 1\r\nConnection: x-debug\r\nF: 6\r\n\r\n".utf8))
+        guard case .built(let fields) = nominating.fields else {
+            Issue.record("a head whose Connection names a field was kept as bytes")
+            return
+        }
+        #expect(fields.map { "\($0.name)=\($0.value)" } == ["F=6", "x-request-id=r1"])
+    }
+
     @Test func requestsAreFramedAsGantryDeclaredThem() {
         let chunked = Self.write { writer, allocator, emit in
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/up?a=1")

@@ -1,0 +1,103 @@
+import NIOCore
+import NIOHTTP1
+
+/// An upstream's response head as it goes on to the client: its status line, and its field
+/// lines as the bytes that came, less those the proxy leaves out (hop-by-hop fields, those
+/// `Connection` names, the upstream's `X-Request-ID`), and with the request's `X-Request-ID`.
+///
+/// Most responses pass through unchanged. For them, a `String` for every name and value, an
+/// `HTTPHeaders` and writing it all out again cost about as much as the rest of the response's
+/// handling (benchmarks/RESULTS.md); as bytes, a head is checked once by the parser and copied
+/// once, from the upstream's read buffer to the client's write buffer. ``headers`` builds the
+/// fields when something must read or change them: a route's response policies,
+/// `Server-Timing`, `Strict-Transport-Security`, an HTTP/1.0 or HTTP/2 client.
+struct UpstreamResponseHead {
+    var version: HTTPVersion
+    var status: HTTPResponseStatus
+    var fields: Fields
+    /// The upstream sent a `Content-Length`.
+    let hasContentLength: Bool
+
+    enum Fields {
+        case lines(KeptLines)
+        /// Built when the lines could not stay bytes: a `Connection` named fields, which is
+        /// known only once they have gone by, or more lines were left out than
+        /// ``KeptLines`` holds runs for.
+        case built(HTTPHeaders)
+    }
+
+    /// The head's kept field lines, as runs of whole lines (CRLFs included) in the head's
+    /// bytes: usually two, around the upstream's `Connection`. Stored inline, so that keeping
+    /// them allocates nothing.
+    struct KeptLines {
+        static let maxRuns = 4
+
+        /// The head's bytes: a slice of the upstream's read buffer, not a copy.
+        let head: ByteBuffer
+        /// Appended after the lines, as `x-request-id: <id>`.
+        let requestID: String?
+        private var starts = InlineArray<4, Int>(repeating: 0)
+        private var ends = InlineArray<4, Int>(repeating: 0)
+        private var count = 0
+
+        init(head: ByteBuffer, requestID: String?) {
+            self.head = head
+            self.requestID = requestID
+        }
+
+        /// Keeps the line at `range` of the head's readable bytes; lines come in order. False
+        /// when it would take a run more than there is room for.
+        mutating func keep(_ range: Range<Int>) -> Bool {
+            if count > 0, ends[count - 1] == range.lowerBound {
+                ends[count - 1] = range.upperBound
+                return true
+            }
+            guard count < Self.maxRuns else { return false }
+            starts[count] = range.lowerBound
+            ends[count] = range.upperBound
+            count += 1
+            return true
+        }
+
+        /// Copies the kept lines, then the request's ID, into `buffer`.
+        func write(to buffer: inout ByteBuffer) {
+            head.withUnsafeReadableBytes { bytes in
+                for run in 0..<count {
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[starts[run]..<ends[run]]))
+                }
+            }
+            if let requestID {
+                buffer.writeStaticString("x-request-id: ")
+                buffer.writeString(requestID)
+                buffer.writeStaticString("\r\n")
+            }
+        }
+
+        /// The kept lines as fields. They were checked as they were read.
+        var headers: HTTPHeaders {
+            var fields: [(String, String)] = []
+            head.withUnsafeReadableBytes { bytes in
+                for run in 0..<count {
+                    var lines = HTTP1Syntax.Lines(bytes: UnsafeRawBufferPointer(rebasing: bytes[starts[run]..<ends[run]]))
+                    while lines.index < lines.bytes.count, let line = try? lines.next(), let (name, value) = try? HTTP1Syntax.field(line) {
+                        fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+                    }
+                }
+            }
+            if let requestID { fields.append(("x-request-id", requestID)) }
+            return HTTPHeaders(fields)
+        }
+    }
+
+    var headers: HTTPHeaders {
+        switch fields {
+        case .lines(let lines): lines.headers
+        case .built(let headers): headers
+        }
+    }
+
+    /// The head with its fields built, to change them.
+    var built: HTTPResponseHead {
+        HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+}
