@@ -27,7 +27,7 @@ extension DownstreamHandler {
     /// the header block is not searched for it.
     func traceUpstream(_ headers: inout HTTPHeaders, facts: HeaderFacts) -> Bool {
         let incoming = facts.traceparent == nil ? nil : headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
-        let timing = tracingRequested(headers, incoming: incoming)
+        let timing = tracingRequested(facts, incoming: incoming)
         let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
         if facts.traceparent == nil {
             headers.addOwn([("traceparent", trace.header)])
@@ -40,11 +40,9 @@ extension DownstreamHandler {
 
     /// The client asked for tracing (`X-Gantry-Trace: 1` or a sampled `traceparent`) and the
     /// file allows answering with `Server-Timing`.
-    func tracingRequested(_ headers: HTTPHeaders, incoming: TraceContext?? = nil) -> Bool {
+    func tracingRequested(_ facts: HeaderFacts, incoming: TraceContext?) -> Bool {
         guard loop.snapshot.serverTiming else { return false }
-        if headers.first(name: "x-gantry-trace") == "1" { return true }
-        let trace = incoming ?? headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
-        return trace?.sampled ?? false
+        return facts.asksForTiming || incoming?.sampled == true
     }
 
     /// Ends the request's span, when spans are recorded.

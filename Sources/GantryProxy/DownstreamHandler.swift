@@ -346,7 +346,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             default: loop.metrics.add(.malformedRequests)
             }
             var response = response
-            if tracingRequested(head.headers) {
+            if tracingRequested(facts, incoming: facts.traceparent.flatMap { TraceContext(header: $0) }) {
                 let gateway = NIODeadline.now().milliseconds(since: request.started)
                 response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason)\";dur=\(millisecondsText(gateway))"))
             }

@@ -26,6 +26,9 @@ struct HeaderFacts {
     /// The first `traceparent`, and whether a `tracestate` came with it.
     var traceparent: String?
     var hasTracestate = false
+    /// The first `X-Gantry-Trace` is `1`: the client asks for `Server-Timing`.
+    var asksForTiming = false
+    private var sawGantryTrace = false
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -36,6 +39,9 @@ struct HeaderFacts {
             case 14 where name.isASCII(caseInsensitiveEqualTo: "content-length"):
                 contentLengthCount += 1
                 if let first = contentLength { contentLengthsDiffer = contentLengthsDiffer || first != value } else { contentLength = value }
+            case 14 where name.isASCII(caseInsensitiveEqualTo: "x-gantry-trace"):
+                if !sawGantryTrace { asksForTiming = value == "1" }
+                sawGantryTrace = true
             case 6 where name.isASCII(caseInsensitiveEqualTo: "expect"):
                 hasExpect = true
                 expectsContinue = expectsContinue || value.isASCII(caseInsensitiveEqualTo: "100-continue")

@@ -14,9 +14,11 @@ final class RequestMetrics {
         let code: Int
     }
 
+    /// In seconds, as `Double`s: a `DurationHistogram` compares `Duration`s, 128-bit
+    /// arithmetic on every bucket of every request.
     private struct Stages {
-        let total: DurationHistogram
-        let upstream: DurationHistogram
+        let total: ValueHistogram
+        let upstream: ValueHistogram
     }
 
     private var requests: [RequestKey: Counter] = [:]
@@ -24,9 +26,7 @@ final class RequestMetrics {
     private var rejections: [String: Counter] = [:]
 
     /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.
-    static let buckets: [Duration] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map {
-        .nanoseconds(Int64($0 * 1e9))
-    }
+    static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -48,15 +48,15 @@ final class RequestMetrics {
             stages[routeIndex]
             ?? {
                 let made = Stages(
-                    total: registry.makeDurationHistogram(
+                    total: registry.makeValueHistogram(
                         name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "total")], buckets: Self.buckets),
-                    upstream: registry.makeDurationHistogram(
+                    upstream: registry.makeValueHistogram(
                         name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "upstream")], buckets: Self.buckets))
                 stages[routeIndex] = made
                 return made
             }()
-        stage.total.recordNanoseconds(totalNanoseconds)
-        if let upstream = upstreamMilliseconds { stage.upstream.recordNanoseconds(Int64(upstream * 1_000_000)) }
+        stage.total.record(Double(totalNanoseconds) / 1e9)
+        if let upstream = upstreamMilliseconds { stage.upstream.record(upstream / 1000) }
     }
 
     /// A request gantry answered itself before any upstream: no route, a policy's refusal, bad
