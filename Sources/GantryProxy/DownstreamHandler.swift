@@ -35,7 +35,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     private(set) var current = Current.idle
     /// HTTP/1.1 responses as bytes (unused on HTTP/2 streams).
-    var output = HTTP1MessageWriter()
+    var output: HTTP1MessageWriter
     private(set) var requestInProgress = false
     private var responseInProgress = false
     private(set) var requestVersion = HTTPVersion.http1_1
@@ -81,6 +81,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         self.listener = listener
         self.multiplexed = multiplexed
         self.hsts = listener.tls?.hsts
+        self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
         self.parser = HTTPRequestParser(maxHeadSize: loop.snapshot.limits.maxHeadSize, maxHeaderCount: loop.snapshot.limits.maxHeaderCount)
     }
 

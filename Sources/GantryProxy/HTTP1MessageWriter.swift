@@ -23,6 +23,24 @@ struct HTTP1MessageWriter {
     private var framing = BodyFraming.plain
     /// Bytes written but not yet handed to the channel.
     private var pending: ByteBuffer?
+    /// Where a flushed head's buffer waits to be written into again; shared by the writers of
+    /// one event loop.
+    private let spare: SpareBuffer?
+
+    /// One event loop's spare write buffer. A buffer handed to the channel is written to the
+    /// socket during the flush, in the usual case, and then only this holds its storage: the
+    /// next head on the loop is written into it instead of two new allocations (the storage
+    /// object and its bytes). When the channel still holds the bytes, writing copies them
+    /// first (`ByteBuffer` is copy-on-write), so sharing is safe either way.
+    final class SpareBuffer {
+        var buffer: ByteBuffer?
+        /// Larger buffers (a coalesced body) are let go rather than kept.
+        static let maxCapacity = 8192
+    }
+
+    init(spare: SpareBuffer? = nil) {
+        self.spare = spare
+    }
 
     /// Body parts up to this size are copied next to the head; larger ones go out as they are.
     static let coalesceLimit = 4096
@@ -131,8 +149,10 @@ struct HTTP1MessageWriter {
 
     /// Writes what has gathered and flushes the channel.
     mutating func flush(through context: ChannelHandlerContext) {
-        if let bytes = take() { context.write(NIOAny(bytes), promise: nil) }
+        guard let bytes = take() else { return context.flush() }
+        context.write(NIOAny(bytes), promise: nil)
         context.flush()
+        if let spare, bytes.capacity <= SpareBuffer.maxCapacity { spare.buffer = bytes }
     }
 
     /// The bytes gathered since the last call, to write before a flush.
@@ -157,8 +177,14 @@ struct HTTP1MessageWriter {
     }
 
     private func startBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let pending { return pending }
+        if var recycled = spare?.buffer {
+            spare?.buffer = nil
+            recycled.clear()
+            return recycled
+        }
         // Room for a typical head and a small body after it.
-        pending ?? allocator.buffer(capacity: 1024)
+        return allocator.buffer(capacity: 1024)
     }
 
     /// Framing fields a response head must not carry as they are: its transfer codings are

@@ -26,6 +26,7 @@ final class LoopContext {
     var metrics = LoopCounters()
     let requestMetrics: RequestMetrics
     let tracer: RequestTracer?
+    let spareWriteBuffer = HTTP1MessageWriter.SpareBuffer()
 
     /// Open client connections (and HTTP/2 streams), for their timeouts and their exchanges', and
     /// for draining.

@@ -24,7 +24,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var keepAlive = true
     private var parser = HTTPResponseParser()
     /// Requests as bytes.
-    private var output = HTTP1MessageWriter()
+    private var output: HTTP1MessageWriter
     /// Inside `parser.parse`, whose callbacks may close this connection: the parser must not
     /// be touched again until it returns.
     private var isParsing = false
@@ -32,6 +32,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     init(address: EndpointAddress, loop: LoopContext) {
         self.address = address
         self.loop = loop
+        self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
     }
 
     /// `keepAlive` turns false when the connection closes, so no channel state is read here.

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
 
@@ -206,6 +207,36 @@ struct HTTP1MessageWriterTests {
             return
         }
         #expect(fields.map { "\($0.name)=\($0.value)" } == ["F=6", "x-request-id=r1"])
+    }
+
+    /// Writers on one loop write their heads into the buffer last flushed; bytes the channel
+    /// still holds are never changed by that.
+    @Test func aSpareBufferNeverChangesBytesTheChannelStillHolds() throws {
+        final class Writes: ChannelOutboundHandler {
+            typealias OutboundIn = ByteBuffer
+        }
+        let channel = EmbeddedChannel(handler: Writes())
+        let context = try channel.pipeline.syncOperations.context(handlerType: Writes.self)
+        let spare = HTTP1MessageWriter.SpareBuffer()
+        var first = HTTP1MessageWriter(spare: spare)
+        var second = HTTP1MessageWriter(spare: spare)
+        first.writeHead(Self.response(.ok, [("content-length", "0"), ("a", "1")]), toHEAD: false, allocator: channel.allocator)
+        first.flush(through: context)
+        #expect(spare.buffer != nil)
+        second.writeHead(Self.response(.notFound, [("content-length", "0")]), toHEAD: false, allocator: channel.allocator)
+        second.flush(through: context)
+        // The embedded channel keeps what was written until it is read: both heads are intact.
+        let written = [try channel.readOutbound(as: ByteBuffer.self), try channel.readOutbound(as: ByteBuffer.self)]
+        #expect(written.map { $0.map { String(buffer: $0) } } == ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\na: 1\r\n\r\n", "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"])
+        // A large buffer (a coalesced body) is not kept.
+        first.writeHead(Self.response(.ok, [("content-length", "12288")]), toHEAD: false, allocator: channel.allocator)
+        for _ in 0..<3 {
+            first.writeBody(ByteBuffer(repeating: 0x61, count: HTTP1MessageWriter.coalesceLimit), allocator: channel.allocator) { _ in }
+        }
+        spare.buffer = nil
+        first.flush(through: context)
+        #expect(spare.buffer == nil)
+        _ = try channel.finish()
     }
 
     @Test func requestsAreFramedAsGantryDeclaredThem() {
