@@ -15,7 +15,7 @@ extension DownstreamHandler {
             upstreamHead.status.mayHaveResponseBody || !upstreamHead.hasContentLength, let context
         {
             // Nothing to change: the upstream's lines go on as they came.
-            output.writeHead(upstreamHead, lines: lines, toHEAD: requestMethod == .HEAD, allocator: context.channel.allocator)
+            output.writeHead(upstreamHead, lines: lines, toHEAD: requestMethod == .HEAD, allocator: allocator)
             return
         }
         var head = upstreamHead.built
@@ -63,14 +63,13 @@ extension DownstreamHandler {
             context.write(wrapOutboundOut(part), promise: nil)
             return
         }
-        let allocator = context.channel.allocator
         switch part {
         case .head(let head) where head.status.code < 200:
             output.writeInterim(head.status, version: head.version, allocator: allocator)
         case .head(let head):
             output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
         case .body(let data):
-            output.writeBody(data, through: context)
+            output.writeBody(data, allocator: allocator, through: context)
         case .end(let trailers):
             output.writeEnd(trailers, allocator: allocator)
         }
@@ -79,7 +78,7 @@ extension DownstreamHandler {
     func writeLocalResponse(_ response: LocalResponse, requestID: String, requestComplete: Bool) {
         guard let context else { return }
         if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
-        let body = response.body(requestID: requestID, allocator: context.channel.allocator)
+        let body = response.body(requestID: requestID, allocator: allocator)
         var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive && !multiplexed)
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         send(.head(head))

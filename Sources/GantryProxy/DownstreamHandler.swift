@@ -36,6 +36,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private(set) var current = Current.idle
     /// HTTP/1.1 responses as bytes (unused on HTTP/2 streams).
     var output: HTTP1MessageWriter
+    /// The channel's, read once: `context.channel.allocator` costs an existential call and a
+    /// retain of the channel on every message.
+    private(set) var allocator = ByteBufferAllocator()
     private(set) var requestInProgress = false
     private var responseInProgress = false
     private(set) var requestVersion = HTTPVersion.http1_1
@@ -97,6 +100,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         isWritable = context.channel.isWritable
         if context.channel.isActive { becameActive(context) }
     }

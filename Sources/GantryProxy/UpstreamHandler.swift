@@ -25,6 +25,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private var parser = HTTPResponseParser()
     /// Requests as bytes.
     private var output: HTTP1MessageWriter
+    /// The pool's list for this endpoint, once the connection has been in it.
+    var idleList: UpstreamPool.IdleList?
+    /// The channel's, read once (see ``DownstreamHandler/allocator``).
+    private var allocator = ByteBufferAllocator()
     /// Inside `parser.parse`, whose callbacks may close this connection: the parser must not
     /// be touched again until it returns.
     private var isParsing = false
@@ -42,6 +46,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
         isWritable = context.channel.isWritable
     }
 
@@ -54,9 +59,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     func write(_ part: HTTPClientRequestPart) {
         guard let context else { return }
         switch part {
-        case .head(let head): output.writeHead(head, allocator: context.channel.allocator)
-        case .body(let data): output.writeBody(data, through: context)
-        case .end(let trailers): output.writeEnd(trailers, allocator: context.channel.allocator)
+        case .head(let head): output.writeHead(head, allocator: allocator)
+        case .body(let data): output.writeBody(data, allocator: allocator, through: context)
+        case .end(let trailers): output.writeEnd(trailers, allocator: allocator)
         }
     }
 

@@ -7,9 +7,13 @@ final class UpstreamPool {
     /// One endpoint's idle connections. A class, so that taking or returning a connection is a
     /// dictionary lookup and a change to this array in place: changing an array stored in the
     /// dictionary goes through the dictionary's `modify` accessors, whose coroutine frames cost
-    /// three allocations per request.
-    private final class IdleList {
+    /// three allocations per request. A connection that has been in a list keeps it
+    /// (``UpstreamHandler/idleList``), so that returning it needs no lookup; a list the pool
+    /// drops is emptied, since it and its connections refer to each other.
+    final class IdleList {
         var connections: [UpstreamHandler] = []
+        /// False once the pool has dropped the list, so that no connection is kept in it.
+        var isInPool = true
     }
 
     private var idle: [EndpointAddress: IdleList] = [:]
@@ -32,13 +36,18 @@ final class UpstreamPool {
             connection.close()
             return
         }
+        // The connection remembers its endpoint's list: one hash of the address per request
+        // (in `take`) rather than two.
         let list: IdleList
-        if let existing = idle[connection.address] {
+        if let known = connection.idleList, known.isInPool {
+            list = known
+        } else if let existing = idle[connection.address] {
             list = existing
         } else {
             list = IdleList()
             idle[connection.address] = list
         }
+        connection.idleList = list
         guard list.connections.count < maxIdle else {
             connection.close()
             return
@@ -58,17 +67,28 @@ final class UpstreamPool {
             let expired = list.connections.filter { $0.idleDeadline <= now }
             guard !expired.isEmpty else { continue }
             list.connections.removeAll { $0.idleDeadline <= now }
-            if list.connections.isEmpty { idle[address] = nil }
+            if list.connections.isEmpty {
+                list.isInPool = false
+                idle[address] = nil
+            }
             for connection in expired { connection.close() }
         }
     }
 
     func closeIdle(to address: EndpointAddress) {
-        for connection in idle.removeValue(forKey: address)?.connections ?? [] { connection.close() }
+        guard let list = idle.removeValue(forKey: address) else { return }
+        list.isInPool = false
+        let connections = list.connections
+        list.connections = []  // a list and its connections refer to each other
+        for connection in connections { connection.close() }
     }
 
     func closeAll() {
         let all = idle.values.flatMap(\.connections)
+        for list in idle.values {
+            list.isInPool = false
+            list.connections = []
+        }
         idle.removeAll()
         for connection in all { connection.close() }
     }
