@@ -4,7 +4,8 @@ import GantryTestSupport
 /// Steady load from a real HTTP client (Python's http.client, keep-alive, several threads)
 /// until stopped; every failure is kept with its reason. With `posts`, every other request is
 /// a POST with a body that the upstream answers after 10 ms: a request gantry may not retry
-/// once sent, so only a real drain keeps it from failing when its pod goes away.
+/// once sent, so only a real drain keeps it from failing when its pod goes away. It stops by
+/// itself when the test process goes away.
 final class LoadGenerator {
     struct Result: Decodable {
         let ok: Int
@@ -88,11 +89,15 @@ final class LoadGenerator {
                         failures.append("%s: %s" % (type(error).__name__, error))
                     connection = None
 
+        parent = os.getppid()
+
         def progress():
             while not os.path.exists(stop_file):
                 with open(progress_file + ".tmp", "w") as f:
                     f.write(str(ok))
                 os.replace(progress_file + ".tmp", progress_file)
+                if os.getppid() != parent:
+                    open(stop_file, "w").close()  # the test process is gone: stop, do not load the machine on
                 time.sleep(0.05)
 
         workers = [threading.Thread(target=worker) for _ in range(threads)]
