@@ -12,7 +12,7 @@ extension DownstreamHandler {
 
     func writeResponseHead(_ upstreamHead: UpstreamResponseHead) {
         if !multiplexed, hsts == nil, keepAlive, requestVersion == .http1_1, case .lines(let lines) = upstreamHead.fields,
-            upstreamHead.status.mayHaveResponseBody || !upstreamHead.hasContentLength, let context
+            upstreamHead.status.mayHaveResponseBody || !upstreamHead.hasContentLength, context != nil
         {
             // Nothing to change: the upstream's lines go on as they came.
             output.writeHead(upstreamHead, lines: lines, toHEAD: requestMethod == .HEAD, allocator: allocator)

@@ -73,6 +73,7 @@ struct HTTP1MessageWriter {
     /// out by the parser, and a body without a length is chunked. The caller builds the head
     /// instead when its status has no content but it has a `Content-Length`, which must go.
     mutating func writeHead(_ head: UpstreamResponseHead, lines: UpstreamResponseHead.KeptLines, toHEAD: Bool, allocator: ByteBufferAllocator) {
+        assert(head.status.mayHaveResponseBody || !head.hasContentLength, "a head whose length must go is built first")
         let declaresChunked = head.status.mayHaveResponseBody && !head.hasContentLength
         if head.status.mayHaveResponseBody {
             framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)

@@ -3,8 +3,8 @@ import NIOCore
 import NIOHTTP1
 
 /// Reads an upstream's HTTP/1.1 responses (RFC 9112) from the bytes of its connection and
-/// hands on the parts NIO's client decoder would: the head, body slices and the end (with any
-/// trailers), and whether the connection stays open.
+/// hands on the head (as an ``UpstreamResponseHead``: its field lines kept as bytes), body
+/// slices and the end (with any trailers), and whether the connection stays open.
 ///
 /// Written here rather than using NIO's `HTTPResponseDecoder` for what that decoder costs per
 /// response on the proxy's hot path: llhttp's per-token callbacks, a `ByteToMessageHandler`,

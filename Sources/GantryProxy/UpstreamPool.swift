@@ -8,8 +8,8 @@ final class UpstreamPool {
     /// dictionary lookup and a change to this array in place: changing an array stored in the
     /// dictionary goes through the dictionary's `modify` accessors, whose coroutine frames cost
     /// three allocations per request. A connection that has been in a list keeps it
-    /// (``UpstreamHandler/idleList``), so that returning it needs no lookup; a list the pool
-    /// drops is emptied, since it and its connections refer to each other.
+    /// (``UpstreamHandler/idleList``), so that returning it to the pool needs no lookup; a list
+    /// the pool drops is emptied, since it and its connections refer to each other.
     final class IdleList {
         var connections: [UpstreamHandler] = []
         /// False once the pool has dropped the list, so that no connection is kept in it.

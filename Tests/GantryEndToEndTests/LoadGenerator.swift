@@ -5,7 +5,7 @@ import GantryTestSupport
 /// until stopped; every failure is kept with its reason. With `posts`, every other request is
 /// a POST with a body that the upstream answers after 10 ms: a request gantry may not retry
 /// once sent, so only a real drain keeps it from failing when its pod goes away. It stops by
-/// itself when the test process goes away.
+/// itself when the test process goes away, and when the generator is released unstopped.
 final class LoadGenerator {
     struct Result: Decodable {
         let ok: Int
@@ -30,7 +30,10 @@ final class LoadGenerator {
         try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "127.0.0.1", "\(port)", host, path, "\(threads)", stopFile, progressFile, posts ? "posts" : "gets", "\(perThreadPause)"]
+        process.arguments = [
+            "python3", script, "127.0.0.1", "\(port)", host, path, "\(threads)", stopFile, progressFile, posts ? "posts" : "gets", "\(perThreadPause)",
+            "\(ProcessInfo.processInfo.processIdentifier)",
+        ]
         process.standardOutput = FileHandle(forWritingAtPath: outputFile)
         try process.run()
     }
@@ -46,6 +49,11 @@ final class LoadGenerator {
         return await eventually(timeout: timeout) { self.completed >= target }
     }
 
+    /// A test that fails before ``stop()`` leaves no load running for the tests after it.
+    deinit {
+        _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
+    }
+
     func stop() async throws -> Result {
         _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
         _ = await eventually(timeout: .seconds(30)) { !self.process.isRunning }
@@ -55,6 +63,7 @@ final class LoadGenerator {
     static let script = #"""
         import http.client, json, os, sys, threading, time
         host, port, host_header, path, threads, stop_file, progress_file, mode, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8], float(sys.argv[9])
+        parent = int(sys.argv[10])  # the test process
         lock = threading.Lock()
         ok = 0
         failures = []
@@ -88,8 +97,6 @@ final class LoadGenerator {
                     with lock:
                         failures.append("%s: %s" % (type(error).__name__, error))
                     connection = None
-
-        parent = os.getppid()
 
         def progress():
             while not os.path.exists(stop_file):
