@@ -18,6 +18,21 @@ struct LocalResponse {
         LocalResponse(status: .badRequest, reason: "bad_request", message: message, closesConnection: true)
     }
 
+    /// An exchange that failed for `detail` (the access log's): 504 for a timeout, else 502.
+    static func upstreamFailure(_ detail: String) -> LocalResponse {
+        let message: String
+        switch detail {
+        case "upstream_timeout", "stream_idle_timeout", "upstream_connect_timeout":
+            return LocalResponse(status: .gatewayTimeout, reason: detail, message: "the upstream did not answer in time")
+        case "upstream_connect_failure": message = "could not connect to the upstream"
+        case "upstream_protocol_error": message = "the upstream sent an invalid response"
+        case "upstream_reset": message = "the upstream closed the connection before responding"
+        case "upstream_address_unresolvable": message = "the upstream address could not be resolved"
+        default: message = "the upstream failed (\(detail))"
+        }
+        return LocalResponse(status: .badGateway, reason: detail, message: message)
+    }
+
     func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)

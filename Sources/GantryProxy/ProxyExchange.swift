@@ -453,23 +453,7 @@ final class ProxyExchange {
             complete()
             return
         }
-        switch detail {
-        case "upstream_timeout", "stream_idle_timeout", "upstream_connect_timeout":
-            respondLocally(
-                LocalResponse(status: .gatewayTimeout, reason: detail, message: "the upstream did not answer in time"))
-        default:
-            respondLocally(LocalResponse(status: .badGateway, reason: detail, message: Self.describe(detail)))
-        }
-    }
-
-    private static func describe(_ detail: String) -> String {
-        switch detail {
-        case "upstream_connect_failure": return "could not connect to the upstream"
-        case "upstream_protocol_error": return "the upstream sent an invalid response"
-        case "upstream_reset": return "the upstream closed the connection before responding"
-        case "upstream_address_unresolvable": return "the upstream address could not be resolved"
-        default: return "the upstream failed (\(detail))"
-        }
+        respondLocally(.upstreamFailure(detail))
     }
 
     func respondLocally(_ response: LocalResponse) {
