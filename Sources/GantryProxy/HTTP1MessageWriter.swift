@@ -54,18 +54,11 @@ struct HTTP1MessageWriter {
     /// copied first.
     mutating func writeHead(_ head: HTTPResponseHead, toHEAD: Bool, allocator: ByteBufferAllocator) {
         let mayHaveBody = head.status.mayHaveResponseBody
-        let declaresChunked = mayHaveBody && head.version.minor >= 1 && !head.headers.contains(name: "content-length")
-        if mayHaveBody {
-            framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
-        } else {
-            framing = .none
+        writeResponseHead(
+            head.status, version: head.version, hasLength: head.headers.contains(name: "content-length"), toHEAD: toHEAD, allocator: allocator
+        ) { buffer in
+            Self.writeFields(head.headers, dropping: mayHaveBody ? .transferEncoding : .framing, to: &buffer)
         }
-        var buffer = startBuffer(allocator)
-        Self.writeStatusLine(head.status, version: head.version, to: &buffer)
-        Self.writeFields(head.headers, dropping: mayHaveBody ? .transferEncoding : .framing, to: &buffer)
-        if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
-        pending = buffer
     }
 
     /// An upstream's response head going on unchanged to an HTTP/1.1 client, its field lines
@@ -74,15 +67,22 @@ struct HTTP1MessageWriter {
     /// instead when its status has no content but it has a `Content-Length`, which must go.
     mutating func writeHead(_ head: UpstreamResponseHead, lines: UpstreamResponseHead.KeptLines, toHEAD: Bool, allocator: ByteBufferAllocator) {
         assert(head.status.mayHaveResponseBody || !head.hasContentLength, "a head whose length must go is built first")
-        let declaresChunked = head.status.mayHaveResponseBody && !head.hasContentLength
-        if head.status.mayHaveResponseBody {
-            framing = toHEAD ? .none : (declaresChunked ? .chunked : .plain)
-        } else {
-            framing = .none
+        writeResponseHead(head.status, version: .http1_1, hasLength: head.hasContentLength, toHEAD: toHEAD, allocator: allocator) {
+            lines.write(to: &$0)
         }
+    }
+
+    /// The framing both kinds of response head follow, around their fields.
+    private mutating func writeResponseHead(
+        _ status: HTTPResponseStatus, version: HTTPVersion, hasLength: Bool, toHEAD: Bool, allocator: ByteBufferAllocator,
+        fields: (inout ByteBuffer) -> Void
+    ) {
+        let mayHaveBody = status.mayHaveResponseBody
+        let declaresChunked = mayHaveBody && version.minor >= 1 && !hasLength
+        framing = !mayHaveBody || toHEAD ? .none : (declaresChunked ? .chunked : .plain)
         var buffer = startBuffer(allocator)
-        Self.writeStatusLine(head.status, version: .http1_1, to: &buffer)
-        lines.write(to: &buffer)
+        Self.writeStatusLine(status, version: version, to: &buffer)
+        fields(&buffer)
         if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
         buffer.writeStaticString("\r\n")
         pending = buffer
