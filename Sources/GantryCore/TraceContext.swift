@@ -54,32 +54,37 @@ public struct TraceContext: Sendable, Hashable {
         TraceContext(traceID: traceID, spanID: Self.span(&random), flags: sampled ? flags | 1 : flags)
     }
 
-    /// Written byte by byte: it is made for every proxied request.
+    /// The length of a `traceparent` value (version 00).
+    public static let headerLength = 55
+
     public var header: String {
-        String(unsafeUninitializedCapacity: 55) { buffer in
-            var position = 0
-            func put(_ byte: UInt8) {
-                buffer[position] = byte
-                position += 1
-            }
-            func put(_ value: UInt64, nibbles: Int) {
-                var shift = (nibbles - 1) * 4
-                while shift >= 0 {
-                    let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
-                    put(nibble < 10 ? 0x30 + nibble : 0x57 + nibble)  // 0-9, a-f
-                    shift -= 4
-                }
-            }
-            put(UInt8(ascii: "0"))
-            put(UInt8(ascii: "0"))
-            put(UInt8(ascii: "-"))
-            put(traceID.high, nibbles: 16)
-            put(traceID.low, nibbles: 16)
-            put(UInt8(ascii: "-"))
-            put(spanID, nibbles: 16)
-            put(UInt8(ascii: "-"))
-            put(UInt64(flags), nibbles: 2)
-            return position
+        String(unsafeUninitializedCapacity: Self.headerLength) { buffer in
+            writeHeader(into: UnsafeMutableRawBufferPointer(buffer))
+            return Self.headerLength
+        }
+    }
+
+    /// Writes the `traceparent` value into the first ``headerLength`` bytes of `out`, byte by
+    /// byte: one is made for every proxied request, and the proxy writes it straight into the
+    /// upstream head.
+    public func writeHeader(into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= Self.headerLength)
+        out[0] = UInt8(ascii: "0")
+        out[1] = UInt8(ascii: "0")
+        out[2] = UInt8(ascii: "-")
+        Self.writeHex(traceID.high, nibbles: 16, into: out, at: 3)
+        Self.writeHex(traceID.low, nibbles: 16, into: out, at: 19)
+        out[35] = UInt8(ascii: "-")
+        Self.writeHex(spanID, nibbles: 16, into: out, at: 36)
+        out[52] = UInt8(ascii: "-")
+        Self.writeHex(UInt64(flags), nibbles: 2, into: out, at: 53)
+    }
+
+    /// Lowercase hex digits, `nibbles` of them, from `offset` on.
+    private static func writeHex(_ value: UInt64, nibbles: Int, into out: UnsafeMutableRawBufferPointer, at offset: Int) {
+        for index in 0..<nibbles {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64((nibbles - 1 - index) * 4)) & 0xF
+            out[offset + index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble  // 0-9, a-f
         }
     }
 

@@ -25,16 +25,11 @@ extension DownstreamHandler {
     /// Returns whether the response should carry `Server-Timing`.
     /// `facts` describe the client's headers: most requests carry no trace context, and then
     /// the header block is not searched for it.
-    func traceUpstream(_ headers: inout HTTPHeaders, facts: HeaderFacts) -> Bool {
-        let incoming = facts.traceparent == nil ? nil : headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+    func traceUpstream(_ head: inout UpstreamRequestHead, facts: HeaderFacts) -> Bool {
+        let incoming = facts.traceparent.flatMap { TraceContext(header: $0) }
         let timing = tracingRequested(facts, incoming: incoming)
         let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
-        if facts.traceparent == nil {
-            headers.addOwn([("traceparent", trace.header)])
-        } else {
-            headers.replaceOrAdd(name: "traceparent", value: trace.header)
-        }
-        if incoming == nil, facts.hasTracestate { headers.remove(name: "tracestate") }  // it belongs to the trace we replaced
+        head.setTrace(trace, dropsTracestate: incoming == nil && facts.hasTracestate)  // it belongs to the trace we replaced
         return timing
     }
 

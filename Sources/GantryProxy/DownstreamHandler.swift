@@ -218,7 +218,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         isInReadBatch = true
         if closing { return }
         switch part {
-        case .head(let head): enqueueOrHandle(.part(.head(head, keepAlive: true)))
+        case .head(let head): enqueueOrHandle(.part(.head(ClientRequestHead(head), keepAlive: true)))
         case .body(let buffer): enqueueOrHandle(.part(.body(buffer)))
         case .end(let trailers): enqueueOrHandle(.part(.end(trailers)))
         }
@@ -302,7 +302,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         return true
     }
 
-    private func startRequest(_ head: HTTPRequestHead, keepAlive requestKeepsAlive: Bool) {
+    private func startRequest(_ head: ClientRequestHead, keepAlive requestKeepsAlive: Bool) {
         idleDeadline = .distantFuture
         headDeadline = .distantFuture
         requestInProgress = true
@@ -312,7 +312,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if !multiplexed, !requestKeepsAlive || loop.draining { keepAlive = false }
         loop.metrics.add(.requests)
 
-        let facts = HeaderFacts(head.headers)
+        let facts = head.facts
         let clientID = facts.requestID
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
@@ -321,16 +321,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if let tracer = loop.tracer { request.span = tracer.startServerSpan(method: request.method, headers: head.headers) }
 
         switch RequestAdmission.admit(
-            head, facts: facts, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
+            head, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
             keptClientID: keptClientID, policies: loop.policies)
         {
         case .proxy(var plan):
-            plan.serverTiming = traceUpstream(&plan.upstreamHead.headers, facts: facts)
+            plan.serverTiming = traceUpstream(&plan.upstreamHead, facts: facts)
             if let tracer = loop.tracer, let span = request.span {
                 // Replaces the `traceparent` just written with the recorded span's; the one
                 // above stays when the tracer records nothing (a sampler that drops everything
                 // injects nothing), and it has already dropped a stale `tracestate`.
-                tracer.propagate(span, into: &plan.upstreamHead.headers)
+                tracer.propagate(span, into: &plan.upstreamHead.built.headers)
             }
             request.host = plan.host
             request.path = plan.path

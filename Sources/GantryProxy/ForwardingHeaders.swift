@@ -1,49 +1,80 @@
 import GantryCore
 import NIOHTTP1
 
-/// The header changes a reverse proxy makes on the way upstream. On the way back,
-/// ``HTTPResponseParser`` leaves out the response's hop-by-hop fields as it reads them.
-enum ForwardingHeaders {
-    /// Upstream request: drops hop-by-hop fields (RFC 9110 §7.6.1, and every field `Connection`
-    /// names) and `Expect` (gantry answers `100-continue` itself), sets `X-Forwarded-For`
-    /// (appending the client), `-Proto`, `-Host` and `X-Request-ID`, and re-declares chunked
-    /// framing, which the removal of `Transfer-Encoding` took away.
-    static func prepare(
-        _ headers: inout HTTPHeaders, facts: HeaderFacts, client: String, scheme: String, host: String, requestID: String,
-        keptClientID: Bool, chunked: Bool
+/// The changes a reverse proxy makes to a request's fields on the way upstream (RFC 9110
+/// §7.6): the client's hop-by-hop fields (and every field its `Connection` names) and `Expect`
+/// (gantry answers `100-continue` itself) stay behind; `X-Forwarded-For` gets the client
+/// appended; `X-Forwarded-Proto`, `-Host`, `X-Request-ID` and `traceparent` are gantry's own,
+/// replacing the client's; chunked framing is declared again, since `Transfer-Encoding` was
+/// dropped. ``UpstreamRequestHead`` applies them to the client's lines or to built fields.
+/// On the way back, ``HTTPResponseParser`` leaves out the response's hop-by-hop fields as it
+/// reads them.
+struct ForwardingHeaders {
+    /// The client's `X-Forwarded-For` values, if it sent any, and then the client.
+    let forwardedFor: String
+    let scheme: String
+    /// The Host the client asked for, when it named one.
+    let forwardedHost: String?
+    /// The request's ID; nil when the client's own is kept.
+    let requestID: String?
+    let chunked: Bool
+    /// For a request that came without `Host` (HTTP/1.0): it goes upstream as HTTP/1.1, which
+    /// needs one, so the service's name, as nginx sends its upstream's.
+    let host: String?
+    /// The trace context gantry sends upstream, once it is known.
+    var trace: TraceContext?
+    /// The client's `tracestate` belonged to a `traceparent` that was not valid, and goes too.
+    var dropsTracestate = false
+
+    init(
+        client head: ClientRequestHead, clientIP: String, scheme: String, host: String, requestID: String, keptClientID: Bool,
+        chunked: Bool, defaultHost: String?
     ) {
-        let replacesHost = !host.isEmpty
-        var forwardedFor = client
-        // The block is built anew, once, with room for gantry's fields: adding them to the
-        // client's block would copy it anyway, as the client's head still holds it.
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(headers.count + 6)
-        // The common request has none of these, and then every field is kept.
-        if facts.hasHopByHop || facts.hasExpect || facts.forwardedForCount > 0 || facts.hasForwardedProto
-            || (facts.hasForwardedHost && replacesHost) || (!keptClientID && facts.requestID != nil)
-        {
-            var previousHops: [String] = []
-            for (name, value) in headers where !facts.isHopByHop(name) {
-                switch name.utf8.count {
-                case 6 where name.isASCII(caseInsensitiveEqualTo: "expect"): continue
-                case 12 where !keptClientID && name.isASCII(caseInsensitiveEqualTo: "x-request-id"): continue
-                case 16 where replacesHost && name.isASCII(caseInsensitiveEqualTo: "x-forwarded-host"): continue
-                case 17 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-proto"): continue
-                case 15 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-for"):
-                    previousHops.append(value)
-                    continue
-                default: fields.append((name, value))
-                }
+        var previousHops: [String] = []
+        if head.facts.forwardedForCount > 0 {
+            head.forEachField { name, value in
+                if HeaderFacts.equal(name, "x-forwarded-for") { previousHops.append(String(decoding: value, as: UTF8.self)) }
             }
-            if !previousHops.isEmpty { forwardedFor = previousHops.joined(separator: ", ") + ", " + client }
-        } else {
-            for (name, value) in headers { fields.append((name, value)) }
         }
-        fields.append(("x-forwarded-for", forwardedFor))
-        fields.append(("x-forwarded-proto", scheme))
-        if replacesHost { fields.append(("x-forwarded-host", host)) }
-        if !keptClientID { fields.append(("x-request-id", requestID)) }
-        if chunked { fields.append(("transfer-encoding", "chunked")) }
-        headers = HTTPHeaders(fields)
+        forwardedFor = previousHops.isEmpty ? clientIP : previousHops.joined(separator: ", ") + ", " + clientIP
+        self.scheme = scheme
+        forwardedHost = host.isEmpty ? nil : host
+        self.requestID = keptClientID ? nil : requestID
+        self.chunked = chunked
+        self.host = head.facts.hostCount == 0 ? defaultHost : nil
+    }
+
+    /// Whether every one of the client's fields goes on: the common request, whose lines are
+    /// then copied upstream as one run.
+    func keepsEveryField(of facts: HeaderFacts) -> Bool {
+        !(facts.hasHopByHop || facts.hasExpect || facts.forwardedForCount > 0 || facts.hasForwardedProto
+            || (facts.hasForwardedHost && forwardedHost != nil) || (facts.requestID != nil && requestID != nil)
+            || (facts.traceparent != nil && trace != nil) || (facts.hasTracestate && dropsTracestate))
+    }
+
+    /// Whether the client's field `name` stays behind.
+    func drops(_ name: UnsafeRawBufferPointer, facts: HeaderFacts) -> Bool {
+        if facts.isHopByHop(name) { return true }
+        switch name.count {
+        case 6: return HeaderFacts.equal(name, "expect")
+        case 10: return dropsTracestate && HeaderFacts.equal(name, "tracestate")
+        case 11: return trace != nil && HeaderFacts.equal(name, "traceparent")
+        case 12: return requestID != nil && HeaderFacts.equal(name, "x-request-id")
+        case 15: return HeaderFacts.equal(name, "x-forwarded-for")
+        case 16: return forwardedHost != nil && HeaderFacts.equal(name, "x-forwarded-host")
+        case 17: return HeaderFacts.equal(name, "x-forwarded-proto")
+        default: return false
+        }
+    }
+
+    /// gantry's fields, in the order they follow the client's, except `traceparent`, which
+    /// comes last and is written from ``trace``.
+    func forEachAdded(_ body: (_ name: String, _ value: String) -> Void) {
+        body("x-forwarded-for", forwardedFor)
+        body("x-forwarded-proto", scheme)
+        if let forwardedHost { body("x-forwarded-host", forwardedHost) }
+        if let requestID { body("x-request-id", requestID) }
+        if chunked { body("transfer-encoding", "chunked") }
+        if let host { body("host", host) }
     }
 }

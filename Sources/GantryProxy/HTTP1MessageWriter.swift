@@ -1,3 +1,4 @@
+import GantryCore
 import NIOCore
 import NIOHTTP1
 
@@ -93,11 +94,30 @@ struct HTTP1MessageWriter {
     mutating func writeHead(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) {
         framing = head.headers.first(name: "transfer-encoding") == "chunked" ? .chunked : .plain
         var buffer = startBuffer(allocator)
-        buffer.writeString(head.method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+        Self.writeRequestLine(head.method, uri: head.uri, to: &buffer)
         Self.write(head.headers, to: &buffer)
+        pending = buffer
+    }
+
+    /// A request head going upstream. While it is the client's lines, they are copied as they
+    /// came (in one run when all of them go on) and gantry's fields follow; once built, it is
+    /// written as a built head.
+    mutating func writeHead(_ head: UpstreamRequestHead, allocator: ByteBufferAllocator) {
+        guard head.builtHead == nil, case .lines(let lines) = head.client.fields else {
+            return writeHead(head.built, allocator: allocator)
+        }
+        framing = head.forwarding.chunked ? .chunked : .plain
+        var buffer = startBuffer(allocator)
+        Self.writeRequestLine(head.client.method, uri: head.uri, to: &buffer)
+        if head.forwarding.keepsEveryField(of: head.client.facts) {
+            buffer.writeImmutableBuffer(lines)
+        } else {
+            ClientRequestHead.forEachField(in: lines) { name, _, line in
+                if !head.forwarding.drops(name, facts: head.client.facts) { buffer.writeBytes(line) }
+            }
+        }
+        Self.writeFields(of: head.forwarding, to: &buffer)
+        buffer.writeStaticString("\r\n")
         pending = buffer
     }
 
@@ -238,6 +258,38 @@ struct HTTP1MessageWriter {
         }
     }
 
+    /// gantry's forwarding fields, `traceparent` last, written from the trace's numbers.
+    private static func writeFields(of forwarding: ForwardingHeaders, to buffer: inout ByteBuffer) {
+        var room = forwarding.trace == nil ? 0 : 15 + TraceContext.headerLength
+        forwarding.forEachAdded { room += $0.utf8.count + $1.utf8.count + 4 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
+            var cursor = FieldCursor(out: out)
+            forwarding.forEachAdded { cursor.put(name: $0, value: $1) }
+            if let trace = forwarding.trace { cursor.put(traceparent: trace) }
+            return cursor.offset
+        }
+    }
+
+    /// `method SP request-target SP HTTP/1.1` and its CRLF, in one write.
+    private static func writeRequestLine(_ method: HTTPMethod, uri: String, to buffer: inout ByteBuffer) {
+        var method = method.rawValue
+        var uri = uri
+        method.withUTF8 { method in
+            uri.withUTF8 { uri in
+                _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: method.count + uri.count + 12) { out in
+                    out.copyMemory(from: UnsafeRawBufferPointer(method))
+                    out[method.count] = UInt8(ascii: " ")
+                    UnsafeMutableRawBufferPointer(rebasing: out[(method.count + 1)...]).copyMemory(from: UnsafeRawBufferPointer(uri))
+                    let version: StaticString = " HTTP/1.1\r\n"
+                    version.withUTF8Buffer {
+                        UnsafeMutableRawBufferPointer(rebasing: out[(method.count + 1 + uri.count)...]).copyMemory(from: UnsafeRawBufferPointer($0))
+                    }
+                    return method.count + uri.count + 12
+                }
+            }
+        }
+    }
+
     /// Where the next field line goes in a buffer's free space. A struct with mutating
     /// methods, not nested functions capturing the offset: those captures cost a dynamic
     /// exclusivity check on every access.
@@ -258,6 +310,18 @@ struct HTTP1MessageWriter {
             out[offset + 1] = UInt8(ascii: "\n")
             offset += 2
             if !nameValid || !valueValid { offset = start }
+        }
+
+        /// `traceparent: ` and the trace's value, which is hex and dashes.
+        mutating func put(traceparent trace: TraceContext) {
+            let name: StaticString = "traceparent: "
+            name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
+            offset += name.utf8CodeUnitCount
+            trace.writeHeader(into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+            offset += TraceContext.headerLength
+            out[offset] = UInt8(ascii: "\r")
+            out[offset + 1] = UInt8(ascii: "\n")
+            offset += 2
         }
 
         /// Copies `text` and checks the copied bytes with `valid`.

@@ -18,7 +18,7 @@ struct HTTPRequestParser {
     enum Part {
         /// `keepAlive` is false when the client asked to close after this request, or (HTTP/1.0)
         /// did not ask to keep the connection, or sent an HTTP/1.0 `Transfer-Encoding`.
-        case head(HTTPRequestHead, keepAlive: Bool)
+        case head(ClientRequestHead, keepAlive: Bool)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
     }
@@ -66,28 +66,37 @@ struct HTTPRequestParser {
 
     // MARK: Heads
 
-    /// One pass over a head (its bytes end with the blank line). `.untilClose` here means no
-    /// body: a request without framing has none (RFC 9112 §6.3 rule 7).
-    private func parseHead(_ head: ByteBuffer) throws -> (HTTPRequestHead, keepAlive: Bool, framing: HTTP1BodyDecoder.Framing) {
-        try head.withUnsafeReadableBytes { bytes in
+    /// One pass over a head (its bytes end with the blank line): its fields are checked and
+    /// learnt from as bytes, and kept as the slice of `head` that holds their lines.
+    /// `.untilClose` here means no body: a request without framing has none (RFC 9112 §6.3
+    /// rule 7).
+    private func parseHead(_ head: ByteBuffer) throws -> (ClientRequestHead, keepAlive: Bool, framing: HTTP1BodyDecoder.Framing) {
+        let (method, target, minor, fieldsStart, facts, framingFacts) = try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
             let (method, target, minor) = try Self.requestLine(try lines.next())
-            var facts = HTTP1Syntax.FieldFacts()
-            let headers = HTTPHeaders(try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts))
-            let framing: HTTP1BodyDecoder.Framing
-            if let chunked = try facts.chunked() {
-                if facts.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
-                guard chunked else { throw HTTPParserError.invalidHeaderToken }
-                framing = .chunked
-            } else {
-                framing = facts.contentLength.map { .length($0) } ?? .untilClose
+            let fieldsStart = lines.index
+            var framingFacts = HTTP1Syntax.FieldFacts()
+            var facts = HeaderFacts()
+            try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &framingFacts) { name, value, _ in
+                facts.learn(name: name, value: value)
             }
-            // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing;
-            // the connection closes after it.
-            let keepAlive = facts.keepsAlive(minorVersion: minor) && (minor >= 1 || facts.transferEncodings.isEmpty)
-            let request = HTTPRequestHead(version: HTTPVersion(major: 1, minor: minor), method: method, uri: target, headers: headers)
-            return (request, keepAlive, framing)
+            return (method, target, minor, fieldsStart, facts, framingFacts)
         }
+        let framing: HTTP1BodyDecoder.Framing
+        if let chunked = try framingFacts.chunked() {
+            if framingFacts.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
+            guard chunked else { throw HTTPParserError.invalidHeaderToken }
+            framing = .chunked
+        } else {
+            framing = framingFacts.contentLength.map { .length($0) } ?? .untilClose
+        }
+        // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing;
+        // the connection closes after it.
+        let keepAlive = framingFacts.keepsAlive(minorVersion: minor) && (minor >= 1 || framingFacts.transferEncodings.isEmpty)
+        // The lines after the request line, without the blank line that ends the head.
+        let lines = head.getSlice(at: head.readerIndex + fieldsStart, length: head.readableBytes - fieldsStart - 2)!
+        let request = ClientRequestHead(method: method, uri: target, version: HTTPVersion(major: 1, minor: minor), facts: facts, lines: lines)
+        return (request, keepAlive, framing)
     }
 
     /// `method SP request-target SP HTTP-version`, single spaces.

@@ -30,53 +30,67 @@ struct HeaderFacts {
     var asksForTiming = false
     private var sawGantryTrace = false
 
+    init() {}
+
+    /// The facts of fields that came as strings (an HTTP/2 stream's, through NIO's codec).
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
-            switch name.utf8.count {
-            case 4 where name.isASCII(caseInsensitiveEqualTo: "host"):
-                hostCount += 1
-                if host == nil { host = value }
-            case 14 where name.isASCII(caseInsensitiveEqualTo: "content-length"):
-                contentLengthCount += 1
-                if let first = contentLength { contentLengthsDiffer = contentLengthsDiffer || first != value } else { contentLength = value }
-            case 14 where name.isASCII(caseInsensitiveEqualTo: "x-gantry-trace"):
-                if !sawGantryTrace { asksForTiming = value == "1" }
-                sawGantryTrace = true
-            case 6 where name.isASCII(caseInsensitiveEqualTo: "expect"):
-                hasExpect = true
-                expectsContinue = expectsContinue || value.isASCII(caseInsensitiveEqualTo: "100-continue")
-            case 10 where name.isASCII(caseInsensitiveEqualTo: "connection"):
-                hasHopByHop = true
-                collectNominated(value)
-            case 15 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-for"):
-                forwardedForCount += 1
-            case 17 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-proto"):
-                hasForwardedProto = true
-            case 16 where name.isASCII(caseInsensitiveEqualTo: "x-forwarded-host"):
-                hasForwardedHost = true
-            case 12 where name.isASCII(caseInsensitiveEqualTo: "x-request-id"):
-                if requestID == nil { requestID = value }
-            case 17 where name.isASCII(caseInsensitiveEqualTo: "transfer-encoding"):
-                hasHopByHop = true
-                transferEncodings.append(value)
-            case 11 where name.isASCII(caseInsensitiveEqualTo: "traceparent"):
-                if traceparent == nil { traceparent = value }
-            case 10 where name.isASCII(caseInsensitiveEqualTo: "tracestate"):
-                hasTracestate = true
-            case 2, 7, 10, 16:
-                var bytes = name
-                if bytes.withUTF8({ HTTP1Syntax.isOtherHopByHop(UnsafeRawBufferPointer($0)) }) { hasHopByHop = true }
-            default:
-                break
+            var name = name
+            var value = value
+            name.withUTF8 { name in value.withUTF8 { value in learn(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) } }
+        }
+    }
+
+    /// Learns what one field says. The HTTP/1.1 parser calls this with each field's bytes as it
+    /// reads them; strings are made only of the values kept here, which are few and short.
+    mutating func learn(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        switch name.count {
+        case 4 where Self.equal(name, "host"):
+            hostCount += 1
+            if host == nil { host = String(decoding: value, as: UTF8.self) }
+        case 14 where Self.equal(name, "content-length"):
+            contentLengthCount += 1
+            if let first = contentLength {
+                contentLengthsDiffer = contentLengthsDiffer || !first.utf8.elementsEqual(value)
+            } else {
+                contentLength = String(decoding: value, as: UTF8.self)
             }
+        case 14 where Self.equal(name, "x-gantry-trace"):
+            if !sawGantryTrace { asksForTiming = value.count == 1 && value[0] == UInt8(ascii: "1") }
+            sawGantryTrace = true
+        case 6 where Self.equal(name, "expect"):
+            hasExpect = true
+            expectsContinue = expectsContinue || Self.equal(value, "100-continue")
+        case 10 where Self.equal(name, "connection"):
+            hasHopByHop = true
+            collectNominated(value)
+        case 15 where Self.equal(name, "x-forwarded-for"):
+            forwardedForCount += 1
+        case 17 where Self.equal(name, "x-forwarded-proto"):
+            hasForwardedProto = true
+        case 16 where Self.equal(name, "x-forwarded-host"):
+            hasForwardedHost = true
+        case 12 where Self.equal(name, "x-request-id"):
+            if requestID == nil { requestID = String(decoding: value, as: UTF8.self) }
+        case 17 where Self.equal(name, "transfer-encoding"):
+            hasHopByHop = true
+            transferEncodings.append(String(decoding: value, as: UTF8.self))
+        case 11 where Self.equal(name, "traceparent"):
+            if traceparent == nil { traceparent = String(decoding: value, as: UTF8.self) }
+        case 10 where Self.equal(name, "tracestate"):
+            hasTracestate = true
+        case 2, 7, 10, 16:
+            if HTTP1Syntax.isOtherHopByHop(name) { hasHopByHop = true }
+        default:
+            break
         }
     }
 
     /// Records the tokens of a `Connection` value that name other fields. `keep-alive` and
     /// `close`, nearly always the only tokens, are recognised without allocating.
-    private mutating func collectNominated(_ value: String) {
-        if value.isASCII(caseInsensitiveEqualTo: "keep-alive") || value.isASCII(caseInsensitiveEqualTo: "close") { return }
-        for name in HopByHop.nominated(by: CollectionOfOne(value))
+    private mutating func collectNominated(_ value: UnsafeRawBufferPointer) {
+        if Self.equal(value, "keep-alive") || Self.equal(value, "close") { return }
+        for name in HopByHop.nominated(by: CollectionOfOne(String(decoding: value, as: UTF8.self)))
         where name != "close" && !HopByHop.fields.contains(name) && !Self.isProtected(name) {
             nominated.append(name)
         }
@@ -93,13 +107,40 @@ struct HeaderFacts {
 
     /// Whether the field `name` goes no further than this hop.
     func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17:
-            if HopByHop.fields.contains(name.lowercased()) { return true }
-        default:
-            break
+        var name = name
+        return name.withUTF8 { isHopByHop(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether the field named by these bytes goes no further than this hop.
+    func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 10 where Self.equal(name, "connection"): return true
+        case 17 where Self.equal(name, "transfer-encoding"): return true
+        case 2, 7, 10, 16: if HTTP1Syntax.isOtherHopByHop(name) { return true }
+        default: break
         }
-        return !nominated.isEmpty && nominated.contains(name.lowercased())
+        return !nominated.isEmpty && nominated.contains { Self.equal(name, $0) }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase name. Strict, unlike
+    /// ``HTTP1Syntax/equalsLowercase(_:_:)``: an HTTP/2 client's values come here unchecked.
+    static func equal(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { equal(bytes, UnsafeRawBufferPointer($0)) }
+    }
+
+    static func equal(_ bytes: UnsafeRawBufferPointer, _ lowercase: String) -> Bool {
+        var lowercase = lowercase
+        return lowercase.withUTF8 { equal(bytes, UnsafeRawBufferPointer($0)) }
+    }
+
+    private static func equal(_ bytes: UnsafeRawBufferPointer, _ expected: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == expected.count else { return false }
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if folded != expected[index] { return false }
+        }
+        return true
     }
 }
 

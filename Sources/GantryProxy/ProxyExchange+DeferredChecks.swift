@@ -65,7 +65,7 @@ extension ProxyExchange {
                 cacheKey, IntrospectionCache.Entry(claims: active ? claims : nil, expires: now + UInt64(ttl * 1e9)), now: now)
         }
         var identity = PolicyEngine.Identity(claims: check.claims)
-        if let reject = PolicyEngine.evaluate(policy, active ? claims : nil, upstream: &plan.upstreamHead, identity: &identity) {
+        if let reject = PolicyEngine.evaluate(policy, active ? claims : nil, upstream: &plan.upstreamHead.built, identity: &identity) {
             respondLocally(reject)
             return
         }

@@ -78,7 +78,7 @@ final class ProxyExchange {
     private func serverTiming(now: NIODeadline) -> String {
         let gateway = gatewayDone ?? now
         let sent = upstreamStarted ?? now
-        let traceID = plan.upstreamHead.headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }?.traceIDHex ?? ""
+        let traceID = plan.upstreamHead.trace?.traceIDHex ?? ""
         return [
             "gateway;dur=\(millisecondsText(gateway.milliseconds(since: started)))",
             "connect;dur=\(millisecondsText(sent.milliseconds(since: gateway)));desc=\"attempts \(attempts)\"",
@@ -122,9 +122,9 @@ final class ProxyExchange {
 
     /// The rest of the route's policies, after a deferred one, with what it learned.
     func continueAfter(_ check: PolicyEngine.DeferredCheck, claims: [String: JSONValue]) {
-        let original = plan.upstreamHead
+        let original = plan.upstreamHead.built
         let verdict = loop.policies.apply(
-            check.remaining, policies: loop.snapshot.policies, original: original, upstream: &plan.upstreamHead,
+            check.remaining, policies: loop.snapshot.policies, original: original, upstream: &plan.upstreamHead.built,
             client: downstream?.clientIP ?? "", route: plan.route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds,
             claims: claims)
         if let reject = verdict.reject {
@@ -182,7 +182,7 @@ final class ProxyExchange {
             pending.append(buffer)
         case .streaming:
             guard let upstream else { return }
-            upstream.write(.body(.byteBuffer(buffer)))
+            upstream.writeBody(buffer)
             if !upstream.isWritable { downstream?.setReadsPaused(true) }
         case .complete:
             break
@@ -199,7 +199,7 @@ final class ProxyExchange {
             return
         }
         if requestSide == .streaming, let upstream {
-            upstream.write(.end(nil))
+            upstream.writeEnd()
             requestSide = .complete
             armResponseTimeout()
         }
@@ -299,9 +299,9 @@ final class ProxyExchange {
         case .clientIP:
             return downstream.map { StableHash.hash($0.clientIP) }
         case .header(let name):
-            return plan.upstreamHead.headers.first(name: name).map { StableHash.hash($0) }
+            return plan.upstreamHead.built.headers.first(name: name).map { StableHash.hash($0) }
         case .cookie(let name):
-            for header in plan.upstreamHead.headers[canonicalForm: "cookie"] {
+            for header in plan.upstreamHead.built.headers[canonicalForm: "cookie"] {
                 for pair in header.split(separator: ";") {
                     let trimmed = pair.drop(while: { $0 == " " })
                     if trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" {
@@ -319,13 +319,13 @@ final class ProxyExchange {
         endpoint?.requestStarted()
         upstreamStarted = .now()
         lastActivity = upstreamStarted!
-        connection.write(.head(plan.upstreamHead))
+        connection.writeHead(plan.upstreamHead)
         for buffer in pending {
-            connection.write(.body(.byteBuffer(buffer)))
+            connection.writeBody(buffer)
         }
         pending.removeAll()
         if requestEnded {
-            connection.write(.end(nil))
+            connection.writeEnd()
             requestSide = .complete
             armResponseTimeout()
         } else {

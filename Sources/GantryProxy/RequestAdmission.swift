@@ -13,7 +13,7 @@ struct ProxyPlan {
     let snapshot: RuntimeSnapshot
     var settings: RouteSettings { _read { yield snapshot.routeSettings[route.index] } }
     var service: ServiceSettings { _read { yield snapshot.services[route.service] } }
-    var upstreamHead: HTTPRequestHead
+    var upstreamHead: UpstreamRequestHead
     let host: String
     let path: String
     /// The request carries a body (Content-Length > 0 or chunked); once sent it cannot be replayed.
@@ -60,9 +60,10 @@ enum RequestAdmission {
     }
 
     static func admit(
-        _ head: HTTPRequestHead, facts: HeaderFacts, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
+        _ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
         keptClientID: Bool, policies engine: PolicyEngine
     ) -> Admission {
+        let facts = head.facts
         let limits = snapshot.limits
         let rawHost = facts.host ?? ""
         let displayPath = head.uri.utf8.count <= 256 ? head.uri : String(head.uri.prefix(256))
@@ -116,22 +117,17 @@ enum RequestAdmission {
         }
         let method = head.method.rawValue
         let matched = listener.service.map { snapshot.serviceRoutes[$0] }
-            ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head.headers)
+            ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
         guard let route = matched else {
             return .reject(
                 LocalResponse(status: .notFound, reason: "no_route", message: "no route for \(routingHost)\(target.path)"),
                 host: rawHost, path: String(target.path))
         }
 
-        var upstream = head
-        if upstream.version != .http1_1 { upstream.version = .http1_1 }  // setting it copies the head
-        if target.rewritten { upstream.uri = target.forwarded }
-        ForwardingHeaders.prepare(
-            &upstream.headers, facts: facts, client: client, scheme: listener.scheme, host: rawHost, requestID: requestID,
-            keptClientID: keptClientID, chunked: framing.isChunked)
-        // An HTTP/1.0 request may come without Host, but it goes upstream as HTTP/1.1, which
-        // needs one: the service's name, as nginx sends its upstream's.
-        if facts.hostCount == 0 { upstream.headers.add(name: "host", value: snapshot.services[route.service].name) }
+        let forwarding = ForwardingHeaders(
+            client: head, clientIP: client, scheme: listener.scheme, host: rawHost, requestID: requestID, keptClientID: keptClientID,
+            chunked: framing.isChunked, defaultHost: snapshot.services[route.service].name)
+        var upstream = UpstreamRequestHead(client: head, uri: target.rewritten ? target.forwarded : head.uri, forwarding: forwarding)
         let settings = snapshot.routeSettings[route.index]
         var responseEdits = HeaderEdits()
         var maxRequestBody = limits.maxBodySize
@@ -139,7 +135,7 @@ enum RequestAdmission {
         var deferred: PolicyEngine.DeferredCheck?
         if !settings.policies.isEmpty {
             let verdict = engine.apply(
-                settings.policies, policies: snapshot.policies, original: head, upstream: &upstream, client: client,
+                settings.policies, policies: snapshot.policies, original: head.nioHead, upstream: &upstream.built, client: client,
                 route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
             responseEdits = verdict.response

@@ -56,13 +56,18 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     /// Gathers a request part's bytes; they go out with the next ``flush()``.
-    func write(_ part: HTTPClientRequestPart) {
+    func writeHead(_ head: UpstreamRequestHead) {
+        guard context != nil else { return }
+        output.writeHead(head, allocator: allocator)
+    }
+
+    func writeBody(_ buffer: ByteBuffer) {
         guard let context else { return }
-        switch part {
-        case .head(let head): output.writeHead(head, allocator: allocator)
-        case .body(let data): output.writeBody(data, allocator: allocator, through: context)
-        case .end(let trailers): output.writeEnd(trailers, allocator: allocator)
-        }
+        output.writeBody(.byteBuffer(buffer), allocator: allocator, through: context)
+    }
+
+    func writeEnd() {
+        output.writeEnd(nil, allocator: allocator)
     }
 
     func flush() {

@@ -1,0 +1,79 @@
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// The head a request goes upstream with, as HTTP/1.1: the client's method, its target
+/// (rewritten when the route says so) and its fields as ``ForwardingHeaders`` changes them.
+///
+/// It stays the client's head and the few values gantry adds until something must read or
+/// change the fields as `HTTPHeaders` (a route's policies, the tracer, a hash on a header):
+/// ``built`` then makes them, once, and from then on the head is what was built. So the common
+/// request goes upstream as one copy of the field lines the client sent, with gantry's after
+/// them (``HTTP1MessageWriter``), as nginx forwards it, rather than as strings made from the
+/// lines, filtered into a second list and written out again.
+struct UpstreamRequestHead {
+    let client: ClientRequestHead
+    /// The target to send: the client's, or the route's rewrite of it.
+    let uri: String
+    private(set) var forwarding: ForwardingHeaders
+    /// The head once something has read or changed its fields as `HTTPHeaders`; from then on,
+    /// the head is this.
+    private(set) var builtHead: HTTPRequestHead?
+
+    init(client: ClientRequestHead, uri: String, forwarding: ForwardingHeaders) {
+        self.client = client
+        self.uri = uri
+        self.forwarding = forwarding
+    }
+
+    var method: HTTPMethod { builtHead?.method ?? client.method }
+
+    /// The head as `HTTPHeaders`, for code that reads or changes it so. Changing it keeps what
+    /// was built.
+    var built: HTTPRequestHead {
+        get { builtHead ?? build() }
+        _modify {
+            if builtHead == nil { builtHead = build() }
+            yield &builtHead!
+        }
+    }
+
+    /// The trace context going upstream in `traceparent`.
+    var trace: TraceContext? {
+        guard let builtHead else { return forwarding.trace }
+        return builtHead.headers.first(name: "traceparent").flatMap { TraceContext(header: $0) }
+    }
+
+    /// Sends `trace` upstream in `traceparent`, in place of the client's, and drops the
+    /// client's `tracestate` when it belonged to a trace that was replaced.
+    mutating func setTrace(_ trace: TraceContext, dropsTracestate: Bool) {
+        if builtHead == nil {
+            forwarding.trace = trace
+            forwarding.dropsTracestate = dropsTracestate
+        } else {
+            built.headers.replaceOrAdd(name: "traceparent", value: trace.header)
+            if dropsTracestate { built.headers.remove(name: "tracestate") }
+        }
+    }
+
+    private func build() -> HTTPRequestHead {
+        var fields: [(String, String)] = []
+        switch client.fields {
+        case .lines(let lines):
+            ClientRequestHead.forEachField(in: lines) { name, value, _ in
+                if !forwarding.drops(name, facts: client.facts) {
+                    fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+                }
+            }
+        case .headers(let headers):
+            fields.reserveCapacity(headers.count + 7)
+            for (name, value) in headers {
+                var bytes = name
+                if !bytes.withUTF8({ forwarding.drops(UnsafeRawBufferPointer($0), facts: client.facts) }) { fields.append((name, value)) }
+            }
+        }
+        forwarding.forEachAdded { fields.append(($0, $1)) }
+        if let trace = forwarding.trace { fields.append(("traceparent", trace.header)) }
+        return HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: HTTPHeaders(fields))
+    }
+}
