@@ -24,7 +24,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case discarding
     }
 
-    unowned let loop: LoopContext
+    /// Strong, not `unowned`: every use of an `unowned` reference checks and counts the object
+    /// (an atomic increment and decrement), dozens of times a request. The loop's table of
+    /// connections lets go of the handler when its channel goes, which ends the cycle.
+    let loop: LoopContext
     let listener: ListenerSettings
     /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own.
     let multiplexed: Bool

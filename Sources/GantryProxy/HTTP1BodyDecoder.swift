@@ -76,7 +76,7 @@ struct HTTP1BodyDecoder {
                 guard buffer.readInteger(as: UInt16.self) == HTTP1Syntax.crlf else { throw HTTPParserError.invalidChunkSize }
                 state = .chunkSize
             case .trailers:
-                if buffer.readableBytesView.starts(with: [UInt8(ascii: "\r"), UInt8(ascii: "\n")]) {
+                if HTTP1Syntax.startsWithCRLF(buffer) {
                     buffer.moveReaderIndex(forwardBy: 2)
                     state = .complete(nil)
                     continue

@@ -46,6 +46,11 @@ enum HTTP1Syntax {
         return lf - 1
     }
 
+    /// Whether the buffer's readable bytes start with CRLF.
+    static func startsWithCRLF(_ buffer: ByteBuffer) -> Bool {
+        buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == crlf
+    }
+
     /// The lines of a head, each without its CRLF. A bare LF is an error; a bare CR is caught
     /// by the checks on the line's bytes.
     struct Lines {
@@ -217,7 +222,8 @@ enum HTTP1Syntax {
 
     /// `HTTP/1.0` or `HTTP/1.1`: the minor version.
     static func version(_ bytes: UnsafeRawBufferPointer) throws -> Int {
-        guard bytes.count == 8, bytes.starts(with: "HTTP/1.".utf8) else { throw HTTPParserError.invalidVersion }
+        let prefix: StaticString = "HTTP/1."
+        guard bytes.count == 8, prefix.withUTF8Buffer({ bytes.prefix(7).elementsEqual($0) }) else { throw HTTPParserError.invalidVersion }
         switch bytes[7] {
         case UInt8(ascii: "0"): return 0
         case UInt8(ascii: "1"): return 1

@@ -46,7 +46,7 @@ struct HTTPRequestParser {
                 continue
             }
             // RFC 9112 §2.2: empty lines before a request line are ignored.
-            while buffer.readableBytesView.starts(with: [UInt8(ascii: "\r"), UInt8(ascii: "\n")]) {
+            while HTTP1Syntax.startsWithCRLF(buffer) {
                 buffer.moveReaderIndex(forwardBy: 2)
             }
             guard buffer.readableBytes > 0 else { return }

@@ -24,7 +24,8 @@ final class ProxyExchange {
         case complete
     }
 
-    unowned let loop: LoopContext
+    /// Strong, as in ``DownstreamHandler``: an exchange lives no longer than its request.
+    let loop: LoopContext
     var downstream: DownstreamHandler?
     var plan: ProxyPlan
     let requestID: String

@@ -12,7 +12,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     let address: EndpointAddress
-    private unowned let loop: LoopContext
+    /// Strong, as in ``DownstreamHandler``; the pool empties its lists when it closes them.
+    private let loop: LoopContext
     private var context: ChannelHandlerContext?
     /// The exchange using this connection; nil while pooled.
     var exchange: ProxyExchange?
