@@ -23,8 +23,7 @@ extension DownstreamHandler {
 
     /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
     /// Returns whether the response should carry `Server-Timing`.
-    /// `facts` describe the client's headers: most requests carry no trace context, and then
-    /// the header block is not searched for it.
+    /// `facts` describe the client's headers, and hold its first `traceparent` if it sent one.
     func traceUpstream(_ head: inout UpstreamRequestHead, facts: HeaderFacts) -> Bool {
         let incoming = facts.traceparent.flatMap { TraceContext(header: $0) }
         let timing = tracingRequested(facts, incoming: incoming)

@@ -24,6 +24,8 @@ struct HTTPRequestParser {
     }
 
     let maxHeadSize: Int
+    /// The largest read buffer a request's field lines keep alive rather than copy.
+    static let largestKeptBuffer = 8192
     let maxHeaderCount: Int
     /// The body being read; nil while reading a head.
     private var body: HTTP1BodyDecoder?
@@ -93,8 +95,11 @@ struct HTTPRequestParser {
         // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing;
         // the connection closes after it.
         let keepAlive = framingFacts.keepsAlive(minorVersion: minor) && (minor >= 1 || framingFacts.transferEncodings.isEmpty)
-        // The lines after the request line, without the blank line that ends the head.
-        let lines = head.getSlice(at: head.readerIndex + fieldsStart, length: head.readableBytes - fieldsStart - 2)!
+        // The lines after the request line, without the blank line that ends the head. A slice
+        // keeps the whole read buffer alive while the request lasts: a usual one (a few KiB)
+        // is kept as it is, a larger one (grown by a big body before) gives way to a copy.
+        var lines = head.getSlice(at: head.readerIndex + fieldsStart, length: head.readableBytes - fieldsStart - 2)!
+        if lines.storageCapacity > Self.largestKeptBuffer { lines = ByteBuffer(buffer: lines) }
         let request = ClientRequestHead(method: method, uri: target, version: HTTPVersion(major: 1, minor: minor), facts: facts, lines: lines)
         return (request, keepAlive, framing)
     }

@@ -24,7 +24,8 @@ final class ProxyExchange {
         case complete
     }
 
-    /// Strong, as in ``DownstreamHandler``: an exchange lives no longer than its request.
+    /// Strong, as in ``DownstreamHandler``: an exchange ends with its request, or soon after
+    /// with the callback (a connect, an introspection) that still holds it.
     let loop: LoopContext
     var downstream: DownstreamHandler?
     var plan: ProxyPlan
@@ -300,9 +301,9 @@ final class ProxyExchange {
         case .clientIP:
             return downstream.map { StableHash.hash($0.clientIP) }
         case .header(let name):
-            return plan.upstreamHead.built.headers.first(name: name).map { StableHash.hash($0) }
+            return plan.upstreamHead.first(name: name).map { StableHash.hash($0) }
         case .cookie(let name):
-            for header in plan.upstreamHead.built.headers[canonicalForm: "cookie"] {
+            for header in plan.upstreamHead.values(name: "cookie") {
                 for pair in header.split(separator: ";") {
                     let trimmed = pair.drop(while: { $0 == " " })
                     if trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" {

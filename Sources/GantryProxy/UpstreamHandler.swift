@@ -68,6 +68,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func writeEnd() {
+        guard context != nil else { return }
         output.writeEnd(nil, allocator: allocator)
     }
 

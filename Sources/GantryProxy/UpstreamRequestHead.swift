@@ -5,9 +5,10 @@ import NIOHTTP1
 /// The head a request goes upstream with, as HTTP/1.1: the client's method, its target
 /// (rewritten when the route says so) and its fields as ``ForwardingHeaders`` changes them.
 ///
-/// It stays the client's head and the few values gantry adds until something must read or
-/// change the fields as `HTTPHeaders` (a route's policies, the tracer, a hash on a header):
-/// ``built`` then makes them, once, and from then on the head is what was built. So the common
+/// It stays the client's head and the few values gantry adds until something must change the
+/// fields as `HTTPHeaders` (a route's policies, the tracer): changing ``built`` makes them, and
+/// from then on the head is what was built. Reading ``built`` makes them too, each time, so
+/// what only reads a field or two asks ``first(name:)`` or ``values(name:)``. So the common
 /// request goes upstream as one copy of the field lines the client sent, with gantry's after
 /// them (``HTTP1MessageWriter``), as nginx forwards it, rather than as strings made from the
 /// lines, filtered into a second list and written out again.
@@ -16,8 +17,8 @@ struct UpstreamRequestHead {
     /// The target to send: the client's, or the route's rewrite of it.
     let uri: String
     private(set) var forwarding: ForwardingHeaders
-    /// The head once something has read or changed its fields as `HTTPHeaders`; from then on,
-    /// the head is this.
+    /// The head once something has changed its fields as `HTTPHeaders`; from then on, the head
+    /// is this.
     private(set) var builtHead: HTTPRequestHead?
 
     init(client: ClientRequestHead, uri: String, forwarding: ForwardingHeaders) {
@@ -36,6 +37,26 @@ struct UpstreamRequestHead {
             if builtHead == nil { builtHead = build() }
             yield &builtHead!
         }
+    }
+
+    /// The first value of a field the client sent and gantry forwards (a balancer's hash key),
+    /// read from the client's lines while the head is theirs.
+    func first(name: String) -> String? {
+        if let builtHead { return builtHead.headers.first(name: name) }
+        return values(name: name).first
+    }
+
+    /// Every value of a field the client sent and gantry forwards, in order.
+    func values(name: String) -> [String] {
+        if let builtHead { return builtHead.headers[name] }
+        let wanted = name.lowercased()
+        var found: [String] = []
+        client.forEachField { fieldName, value in
+            if HeaderFacts.equal(fieldName, wanted), !forwarding.drops(fieldName, facts: client.facts) {
+                found.append(String(decoding: value, as: UTF8.self))
+            }
+        }
+        return found
     }
 
     /// The trace context going upstream in `traceparent`.
