@@ -46,15 +46,28 @@ final class ClientRequestHead {
     /// The fields as `HTTPHeaders`, made from the lines each time it is asked for.
     var headers: HTTPHeaders {
         switch fields {
-        case .headers(let headers):
-            return headers
-        case .lines(let lines):
-            var pairs: [(String, String)] = []
-            Self.forEachField(in: lines) { name, value, _ in
-                pairs.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-            }
-            return HTTPHeaders(pairs)
+        case .headers(let headers): headers
+        case .lines: HTTPHeaders(pairs { _ in true })
         }
+    }
+
+    /// The fields whose names `keep` accepts, as strings, in order. Fields that came as strings
+    /// are kept as they are.
+    func pairs(keeping keep: (_ name: UnsafeRawBufferPointer) -> Bool) -> [(String, String)] {
+        var pairs: [(String, String)] = []
+        switch fields {
+        case .lines(let lines):
+            Self.forEachField(in: lines) { name, value, _ in
+                if keep(name) { pairs.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))) }
+            }
+        case .headers(let headers):
+            pairs.reserveCapacity(headers.count + 7)  // room for the forwarding fields
+            for (name, value) in headers {
+                var bytes = name
+                if bytes.withUTF8({ keep(UnsafeRawBufferPointer($0)) }) { pairs.append((name, value)) }
+            }
+        }
+        return pairs
     }
 
     /// The head as NIO's type, for the code that reads it so (policies).

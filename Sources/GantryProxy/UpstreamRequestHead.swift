@@ -27,8 +27,6 @@ struct UpstreamRequestHead {
         self.forwarding = forwarding
     }
 
-    var method: HTTPMethod { builtHead?.method ?? client.method }
-
     /// The head as `HTTPHeaders`, for code that reads or changes it so. Changing it keeps what
     /// was built.
     var built: HTTPRequestHead {
@@ -50,13 +48,7 @@ struct UpstreamRequestHead {
     func values(name: String) -> [String] {
         if let builtHead { return builtHead.headers[name] }
         let wanted = name.lowercased()
-        var found: [String] = []
-        client.forEachField { fieldName, value in
-            if HeaderFacts.equal(fieldName, wanted), !forwarding.drops(fieldName, facts: client.facts) {
-                found.append(String(decoding: value, as: UTF8.self))
-            }
-        }
-        return found
+        return client.pairs { HeaderFacts.equal($0, wanted) && !forwarding.drops($0, facts: client.facts) }.map(\.1)
     }
 
     /// The trace context going upstream in `traceparent`.
@@ -78,21 +70,7 @@ struct UpstreamRequestHead {
     }
 
     private func build() -> HTTPRequestHead {
-        var fields: [(String, String)] = []
-        switch client.fields {
-        case .lines(let lines):
-            ClientRequestHead.forEachField(in: lines) { name, value, _ in
-                if !forwarding.drops(name, facts: client.facts) {
-                    fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-                }
-            }
-        case .headers(let headers):
-            fields.reserveCapacity(headers.count + 7)
-            for (name, value) in headers {
-                var bytes = name
-                if !bytes.withUTF8({ forwarding.drops(UnsafeRawBufferPointer($0), facts: client.facts) }) { fields.append((name, value)) }
-            }
-        }
+        var fields = client.pairs { !forwarding.drops($0, facts: client.facts) }
         forwarding.forEachAdded { fields.append(($0, $1)) }
         if let trace = forwarding.trace { fields.append(("traceparent", trace.header)) }
         return HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: HTTPHeaders(fields))
