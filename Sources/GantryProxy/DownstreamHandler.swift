@@ -238,8 +238,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isInReadBatch = false
-        // Bytes came in without completing a request head: the head's clock starts now.
-        if !requestInProgress, queued.isEmpty, !closing, headDeadline == .distantFuture {
+        // Bytes came in without completing a request head: the head's clock starts now. (Not
+        // after a whole request: a kept-alive connection waits for its next one under `idle`.)
+        if parser.isReadingHead, !closing, headDeadline == .distantFuture {
             headDeadline = .now() + TimeAmount(loop.snapshot.limits.requestHeadersTimeout)
         }
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }

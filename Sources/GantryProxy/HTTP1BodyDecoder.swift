@@ -119,6 +119,8 @@ extension HTTP1Syntax {
     struct Leftover {
         private var bytes: ByteBuffer?
 
+        var isEmpty: Bool { bytes == nil }
+
         /// `incoming`, after what was kept from the reads before.
         mutating func prepended(to incoming: ByteBuffer) -> ByteBuffer {
             guard var earlier = bytes else { return incoming }

@@ -32,6 +32,9 @@ struct HTTPRequestParser {
     private var leftover = HTTP1Syntax.Leftover()
     private var headScan = HTTP1Syntax.SectionScanner()
 
+    /// Part of a request head has come, not all of it.
+    var isReadingHead: Bool { body == nil && !leftover.isEmpty }
+
     init(maxHeadSize: Int, maxHeaderCount: Int) {
         self.maxHeadSize = maxHeadSize
         self.maxHeaderCount = maxHeaderCount

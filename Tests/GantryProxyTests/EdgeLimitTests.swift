@@ -78,10 +78,15 @@ extension LiveProxyTests {
             #expect(answer.header("Connection") == "close")
             #expect(harness.upstreamRequestCount == 0)
             #expect(await harness.plane.counters()[.headerTimeouts] == 1)
-            // A connection that sends nothing is not hurried by this timeout (the idle one applies).
+            // A connection that sends nothing is not hurried by this timeout (the idle one
+            // applies), nor is a kept-alive one waiting between requests.
             let quiet = try harness.connect()
+            let kept = try harness.connect()
+            #expect(await answered(kept))
             try await Task.sleep(for: .milliseconds(1500))  // longer than requestHeaders: 1s
             #expect(await answered(quiet))
+            #expect(await answered(kept))
+            #expect(await harness.plane.counters()[.headerTimeouts] == 1)
         }
     }
 }
