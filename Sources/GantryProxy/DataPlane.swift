@@ -259,7 +259,7 @@ public final class DataPlane: Sendable {
     public func counters() async -> ProxyCounters {
         var total = ProxyCounters()
         for context in state.withLock({ Array($0.contexts.values) }) {
-            if let counters = try? await context.eventLoop.submit({ context.value.metrics }).get() {
+            if let counters = try? await context.eventLoop.submit({ context.value.metrics.values }).get() {
                 total.add(counters)
             }
         }

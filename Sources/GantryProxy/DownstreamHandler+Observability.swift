@@ -58,12 +58,12 @@ extension DownstreamHandler {
 
     // MARK: Access log
 
-    func log(_ exchange: ProxyExchange) {
+    func log(_ exchange: ProxyExchange, now: NIODeadline) {
         lastStatus = exchange.status
         endSpan(status: exchange.status, detail: exchange.detail, exchange: exchange)
         loop.requestMetrics.record(
             routeIndex: exchange.plan.route.index, route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
-            totalNanoseconds: (NIODeadline.now() - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
+            totalNanoseconds: (now - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
         guard let accessLog = loop.accessLog else { return }
         let route = exchange.plan.route
         accessLog.append(
@@ -72,7 +72,7 @@ extension DownstreamHandler {
                 method: request.method, host: request.host, path: request.path, route: route.name,
                 service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
                 bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
-                totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: exchange.attemptCount,
+                totalMs: now.milliseconds(since: request.started), attempts: exchange.attemptCount,
                 detail: exchange.detail))
     }
 

@@ -316,8 +316,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if !multiplexed, !requestKeepsAlive || loop.draining { keepAlive = false }
         loop.metrics.add(.requests)
 
-        let facts = head.facts
-        let clientID = facts.requestID
+        let clientID = head.facts.requestID
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
             id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
@@ -329,7 +328,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             keptClientID: keptClientID, policies: loop.policies)
         {
         case .proxy(var plan):
-            plan.serverTiming = traceUpstream(&plan.upstreamHead, facts: facts)
+            plan.serverTiming = traceUpstream(&plan.upstreamHead, facts: head.facts)
             if let tracer = loop.tracer, let span = request.span {
                 // Replaces the `traceparent` just written with the recorded span's; the one
                 // above stays when the tracer records nothing (a sampler that drops everything
@@ -340,13 +339,13 @@ final class DownstreamHandler: ChannelDuplexHandler {
             request.path = plan.path
             requestHasBody = plan.hasBody
             let exchange = ProxyExchange(
-                plan: plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
+                plan: consume plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
             current = .proxying(exchange)
             exchange.start()
         case .reject(let response, let host, let path):
             request.host = host
             request.path = path
-            requestHasBody = Framing(facts).hasBody
+            requestHasBody = Framing(head.facts).hasBody
             switch response.reason {
             case "no_route": loop.metrics.add(.noRoute)
             case "unauthorized": loop.metrics.add(.unauthorized)
@@ -355,7 +354,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             default: loop.metrics.add(.malformedRequests)
             }
             var response = response
-            if tracingRequested(facts, incoming: facts.traceparent.flatMap { TraceContext(header: $0) }) {
+            if tracingRequested(head.facts, incoming: head.facts.traceparent.flatMap { TraceContext(header: $0) }) {
                 let gateway = NIODeadline.now().milliseconds(since: request.started)
                 response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason)\";dur=\(millisecondsText(gateway))"))
             }
@@ -379,15 +378,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     func exchangeFinished(_ exchange: ProxyExchange) {
-        log(exchange)
+        let now = NIODeadline.now()
+        log(exchange, now: now)
         pausedByExchange = false
         current = .idle
-        responseDone()
+        responseDone(now: now)
     }
 
     // MARK: Between requests
 
-    func responseDone() {
+    func responseDone(now: NIODeadline = .now()) {
         responseInProgress = false
         loop.metrics.recordStatus(lastStatus)
         guard active else { return }
@@ -410,7 +410,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             closeGracefully()
             return
         }
-        idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
+        idleDeadline = now + TimeAmount(loop.snapshot.idleTimeout)
         drainQueue()
     }
 

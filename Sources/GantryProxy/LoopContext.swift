@@ -23,7 +23,7 @@ final class LoopContext {
     let accessLog: AccessLogBuffer?
     let policies: PolicyEngine
     let connectionLimiter: ConnectionLimiter
-    var metrics = LoopCounters()
+    let metrics = LoopCounters()
     let requestMetrics: RequestMetrics
     let tracer: RequestTracer?
     let spareWriteBuffer = HTTP1MessageWriter.SpareBuffer()

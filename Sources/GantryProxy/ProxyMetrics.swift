@@ -8,19 +8,28 @@ public enum ProxyCounter: Int, CaseIterable, Sendable {
     case malformedRequests, noRoute, unauthorized, rateLimited, rateLimitStoreFailures, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
 }
 
-/// One loop's counters.
-struct LoopCounters {
-    private(set) var values = [Int](repeating: 0, count: ProxyCounter.allCases.count)
+/// One loop's counters, touched only on its loop. A class over storage allocated once: as an
+/// array in a `var` of the loop, each count was an exclusivity check on the loop's property and
+/// a uniqueness check on the array, several times a request.
+final class LoopCounters {
+    private let storage = UnsafeMutablePointer<Int>.allocate(capacity: ProxyCounter.allCases.count)
 
-    @inline(__always) mutating func add(_ counter: ProxyCounter, _ value: Int = 1) {
-        values[counter.rawValue] &+= value
+    init() { storage.initialize(repeating: 0, count: ProxyCounter.allCases.count) }
+
+    deinit { storage.deallocate() }
+
+    /// A copy of the counts, for readers off the loop.
+    var values: [Int] { Array(UnsafeBufferPointer(start: storage, count: ProxyCounter.allCases.count)) }
+
+    @inline(__always) func add(_ counter: ProxyCounter, _ value: Int = 1) {
+        storage[counter.rawValue] &+= value
     }
 
-    @inline(__always) mutating func subtract(_ counter: ProxyCounter, _ value: Int = 1) {
-        values[counter.rawValue] &-= value
+    @inline(__always) func subtract(_ counter: ProxyCounter, _ value: Int = 1) {
+        storage[counter.rawValue] &-= value
     }
 
-    mutating func recordStatus(_ code: Int) {
+    func recordStatus(_ code: Int) {
         switch code {
         case ..<200: add(.responses1xx)
         case ..<300: add(.responses2xx)
@@ -37,7 +46,7 @@ public struct ProxyCounters: Sendable {
 
     public subscript(_ counter: ProxyCounter) -> Int { values[counter.rawValue] }
 
-    mutating func add(_ loop: LoopCounters) {
-        for index in values.indices { values[index] += loop.values[index] }
+    mutating func add(_ loop: [Int]) {
+        for index in values.indices { values[index] += loop[index] }
     }
 }

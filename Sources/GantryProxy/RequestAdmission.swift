@@ -63,26 +63,26 @@ enum RequestAdmission {
         _ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
         keptClientID: Bool, policies engine: PolicyEngine
     ) -> Admission {
-        let facts = head.facts
-        let limits = snapshot.limits
-        let rawHost = facts.host ?? ""
+        // The head's facts and the limits are read in place: bound to locals, both were copied,
+        // with a retain of each of their strings.
+        let rawHost = head.facts.host ?? ""
         let displayPath = head.uri.utf8.count <= 256 ? head.uri : String(head.uri.prefix(256))
 
-        if head.uri.utf8.count > limits.maxURILength {
+        if head.uri.utf8.count > snapshot.limits.maxURILength {
             return .reject(
                 LocalResponse(
                     status: .uriTooLong, reason: "uri_too_long",
-                    message: "the request target is longer than \(limits.maxURILength) bytes", closesConnection: true),
+                    message: "the request target is longer than \(snapshot.limits.maxURILength) bytes", closesConnection: true),
                 host: rawHost, path: displayPath)
         }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.
-        if facts.hostCount > 1 || (head.version.minor >= 1 && facts.hostCount == 0) {
+        if head.facts.hostCount > 1 || (head.version.minor >= 1 && head.facts.hostCount == 0) {
             return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
         }
         if !rawHost.isEmpty, !rawHost.utf8.allSatisfy(isHostByte) {
             return .reject(.badRequest("the Host header is not a valid host"), host: "", path: displayPath)
         }
-        let framing = Framing(facts)
+        let framing = Framing(head.facts)
         if case .invalid(let why) = framing {
             return .reject(.badRequest(why), host: rawHost, path: displayPath)
         }
@@ -93,7 +93,7 @@ enum RequestAdmission {
                     message: "only the chunked transfer coding is supported in requests", closesConnection: true),
                 host: rawHost, path: displayPath)
         }
-        if let max = limits.maxBodySize, case .contentLength(let length) = framing, length > max {
+        if let max = snapshot.limits.maxBodySize, case .contentLength(let length) = framing, length > max {
             var response = LocalResponse(status: .payloadTooLarge, reason: "payload_too_large", message: "the body is larger than \(max) bytes")
             response.closesConnection = true
             return .reject(response, host: rawHost, path: displayPath)
@@ -128,14 +128,13 @@ enum RequestAdmission {
             client: head, clientIP: client, scheme: listener.scheme, host: rawHost, requestID: requestID, keptClientID: keptClientID,
             chunked: framing.isChunked, defaultHost: snapshot.services[route.service].name)
         var upstream = UpstreamRequestHead(client: head, uri: target.rewritten ? target.forwarded : head.uri, forwarding: forwarding)
-        let settings = snapshot.routeSettings[route.index]
         var responseEdits = HeaderEdits()
-        var maxRequestBody = limits.maxBodySize
+        var maxRequestBody = snapshot.limits.maxBodySize
         var bodySchema: JSONSchema?
         var deferred: PolicyEngine.DeferredCheck?
-        if !settings.policies.isEmpty {
+        if !snapshot.routeSettings[route.index].policies.isEmpty {
             let verdict = engine.apply(
-                settings.policies, policies: snapshot.policies, original: head.nioHead, upstream: &upstream.built, client: client,
+                snapshot.routeSettings[route.index].policies, policies: snapshot.policies, original: head.nioHead, upstream: &upstream.built, client: client,
                 route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
             responseEdits = verdict.response
@@ -147,7 +146,7 @@ enum RequestAdmission {
             ProxyPlan(
                 route: route, snapshot: snapshot,
                 upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
-                expectsContinue: facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
+                expectsContinue: head.facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
                 bodySchema: bodySchema, deferred: deferred))
     }
 

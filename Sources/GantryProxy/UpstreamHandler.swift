@@ -98,6 +98,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             close()
             return
         }
+        current.upstreamRead(at: .now())
         isParsing = true
         defer { isParsing = false }
         do {

@@ -82,6 +82,17 @@ struct EndpointAddressTests {
         #expect(address.host == host)
         #expect(address.port == port)
         #expect(address.description == text)
+        #expect(address == EndpointAddress(host: host, port: port))
+    }
+
+    /// Addresses are equal, and hash alike, by host and port alone, however they were made.
+    @Test func equalityAndHashing() {
+        let pool: Set = [EndpointAddress(host: "10.0.0.1", port: 80), EndpointAddress(host: "10.0.0.1", port: 81)]
+        #expect(pool.contains(EndpointAddress(parsing: "10.0.0.1:80")!))
+        #expect(pool.contains(EndpointAddress(host: String("10.0.0.1:81".prefix(8)), port: 81)))
+        #expect(!pool.contains(EndpointAddress(host: "10.0.0.2", port: 80)))
+        #expect(!pool.contains(EndpointAddress(host: "10.0.0.1", port: 82)))
+        #expect(EndpointAddress(host: "a", port: 1) != EndpointAddress(host: "b", port: 1))
     }
 
     @Test(arguments: ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":80", "::1:80", "[::1]80", "h:p"])
