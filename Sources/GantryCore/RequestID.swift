@@ -13,36 +13,23 @@ public enum RequestID {
         }
     }
 
-    /// A random version-4 UUID in its canonical lowercase form.
+    /// A random version-4 UUID in its canonical lowercase form. Inlinable, so that the data
+    /// plane's call is specialised for its generator instead of calling through the protocol.
+    @inlinable
     public static func generate<R: RandomNumberGenerator>(using random: inout R) -> String {
-        var high = random.next() as UInt64
-        var low = random.next() as UInt64
-        high = (high & ~0xF000) | 0x4000  // version 4
-        low = (low & ~(0xC << 60)) | (0x8 << 60)  // RFC 4122 variant
+        let high = ((random.next() as UInt64) & ~0xF000) | 0x4000  // version 4
+        let low = ((random.next() as UInt64) & ~(0xC << 60)) | (0x8 << 60)  // RFC 4122 variant
         return String(unsafeUninitializedCapacity: 36) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            var position = 0
-            func put(_ value: UInt64, nibbles: Int) {
-                var shift = (nibbles - 1) * 4
-                while shift >= 0 {
-                    buffer[position] = digits.utf8Start[Int((value >> UInt64(shift)) & 0xF)]
-                    position += 1
-                    shift -= 4
+            var digit = 0  // of the 32 hex digits: `high`'s 16, then `low`'s
+            for position in 0..<36 {
+                if position == 8 || position == 13 || position == 18 || position == 23 {
+                    buffer[position] = UInt8(ascii: "-")
+                    continue
                 }
+                let nibble = UInt8(truncatingIfNeeded: ((digit < 16 ? high : low) >> UInt64((15 - (digit & 15)) * 4)) & 0xF)
+                buffer[position] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                digit += 1
             }
-            func dash() {
-                buffer[position] = UInt8(ascii: "-")
-                position += 1
-            }
-            put(high >> 32, nibbles: 8)
-            dash()
-            put(high >> 16, nibbles: 4)
-            dash()
-            put(high, nibbles: 4)
-            dash()
-            put(low >> 48, nibbles: 4)
-            dash()
-            put(low, nibbles: 12)
             return 36
         }
     }

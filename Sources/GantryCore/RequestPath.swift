@@ -45,9 +45,9 @@ public struct RequestTarget: Sendable, Equatable {
             path = rest[..<mark]
             query = rest[rest.index(after: mark)...]
         }
-        guard let normalized = normalize(path) else { return .failure(.escapesRoot) }
-        let rewritten = authority != nil || needsNormalizing(path)
-        return .success(RequestTarget(path: normalized, query: query, authority: authority, rewritten: rewritten))
+        let normal = !needsNormalizing(path)
+        guard let normalized = normal ? path : normalize(path) else { return .failure(.escapesRoot) }
+        return .success(RequestTarget(path: normalized, query: query, authority: authority, rewritten: authority != nil || !normal))
     }
 
     /// The target as forwarded upstream: normalised path plus the untouched query.

@@ -62,7 +62,7 @@ extension DownstreamHandler {
         lastStatus = exchange.status
         endSpan(status: exchange.status, detail: exchange.detail, exchange: exchange)
         loop.requestMetrics.record(
-            routeIndex: exchange.plan.route.index, route: exchange.plan.route.name, service: exchange.plan.service.name, status: exchange.status,
+            route: exchange.plan.route, service: exchange.plan.service.name, status: exchange.status,
             totalNanoseconds: (now - request.started).nanoseconds, upstreamMilliseconds: exchange.upstreamTime)
         guard let accessLog = loop.accessLog else { return }
         let route = exchange.plan.route

@@ -321,7 +321,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
         request = RequestFacts(
             id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
             method: head.method.rawValue)
-        if let tracer = loop.tracer { request.span = tracer.startServerSpan(method: request.method, headers: head.headers) }
+        // Through `?.`: binding the optional tracer would copy its existential on every request.
+        request.span = loop.tracer?.startServerSpan(method: request.method, headers: head.headers)
 
         switch RequestAdmission.admit(
             head, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
@@ -329,11 +330,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         {
         case .proxy(var plan):
             plan.serverTiming = traceUpstream(&plan.upstreamHead, facts: head.facts)
-            if let tracer = loop.tracer, let span = request.span {
+            if let span = request.span {
                 // Replaces the `traceparent` just written with the recorded span's; the one
                 // above stays when the tracer records nothing (a sampler that drops everything
                 // injects nothing), and it has already dropped a stale `tracestate`.
-                tracer.propagate(span, into: &plan.upstreamHead.built.headers)
+                loop.tracer?.propagate(span, into: &plan.upstreamHead.built.headers)
             }
             request.host = plan.host
             request.path = plan.path

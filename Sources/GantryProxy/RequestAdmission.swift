@@ -145,7 +145,7 @@ enum RequestAdmission {
         return .proxy(
             ProxyPlan(
                 route: route, snapshot: snapshot,
-                upstreamHead: upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
+                upstreamHead: consume upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
                 expectsContinue: head.facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
                 bodySchema: bodySchema, deferred: deferred))
     }

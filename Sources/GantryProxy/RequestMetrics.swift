@@ -1,3 +1,4 @@
+import GantryCore
 import NIOCore
 import Prometheus
 
@@ -8,17 +9,23 @@ import Prometheus
 final class RequestMetrics {
     private let registry: PrometheusCollectorRegistry
 
-    /// In seconds, as `Double`s: a `DurationHistogram` compares `Duration`s, 128-bit
-    /// arithmetic on every bucket of every request.
-    private struct Stages {
+    /// One route's series. In seconds, as `Double`s: a `DurationHistogram` compares
+    /// `Duration`s, 128-bit arithmetic on every bucket of every request.
+    private final class RouteSeries {
+        /// By status code: a route sees a handful of codes, found faster by a look along a
+        /// short list than by hashing a key per request.
+        var requests: [(code: Int, counter: Counter)] = []
         let total: ValueHistogram
         let upstream: ValueHistogram
+
+        init(total: ValueHistogram, upstream: ValueHistogram) {
+            self.total = total
+            self.upstream = upstream
+        }
     }
 
-    /// By route index, then status code: a route sees a handful of codes, found faster by a
-    /// look along a short list than by hashing a key per request.
-    private var requests: [[(code: Int, counter: Counter)]] = []
-    private var stages: [Stages?] = []
+    /// By route index. A class per route, so that a request's lookup is one array read.
+    private var routes: [RouteSeries?] = []
     private var rejections: [String: Counter] = [:]
 
     /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.
@@ -29,32 +36,31 @@ final class RequestMetrics {
     }
 
     /// A request that went to a route (answered by the upstream or by gantry on its behalf).
-    func record(routeIndex: Int, route: String, service: String, status: Int, totalNanoseconds: Int64, upstreamMilliseconds: Double?) {
-        if routeIndex >= stages.count {
-            stages.append(contentsOf: repeatElement(nil, count: routeIndex + 1 - stages.count))
-            requests.append(contentsOf: repeatElement([], count: routeIndex + 1 - requests.count))
-        }
-        if let found = requests[routeIndex].first(where: { $0.code == status }) {
-            found.counter.increment()
+    /// `service` names the series with the route the first time a status is seen.
+    func record(route: RouteRule, service: @autoclosure () -> String, status: Int, totalNanoseconds: Int64, upstreamMilliseconds: Double?) {
+        let series = route.index < routes.count ? routes[route.index] : nil
+        let found = series ?? makeSeries(routeIndex: route.index, route: route.name)
+        if let known = found.requests.first(where: { $0.code == status }) {
+            known.counter.increment()
         } else {
             let made = registry.makeCounter(
-                name: "gantry_requests_total", labels: [("route", route), ("service", service), ("code", String(status))])
-            requests[routeIndex].append((status, made))
+                name: "gantry_requests_total", labels: [("route", route.name), ("service", service()), ("code", String(status))])
+            found.requests.append((status, made))
             made.increment()
         }
-        let stage =
-            stages[routeIndex]
-            ?? {
-                let made = Stages(
-                    total: registry.makeValueHistogram(
-                        name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "total")], buckets: Self.buckets),
-                    upstream: registry.makeValueHistogram(
-                        name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "upstream")], buckets: Self.buckets))
-                stages[routeIndex] = made
-                return made
-            }()
-        stage.total.record(Double(totalNanoseconds) / 1e9)
-        if let upstream = upstreamMilliseconds { stage.upstream.record(upstream / 1000) }
+        found.total.record(Double(totalNanoseconds) / 1e9)
+        if let upstream = upstreamMilliseconds { found.upstream.record(upstream / 1000) }
+    }
+
+    private func makeSeries(routeIndex: Int, route: String) -> RouteSeries {
+        if routeIndex >= routes.count { routes.append(contentsOf: repeatElement(nil, count: routeIndex + 1 - routes.count)) }
+        let made = RouteSeries(
+            total: registry.makeValueHistogram(
+                name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "total")], buckets: Self.buckets),
+            upstream: registry.makeValueHistogram(
+                name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "upstream")], buckets: Self.buckets))
+        routes[routeIndex] = made
+        return made
     }
 
     /// A request gantry answered itself before any upstream: no route, a policy's refusal, bad

@@ -33,6 +33,17 @@ struct RequestIDTests {
         }
         #expect(seen.count == 1000)
     }
+
+    /// The generator's two numbers, in order, as the UUID's hex digits, with the version and
+    /// variant bits set.
+    @Test func generatedIDsSpellTheRandomBits() {
+        struct Fixed: RandomNumberGenerator {
+            var values: [UInt64] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210]
+            mutating func next() -> UInt64 { values.removeFirst() }
+        }
+        var fixed = Fixed()
+        #expect(RequestID.generate(using: &fixed) == "01234567-89ab-4def-bedc-ba9876543210")
+    }
 }
 
 struct RetryPolicyTests {
