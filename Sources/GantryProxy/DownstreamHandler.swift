@@ -238,11 +238,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isInReadBatch = false
-        // Bytes came in without completing a request head: the head's clock starts now. (Not
-        // after a whole request: a kept-alive connection waits for its next one under `idle`.)
-        if parser.isReadingHead, !closing, headDeadline == .distantFuture {
-            headDeadline = .now() + TimeAmount(loop.snapshot.limits.requestHeadersTimeout)
-        }
+        timeHead()
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
         context.fireChannelReadComplete()
     }
@@ -428,7 +424,19 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
         if queued.isEmpty {
             pausedForPipelining = false
+            // A head behind the queued ones is next (a read batch's end times it, after parsing).
+            if !wasInReadBatch { timeHead() }
             resumeReadingIfAllowed()
+        }
+    }
+
+    /// The head's clock runs while part of a head has come, not after a whole request (a kept-alive
+    /// connection waits under `idle`) nor after only the empty lines allowed between requests.
+    private func timeHead() {
+        if !parser.isReadingHead {
+            headDeadline = .distantFuture
+        } else if headDeadline == .distantFuture, !closing {
+            headDeadline = .now() + TimeAmount(loop.snapshot.limits.requestHeadersTimeout)
         }
     }
 

@@ -83,10 +83,33 @@ extension LiveProxyTests {
             let quiet = try harness.connect()
             let kept = try harness.connect()
             #expect(await answered(kept))
+            // Nor one that sent the empty line RFC 9112 §2.2 allows between requests, in two
+            // reads (the pause only makes separate segments likely; either way it must pass).
+            let stray = try harness.connect()
+            #expect(await answered(stray))
+            try stray.send("\r")
+            try await Task.sleep(for: .milliseconds(50))
+            try stray.send("\n")
             try await Task.sleep(for: .milliseconds(1500))  // longer than requestHeaders: 1s
             #expect(await answered(quiet))
             #expect(await answered(kept))
+            #expect(await answered(stray))
             #expect(await harness.plane.counters()[.headerTimeouts] == 1)
+        }
+    }
+
+    /// A head that came behind pipelined requests, and stopped, is timed once they are answered.
+    @Test func aHeadBehindPipelinedRequestsGets408() async throws {
+        try await withProxy(yaml: Self.edgeYAML(perClient: 100, perSecond: 1000)) { harness in
+            let connection = try harness.connect()
+            try connection.send(
+                request(["GET /1 HTTP/1.1", "Host: example.com"]) + request(["GET /2 HTTP/1.1", "Host: example.com"])
+                    + "GET /3 HTTP/1.1\r\nHo")
+            #expect(try await connection.readResponse().status == 200)
+            #expect(try await connection.readResponse().status == 200)
+            // Within requestHeaders (1s) of the second answer, not after `idle` (60s).
+            #expect(try await connection.readResponse(timeout: 10).status == 408)
+            #expect(harness.upstreamRequestCount == 2)
         }
     }
 }
