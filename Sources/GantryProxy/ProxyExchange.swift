@@ -315,8 +315,8 @@ final class ProxyExchange {
         }
     }
 
-    /// `now` is the time the endpoint was chosen or connected, which it still is: a clock
-    /// reading per step was a tenth of the per-request work that is not SwiftNIO's.
+    /// `now` is when the endpoint was chosen or the connection came up, microseconds ago: one
+    /// clock reading serves the attach and the response timeout.
     private func attach(_ connection: UpstreamHandler, flush: Bool, now: NIODeadline) {
         upstream = connection
         connection.exchange = self

@@ -132,9 +132,10 @@ enum RequestAdmission {
         var maxRequestBody = snapshot.limits.maxBodySize
         var bodySchema: JSONSchema?
         var deferred: PolicyEngine.DeferredCheck?
-        if !snapshot.routeSettings[route.index].policies.isEmpty {
+        let routePolicies = snapshot.routeSettings[route.index].policies
+        if !routePolicies.isEmpty {
             let verdict = engine.apply(
-                snapshot.routeSettings[route.index].policies, policies: snapshot.policies, original: head.nioHead, upstream: &upstream.built, client: client,
+                routePolicies, policies: snapshot.policies, original: head.nioHead, upstream: &upstream.built, client: client,
                 route: route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
             if let reject = verdict.reject { return .reject(reject, host: rawHost, path: String(target.path)) }
             responseEdits = verdict.response
