@@ -9,7 +9,8 @@ import NIOHTTP1
 /// already checked by ``HTTPRequestParser``. They become `HTTPHeaders` only for what reads them
 /// as such: a route's policies, the tracer. The usual request needs only its facts, a header
 /// match or a hash key read from the lines, and its lines copied upstream
-/// (``UpstreamRequestHead``), so it is never made into strings. An HTTP/2 stream's head comes from NIO's codec as `HTTPHeaders`.
+/// (``UpstreamRequestHead``), so it is never made into strings. An HTTP/2 stream's head comes
+/// from NIO's codec as `HTTPHeaders`.
 ///
 /// A class: the head passes through the pipelining queue, the admission and the upstream
 /// head, and as a struct of this size (its facts above all) every step copied it and

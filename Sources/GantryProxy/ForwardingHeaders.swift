@@ -6,7 +6,8 @@ import NIOHTTP1
 /// (gantry answers `100-continue` itself) stay behind; `X-Forwarded-For` gets the client
 /// appended; `X-Forwarded-Proto` and `traceparent` are gantry's own, replacing the client's, as
 /// are `X-Forwarded-Host` when the client named a Host and `X-Request-ID` unless the client's is
-/// kept; chunked framing is declared again, since `Transfer-Encoding` was dropped. ``UpstreamRequestHead`` applies them to the client's lines or to built fields.
+/// kept; chunked framing is declared again, since `Transfer-Encoding` was dropped.
+/// ``UpstreamRequestHead`` applies them to the client's lines or to built fields.
 /// On the way back, ``HTTPResponseParser`` leaves out the response's hop-by-hop fields as it
 /// reads them.
 struct ForwardingHeaders {
