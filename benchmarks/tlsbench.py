@@ -5,7 +5,9 @@ Compares gantry, nginx, HAProxy and Envoy, configured as equivalently as their c
 one worker each, TLS termination with the same ECDSA P-256 certificate (generated into the
 workdir), TLS 1.2 + 1.3, ALPN h2,http/1.1, HTTP/1.1 keep-alive to two plain-HTTP nginx
 upstreams, round robin, no access log, the same high connection limits and 300 s idle
-timeouts.
+timeouts. nginx_fwd, haproxy_fwd and envoy_fwd (proxybench's) also make or keep an X-Request-ID,
+send it upstream and return it, and set X-Forwarded-For, -Proto and -Host, as gantry does; each
+target's check records what reached the backend, and a `_fwd` target must send all four.
 
 Scenarios (in this order, targets interleaved per round A B C D A B C D ...):
   https1   HTTPS, HTTP/1.1, GET / (3-byte body), --connections (50) keep-alive connections, wrk.
@@ -59,10 +61,15 @@ import proxybench as pb  # noqa: E402  (the shared harness: process registry, /p
 
 HOST = pb.HOST
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["nginx", "haproxy", "envoy", "gantry"]
+# The `_fwd` targets are proxybench's: the peer doing gantry's per-request work as well (the
+# request ID and X-Forwarded-*). They run the https scenarios only; their idle connections
+# cost what their bare twins' do.
+TARGETS = ["nginx", "haproxy", "envoy", "gantry"] + list(pb.FORWARDING_TARGETS)
 # Own port ranges, so that a proxybench run's ports (18100-18119) are not in the way.
-TLS_PORTS = {"nginx": 18200, "haproxy": 18201, "envoy": 18202, "gantry": 18203}
-PLAIN_PORTS = {"nginx": 18210, "haproxy": 18211, "envoy": 18212, "gantry": 18213}
+TLS_PORTS = {"nginx": 18200, "haproxy": 18201, "envoy": 18202, "gantry": 18203,
+             "nginx_fwd": 18204, "haproxy_fwd": 18205, "envoy_fwd": 18206}
+PLAIN_PORTS = {"nginx": 18210, "haproxy": 18211, "envoy": 18212, "gantry": 18213,
+               "nginx_fwd": 18214, "haproxy_fwd": 18215, "envoy_fwd": 18216}
 
 # The same limits for every target (and both phases), high enough for 10k connections from
 # one client address, and idle timeouts long enough that nothing is closed while we measure.
@@ -110,7 +117,7 @@ def nginx_version(nginx_bin):
     return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
-def nginx_conf(d, port, ups, tls, nginx_ver):
+def nginx_conf(d, port, ups, tls, nginx_ver, forwarding=False):
     """proxybench's nginx proxy (keepalive 1024 to the upstreams, 300 s keep-alive, 20000
     worker_connections, worker_rlimit_nofile) plus an optional TLS listener. nginx < 1.25.1
     has no `http2 on;`: HTTP/2 is a parameter of `listen` there."""
@@ -130,19 +137,21 @@ def nginx_conf(d, port, ups, tls, nginx_ver):
     keepalive 1024;
     keepalive_requests 1000000000;
     keepalive_timeout 300s;
-  }}
+  }}{request_id_map}
   server {{
     {listen} backlog=4096;
 {extra}    location / {{
       proxy_pass http://backends;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection "";{forwarding_lines}
     }}
-  }}""".format(servers=servers, listen=listen, extra=extra)
+  }}""".format(servers=servers, listen=listen, extra=extra,
+               request_id_map=pb.NGINX_REQUEST_ID_MAP if forwarding else "",
+               forwarding_lines=pb.NGINX_FORWARDING if forwarding else "")
     return pb.write(os.path.join(d, "nginx.conf"), pb.NGINX_COMMON.format(d=d, body=body))
 
 
-def haproxy_conf(d, port, ups, tls):
+def haproxy_conf(d, port, ups, tls, forwarding=False):
     """proxybench's HAProxy config with maxconn 20000 in global and defaults (the frontend's
     default would be lower) and, for TLS, `ssl crt ... alpn h2,http/1.1` on the bind line."""
     os.makedirs(d, exist_ok=True)
@@ -172,22 +181,23 @@ defaults
 
 frontend fe
   {bind}
-  default_backend be
+{forwarding}  default_backend be
 
 backend be
   balance roundrobin
 {servers}
-""".format(maxconn=MAX_CONNS, relax=relax, bind=bind, servers=servers)
+""".format(maxconn=MAX_CONNS, relax=relax, bind=bind, servers=servers,
+           forwarding=pb.HAPROXY_FORWARDING if forwarding else "")
     return pb.write(os.path.join(d, "haproxy.cfg"), txt)
 
 
-def envoy_conf(d, port, ups, tls):
+def envoy_conf(d, port, ups, tls, forwarding=False):
     """proxybench's Envoy config (one worker via --concurrency 1, round robin, circuit breakers
     out of the way). With TLS: a DownstreamTlsContext offering h2,http/1.1 by ALPN and
     codec_type AUTO, which picks the codec from the negotiated protocol. Envoy's default idle
     timeout (1 h) and connection limits (none) need no change."""
     os.makedirs(d, exist_ok=True)
-    with open(pb.envoy_conf(d, port, ups)) as f:
+    with open(pb.envoy_conf(d, port, ups, forwarding=forwarding)) as f:
         cfg = json.load(f)
     chain = cfg["static_resources"]["listeners"][0]["filter_chains"][0]
     if tls:
@@ -227,14 +237,15 @@ def start_target(name, tls, ctx):
     d = os.path.join(ctx["work"], label)
     os.makedirs(d, exist_ok=True)
     bins, ups, env, conf = ctx["bins"], ctx["ups"], None, None
-    if name == "nginx":
-        conf = nginx_conf(d, port, ups, tls, ctx["nginx_ver"])
+    forwarding, kind = name in pb.FORWARDING_TARGETS, name.removesuffix("_fwd")
+    if kind == "nginx":
+        conf = nginx_conf(d, port, ups, tls, ctx["nginx_ver"], forwarding)
         argv = [bins["nginx"], "-p", d + "/", "-c", conf, "-e", os.path.join(d, "error.log")]
-    elif name == "haproxy":
-        conf = haproxy_conf(d, port, ups, tls)
+    elif kind == "haproxy":
+        conf = haproxy_conf(d, port, ups, tls, forwarding)
         argv = [bins["haproxy"], "-db", "-f", conf]
-    elif name == "envoy":
-        conf = envoy_conf(d, port, ups, tls)
+    elif kind == "envoy":
+        conf = envoy_conf(d, port, ups, tls, forwarding)
         argv = [bins["envoy"], "-c", conf, "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
     else:
         argv = shlex.split(ctx["gantry_cmd"].format(port=port, upstreams=",".join(ups), workdir=d))
@@ -296,6 +307,24 @@ def tls_handshake_info(port):
             return {"alpn": s.selected_alpn_protocol(), "version": s.version(), "cipher": s.cipher()[0]}
 
 
+def forwarded_check(name, port):
+    """What reached the backend through the target (proxybench's `/forwarded`): X-Request-ID,
+    X-Forwarded-For, -Proto, -Host, and the X-Request-ID returned. Required of `_fwd` targets,
+    with `https` as the protocol."""
+    conn = http.client.HTTPSConnection(HOST, port, timeout=3, context=client_tls_context(["http/1.1"]))
+    try:
+        conn.request("GET", "/forwarded")
+        r = conn.getresponse()
+        body, rid = r.read(), r.getheader("X-Request-ID")
+    finally:
+        conn.close()
+    fields = body.decode(errors="replace").rstrip("\n").split("|") if r.status == 200 else []
+    ok = name not in pb.FORWARDING_TARGETS or (
+        len(fields) == 4 and bool(fields[0]) and fields[0] == rid and bool(fields[1])
+        and fields[2] == "https" and fields[3] == "%s:%d" % (HOST, port))
+    return {"upstream": fields, "returned_request_id": rid, "ok": ok}
+
+
 def check_https_target(name, port, m, ctx):
     """Before any load: ALPN must choose h2, 10 HTTP/1.1 requests on one TLS connection must
     return the backend's body from both backends, a short h2load run must succeed over h2, and
@@ -317,6 +346,8 @@ def check_https_target(name, port, m, ctx):
     chk["h2load_20_requests"] = {"succeeded": h2["succeeded"], "protocol": h2["protocol"],
                                  "status_2xx": h2["status_2xx"]}
     ok &= h2["succeeded"] == 20 and h2["protocol"] == "h2"
+    chk["forwarded"] = forwarded_check(name, port)
+    ok &= chk["forwarded"]["ok"]
     owners = pb.listeners(port)
     strangers = sorted({p for ps in owners.values() for p in ps} - set(pb.proc_tree(m.pid)))
     chk["listen_sockets"] = len(owners)
@@ -698,7 +729,7 @@ def idle_phase(args, ctx, results):
     failed = set()   # a target that does not start is not retried every round
     for rnd in range(1, args.rounds + 1):
         for name in ctx["names"]:
-            if name in failed:
+            if name in failed or name in pb.FORWARDING_TARGETS:
                 continue
             procs = start_checked([name], None, ctx)
             if name not in procs:
@@ -937,7 +968,7 @@ def find_binaries(args, names, skipped):
         raise SystemExit("nginx not found (apt-get install nginx): needed for the backends")
     usable = []
     for name in names:
-        b = bins.get(name)
+        b = bins.get(name.removesuffix("_fwd"))
         if not b or not os.path.exists(b):
             skipped[name] = "GANTRY_BIN not set" if (name == "gantry" and not b) else "binary not found: %s" % b
             log("skipping %s: %s" % (name, skipped[name]))
