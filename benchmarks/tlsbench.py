@@ -308,21 +308,15 @@ def tls_handshake_info(port):
 
 
 def forwarded_check(name, port):
-    """What reached the backend through the target (proxybench's `/forwarded`): X-Request-ID,
-    X-Forwarded-For, -Proto, -Host, and the X-Request-ID returned. Required of `_fwd` targets,
-    with `https` as the protocol."""
+    """proxybench's forwarding check over HTTPS: the protocol the backend hears is `https`."""
     conn = http.client.HTTPSConnection(HOST, port, timeout=3, context=client_tls_context(["http/1.1"]))
     try:
         conn.request("GET", "/forwarded")
         r = conn.getresponse()
-        body, rid = r.read(), r.getheader("X-Request-ID")
+        body = r.read()
     finally:
         conn.close()
-    fields = body.decode(errors="replace").rstrip("\n").split("|") if r.status == 200 else []
-    ok = name not in pb.FORWARDING_TARGETS or (
-        len(fields) == 4 and bool(fields[0]) and fields[0] == rid and bool(fields[1])
-        and fields[2] == "https" and fields[3] == "%s:%d" % (HOST, port))
-    return {"upstream": fields, "returned_request_id": rid, "ok": ok}
+    return pb.forwarding_check(name, r.status, body, r.getheader("X-Request-ID"), "https", port)
 
 
 def check_https_target(name, port, m, ctx):
