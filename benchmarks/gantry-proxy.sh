@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts gantry as one of proxybench's targets, configured like the nginx, HAProxy and Envoy
-# targets: one event loop, round robin over the benchmark's upstreams with keep-alive pooling,
-# no access log. With the gateway arguments it is configured like envoy_gw instead: a JWT
-# check (HS256, the harness's local JWKS file, issuer and audience) and a route-wide rate limit
-# that is never reached.
+# targets: one event loop, round robin over the benchmark's upstreams with keep-alive pooling
+# (idle pooled connections kept 300 s, as the nginx target's `keepalive_timeout`), no access
+# log. With the gateway arguments it is configured like envoy_gw instead: a JWT check (HS256,
+# the harness's local JWKS file, issuer and audience) and a route-wide rate limit that is never
+# reached.
 # Usage: gantry-proxy.sh PORT UPSTREAMS WORKDIR [JWKS_FILE ISSUER AUDIENCE RATE]
 # Optional environment (tlsbench.py uses these; unset, the config is exactly as before):
 #   GANTRY_TLS_CERT, GANTRY_TLS_KEY  PEM files: the listener terminates TLS with them (HTTP/2 is
@@ -45,7 +46,7 @@ load_balancer="listeners: [{$listener}]"
   echo "services:"
   echo "  - name: backends"
   echo "    loadBalancing: roundRobin"
-  echo "    connectionPool: {maxIdlePerEndpoint: 1024}"
+  echo "    connectionPool: {maxIdlePerEndpoint: 1024, idleTimeout: 300s}"
   echo "    endpoints:"
   for upstream in ${upstreams//,/ }; do echo "      - $upstream"; done
 } >"$config"
