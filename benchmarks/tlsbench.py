@@ -237,7 +237,7 @@ def start_target(name, tls, ctx):
     d = os.path.join(ctx["work"], label)
     os.makedirs(d, exist_ok=True)
     bins, ups, env, conf = ctx["bins"], ctx["ups"], None, None
-    forwarding, kind = name in pb.FORWARDING_TARGETS, name.removesuffix("_fwd")
+    forwarding, kind = pb.forwards(name), name.removesuffix("_fwd")
     if kind == "nginx":
         conf = nginx_conf(d, port, ups, tls, ctx["nginx_ver"], forwarding)
         argv = [bins["nginx"], "-p", d + "/", "-c", conf, "-e", os.path.join(d, "error.log")]
@@ -723,7 +723,7 @@ def idle_phase(args, ctx, results):
     failed = set()   # a target that does not start is not retried every round
     for rnd in range(1, args.rounds + 1):
         for name in ctx["names"]:
-            if name in failed or name in pb.FORWARDING_TARGETS:
+            if name in failed or pb.forwards(name):
                 continue
             procs = start_checked([name], None, ctx)
             if name not in procs:
