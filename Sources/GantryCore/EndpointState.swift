@@ -82,7 +82,7 @@ public final class EndpointSet: Sendable, EndpointLoads {
     public func excluded(tried addresses: [EndpointAddress], now: UInt64) -> TriedEndpoints {
         let tried = tried(addresses)
         var excluded = tried
-        for (index, endpoint) in endpoints.enumerated() where endpoint.isEjected(now: now) { excluded.insert(index) }
+        for index in endpoints.indices where endpoints[index].isEjected(now: now) { excluded.insert(index) }
         return excluded.count < endpoints.count ? excluded : tried
     }
 

@@ -8,7 +8,7 @@ import Tracing
 extension DownstreamHandler {
     /// What the access log needs about the current request.
     struct RequestFacts {
-        var id = ""
+        var id: RequestIdentifier = ""
         var started = NIODeadline.uptimeNanoseconds(0)
         /// Read only when an access log will record it.
         var wallClock = 0.0
@@ -27,7 +27,9 @@ extension DownstreamHandler {
     func traceUpstream(_ head: inout UpstreamRequestHead, facts: HeaderFacts) -> Bool {
         let incoming = facts.traceparent.flatMap { TraceContext(header: $0) }
         let timing = tracingRequested(facts, incoming: incoming)
-        let trace = incoming?.child(using: &loop.random, sampled: timing) ?? TraceContext.start(using: &loop.random, sampled: timing)
+        let trace = loop.drawRandom { random in
+            incoming?.child(using: &random, sampled: timing) ?? TraceContext.start(using: &random, sampled: timing)
+        }
         head.setTrace(trace, dropsTracestate: incoming == nil && facts.hasTracestate)  // it belongs to the trace we replaced
         return timing
     }
@@ -46,7 +48,7 @@ extension DownstreamHandler {
         let version = requestVersion.major == 2 ? "2" : "\(requestVersion.major).\(requestVersion.minor)"
         var facts = RequestTracer.SpanFacts(
             method: request.method, host: request.host, path: request.path, client: clientIP, version: version, listener: listener,
-            requestID: request.id, status: status, detail: detail)
+            requestID: request.id.description, status: status, detail: detail)
         if let exchange {
             facts.route = exchange.plan.route
             facts.service = exchange.plan.service.name
@@ -68,7 +70,7 @@ extension DownstreamHandler {
         let route = exchange.plan.route
         accessLog.append(
             AccessLogRecord(
-                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                time: request.wallClock, requestID: request.id.description, client: clientIP, listener: listener.name,
                 method: request.method, host: request.host, path: request.path, route: route.name,
                 service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
                 bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
@@ -83,7 +85,7 @@ extension DownstreamHandler {
         guard let accessLog = loop.accessLog else { return }
         accessLog.append(
             AccessLogRecord(
-                time: request.wallClock, requestID: request.id, client: clientIP, listener: listener.name,
+                time: request.wallClock, requestID: request.id.description, client: clientIP, listener: listener.name,
                 method: request.method, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
                 totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: 0, detail: detail))
     }

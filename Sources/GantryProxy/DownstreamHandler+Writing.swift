@@ -1,3 +1,4 @@
+import GantryCore
 import NIOCore
 import NIOHTTP1
 
@@ -75,7 +76,7 @@ extension DownstreamHandler {
         }
     }
 
-    func writeLocalResponse(_ response: LocalResponse, requestID: String, requestComplete: Bool) {
+    func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
         guard let context else { return }
         if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
         let body = response.body(requestID: requestID, allocator: allocator)

@@ -315,7 +315,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let clientID = head.facts.requestID
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
-            id: keptClientID ? clientID! : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
+            id: keptClientID ? .client(clientID!) : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
             method: head.method.rawValue)
         // Through `?.`: binding the optional tracer would copy its existential on every request.
         request.span = loop.tracer?.startServerSpan(method: request.method, headers: head.headers)

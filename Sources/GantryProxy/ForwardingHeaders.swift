@@ -17,7 +17,7 @@ struct ForwardingHeaders {
     /// The Host the client asked for, when it named one.
     let forwardedHost: String?
     /// The request's ID; nil when the client's own is kept.
-    let requestID: String?
+    let requestID: RequestIdentifier?
     let chunked: Bool
     /// For a request that came without `Host` (HTTP/1.0): it goes upstream as HTTP/1.1, which
     /// needs one, so the service's name, as nginx sends its upstream's.
@@ -28,7 +28,7 @@ struct ForwardingHeaders {
     var dropsTracestate = false
 
     init(
-        client head: ClientRequestHead, clientIP: String, scheme: String, host: String, requestID: String, keptClientID: Bool,
+        client head: ClientRequestHead, clientIP: String, scheme: String, host: String, requestID: RequestIdentifier, keptClientID: Bool,
         chunked: Bool, defaultHost: String?
     ) {
         var previousHops: [String] = []
@@ -71,10 +71,16 @@ struct ForwardingHeaders {
     /// gantry's fields, in the order they follow the client's, except `traceparent`, which
     /// comes last and is written from ``trace``.
     func forEachAdded(_ body: (_ name: String, _ value: String) -> Void) {
+        forEachAdded(body, requestID: { body("x-request-id", $0.description) })
+    }
+
+    /// The same, with the request's ID (when it is gantry's) handed to `id` as it is, for a
+    /// writer that spells it straight into its buffer.
+    func forEachAdded(_ body: (_ name: String, _ value: String) -> Void, requestID id: (RequestIdentifier) -> Void) {
         body("x-forwarded-for", forwardedFor)
         body("x-forwarded-proto", scheme)
         if let forwardedHost { body("x-forwarded-host", forwardedHost) }
-        if let requestID { body("x-request-id", requestID) }
+        if let requestID { id(requestID) }
         if chunked { body("transfer-encoding", "chunked") }
         if let host { body("host", host) }
     }

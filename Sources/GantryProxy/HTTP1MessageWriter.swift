@@ -261,10 +261,10 @@ struct HTTP1MessageWriter {
     /// gantry's forwarding fields, `traceparent` last, written from the trace's numbers.
     private static func writeFields(of forwarding: ForwardingHeaders, to buffer: inout ByteBuffer) {
         var room = forwarding.trace == nil ? 0 : 15 + TraceContext.headerLength
-        forwarding.forEachAdded { room += $0.utf8.count + $1.utf8.count + 4 }
+        forwarding.forEachAdded({ room += $0.utf8.count + $1.utf8.count + 4 }, requestID: { room += 16 + $0.utf8Count })
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
             var cursor = FieldCursor(out: out)
-            forwarding.forEachAdded { cursor.put(name: $0, value: $1) }
+            forwarding.forEachAdded({ cursor.put(name: $0, value: $1) }, requestID: { cursor.put(requestID: $0) })
             if let trace = forwarding.trace { cursor.put(traceparent: trace) }
             return cursor.offset
         }
@@ -310,6 +310,21 @@ struct HTTP1MessageWriter {
             out[offset + 1] = UInt8(ascii: "\n")
             offset += 2
             if !nameValid || !valueValid { offset = start }
+        }
+
+        /// `x-request-id: ` and the ID: a UUID, or a client's ID that passed
+        /// ``RequestID/isSane(_:)``, so nothing to check.
+        mutating func put(requestID: RequestIdentifier) {
+            let name: StaticString = "x-request-id: "
+            name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
+            offset += name.utf8CodeUnitCount
+            offset += requestID.withUTF8 { id in
+                UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: id)
+                return id.count
+            }
+            out[offset] = UInt8(ascii: "\r")
+            out[offset + 1] = UInt8(ascii: "\n")
+            offset += 2
         }
 
         /// `traceparent: ` and the trace's value, which is hex and dashes.

@@ -76,16 +76,18 @@ struct HTTPRequestParser {
     /// `.untilClose` here means no body: a request without framing has none (RFC 9112 §6.3
     /// rule 7).
     private func parseHead(_ head: ByteBuffer) throws -> (ClientRequestHead, keepAlive: Bool, framing: HTTP1BodyDecoder.Framing) {
-        let (method, target, minor, fieldsStart, facts, framingFacts) = try head.withUnsafeReadableBytes { bytes in
+        // The facts are learnt in place: returned from the closure, each was copied out and the
+        // original destroyed, a retain and a release of every string they hold.
+        var framingFacts = HTTP1Syntax.FieldFacts()
+        var facts = HeaderFacts()
+        let (method, target, minor, fieldsStart) = try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
             let (method, target, minor) = try Self.requestLine(try lines.next())
             let fieldsStart = lines.index
-            var framingFacts = HTTP1Syntax.FieldFacts()
-            var facts = HeaderFacts()
             try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &framingFacts) { name, value, _ in
                 facts.learn(name: name, value: value)
             }
-            return (method, target, minor, fieldsStart, facts, framingFacts)
+            return (method, target, minor, fieldsStart)
         }
         let framing: HTTP1BodyDecoder.Framing
         if let chunked = try framingFacts.chunked() {
@@ -103,7 +105,7 @@ struct HTTPRequestParser {
         // is kept as it is, a larger one (grown by a big body before) gives way to a copy.
         var lines = head.getSlice(at: head.readerIndex + fieldsStart, length: head.readableBytes - fieldsStart - 2)!
         if lines.storageCapacity > Self.largestKeptBuffer { lines = ByteBuffer(buffer: lines) }
-        let request = ClientRequestHead(method: method, uri: target, version: HTTPVersion(major: 1, minor: minor), facts: facts, lines: lines)
+        let request = ClientRequestHead(method: method, uri: target, version: HTTPVersion(major: 1, minor: minor), facts: consume facts, lines: lines)
         return (request, keepAlive, framing)
     }
 

@@ -47,7 +47,7 @@ struct HTTPResponseParser {
     /// whether there were any. `method` is the request's: a response to HEAD has no body
     /// whatever its headers say. `requestID`, when given, is added to the head as it is built
     /// (adding it afterwards copied the fields, which the caller does not own alone).
-    mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, requestID: String? = nil, emit: (Part) -> Bool) throws {
+    mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, requestID: RequestIdentifier? = nil, emit: (Part) -> Bool) throws {
         var buffer = leftover.prepended(to: incoming)
         while true {
             if body != nil {
@@ -64,13 +64,15 @@ struct HTTPResponseParser {
             guard let end = try headScan.end(in: buffer, limit: Self.maxHeadSize) else {
                 return leftover.keep(buffer)
             }
-            let head = try Self.parseHead(buffer.readSlice(length: end)!, requestID: requestID)
-            if head.informational { continue }  // 100 Continue, 103 Early Hints: not passed on
-            guard emit(.head(head.head, keepAlive: head.keepAlive)) else { return }
-            if method == .HEAD || head.head.status == .noContent || head.head.status == .notModified {
+            let (head, framing, keepAlive, informational) = try Self.parseHead(buffer.readSlice(length: end)!, requestID: requestID)
+            if informational { continue }  // 100 Continue, 103 Early Hints: not passed on
+            let status = head.status
+            // Moved on: a copy of the head retained and released its buffer and request ID.
+            guard emit(.head(consume head, keepAlive: keepAlive)) else { return }
+            if method == .HEAD || status == .noContent || status == .notModified {
                 return finish(nil, buffer, emit)
             }
-            body = HTTP1BodyDecoder(head.framing, maxTrailerSize: Self.maxHeadSize, maxTrailerCount: Self.maxHeaderCount)
+            body = HTTP1BodyDecoder(framing, maxTrailerSize: Self.maxHeadSize, maxTrailerCount: Self.maxHeaderCount)
         }
     }
 
@@ -90,17 +92,15 @@ struct HTTPResponseParser {
 
     // MARK: Heads
 
-    private struct ParsedHead {
-        var head: UpstreamResponseHead
-        var framing: HTTP1BodyDecoder.Framing
-        /// The upstream keeps the connection open after this response (RFC 9112 §9.3).
-        var keepAlive: Bool
-        var informational: Bool
-    }
+    /// A tuple rather than a struct, so that its head can be moved on alone.
+    /// `keepAlive`: the upstream keeps the connection open after this response (RFC 9112 §9.3).
+    private typealias ParsedHead = (
+        head: UpstreamResponseHead, framing: HTTP1BodyDecoder.Framing, keepAlive: Bool, informational: Bool
+    )
 
     /// One pass over a head (its bytes end with the blank line): the status line, then each
     /// field line, learning the framing and keep-alive from the bytes as they go by.
-    private static func parseHead(_ head: ByteBuffer, requestID: String?) throws -> ParsedHead {
+    private static func parseHead(_ head: ByteBuffer, requestID: RequestIdentifier?) throws -> ParsedHead {
         try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
             let (version, status) = try statusLine(try lines.next())
@@ -110,7 +110,7 @@ struct HTTPResponseParser {
             facts.forwarding = true
             if code < 200 {
                 try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &facts) { _, _, _ in }
-                return ParsedHead(
+                return (
                     head: UpstreamResponseHead(version: version, status: status, fields: .built([:]), hasContentLength: false),
                     framing: .untilClose, keepAlive: true, informational: true)
             }
@@ -121,14 +121,14 @@ struct HTTPResponseParser {
             }
             let fields: UpstreamResponseHead.Fields
             if fits, facts.nominated.isEmpty {
-                fields = .lines(kept)
+                fields = .lines(consume kept)
             } else {
                 fields = .built(try builtFields(bytes, nominated: facts, requestID: requestID))
             }
             // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 response means its framing
             // cannot be trusted; the connection closes after it.
             let keepAlive = facts.keepsAlive(minorVersion: version.minor) && (version.minor >= 1 || facts.transferEncodings.isEmpty)
-            return ParsedHead(
+            return (
                 head: UpstreamResponseHead(version: version, status: status, fields: fields, hasContentLength: facts.contentLength != nil),
                 framing: try framing(facts), keepAlive: keepAlive, informational: false)
         }
@@ -136,14 +136,14 @@ struct HTTPResponseParser {
 
     /// The head's forwarded fields built, for the rare head whose kept lines do not fit
     /// ``UpstreamResponseHead/KeptLines``: a second pass, leaving out what `Connection` named.
-    private static func builtFields(_ bytes: UnsafeRawBufferPointer, nominated: HTTP1Syntax.FieldFacts, requestID: String?) throws -> HTTPHeaders {
+    private static func builtFields(_ bytes: UnsafeRawBufferPointer, nominated: HTTP1Syntax.FieldFacts, requestID: RequestIdentifier?) throws -> HTTPHeaders {
         var lines = HTTP1Syntax.Lines(bytes: bytes)
         _ = try lines.next()  // the status line
         var facts = HTTP1Syntax.FieldFacts()
         facts.forwarding = true
         var fields = try HTTP1Syntax.fields(&lines, maxCount: maxHeaderCount, facts: &facts)
         if !nominated.nominated.isEmpty { fields.removeAll { nominated.isNominated($0.0) } }
-        if let requestID { fields.append(("x-request-id", requestID)) }
+        if let requestID { fields.append(("x-request-id", requestID.description)) }
         return HTTPHeaders(fields)
     }
 

@@ -1,3 +1,4 @@
+import GantryCore
 import NIOCore
 import NIOHTTP1
 
@@ -33,14 +34,14 @@ struct LocalResponse {
         return LocalResponse(status: .badGateway, reason: detail, message: message)
     }
 
-    func head(version: HTTPVersion, requestID: String, bodyLength: Int, close: Bool) -> HTTPResponseHead {
+    func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
         if status != .noContent {
             headers.add(name: "content-type", value: fixedBody?.contentType ?? "application/json")
             headers.add(name: "content-length", value: String(bodyLength))
         }
-        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "x-request-id", value: requestID.description)
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         if close {
             headers.add(name: "connection", value: "close")
@@ -50,7 +51,7 @@ struct LocalResponse {
         return HTTPResponseHead(version: version, status: status, headers: headers)
     }
 
-    func body(requestID: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func body(requestID: RequestIdentifier, allocator: ByteBufferAllocator) -> ByteBuffer {
         if let fixedBody { return allocator.buffer(string: fixedBody.text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + message.utf8.count)
@@ -59,7 +60,7 @@ struct LocalResponse {
         bytes.append(contentsOf: "\",\"message\":\"".utf8)
         JSONText.appendEscaped(message, to: &bytes)
         bytes.append(contentsOf: "\",\"requestId\":\"".utf8)
-        JSONText.appendEscaped(requestID, to: &bytes)
+        JSONText.appendEscaped(requestID.description, to: &bytes)
         bytes.append(contentsOf: "\"}\n".utf8)
         return allocator.buffer(bytes: bytes)
     }

@@ -18,7 +18,8 @@ final class LoopContext {
     private(set) var endpoints: [EndpointSet]
     private var endpointsByName: [String: EndpointSet]
     var cursors: [Int]
-    var random = FastRandom()
+    /// Lent out through ``drawRandom(_:)`` only.
+    private var random = FastRandom()
     let pool: UpstreamPool
     let accessLog: AccessLogBuffer?
     let policies: PolicyEngine
@@ -58,7 +59,16 @@ final class LoopContext {
         self.policies = PolicyEngine(shared: gateway)
         self.connectionLimiter = connectionLimiter
         // Start round robin at a different place on each loop, as Envoy does per worker.
-        for index in cursors.indices { cursors[index] = Int.random(in: 0..<1024, using: &random) }
+        for index in cursors.indices { cursors[index] = drawRandom { Int.random(in: 0..<1024, using: &$0) } }
+    }
+
+    /// Runs `body` with the loop's random source. It is copied out and back rather than lent
+    /// `inout` from here: a class's stored property lent across a call makes every access to
+    /// it a run-time exclusivity check, several per request.
+    func drawRandom<T>(_ body: (inout FastRandom) -> T) -> T {
+        var generator = random
+        defer { random = generator }
+        return body(&generator)
     }
 
     private var redisClients: [String: RedisClient] = [:]
@@ -86,8 +96,8 @@ final class LoopContext {
         return resolved
     }
 
-    func newRequestID() -> String {
-        RequestID.generate(using: &random)
+    func newRequestID() -> RequestIdentifier {
+        drawRandom { RequestIdentifier.random(using: &$0) }
     }
 
     /// Seconds since 1970, for log timestamps.

@@ -29,7 +29,7 @@ final class ProxyExchange {
     let loop: LoopContext
     var downstream: DownstreamHandler?
     var plan: ProxyPlan
-    let requestID: String
+    let requestID: RequestIdentifier
     let started: NIODeadline
     let method: HTTPMethod
 
@@ -58,7 +58,7 @@ final class ProxyExchange {
     private(set) var detail: String?
     private(set) var finished = false
 
-    init(plan: ProxyPlan, requestID: String, method: HTTPMethod, started: NIODeadline, loop: LoopContext, downstream: DownstreamHandler) {
+    init(plan: ProxyPlan, requestID: RequestIdentifier, method: HTTPMethod, started: NIODeadline, loop: LoopContext, downstream: DownstreamHandler) {
         self.plan = plan
         self.requestID = requestID
         self.method = method
@@ -236,9 +236,11 @@ final class ProxyExchange {
         let serviceIndex = plan.route.service
         let set = loop.endpoints[serviceIndex]
         var cursor = loop.cursors[serviceIndex]
-        let pick = set.balancer.pick(
-            cursor: &cursor, key: hashKey(), tried: set.excluded(tried: tried, now: now.uptimeNanoseconds),
-            loads: set, random: &loop.random)
+        let key = hashKey()
+        let excluded = set.excluded(tried: tried, now: now.uptimeNanoseconds)
+        let pick = loop.drawRandom { random in
+            set.balancer.pick(cursor: &cursor, key: key, tried: excluded, loads: set, random: &random)
+        }
         loop.cursors[serviceIndex] = cursor
         guard let index = pick else {
             loop.metrics.add(.noEndpoint)
@@ -323,7 +325,9 @@ final class ProxyExchange {
         endpoint?.requestStarted()
         upstreamStarted = now
         lastActivity = now
-        connection.writeHead(plan.upstreamHead)
+        // In place: passed by value, the head was copied out of the exchange for the call (a
+        // retain and a release of each of its references).
+        connection.writeHead(&plan.upstreamHead)
         for buffer in pending {
             connection.writeBody(buffer)
         }
@@ -345,53 +349,52 @@ final class ProxyExchange {
 
     // MARK: Response side (from the upstream)
 
-    /// What the upstream connection hands on of its response.
-    enum ResponsePart {
-        case head(UpstreamResponseHead)
-        case body(ByteBuffer)
-        case end(HTTPHeaders?)
-    }
-
     /// Bytes came from the upstream, read at `now` (once per read, for all the parts they hold).
     func upstreamRead(at now: NIODeadline) {
         lastActivity = now
     }
 
-    func upstreamReceived(_ part: ResponsePart) {
-        switch part {
-        case .head(var head):
-            responseDeadline = .distantFuture
-            let code = Int(head.status.code)
-            if (502...504).contains(code), responseSide == .waiting,
-                plan.settings.retry.shouldRetry(after: .gatewayError, attempts: attempts, method: method.rawValue, hasBody: plan.hasBody)
-            {
-                upstream?.keepAlive = false
-                attemptFailed(.gatewayError, detail: "upstream_\(code)")
-                return
-            }
-            if let started = upstreamStarted { upstreamMs = lastActivity.milliseconds(since: started) }
-            status = code
-            responseSide = .streaming
-            // The parser has left out the hop-by-hop fields and added the request's ID.
-            if !plan.responseEdits.isEmpty || plan.serverTiming {
-                var headers = head.headers
-                PolicyEngine.apply(plan.responseEdits, to: &headers)
-                if plan.serverTiming { headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
-                head.fields = .built(headers)
-            }
-            downstream?.writeResponseHead(head)
-        case .body(let buffer):
-            guard responseSide == .streaming, let downstream else { return }
-            responseBytes += buffer.readableBytes
-            downstream.writeResponseBody(buffer)
-            if !downstream.isWritable { upstream?.setReadsPaused(true) }
-        case .end(let trailers):
-            guard responseSide == .streaming else { return }
-            responseSide = .complete
-            downstream?.writeResponseEnd(trailers)
-            finishUpstream()
-            complete()
+    /// One method per part rather than one taking an enum of them: wrapping a head in an enum
+    /// copied it, with a retain and a release of its buffer and request ID.
+    func upstreamReceivedHead(_ head: UpstreamResponseHead) {
+        responseDeadline = .distantFuture
+        let code = Int(head.status.code)
+        if (502...504).contains(code), responseSide == .waiting,
+            plan.settings.retry.shouldRetry(after: .gatewayError, attempts: attempts, method: method.rawValue, hasBody: plan.hasBody)
+        {
+            upstream?.keepAlive = false
+            attemptFailed(.gatewayError, detail: "upstream_\(code)")
+            return
         }
+        if let started = upstreamStarted { upstreamMs = lastActivity.milliseconds(since: started) }
+        status = code
+        responseSide = .streaming
+        // The parser has left out the hop-by-hop fields and added the request's ID.
+        guard !plan.responseEdits.isEmpty || plan.serverTiming else {
+            downstream?.writeResponseHead(head)
+            return
+        }
+        var headers = head.headers
+        PolicyEngine.apply(plan.responseEdits, to: &headers)
+        if plan.serverTiming { headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
+        var edited = head
+        edited.fields = .built(headers)
+        downstream?.writeResponseHead(edited)
+    }
+
+    func upstreamReceivedBody(_ buffer: ByteBuffer) {
+        guard responseSide == .streaming, let downstream else { return }
+        responseBytes += buffer.readableBytes
+        downstream.writeResponseBody(buffer)
+        if !downstream.isWritable { upstream?.setReadsPaused(true) }
+    }
+
+    func upstreamReceivedEnd(_ trailers: HTTPHeaders?) {
+        guard responseSide == .streaming else { return }
+        responseSide = .complete
+        downstream?.writeResponseEnd(trailers)
+        finishUpstream()
+        complete()
     }
 
     func upstreamReadComplete() {

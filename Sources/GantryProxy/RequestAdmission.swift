@@ -60,7 +60,7 @@ enum RequestAdmission {
     }
 
     static func admit(
-        _ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: String,
+        _ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings, client: String, requestID: RequestIdentifier,
         keptClientID: Bool, policies engine: PolicyEngine
     ) -> Admission {
         // The head's facts and the limits are read in place: bound to locals, both were copied,
@@ -177,7 +177,9 @@ enum Framing {
     /// nginx does.
     case unsupportedCoding
 
-    init(_ facts: HeaderFacts) {
+    /// Borrowing: an initializer takes its arguments owned, so the caller copied the facts
+    /// (a retain of each of their strings) only for this to read them and let them go.
+    init(_ facts: borrowing HeaderFacts) {
         if !facts.transferEncodings.isEmpty {
             guard facts.contentLengthCount == 0 else {
                 self = .invalid("a request must not have both Content-Length and Transfer-Encoding")

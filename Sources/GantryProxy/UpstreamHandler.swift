@@ -57,7 +57,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     /// Gathers a request part's bytes; they go out with the next ``flush()``.
-    func writeHead(_ head: UpstreamRequestHead) {
+    /// `inout` only so that the caller's head is read in place rather than copied for the call.
+    func writeHead(_ head: inout UpstreamRequestHead) {
         guard context != nil else { return }
         output.writeHead(head, allocator: allocator)
     }
@@ -111,14 +112,14 @@ final class UpstreamHandler: ChannelDuplexHandler {
                 switch part {
                 case .head(let head, let keepAlive):
                     if !keepAlive { self.keepAlive = false }
-                    exchange.upstreamReceived(.head(head))
+                    exchange.upstreamReceivedHead(head)
                 case .body(let buffer):
-                    exchange.upstreamReceived(.body(buffer))
+                    exchange.upstreamReceivedBody(buffer)
                 case .end(let trailers, let followedByBytes):
                     // Bytes after the response answer nothing: the connection must not go back
                     // to the pool, where they would be read as the next request's response.
                     if followedByBytes { keepAlive = false }
-                    exchange.upstreamReceived(.end(trailers))
+                    exchange.upstreamReceivedEnd(trailers)
                 }
                 return true
             }
@@ -140,7 +141,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         keepAlive = false
         // A body without framing ends with the connection (unless gantry is the one closing
         // it, from inside the parser's callback).
-        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceived(.end(nil)) }
+        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceivedEnd(nil) }
         if let exchange {
             self.exchange = nil
             exchange.upstreamClosed(error: nil)

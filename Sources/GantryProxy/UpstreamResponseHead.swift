@@ -1,3 +1,4 @@
+import GantryCore
 import NIOCore
 import NIOHTTP1
 
@@ -38,7 +39,7 @@ struct UpstreamResponseHead {
         /// The head's bytes: a slice of the upstream's read buffer, not a copy.
         let head: ByteBuffer
         /// Appended after the lines, as `x-request-id: <id>`.
-        let requestID: String?
+        let requestID: RequestIdentifier?
         private var run0 = 0..<0
         private var run1 = 0..<0
         private var run2 = 0..<0
@@ -64,7 +65,7 @@ struct UpstreamResponseHead {
             }
         }
 
-        init(head: ByteBuffer, requestID: String?) {
+        init(head: ByteBuffer, requestID: RequestIdentifier?) {
             self.head = head
             self.requestID = requestID
         }
@@ -91,7 +92,7 @@ struct UpstreamResponseHead {
             }
             if let requestID {
                 buffer.writeStaticString("x-request-id: ")
-                buffer.writeString(requestID)
+                requestID.withUTF8 { _ = buffer.writeBytes($0) }
                 buffer.writeStaticString("\r\n")
             }
         }
@@ -107,7 +108,7 @@ struct UpstreamResponseHead {
                     }
                 }
             }
-            if let requestID { fields.append(("x-request-id", requestID)) }
+            if let requestID { fields.append(("x-request-id", requestID.description)) }
             return HTTPHeaders(fields)
         }
     }

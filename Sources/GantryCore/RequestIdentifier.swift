@@ -1,0 +1,75 @@
+/// A request's ID as the proxy carries it: a random UUID gantry made, kept as its 128 bits, or
+/// the client's own sane ID as it came (``RequestID/isSane(_:)``).
+///
+/// The UUID is spelled out only where it is written, into a head or a log line. Made as a
+/// `String`, it was an allocation on every request, and a retain and a release each time the
+/// connection, the exchange or one of the two heads took hold of it.
+public enum RequestIdentifier: Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    case uuid(high: UInt64, low: UInt64)
+    case client(String)
+
+    /// Bytes in a UUID's canonical form.
+    public static let uuidLength = 36
+
+    /// A random version-4 UUID. Inlinable, so that the data plane's call is specialised for its
+    /// generator instead of calling through the protocol.
+    @inlinable
+    public static func random<R: RandomNumberGenerator>(using random: inout R) -> RequestIdentifier {
+        let high = ((random.next() as UInt64) & ~0xF000) | 0x4000  // version 4
+        let low = ((random.next() as UInt64) & ~(0xC << 60)) | (0x8 << 60)  // RFC 4122 variant
+        return .uuid(high: high, low: low)
+    }
+
+    public init(stringLiteral value: String) {
+        self = .client(value)
+    }
+
+    /// How many bytes the ID's text takes.
+    public var utf8Count: Int {
+        switch self {
+        case .uuid: Self.uuidLength
+        case .client(let text): text.utf8.count
+        }
+    }
+
+    /// Calls `body` with the ID's text as UTF-8; a UUID's is made on the stack.
+    @inlinable
+    public func withUTF8<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        switch self {
+        case .uuid(let high, let low):
+            return try withUnsafeTemporaryAllocation(byteCount: Self.uuidLength, alignment: 1) { buffer in
+                Self.spell(high: high, low: low, into: buffer)
+                return try body(UnsafeRawBufferPointer(buffer))
+            }
+        case .client(var text):
+            return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .uuid(let high, let low):
+            String(unsafeUninitializedCapacity: Self.uuidLength) { buffer in
+                Self.spell(high: high, low: low, into: UnsafeMutableRawBufferPointer(buffer))
+                return Self.uuidLength
+            }
+        case .client(let text):
+            text
+        }
+    }
+
+    /// The canonical lowercase form, `8-4-4-4-12` hex digits: `high`'s 16, then `low`'s.
+    @usableFromInline
+    static func spell(high: UInt64, low: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        var digit = 0
+        for position in 0..<uuidLength {
+            if position == 8 || position == 13 || position == 18 || position == 23 {
+                buffer[position] = UInt8(ascii: "-")
+                continue
+            }
+            let nibble = UInt8(truncatingIfNeeded: ((digit < 16 ? high : low) >> UInt64((15 - (digit & 15)) * 4)) & 0xF)
+            buffer[position] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            digit += 1
+        }
+    }
+}
