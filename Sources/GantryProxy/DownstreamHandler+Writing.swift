@@ -42,12 +42,16 @@ extension DownstreamHandler {
         send(.head(head))
     }
 
+    /// Straight to the writer on HTTP/1: wrapped in a response part, the buffer was retained
+    /// and released once more.
     func writeResponseBody(_ buffer: ByteBuffer) {
-        send(.body(.byteBuffer(buffer)))
+        guard let context, !multiplexed else { return send(.body(.byteBuffer(buffer))) }
+        output.writeBody(buffer, allocator: allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
-        send(.end(trailers))
+        guard !multiplexed else { return send(.end(trailers)) }
+        output.writeEnd(trailers, allocator: allocator)
     }
 
     /// Hands what was written to the socket.

@@ -49,6 +49,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private(set) var requestHasBody = false
     var keepAlive = true
     private var discardBudget = 0
+    @exclusivity(unchecked)  // plain writes only (see LoopContext)
     var request = RequestFacts()
 
     /// What arrived while an earlier response was still going out (pipelining).
@@ -58,6 +59,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case malformed(LocalResponse)
     }
 
+    @exclusivity(unchecked)  // plain writes only (see LoopContext)
     private var queued = CircularBuffer<Inbound>()
     /// HTTP/1 requests from the connection's bytes (unused on HTTP/2 streams).
     private var parser: HTTPRequestParser

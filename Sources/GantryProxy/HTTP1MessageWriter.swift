@@ -34,6 +34,7 @@ struct HTTP1MessageWriter {
     /// object and its bytes). When the channel still holds the bytes, writing copies them
     /// first (`ByteBuffer` is copy-on-write), so sharing is safe either way.
     final class SpareBuffer {
+        @exclusivity(unchecked)  // plain writes only (see LoopContext)
         var buffer: ByteBuffer?
         /// Larger buffers (a coalesced body) are let go rather than kept.
         static let maxCapacity = 8192
@@ -140,7 +141,7 @@ struct HTTP1MessageWriter {
         case .plain:
             append(part, allocator: allocator, emit: emit)
         case .chunked:
-            var buffer = pending ?? allocator.buffer(capacity: size <= Self.coalesceLimit ? size + 16 : 16)
+            var buffer = take() ?? allocator.buffer(capacity: size <= Self.coalesceLimit ? size + 16 : 16)
             Self.writeHex(size, to: &buffer)
             buffer.writeStaticString("\r\n")
             pending = buffer
@@ -152,7 +153,7 @@ struct HTTP1MessageWriter {
     /// The end of the message, with trailers when it is chunked.
     mutating func writeEnd(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) {
         guard case .chunked = framing else { return }
-        var buffer = pending ?? allocator.buffer(capacity: 5)
+        var buffer = take() ?? allocator.buffer(capacity: 5)
         buffer.writeStaticString("0\r\n")
         if let trailers {
             Self.write(trailers, to: &buffer)
@@ -186,7 +187,7 @@ struct HTTP1MessageWriter {
 
     private mutating func append(_ part: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void) {
         if part.readableBytes <= Self.coalesceLimit {
-            var buffer = pending ?? allocator.buffer(capacity: part.readableBytes + 8)
+            var buffer = take() ?? allocator.buffer(capacity: part.readableBytes + 8)
             buffer.writeImmutableBuffer(part)
             pending = buffer
             return
@@ -197,8 +198,10 @@ struct HTTP1MessageWriter {
         if case .chunked = framing { pending = allocator.buffer(capacity: 16) }
     }
 
-    private func startBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
-        if let pending { return pending }
+    /// Taken rather than copied out of `pending`, here and wherever bytes are added: with a
+    /// second reference to its storage, a buffer written to is copied first.
+    private mutating func startBuffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let pending = take() { return pending }
         if var recycled = spare?.buffer {
             spare?.buffer = nil
             recycled.clear()

@@ -28,6 +28,7 @@ final class ProxyExchange {
     /// with the callback (a connect, an introspection) that still holds it.
     let loop: LoopContext
     var downstream: DownstreamHandler?
+    @exclusivity(unchecked)  // plain writes only (see LoopContext)
     var plan: ProxyPlan
     let requestID: RequestIdentifier
     let started: NIODeadline
@@ -38,6 +39,7 @@ final class ProxyExchange {
     private var requestEnded = false
     /// An array, not a `CircularBuffer`: that allocates sixteen slots up front, and most
     /// requests never wait with a body.
+    @exclusivity(unchecked)  // plain writes only (see LoopContext)
     private var pending: [ByteBuffer] = []
     private(set) var requestBytes = 0
     private(set) var responseBytes = 0

@@ -104,7 +104,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
         defer { isParsing = false }
         do {
             try parser.parse(unwrapInboundIn(data), method: current.method, requestID: current.requestID) { part in
-                guard let exchange else {
+                // Every part read here answers the exchange that was using the connection when
+                // the read began; once it lets go, the rest answers nothing. (Compared rather
+                // than bound: binding retained and released the exchange for each part.)
+                guard exchange === current else {
                     // More than the response: the rest is not for anyone.
                     close()
                     return false
@@ -112,14 +115,14 @@ final class UpstreamHandler: ChannelDuplexHandler {
                 switch part {
                 case .head(let head, let keepAlive):
                     if !keepAlive { self.keepAlive = false }
-                    exchange.upstreamReceivedHead(head)
+                    current.upstreamReceivedHead(head)
                 case .body(let buffer):
-                    exchange.upstreamReceivedBody(buffer)
+                    current.upstreamReceivedBody(buffer)
                 case .end(let trailers, let followedByBytes):
                     // Bytes after the response answer nothing: the connection must not go back
                     // to the pool, where they would be read as the next request's response.
                     if followedByBytes { keepAlive = false }
-                    exchange.upstreamReceivedEnd(trailers)
+                    current.upstreamReceivedEnd(trailers)
                 }
                 return true
             }
