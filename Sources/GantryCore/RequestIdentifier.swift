@@ -59,17 +59,28 @@ public enum RequestIdentifier: Sendable, CustomStringConvertible, ExpressibleByS
     }
 
     /// The canonical lowercase form, `8-4-4-4-12` hex digits: `high`'s 16, then `low`'s.
+    /// Spelled group by group, from each group's last digit, rather than by a loop over the 36
+    /// positions that tests each for a dash: it runs twice per request.
     @usableFromInline
     static func spell(high: UInt64, low: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        var digit = 0
-        for position in 0..<uuidLength {
-            if position == 8 || position == 13 || position == 18 || position == 23 {
-                buffer[position] = UInt8(ascii: "-")
-                continue
+        func group(_ value: UInt64, digits: Int, at start: Int) {
+            var value = value
+            var index = start + digits - 1
+            while index >= start {
+                let nibble = UInt8(truncatingIfNeeded: value & 0xF)
+                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+                value >>= 4
+                index -= 1
             }
-            let nibble = UInt8(truncatingIfNeeded: ((digit < 16 ? high : low) >> UInt64((15 - (digit & 15)) * 4)) & 0xF)
-            buffer[position] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-            digit += 1
         }
+        group(high >> 32, digits: 8, at: 0)
+        group(high >> 16, digits: 4, at: 9)
+        group(high, digits: 4, at: 14)
+        group(low >> 48, digits: 4, at: 19)
+        group(low, digits: 12, at: 24)
+        buffer[8] = UInt8(ascii: "-")
+        buffer[13] = UInt8(ascii: "-")
+        buffer[18] = UInt8(ascii: "-")
+        buffer[23] = UInt8(ascii: "-")
     }
 }

@@ -2,6 +2,10 @@ import GantryCore
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The HTTP/1.1 syntax (RFC 9112) gantry's two parsers share, ``HTTPRequestParser`` for clients
 /// and ``HTTPResponseParser`` for upstreams: finding a head's end and its lines, field lines,
 /// chunk-size lines and the byte classes. Strict where the RFC lets a recipient be: a bare LF,
@@ -17,15 +21,22 @@ enum HTTP1Syntax {
     static func find(crlfcrlf buffer: ByteBuffer, from start: Int) throws -> Int? {
         try buffer.withUnsafeReadableBytes { bytes in
             var index = start
-            while index < bytes.count {
-                if bytes[index] == UInt8(ascii: "\n") {
-                    guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { throw HTTPParserError.lfExpected }
-                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") { return index + 1 }
-                }
-                index += 1
+            while let lf = firstLF(in: bytes, from: index) {
+                guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { throw HTTPParserError.lfExpected }
+                if lf >= 3, bytes[lf - 2] == UInt8(ascii: "\n"), bytes[lf - 3] == UInt8(ascii: "\r") { return lf + 1 }
+                index = lf + 1
             }
             return nil
         }
+    }
+
+    /// The index of the first LF at or after `start`, found by `memchr`, which looks at many
+    /// bytes at a time: a head's bytes are searched for line ends twice, once for its end and
+    /// once line by line.
+    static func firstLF(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard start < bytes.count, let base = bytes.baseAddress else { return nil }
+        guard let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) else { return nil }
+        return UnsafeRawPointer(found) - base
     }
 
     /// The offset of the CRLF ending the first line (the CRLF not included), or nil. Throws if
@@ -58,7 +69,7 @@ enum HTTP1Syntax {
         var index = 0
 
         mutating func next() throws -> UnsafeRawBufferPointer {
-            guard let lf = bytes[index...].firstIndex(of: UInt8(ascii: "\n")), lf > index, bytes[lf - 1] == UInt8(ascii: "\r") else {
+            guard let lf = firstLF(in: bytes, from: index), lf > index, bytes[lf - 1] == UInt8(ascii: "\r") else {
                 throw HTTPParserError.lfExpected
             }
             defer { index = lf + 1 }
@@ -181,9 +192,14 @@ enum HTTP1Syntax {
 
     /// One field line's name and value (without the value's surrounding whitespace), checked.
     static func field(_ line: UnsafeRawBufferPointer) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw HTTPParserError.invalidHeaderToken }
+        // The name is checked as the colon is looked for: one pass over it, not two.
+        var colon = 0
+        while colon < line.count, line[colon] != UInt8(ascii: ":") {
+            guard isTokenByte(line[colon]) else { throw HTTPParserError.invalidHeaderToken }
+            colon += 1
+        }
+        guard colon > 0, colon < line.count else { throw HTTPParserError.invalidHeaderToken }
         let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-        guard name.allSatisfy(isTokenByte) else { throw HTTPParserError.invalidHeaderToken }
         let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
         guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
         return (name, value)
