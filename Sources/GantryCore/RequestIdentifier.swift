@@ -1,5 +1,5 @@
 /// A request's ID as the proxy carries it: a random UUID gantry made, kept as its 128 bits, or
-/// the client's own sane ID as it came (``RequestID/isSane(_:)``).
+/// an ID as text, such as the client's own when ``RequestID/isSane(_:)`` lets the proxy keep it.
 ///
 /// The UUID is spelled out only where it is written, into a head or a log line. Made as a
 /// `String`, it was an allocation on every request, and a retain and a release each time the

@@ -50,7 +50,7 @@ extension DownstreamHandler {
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
-        guard !multiplexed else { return send(.end(trailers)) }
+        guard context != nil, !multiplexed else { return send(.end(trailers)) }
         output.writeEnd(trailers, allocator: allocator)
     }
 

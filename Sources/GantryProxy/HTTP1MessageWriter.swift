@@ -315,9 +315,10 @@ struct HTTP1MessageWriter {
             if !nameValid || !valueValid { offset = start }
         }
 
-        /// `x-request-id: ` and the ID: a UUID, or a client's ID that passed
-        /// ``RequestID/isSane(_:)``, so nothing to check.
+        /// `x-request-id: ` and the ID. A UUID gantry made is spelled straight into the buffer;
+        /// any other ID is checked like every other value.
         mutating func put(requestID: RequestIdentifier) {
+            guard case .uuid = requestID else { return put(name: "x-request-id", value: requestID.description) }
             let name: StaticString = "x-request-id: "
             name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
             offset += name.utf8CodeUnitCount

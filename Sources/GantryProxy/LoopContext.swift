@@ -15,11 +15,12 @@ import Glibc
 /// Exclusivity: Swift checks at run time that no two accesses to a class's stored property
 /// overlap when one of them writes, and those checks cost about 4 % of the CPU time of a small
 /// proxied request (benchmarks/RESULTS.md). Stored properties of the data plane that are only
-/// ever read, assigned or changed by their own collection's methods, never while calling out to
-/// code that could come back to them, cannot overlap; they are marked
-/// `@exclusivity(unchecked)` ("plain writes only"). The handlers' parsers and writers stay
-/// checked: their mutating calls hand parts to callbacks and bytes to the channel, either of
-/// which can call back into the handler.
+/// ever read, assigned, changed by their own collection's methods or lent `inout` to code that
+/// works on the value alone (the head writer gathering bytes, the policy engine), never while
+/// calling out to the channel or to a callback that could come back to them, cannot overlap;
+/// they are marked `@exclusivity(unchecked)` ("plain writes only"). The handlers' parsers and
+/// writers stay checked: their mutating calls hand parts to callbacks and bytes to the channel,
+/// either of which can call back into the handler.
 final class LoopContext {
     let eventLoop: any EventLoop
     private(set) var snapshot: RuntimeSnapshot
@@ -75,7 +76,8 @@ final class LoopContext {
 
     /// Runs `body` with the loop's random source. It is copied out and back rather than lent
     /// `inout` from here: a class's stored property lent across a call makes every access to
-    /// it a run-time exclusivity check, several per request.
+    /// it a run-time exclusivity check, several per request. Not to be nested: the inner draw
+    /// would be lost when the outer one writes the source back.
     func drawRandom<T>(_ body: (inout FastRandom) -> T) -> T {
         var generator = random
         defer { random = generator }
