@@ -25,11 +25,9 @@ final class LoopContext {
     let eventLoop: any EventLoop
     private(set) var snapshot: RuntimeSnapshot
     /// Endpoint sets by service index in `snapshot`.
-    @exclusivity(unchecked)  // plain writes only (see LoopContext)
-    private(set) var endpoints: [EndpointSet]
+    @exclusivity(unchecked) private(set) var endpoints: [EndpointSet]  // plain writes only (see LoopContext)
     private var endpointsByName: [String: EndpointSet]
-    @exclusivity(unchecked)  // plain writes only (see LoopContext)
-    var cursors: [Int]
+    @exclusivity(unchecked) var cursors: [Int]  // plain writes only (see LoopContext)
     /// Lent out through ``drawRandom(_:)`` only.
     private var random = FastRandom()
     let pool: UpstreamPool

@@ -28,8 +28,7 @@ final class ProxyExchange {
     /// with the callback (a connect, an introspection) that still holds it.
     let loop: LoopContext
     var downstream: DownstreamHandler?
-    @exclusivity(unchecked)  // plain writes only (see LoopContext)
-    var plan: ProxyPlan
+    @exclusivity(unchecked) var plan: ProxyPlan  // plain writes only (see LoopContext)
     let requestID: RequestIdentifier
     let started: NIODeadline
     let method: HTTPMethod
@@ -39,8 +38,7 @@ final class ProxyExchange {
     private var requestEnded = false
     /// An array, not a `CircularBuffer`: that allocates sixteen slots up front, and most
     /// requests never wait with a body.
-    @exclusivity(unchecked)  // plain writes only (see LoopContext)
-    private var pending: [ByteBuffer] = []
+    @exclusivity(unchecked) private var pending: [ByteBuffer] = []  // plain writes only (see LoopContext)
     private(set) var requestBytes = 0
     private(set) var responseBytes = 0
 
@@ -238,7 +236,7 @@ final class ProxyExchange {
         let serviceIndex = plan.route.service
         let set = loop.endpoints[serviceIndex]
         var cursor = loop.cursors[serviceIndex]
-        let key = hashKey()
+        let key = plan.hashKey(clientIP: downstream?.clientIP)
         let excluded = set.excluded(tried: tried, now: now.uptimeNanoseconds)
         let pick = loop.drawRandom { random in
             set.balancer.pick(cursor: &cursor, key: key, tried: excluded, loads: set, random: &random)
@@ -297,26 +295,6 @@ final class ProxyExchange {
                     attemptFailed(.connectFailure, detail: timedOut ? "upstream_connect_timeout" : "upstream_connect_failure")
                 }
             }
-    }
-
-    private func hashKey() -> UInt64? {
-        guard case .consistentHash(let source) = plan.service.balancer else { return nil }
-        switch source {
-        case .clientIP:
-            return downstream.map { StableHash.hash($0.clientIP) }
-        case .header(let name):
-            return plan.upstreamHead.first(name: name).map { StableHash.hash($0) }
-        case .cookie(let name):
-            for header in plan.upstreamHead.values(name: "cookie") {
-                for pair in header.split(separator: ";") {
-                    let trimmed = pair.drop(while: { $0 == " " })
-                    if trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" {
-                        return StableHash.hash(trimmed.dropFirst(name.count + 1))
-                    }
-                }
-            }
-            return nil
-        }
     }
 
     /// `now` is when the endpoint was chosen or the connection came up, microseconds ago: one

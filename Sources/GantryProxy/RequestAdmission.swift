@@ -33,6 +33,31 @@ struct ProxyPlan {
     var serverTiming = false
 }
 
+extension ProxyPlan {
+    /// The key a consistent-hash balancer places the request by (the client's address, a header
+    /// or a cookie, as the service says), or nil: another balancer, or the request lacks it.
+    /// `clientIP` is read only for a balancer that hashes it, and is nil once the client left.
+    func hashKey(clientIP: @autoclosure () -> String?) -> UInt64? {
+        guard case .consistentHash(let source) = service.balancer else { return nil }
+        switch source {
+        case .clientIP:
+            return clientIP().map { StableHash.hash($0) }
+        case .header(let name):
+            return upstreamHead.first(name: name).map { StableHash.hash($0) }
+        case .cookie(let name):
+            for header in upstreamHead.values(name: "cookie") {
+                for pair in header.split(separator: ";") {
+                    let trimmed = pair.drop(while: { $0 == " " })
+                    if trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" {
+                        return StableHash.hash(trimmed.dropFirst(name.count + 1))
+                    }
+                }
+            }
+            return nil
+        }
+    }
+}
+
 enum Admission {
     case proxy(ProxyPlan)
     case reject(LocalResponse, host: String, path: String)
