@@ -25,9 +25,9 @@ final class LoopContext {
     let eventLoop: any EventLoop
     private(set) var snapshot: RuntimeSnapshot
     /// Endpoint sets by service index in `snapshot`.
-    @exclusivity(unchecked) private(set) var endpoints: [EndpointSet]  // plain writes only (see LoopContext)
+    @exclusivity(unchecked) private(set) var endpoints: [EndpointSet]  // plain writes only (see above)
     private var endpointsByName: [String: EndpointSet]
-    @exclusivity(unchecked) var cursors: [Int]  // plain writes only (see LoopContext)
+    @exclusivity(unchecked) var cursors: [Int]  // plain writes only (see above)
     /// Lent out through ``drawRandom(_:)`` only.
     private var random = FastRandom()
     let pool: UpstreamPool
