@@ -98,7 +98,7 @@ final class ClientRequestHead {
     ) {
         lines.withUnsafeReadableBytes { bytes in
             var start = 0
-            while start < bytes.count, let lf = bytes[start...].firstIndex(of: UInt8(ascii: "\n")), lf > start {
+            while let lf = HTTP1Syntax.firstLF(in: bytes, from: start), lf > start {
                 let line = UnsafeRawBufferPointer(rebasing: bytes[start...lf])
                 start = lf + 1
                 guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }

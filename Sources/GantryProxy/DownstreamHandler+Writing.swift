@@ -46,7 +46,7 @@ extension DownstreamHandler {
     /// and released once more.
     func writeResponseBody(_ buffer: ByteBuffer) {
         guard let context, !multiplexed else { return send(.body(.byteBuffer(buffer))) }
-        output.writeBody(buffer, allocator: allocator) { context.write(NIOAny($0), promise: nil) }
+        output.writeBody(buffer, allocator: allocator, through: context)
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
@@ -74,7 +74,8 @@ extension DownstreamHandler {
         case .head(let head):
             output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
         case .body(let data):
-            output.writeBody(data, allocator: allocator, through: context)
+            guard case .byteBuffer(let buffer) = data else { preconditionFailure("gantry never sends file regions") }
+            output.writeBody(buffer, allocator: allocator, through: context)
         case .end(let trailers):
             output.writeEnd(trailers, allocator: allocator)
         }

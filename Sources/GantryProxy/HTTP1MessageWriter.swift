@@ -163,9 +163,8 @@ struct HTTP1MessageWriter {
     }
 
     /// A body part for a channel: what cannot wait is written at once, the rest gathers.
-    mutating func writeBody(_ part: IOData, allocator: ByteBufferAllocator, through context: ChannelHandlerContext) {
-        guard case .byteBuffer(let buffer) = part else { preconditionFailure("gantry never sends file regions") }
-        writeBody(buffer, allocator: allocator) { context.write(NIOAny($0), promise: nil) }
+    mutating func writeBody(_ part: ByteBuffer, allocator: ByteBufferAllocator, through context: ChannelHandlerContext) {
+        writeBody(part, allocator: allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
     /// Writes what has gathered and flushes the channel.

@@ -42,10 +42,7 @@ enum HTTP1Syntax {
     /// The offset of the CRLF ending the first line (the CRLF not included), or nil. Throws if
     /// no line end comes within `limit` bytes.
     static func find(crlf buffer: ByteBuffer, limit: Int) throws -> Int? {
-        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
-            guard let lf = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-            return lf
-        }
+        let found = buffer.withUnsafeReadableBytes { firstLF(in: $0, from: 0) }
         guard let lf = found else {
             if buffer.readableBytes > limit { throw HTTPParserError.invalidChunkSize }
             return nil

@@ -65,7 +65,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func writeBody(_ buffer: ByteBuffer) {
         guard let context else { return }
-        output.writeBody(.byteBuffer(buffer), allocator: allocator, through: context)
+        output.writeBody(buffer, allocator: allocator, through: context)
     }
 
     func writeEnd() {
