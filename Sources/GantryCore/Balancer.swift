@@ -36,20 +36,22 @@ public enum BalancerKind: Sendable, Hashable, CustomStringConvertible {
 /// The endpoints one request must not be sent to again (those a retry already tried).
 public struct TriedEndpoints: Sendable, Equatable {
     private var low: UInt64 = 0
-    private var high: Set<Int> = []
+    /// Indices from 64 on; nil until one is inserted, so that the usual set, made and dropped
+    /// for every request, holds no reference to retain and release.
+    private var high: Set<Int>?
 
     public init() {}
 
-    public var isEmpty: Bool { low == 0 && high.isEmpty }
-    public var count: Int { low.nonzeroBitCount + high.count }
+    public var isEmpty: Bool { low == 0 && high == nil }
+    public var count: Int { low.nonzeroBitCount + (high?.count ?? 0) }
 
     public mutating func insert(_ index: Int) {
-        if index < 64 { low |= 1 << UInt64(index) } else { high.insert(index) }
+        if index < 64 { low |= 1 << UInt64(index) } else if high == nil { high = [index] } else { high!.insert(index) }
     }
 
     @inline(__always)
     public func contains(_ index: Int) -> Bool {
-        index < 64 ? low & (1 << UInt64(index)) != 0 : high.contains(index)
+        index < 64 ? low & (1 << UInt64(index)) != 0 : high?.contains(index) ?? false
     }
 }
 

@@ -6,8 +6,9 @@ import NIOCore
 /// gives its slot back when it closes.
 ///
 /// Once a connection is admitted the gate leaves the pipeline, so that the connection's reads
-/// do not pass through it; the slot is given back from the channel's close future.
-final class ConnectionGate: ChannelInboundHandler {
+/// do not pass through it; the slot is given back from the channel's close future. NIO removes
+/// only a `RemovableChannelHandler`, and fails the removal quietly otherwise.
+final class ConnectionGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private unowned let loop: LoopContext

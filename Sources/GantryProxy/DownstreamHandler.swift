@@ -49,7 +49,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private(set) var requestHasBody = false
     var keepAlive = true
     private var discardBudget = 0
-    @exclusivity(unchecked) var request = RequestFacts()  // plain writes only (see LoopContext)
+    var request = RequestFacts()
 
     /// What arrived while an earlier response was still going out (pipelining).
     private enum Inbound {
@@ -58,7 +58,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case malformed(LocalResponse)
     }
 
-    @exclusivity(unchecked) private var queued = CircularBuffer<Inbound>()  // plain writes only (see LoopContext)
+    private var queued = CircularBuffer<Inbound>()
     /// HTTP/1 requests from the connection's bytes (unused on HTTP/2 streams).
     private var parser: HTTPRequestParser
     /// The parser rejected the bytes: nothing after them is read as a request.

@@ -34,7 +34,7 @@ struct HTTP1MessageWriter {
     /// object and its bytes). When the channel still holds the bytes, writing copies them
     /// first (`ByteBuffer` is copy-on-write), so sharing is safe either way.
     final class SpareBuffer {
-        @exclusivity(unchecked) var buffer: ByteBuffer?  // plain writes only (see LoopContext)
+        var buffer: ByteBuffer?
         /// Larger buffers (a coalesced body) are let go rather than kept.
         static let maxCapacity = 8192
     }

@@ -12,22 +12,15 @@ import Glibc
 /// snapshot, each service's endpoint set and round-robin cursor, the upstream connection pool,
 /// the random source and the access-log buffer. Nothing here takes a lock.
 ///
-/// Exclusivity: Swift checks at run time that no two accesses to a class's stored property
-/// overlap when one of them writes, and those checks cost about 4 % of the CPU time of a small
-/// proxied request (benchmarks/RESULTS.md). Stored properties of the data plane that are only
-/// ever read, assigned, changed by their own collection's methods or lent `inout` to code that
-/// works on the value alone (the head writer gathering bytes, the policy engine), never while
-/// calling out to the channel or to a callback that could come back to them, cannot overlap;
-/// they are marked `@exclusivity(unchecked)` ("plain writes only"). The handlers' parsers and
-/// writers stay checked: their mutating calls hand parts to callbacks and bytes to the channel,
-/// either of which can call back into the handler.
+/// Exclusivity: the release build does not check at run time that accesses to a class's stored
+/// properties never overlap (Package.swift says why); debug builds, and so the tests, do.
 final class LoopContext {
     let eventLoop: any EventLoop
     private(set) var snapshot: RuntimeSnapshot
     /// Endpoint sets by service index in `snapshot`.
-    @exclusivity(unchecked) private(set) var endpoints: [EndpointSet]  // plain writes only (see above)
+    private(set) var endpoints: [EndpointSet]
     private var endpointsByName: [String: EndpointSet]
-    @exclusivity(unchecked) var cursors: [Int]  // plain writes only (see above)
+    var cursors: [Int]
     /// Lent out through ``drawRandom(_:)`` only.
     private var random = FastRandom()
     let pool: UpstreamPool

@@ -28,7 +28,7 @@ final class ProxyExchange {
     /// with the callback (a connect, an introspection) that still holds it.
     let loop: LoopContext
     var downstream: DownstreamHandler?
-    @exclusivity(unchecked) var plan: ProxyPlan  // plain writes only (see LoopContext)
+    var plan: ProxyPlan
     let requestID: RequestIdentifier
     let started: NIODeadline
     let method: HTTPMethod
@@ -38,7 +38,7 @@ final class ProxyExchange {
     private var requestEnded = false
     /// An array, not a `CircularBuffer`: that allocates sixteen slots up front, and most
     /// requests never wait with a body.
-    @exclusivity(unchecked) private var pending: [ByteBuffer] = []  // plain writes only (see LoopContext)
+    private var pending: [ByteBuffer] = []
     private(set) var requestBytes = 0
     private(set) var responseBytes = 0
 
@@ -236,7 +236,10 @@ final class ProxyExchange {
         let serviceIndex = plan.route.service
         let set = loop.endpoints[serviceIndex]
         var cursor = loop.cursors[serviceIndex]
-        let key = plan.hashKey(clientIP: downstream?.clientIP)
+        // Only a consistent-hash balancer reads a key: calling into the plan, a stored struct,
+        // copies it first (a retain of each of its fields), so other balancers skip the call.
+        var key: UInt64?
+        if case .consistentHash(let source) = set.balancer.kind { key = plan.hashKey(source, clientIP: downstream?.clientIP) }
         let excluded = set.excluded(tried: tried, now: now.uptimeNanoseconds)
         let pick = loop.drawRandom { random in
             set.balancer.pick(cursor: &cursor, key: key, tried: excluded, loads: set, random: &random)

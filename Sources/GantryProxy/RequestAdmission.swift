@@ -35,13 +35,11 @@ struct ProxyPlan {
 
 extension ProxyPlan {
     /// The key a consistent-hash balancer places the request by (the client's address, a header
-    /// or a cookie, as the service says), or nil: another balancer, or the request lacks it.
-    /// `clientIP` is read only for a balancer that hashes it, and is nil once the client left.
-    func hashKey(clientIP: @autoclosure () -> String?) -> UInt64? {
-        guard case .consistentHash(let source) = service.balancer else { return nil }
+    /// or a cookie), or nil when the request lacks it. `clientIP` is nil once the client left.
+    func hashKey(_ source: HashKey, clientIP: String?) -> UInt64? {
         switch source {
         case .clientIP:
-            return clientIP().map { StableHash.hash($0) }
+            return clientIP.map { StableHash.hash($0) }
         case .header(let name):
             return upstreamHead.first(name: name).map { StableHash.hash($0) }
         case .cookie(let name):

@@ -14,7 +14,7 @@ final class RequestMetrics {
     private final class RouteSeries {
         /// By status code: a route sees a handful of codes, found faster by a look along a
         /// short list than by hashing a key per request.
-        @exclusivity(unchecked) var requests: [(code: Int, counter: Counter)] = []  // plain writes only (see LoopContext)
+        var requests: [(code: Int, counter: Counter)] = []
         let total: ValueHistogram
         let upstream: ValueHistogram
 
@@ -25,7 +25,7 @@ final class RequestMetrics {
     }
 
     /// By route index. A class per route, so that a request's lookup is one array read.
-    @exclusivity(unchecked) private var routes: [RouteSeries?] = []  // plain writes only (see LoopContext)
+    private var routes: [RouteSeries?] = []
     private var rejections: [String: Counter] = [:]
 
     /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.

@@ -11,12 +11,12 @@ final class UpstreamPool {
     /// (``UpstreamHandler/idleList``), so that returning it to the pool needs no lookup; a list
     /// the pool drops is emptied, since it and its connections refer to each other.
     final class IdleList {
-        @exclusivity(unchecked) var connections: [UpstreamHandler] = []  // plain writes only (see LoopContext)
+        var connections: [UpstreamHandler] = []
         /// False once the pool has dropped the list, so that no connection is kept in it.
         var isInPool = true
     }
 
-    @exclusivity(unchecked) private var idle: [EndpointAddress: IdleList] = [:]  // plain writes only (see LoopContext)
+    private var idle: [EndpointAddress: IdleList] = [:]
 
     var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
 

@@ -1,5 +1,8 @@
 import Foundation
+import GantryConfig
 import GantryTestSupport
+import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import GantryProxy
@@ -28,6 +31,27 @@ extension LiveProxyTests {
         } catch {
             return false
         }
+    }
+
+    /// Once the limits let a connection in, the gate leaves its pipeline, so that the
+    /// connection's reads go straight to the HTTP handler; its slot is still given back at close.
+    @Test func connectionGateLeavesThePipelineOnceAdmitted() throws {
+        let snapshot = try ConfigLoader.load(yaml: Self.edgeYAML(perClient: 1, perSecond: 1000)([9]), file: "test.yaml", coreCount: 1)
+            .get().snapshot
+        let channel = EmbeddedChannel()
+        let limiter = ConnectionLimiter(limits: snapshot.limits)
+        let loop = LoopContext(
+            eventLoop: channel.eventLoop, snapshot: snapshot, endpointsByName: [:], accessLog: nil,
+            gateway: GatewayState(policies: snapshot.policies), connectionLimiter: limiter)
+        let pipeline = ListenerPipeline(listener: snapshot.listeners[0], tls: nil, limits: snapshot.limits)
+        try pipeline.configure(channel, loop: NIOLoopBound(loop, eventLoop: channel.eventLoop))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.context(handlerType: ConnectionGate.self) }
+        _ = try channel.pipeline.syncOperations.context(handlerType: DownstreamHandler.self)
+        #expect(loop.metrics.values[ProxyCounter.activeConnections.rawValue] == 1)
+        try channel.close().wait()
+        channel.embeddedEventLoop.run()
+        #expect(loop.metrics.values[ProxyCounter.activeConnections.rawValue] == 0)
     }
 
     @Test func connectionsPerClientAreCapped() async throws {
