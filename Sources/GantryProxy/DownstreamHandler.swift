@@ -9,11 +9,10 @@ import NIOHTTP1
 ///
 /// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
 /// turns read interest off and on around every response (two extra `epoll_ctl` per request).
-final class DownstreamHandler: ChannelDuplexHandler {
+final class DownstreamHandler: ChannelInboundHandler {
     /// Bytes on HTTP/1 connections; an HTTP/2 stream's request parts come through
     /// ``received(_:)`` from ``HTTP2StreamInput``.
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     enum Current {
@@ -65,7 +64,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private var parserFailed = false
     private var pausedByExchange = false
     private var pausedForPipelining = false
-    private var readPending = false
+    /// Whether reading is off (``ChannelHandlerContext/setReading(_:)``): either flag above.
+    private var readsPaused = false
     private var idleDeadline = NIODeadline.distantFuture
     /// Armed when the bytes of a request head start arriving; the head must be complete by then.
     private var headDeadline = NIODeadline.distantFuture
@@ -233,22 +233,15 @@ final class DownstreamHandler: ChannelDuplexHandler {
         } else if !handle(item) {
             queued.append(item)
             pausedForPipelining = true
+            updateReading()
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isInReadBatch = false
         timeHead()
+        // Last in the pipeline: nothing after it wants the event.
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
-        context.fireChannelReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if pausedByExchange || pausedForPipelining {
-            readPending = true
-        } else {
-            context.read()
-        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -335,10 +328,13 @@ final class DownstreamHandler: ChannelDuplexHandler {
             request.host = plan.host
             request.path = plan.path
             requestHasBody = plan.hasBody
+            // Without policies, admission takes a microsecond or two: the gateway's part is not
+            // worth another reading of the clock.
+            let admitted = plan.settings.policies.isEmpty ? request.started : NIODeadline.now()
             let exchange = ProxyExchange(
                 plan: consume plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
             current = .proxying(exchange)
-            exchange.start()
+            exchange.start(at: admitted)
         case .reject(let response, let host, let path):
             request.host = host
             request.path = path
@@ -365,7 +361,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func setReadsPaused(_ paused: Bool) {
         pausedByExchange = paused
-        if !paused { resumeReadingIfAllowed() }
+        updateReading()
     }
 
     /// The response can no longer be completed: close so the client sees the truncation.
@@ -374,8 +370,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         closeNow()
     }
 
-    func exchangeFinished(_ exchange: ProxyExchange) {
-        let now = NIODeadline.now()
+    func exchangeFinished(_ exchange: ProxyExchange, now: NIODeadline) {
         log(exchange, now: now)
         pausedByExchange = false
         current = .idle
@@ -400,7 +395,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             // then carry on with the next request.
             current = .discarding
             discardBudget = Self.discardLimit
-            resumeReadingIfAllowed()
+            updateReading()
             return
         }
         guard keepAlive else {
@@ -426,7 +421,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             pausedForPipelining = false
             // A head behind the queued ones is next (a read batch's end times it, after parsing).
             if !wasInReadBatch { timeHead() }
-            resumeReadingIfAllowed()
+            updateReading()
         }
     }
 
@@ -440,10 +435,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
     }
 
-    private func resumeReadingIfAllowed() {
-        guard readPending, !pausedByExchange, !pausedForPipelining, let context else { return }
-        readPending = false
-        context.read()
+    private func updateReading() {
+        let paused = pausedByExchange || pausedForPipelining
+        guard paused != readsPaused, let context else { return }
+        readsPaused = paused
+        context.setReading(!paused)
     }
 
     /// The connection's deadlines, then its exchange's (every exchange in flight belongs to a
@@ -489,7 +485,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         promise.futureResult.assumeIsolated().whenFailure { [self] _ in closeNow() }
         pausedByExchange = false
         pausedForPipelining = false
-        resumeReadingIfAllowed()
+        updateReading()
     }
 
     private func closeNow() {

@@ -94,15 +94,16 @@ final class ProxyExchange {
         ].joined(separator: ", ")
     }
 
-    func start() {
-        proceed()
+    /// `now`: when admission ended, the gateway's part of the request.
+    func start(at now: NIODeadline) {
+        proceed(now: now)
     }
 
     private var sentContinue = false
 
     /// The steps before an upstream, each of which may wait: a deferred policy check, the
     /// `100 Continue` (only once the request is allowed), the body check.
-    private func proceed() {
+    private func proceed(now: NIODeadline = .now()) {
         if let check = plan.deferred {
             switch check.kind {
             case .introspection(let token, let cacheKey): introspect(check, token: token, cacheKey: cacheKey)
@@ -119,7 +120,7 @@ final class ProxyExchange {
             if !plan.hasBody || requestEnded { checkBody() }
             return
         }
-        tryNextEndpoint()
+        tryNextEndpoint(now: now)
     }
 
     /// The rest of the route's policies, after a deferred one, with what it learned.
@@ -229,8 +230,7 @@ final class ProxyExchange {
 
     // MARK: Choosing an endpoint and connecting
 
-    private func tryNextEndpoint() {
-        let now = NIODeadline.now()
+    private func tryNextEndpoint(now: NIODeadline = .now()) {
         if gatewayDone == nil { gatewayDone = now }
         if let previous = endpoint { tried.append(previous.address) }
         let serviceIndex = plan.route.service
@@ -372,12 +372,13 @@ final class ProxyExchange {
         if !downstream.isWritable { upstream?.setReadsPaused(true) }
     }
 
-    func upstreamReceivedEnd(_ trailers: HTTPHeaders?) {
+    /// `now`: when the read that ended the response began.
+    func upstreamReceivedEnd(_ trailers: HTTPHeaders?, at now: NIODeadline) {
         guard responseSide == .streaming else { return }
         responseSide = .complete
         downstream?.writeResponseEnd(trailers)
         finishUpstream()
-        complete()
+        complete(now: now)
     }
 
     func upstreamReadComplete() {
@@ -475,11 +476,11 @@ final class ProxyExchange {
         }
     }
 
-    private func complete() {
+    private func complete(now: NIODeadline = .now()) {
         guard !finished else { return }
         finished = true
         let downstream = self.downstream
         self.downstream = nil
-        downstream?.exchangeFinished(self)
+        downstream?.exchangeFinished(self, now: now)
     }
 }

@@ -6,9 +6,8 @@ import NIOPosix
 /// The end of one upstream connection: parses its responses (``HTTPResponseParser``), hands
 /// their parts to the exchange that owns the connection, and holds back reads while the client
 /// cannot take more (backpressure).
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let address: EndpointAddress
@@ -18,8 +17,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// The exchange using this connection; nil while pooled.
     var exchange: ProxyExchange?
     var idleDeadline = NIODeadline.distantFuture
+    /// Whether reading is off (``ChannelHandlerContext/setReading(_:)``).
     private var readsPaused = false
-    private var readPending = false
     /// False once the upstream said `Connection: close`, a response was cut short, or the
     /// connection failed: such a connection never goes back to the pool.
     var keepAlive = true
@@ -79,11 +78,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func setReadsPaused(_ paused: Bool) {
+        guard paused != readsPaused, let context else { return }
         readsPaused = paused
-        if !paused, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        context.setReading(!paused)
     }
 
     func close() {
@@ -99,7 +96,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
             close()
             return
         }
-        current.upstreamRead(at: .now())
+        let now = NIODeadline.now()
+        current.upstreamRead(at: now)
         isParsing = true
         defer { isParsing = false }
         do {
@@ -122,7 +120,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
                     // Bytes after the response answer nothing: the connection must not go back
                     // to the pool, where they would be read as the next request's response.
                     if followedByBytes { keepAlive = false }
-                    current.upstreamReceivedEnd(trailers)
+                    current.upstreamReceivedEnd(trailers, at: now)
                 }
                 return true
             }
@@ -144,7 +142,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         keepAlive = false
         // A body without framing ends with the connection (unless gantry is the one closing
         // it, from inside the parser's callback).
-        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceivedEnd(nil) }
+        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceivedEnd(nil, at: .now()) }
         if let exchange {
             self.exchange = nil
             exchange.upstreamClosed(error: nil)
@@ -160,14 +158,6 @@ final class UpstreamHandler: ChannelDuplexHandler {
             exchange.upstreamClosed(error: error)
         }
         context.close(promise: nil)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if readsPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
     }
 
     /// Opens this handler's connection on the loop's event loop.
