@@ -80,6 +80,10 @@ public struct RouteTable: Sendable {
         self.anyHost = anyHost.sorted(by: order)
     }
 
+    /// Whether any rule names a host: without one, matching never reads the request's host,
+    /// and the proxy need not normalise it.
+    public var readsHost: Bool { !exact.isEmpty || !wildcard.isEmpty }
+
     static func precedes(_ a: RouteRule, _ b: RouteRule) -> Bool {
         if a.path.specificity != b.path.specificity { return a.path.specificity > b.path.specificity }
         if a.path.type != b.path.type { return a.path.type == .exact }

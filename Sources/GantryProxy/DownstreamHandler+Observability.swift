@@ -15,8 +15,6 @@ extension DownstreamHandler {
         var method = ""
         var host = ""
         var path = ""
-        /// Set when spans are recorded (`tracing.otlp`).
-        var span: (any Span)?
     }
 
     // MARK: Tracing
@@ -43,8 +41,8 @@ extension DownstreamHandler {
 
     /// Ends the request's span, when spans are recorded.
     private func endSpan(status: Int, detail: String?, exchange: ProxyExchange? = nil) {
-        guard let span = request.span else { return }
-        request.span = nil
+        guard loop.isTracing, let span else { return }
+        self.span = nil
         let version = requestVersion.major == 2 ? "2" : "\(requestVersion.major).\(requestVersion.minor)"
         var facts = RequestTracer.SpanFacts(
             method: request.method, host: request.host, path: request.path, client: clientIP, version: version, listener: listener,

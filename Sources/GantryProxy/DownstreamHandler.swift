@@ -2,6 +2,7 @@ import GantryConfig
 import GantryCore
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// One client connection: admits each request, hands it to a ``ProxyExchange`` (or answers it
 /// locally), writes responses in request order, and manages keep-alive, pipelining, read
@@ -49,6 +50,9 @@ final class DownstreamHandler: ChannelInboundHandler {
     var keepAlive = true
     private var discardBudget = 0
     var request = RequestFacts()
+    /// The request's span, while spans are recorded (`loop.isTracing`). Kept apart from
+    /// ``request``: an optional existential in it was copied through its value witnesses.
+    var span: (any Span)?
 
     /// What arrived while an earlier response was still going out (pipelining).
     private enum Inbound {
@@ -311,7 +315,7 @@ final class DownstreamHandler: ChannelInboundHandler {
             id: keptClientID ? .client(clientID!) : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
             method: head.method.rawValue)
         // Through `?.`: binding the optional tracer would copy its existential on every request.
-        request.span = loop.tracer?.startServerSpan(method: request.method, headers: head.headers)
+        if loop.isTracing { span = loop.tracer?.startServerSpan(method: request.method, headers: head.headers) }
 
         switch RequestAdmission.admit(
             head, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,
@@ -319,7 +323,7 @@ final class DownstreamHandler: ChannelInboundHandler {
         {
         case .proxy(var plan):
             plan.serverTiming = traceUpstream(&plan.upstreamHead, facts: head.facts)
-            if let span = request.span {
+            if loop.isTracing, let span {
                 // Replaces the `traceparent` just written with the recorded span's; the one
                 // above stays when the tracer records nothing (a sampler that drops everything
                 // injects nothing), and it has already dropped a stale `tracestate`.

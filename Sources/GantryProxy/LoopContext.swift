@@ -30,6 +30,8 @@ final class LoopContext {
     let metrics = LoopCounters()
     let requestMetrics: RequestMetrics
     let tracer: RequestTracer?
+    /// `tracer != nil`, read on every request without asking the optional's value witness.
+    let isTracing: Bool
     let spareWriteBuffer = HTTP1MessageWriter.SpareBuffer()
 
     /// Open client connections (and HTTP/2 streams), for their timeouts and their exchanges', and
@@ -51,6 +53,7 @@ final class LoopContext {
         prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tracer: RequestTracer? = nil
     ) {
         self.tracer = tracer
+        self.isTracing = tracer != nil
         self.requestMetrics = RequestMetrics(registry: prometheus)
         self.eventLoop = eventLoop
         self.snapshot = snapshot

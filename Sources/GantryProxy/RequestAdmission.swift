@@ -129,7 +129,8 @@ enum RequestAdmission {
         case .failure:
             return .reject(.badRequest("the request target must be a path such as /app"), host: rawHost, path: displayPath)
         }
-        let routingHost = HostPattern.normalize(Substring(target.authority ?? Substring(rawHost)))
+        let authority = target.authority ?? Substring(rawHost)
+        let routingHost = snapshot.routes.readsHost ? HostPattern.normalize(authority) : authority
         if let port = listener.redirectToPort {
             let location = httpsLocation(host: target.authority.map(String.init) ?? rawHost, port: port, target: head.uri)
             return .reject(
@@ -143,7 +144,7 @@ enum RequestAdmission {
             ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
         guard let route = matched else {
             return .reject(
-                LocalResponse(status: .notFound, reason: "no_route", message: "no route for \(routingHost)\(target.path)"),
+                LocalResponse(status: .notFound, reason: "no_route", message: "no route for \(HostPattern.normalize(authority))\(target.path)"),
                 host: rawHost, path: String(target.path))
         }
 

@@ -35,6 +35,19 @@ struct RouteTableTests {
         #expect(service("other.org", "/app") == 4)
     }
 
+    /// A table without host rules never reads the host, whatever it is, so the proxy skips
+    /// normalising it.
+    @Test func onlyTablesWithHostRulesReadTheHost() {
+        #expect(table.readsHost)
+        #expect(RouteTable(rules: [Self.rule(0, host: "*.example.com", "/")]).readsHost)
+        let hostless = RouteTable(rules: [Self.rule(0, "/app", service: 1), Self.rule(1, "/", service: 2)])
+        #expect(!hostless.readsHost)
+        for host in ["example.com", "EXAMPLE.com:8443", "[::1]:80", ""] {
+            let service = hostless.match(host: Substring(host), path: "/app/x", method: "GET", headers: HeaderList([]))?.service
+            #expect(service == 1)
+        }
+    }
+
     @Test func hostWithoutMatchingPathFallsThroughToLessSpecificHosts() {
         #expect(service("example.com", "/static/logo.png") == 4)
     }
