@@ -3,10 +3,11 @@ import GantryPods
 import GantryProxy
 import Prometheus
 
-/// `GET /metrics` on the admin port, in Prometheus' text format: the data plane's own series
-/// (requests by route, service and status; latency per stage), recorded as requests end, plus the
-/// state of things read at scrape time (edge and proxy counters, in-flight requests, ready
-/// endpoints, pods, replicas) into a registry made for this scrape.
+/// `GET /metrics` on the admin port, in Prometheus' text format: the data plane's request series
+/// (requests by route, service and status; latency per stage; local answers), counted on each
+/// event loop and added up here, plus the state of things read at scrape time (edge and proxy
+/// counters, in-flight requests, ready endpoints, pods, replicas) into a registry made for this
+/// scrape.
 public struct MetricsPage: Sendable {
     let snapshot: RuntimeSnapshot
     let plane: DataPlane
@@ -19,7 +20,7 @@ public struct MetricsPage: Sendable {
     }
 
     public func render() async -> [UInt8] {
-        var bytes = plane.prometheus.emitToBuffer()
+        var bytes = Array(await plane.requestSeries().prometheusText.utf8)
         let now = PrometheusCollectorRegistry()
         let counters = await plane.counters()
         for counter in ProxyCounter.allCases {

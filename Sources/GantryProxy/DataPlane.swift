@@ -3,7 +3,6 @@ import GantryConfig
 import GantryCore
 import GantryTLS
 import Logging
-import Prometheus
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -35,8 +34,6 @@ public struct BoundListener: Sendable {
 public final class DataPlane: Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let registry = EndpointRegistry()
-    /// The data plane's Prometheus series (requests, latency per stage), served by the admin API.
-    public let prometheus = PrometheusCollectorRegistry()
     private let logger: Logger
     private let accessLog: AccessLogSink?
     private let tracer: RequestTracer?
@@ -89,13 +86,12 @@ public final class DataPlane: Sendable {
             let accessLog = self.accessLog
             let gateway = self.gateway
             let limiter = self.connectionLimiter
-            let prometheus = self.prometheus
             let tracer = self.tracer
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
                     accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter,
-                    prometheus: prometheus, tracer: tracer)
+                    tracer: tracer)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()
@@ -261,6 +257,17 @@ public final class DataPlane: Sendable {
         for context in state.withLock({ Array($0.contexts.values) }) {
             if let counters = try? await context.eventLoop.submit({ context.value.metrics.values }).get() {
                 total.add(counters)
+            }
+        }
+        return total
+    }
+
+    /// The request series (requests, latency per stage, local answers), added up over all loops.
+    public func requestSeries() async -> RequestSeries {
+        var total = RequestSeries()
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            if let series = try? await context.eventLoop.submit({ context.value.requestMetrics.series }).get() {
+                total.add(series)
             }
         }
         return total

@@ -2,7 +2,6 @@ import GantryConfig
 import GantryCore
 import NIOCore
 import NIOPosix
-import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -50,11 +49,11 @@ final class LoopContext {
     init(
         eventLoop: any EventLoop, snapshot: RuntimeSnapshot, endpointsByName: [String: EndpointSet],
         accessLog: AccessLogBuffer?, gateway: GatewayState, connectionLimiter: ConnectionLimiter,
-        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), tracer: RequestTracer? = nil
+        tracer: RequestTracer? = nil
     ) {
         self.tracer = tracer
         self.isTracing = tracer != nil
-        self.requestMetrics = RequestMetrics(registry: prometheus)
+        self.requestMetrics = RequestMetrics()
         self.eventLoop = eventLoop
         self.snapshot = snapshot
         self.endpointsByName = endpointsByName

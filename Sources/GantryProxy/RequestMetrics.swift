@@ -1,64 +1,48 @@
 import GantryCore
-import NIOCore
-import Prometheus
 
-/// The data plane's Prometheus series, recorded with swift-prometheus as each request ends:
-/// requests by route, service and status, and latency histograms per stage (the whole request,
-/// and the upstream's part of it). One instance per event loop caches its series handles, since
-/// the registry's lookup takes a lock and the handles themselves are atomics.
+/// One event loop's request series, counted into plain numbers as each request ends: requests
+/// by route, service and status, latency histograms per stage (the whole request, and the
+/// upstream's part of it), and the answers gantry gave itself by reason. Touched only on its
+/// loop, so the request path takes no lock and no atomic, as Envoy's per-worker stats; a scrape
+/// copies each loop's counts (``series``) and adds them up (``RequestSeries``).
 final class RequestMetrics {
-    private let registry: PrometheusCollectorRegistry
-
-    /// One route's series. In seconds, as `Double`s: a `DurationHistogram` compares
-    /// `Duration`s, 128-bit arithmetic on every bucket of every request.
-    private final class RouteSeries {
+    /// One route's counts. A class, so that a request changes them in place with one array read.
+    private final class RouteCounts {
+        let route: String
+        let service: String
         /// By status code: a route sees a handful of codes, found faster by a look along a
         /// short list than by hashing a key per request.
-        var requests: [(code: Int, counter: Counter)] = []
-        let total: ValueHistogram
-        let upstream: ValueHistogram
+        var codes: [(code: Int, count: Int)] = []
+        var total = LatencyHistogram()
+        var upstream = LatencyHistogram()
 
-        init(total: ValueHistogram, upstream: ValueHistogram) {
-            self.total = total
-            self.upstream = upstream
+        init(route: String, service: String) {
+            self.route = route
+            self.service = service
         }
     }
 
-    /// By route index. A class per route, so that a request's lookup is one array read.
-    private var routes: [RouteSeries?] = []
-    private var rejections: [String: Counter] = [:]
-
-    /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.
-    static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-
-    init(registry: PrometheusCollectorRegistry) {
-        self.registry = registry
-    }
+    /// By route index.
+    private var routes: [RouteCounts?] = []
+    private var local: [RequestSeries.LocalKey: Int] = [:]
 
     /// A request that went to a route (answered by the upstream or by gantry on its behalf).
-    /// `service` names the series with the route the first time a status is seen.
+    /// `service` is read the first time the route is seen.
     func record(route: RouteRule, service: @autoclosure () -> String, status: Int, totalNanoseconds: Int64, upstreamMilliseconds: Double?) {
-        let series = route.index < routes.count ? routes[route.index] : nil
-        let found = series ?? makeSeries(routeIndex: route.index, route: route.name)
-        if let known = found.requests.first(where: { $0.code == status }) {
-            known.counter.increment()
+        let counts = route.index < routes.count ? routes[route.index] : nil
+        let found = counts ?? makeCounts(routeIndex: route.index, route: route.name, service: service())
+        if let position = found.codes.firstIndex(where: { $0.code == status }) {
+            found.codes[position].count += 1
         } else {
-            let made = registry.makeCounter(
-                name: "gantry_requests_total", labels: [("route", route.name), ("service", service()), ("code", String(status))])
-            found.requests.append((status, made))
-            made.increment()
+            found.codes.append((status, 1))
         }
         found.total.record(Double(totalNanoseconds) / 1e9)
         if let upstream = upstreamMilliseconds { found.upstream.record(upstream / 1000) }
     }
 
-    private func makeSeries(routeIndex: Int, route: String) -> RouteSeries {
+    private func makeCounts(routeIndex: Int, route: String, service: String) -> RouteCounts {
         if routeIndex >= routes.count { routes.append(contentsOf: repeatElement(nil, count: routeIndex + 1 - routes.count)) }
-        let made = RouteSeries(
-            total: registry.makeValueHistogram(
-                name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "total")], buckets: Self.buckets),
-            upstream: registry.makeValueHistogram(
-                name: "gantry_request_duration_seconds", labels: [("route", route), ("stage", "upstream")], buckets: Self.buckets))
+        let made = RouteCounts(route: route, service: service)
         routes[routeIndex] = made
         return made
     }
@@ -66,14 +50,50 @@ final class RequestMetrics {
     /// A request gantry answered itself before any upstream: no route, a policy's refusal, bad
     /// input, an edge limit. `reason` is the access log's `detail`.
     func recordLocal(reason: String, status: Int) {
-        let counter =
-            rejections[reason]
-            ?? {
-                let made = registry.makeCounter(
-                    name: "gantry_local_responses_total", labels: [("reason", reason), ("code", String(status))])
-                rejections[reason] = made
-                return made
-            }()
-        counter.increment()
+        local[RequestSeries.LocalKey(reason: reason, code: status), default: 0] += 1
+    }
+
+    /// A copy of the counts, for a reader off the loop.
+    var series: RequestSeries {
+        var series = RequestSeries()
+        for counts in routes {
+            guard let counts else { continue }
+            for (code, count) in counts.codes {
+                series.requests[RequestSeries.RequestKey(route: counts.route, service: counts.service, code: code), default: 0] += count
+            }
+            series.latency[RequestSeries.LatencyKey(route: counts.route, stage: "total"), default: LatencyHistogram()].add(counts.total)
+            if counts.upstream.count > 0 {
+                series.latency[RequestSeries.LatencyKey(route: counts.route, stage: "upstream"), default: LatencyHistogram()].add(counts.upstream)
+            }
+        }
+        series.local = local
+        return series
+    }
+}
+
+/// Request latencies in Prometheus' default buckets, in seconds.
+public struct LatencyHistogram: Sendable, Equatable {
+    /// Prometheus' default buckets, from 0.5 ms: a proxy's own latency sits well below 5 ms.
+    public static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    public private(set) var counts = [Int](repeating: 0, count: bounds.count + 1)
+    public private(set) var sum = 0.0
+    public private(set) var count = 0
+
+    public init() {}
+
+    mutating func record(_ seconds: Double) {
+        var bucket = 0
+        while bucket < Self.bounds.count, seconds > Self.bounds[bucket] { bucket += 1 }
+        counts[bucket] += 1
+        sum += seconds
+        count += 1
+    }
+
+    mutating func add(_ other: LatencyHistogram) {
+        for index in counts.indices { counts[index] += other.counts[index] }
+        sum += other.sum
+        count += other.count
     }
 }
