@@ -254,23 +254,24 @@ public final class DataPlane: Sendable {
     /// The data-plane counters, added up over all loops.
     public func counters() async -> ProxyCounters {
         var total = ProxyCounters()
-        for context in state.withLock({ Array($0.contexts.values) }) {
-            if let counters = try? await context.eventLoop.submit({ context.value.metrics.values }).get() {
-                total.add(counters)
-            }
-        }
+        for counters in await fromEachLoop({ $0.metrics.values }) { total.add(counters) }
         return total
     }
 
     /// The request series (requests, latency per stage, local answers), added up over all loops.
     public func requestSeries() async -> RequestSeries {
         var total = RequestSeries()
-        for context in state.withLock({ Array($0.contexts.values) }) {
-            if let series = try? await context.eventLoop.submit({ context.value.requestMetrics.series }).get() {
-                total.add(series)
-            }
-        }
+        for series in await fromEachLoop({ $0.requestMetrics.series }) { total.add(series) }
         return total
+    }
+
+    /// What `read` finds on each loop, read on the loop; a loop that has stopped is left out.
+    private func fromEachLoop<Value: Sendable>(_ read: @escaping @Sendable (LoopContext) -> Value) async -> [Value] {
+        var values: [Value] = []
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            if let value = try? await context.eventLoop.submit({ read(context.value) }).get() { values.append(value) }
+        }
+        return values
     }
 
     /// Response bytes waiting in gantry for slow clients, on all loops: what backpressure bounds.
@@ -286,11 +287,7 @@ public final class DataPlane: Sendable {
 
     /// Open client connections on all loops.
     public func connectionCount() async -> Int {
-        var total = 0
-        for context in state.withLock({ Array($0.contexts.values) }) {
-            total += (try? await context.eventLoop.submit { context.value.connections.count }.get()) ?? 0
-        }
-        return total
+        await fromEachLoop({ $0.connections.count }).reduce(0, +)
     }
 
     /// Stops accepting, lets requests in flight finish (closing each connection after its
