@@ -123,15 +123,18 @@ struct HTTPRequestParser {
     }
 
     /// The common methods without building a string.
+    /// The method's bytes are already checked (``isMethodByte(_:)``, so no zero byte): a
+    /// method of up to eight bytes is known by its word alone.
     private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
-        switch bytes.count {
-        case 3 where bytes.elementsEqual("GET".utf8): return .GET
-        case 3 where bytes.elementsEqual("PUT".utf8): return .PUT
-        case 4 where bytes.elementsEqual("POST".utf8): return .POST
-        case 4 where bytes.elementsEqual("HEAD".utf8): return .HEAD
-        case 5 where bytes.elementsEqual("PATCH".utf8): return .PATCH
-        case 6 where bytes.elementsEqual("DELETE".utf8): return .DELETE
-        case 7 where bytes.elementsEqual("OPTIONS".utf8): return .OPTIONS
+        guard bytes.count <= 8 else { return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self)) }
+        switch HTTP1Syntax.word(bytes) {
+        case 0x54_4547: return .GET
+        case 0x54_5550: return .PUT
+        case 0x5453_4f50: return .POST
+        case 0x4441_4548: return .HEAD
+        case 0x48_4354_4150: return .PATCH
+        case 0x4554_454c_4544: return .DELETE
+        case 0x53_4e4f_4954_504f: return .OPTIONS
         default: return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
         }
     }

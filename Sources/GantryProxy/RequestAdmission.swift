@@ -102,7 +102,7 @@ enum RequestAdmission {
         if head.facts.hostCount > 1 || (head.version.minor >= 1 && head.facts.hostCount == 0) {
             return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
         }
-        if !rawHost.isEmpty, !rawHost.utf8.allSatisfy(isHostByte) {
+        if !rawHost.isEmpty, !isValidHost(rawHost) {
             return .reject(.badRequest("the Host header is not a valid host"), host: "", path: displayPath)
         }
         let framing = Framing(head.facts)
@@ -173,6 +173,12 @@ enum RequestAdmission {
                 upstreamHead: consume upstream, host: rawHost, path: String(target.path), hasBody: framing.hasBody,
                 expectsContinue: head.facts.expectsContinue, responseEdits: responseEdits, maxRequestBody: maxRequestBody,
                 bodySchema: bodySchema, deferred: deferred))
+    }
+
+    /// Over the host's bytes in memory: walking a `String`'s UTF-8 view byte by byte took
+    /// 0.5 % of a proxied request.
+    private static func isValidHost(_ host: String) -> Bool {
+        host.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isHostByte) } ?? host.utf8.allSatisfy(isHostByte)
     }
 
     /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).
