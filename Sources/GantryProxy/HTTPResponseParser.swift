@@ -165,13 +165,15 @@ struct HTTPResponseParser {
             code = code * 10 + Int(digit - 0x30)
         }
         guard code >= 100 else { throw HTTPParserError.invalidStatus }
-        var reason = ""
+        // NIO gives a known code its standard reason phrase whatever the upstream sent, so the
+        // phrase is made into a string only for a code NIO does not know.
+        var status = HTTPResponseStatus(statusCode: code)
         if bytes.count > 12 {
             guard bytes[12] == UInt8(ascii: " ") else { throw HTTPParserError.invalidStatus }
             let phrase = UnsafeRawBufferPointer(rebasing: bytes[13...])
             guard phrase.allSatisfy(HTTP1Syntax.isFieldValueByte) else { throw HTTPParserError.invalidStatus }
-            reason = String(decoding: phrase, as: UTF8.self)
+            if case .custom = status { status = HTTPResponseStatus(statusCode: code, reasonPhrase: String(decoding: phrase, as: UTF8.self)) }
         }
-        return (HTTPVersion(major: 1, minor: minor), HTTPResponseStatus(statusCode: code, reasonPhrase: reason))
+        return (HTTPVersion(major: 1, minor: minor), status)
     }
 }

@@ -48,6 +48,21 @@ struct HTTPResponseParserTests {
         return whole
     }
 
+    /// A known code goes on with its standard reason phrase, as NIO writes it; an unknown one
+    /// keeps the upstream's phrase.
+    @Test func reasonPhrasesAreKeptOnlyForUnknownCodes() throws {
+        var statuses: [HTTPResponseStatus] = []
+        for wire in ["HTTP/1.1 200 Fine\r\ncontent-length: 0\r\n\r\n", "HTTP/1.1 299 Fine By Me\r\ncontent-length: 0\r\n\r\n", "HTTP/1.1 599\r\ncontent-length: 0\r\n\r\n"] {
+            var parser = HTTPResponseParser()
+            try parser.parse(ByteBuffer(string: wire), method: .GET) { part in
+                if case .head(let head, _) = part { statuses.append(head.status) }
+                return true
+            }
+        }
+        #expect(statuses == [.ok, .custom(code: 299, reasonPhrase: "Fine By Me"), .custom(code: 599, reasonPhrase: "")])
+        #expect(statuses.map(\.reasonPhrase) == ["OK", "Fine By Me", ""])
+    }
+
     @Test func contentLengthBodies() throws {
         let wire = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Up:  spaced value \t\r\n\r\nhello"
         #expect(try Self.expectSplitsAgree(wire) == ["head HTTP/1.1 200 [Content-Length=5,X-Up=spaced value]", "body hello", "end"])
