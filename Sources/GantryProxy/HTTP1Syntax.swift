@@ -198,7 +198,7 @@ enum HTTP1Syntax {
         guard colon > 0, colon < line.count else { throw HTTPParserError.invalidHeaderToken }
         let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
         let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
-        guard value.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidHeaderToken }
+        guard isFieldValue(value) else { throw HTTPParserError.invalidHeaderToken }
         return (name, value)
     }
 
@@ -227,7 +227,7 @@ enum HTTP1Syntax {
             while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
             if index < bytes.count {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[index...])
-                guard rest[0] == UInt8(ascii: ";"), rest.allSatisfy(isFieldValueByte) else { throw HTTPParserError.invalidChunkSize }
+                guard rest[0] == UInt8(ascii: ";"), isFieldValue(rest) else { throw HTTPParserError.invalidChunkSize }
             }
             return size
         }
@@ -298,17 +298,36 @@ enum HTTP1Syntax {
     }
 
     /// tchar (RFC 9110 §5.6.2).
+    /// tchar (RFC 9110 §5.6.2): letters, digits and ``!#$%&'*+-.^_`|~``, looked up in a
+    /// bitmap of the 128 ASCII bytes (bytes 0–63, then 64–127).
+    @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
+        byte < 64
+            ? (0x03ff_6cfa_0000_0000 as UInt64) >> UInt64(byte) & 1 != 0
+            : byte < 128 && (0x57ff_ffff_c7ff_fffe as UInt64) >> UInt64(byte &- 64) & 1 != 0
+    }
+
+    /// Whether every byte may stand in a field value (``isFieldValueByte(_:)``), read eight at a
+    /// time while none is a control byte or DEL, then byte by byte from the word that has one
+    /// (a tab is allowed) and for the tail. Values are most of a head's bytes.
+    static func isFieldValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            // Some byte's high bit is set in `control` when a byte is below 0x20, and in `delete`
+            // when one is 0x7F (a zero byte once the word is XORed with 0x7F each): the usual
+            // tests for a byte below a bound, which never miss one.
+            let control = (word &- 0x2020_2020_2020_2020) & ~word
+            let flipped = word ^ 0x7f7f_7f7f_7f7f_7f7f
+            let delete = (flipped &- 0x0101_0101_0101_0101) & ~flipped
+            if (control | delete) & 0x8080_8080_8080_8080 != 0 { break }
+            index += 8
         }
+        while index < bytes.count {
+            guard isFieldValueByte(bytes[index]) else { return false }
+            index += 1
+        }
+        return true
     }
 
     /// field-vchar, SP, HTAB and obs-text: every byte but the other control characters.

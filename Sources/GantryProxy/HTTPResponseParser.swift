@@ -171,7 +171,7 @@ struct HTTPResponseParser {
         if bytes.count > 12 {
             guard bytes[12] == UInt8(ascii: " ") else { throw HTTPParserError.invalidStatus }
             let phrase = UnsafeRawBufferPointer(rebasing: bytes[13...])
-            guard phrase.allSatisfy(HTTP1Syntax.isFieldValueByte) else { throw HTTPParserError.invalidStatus }
+            guard HTTP1Syntax.isFieldValue(phrase) else { throw HTTPParserError.invalidStatus }
             if case .custom = status { status = HTTPResponseStatus(statusCode: code, reasonPhrase: String(decoding: phrase, as: UTF8.self)) }
         }
         return (HTTPVersion(major: 1, minor: minor), status)

@@ -46,6 +46,25 @@ struct HTTPRequestParserTests {
         return whole
     }
 
+    /// The bitmap and word-at-a-time checks agree with the byte rules of RFC 9110 (§5.6.2,
+    /// §5.5) for every byte, in every position of values around the word size.
+    @Test func tokenAndFieldValueChecksAgreeWithTheByteRules() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        #expect((0...255).filter { HTTP1Syntax.isTokenByte(UInt8($0)) != tchar.contains(UInt8($0)) } == [])
+        var disagreements: [String] = []
+        for length in [1, 7, 8, 9, 16, 23] {
+            for position in 0..<length {
+                for byte in 0...255 {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "v"), count: length)
+                    bytes[position] = UInt8(byte)
+                    let allowed = byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+                    if bytes.withUnsafeBytes(HTTP1Syntax.isFieldValue) != allowed { disagreements.append("\(length)/\(position)/\(byte)") }
+                }
+            }
+        }
+        #expect(disagreements == [])
+    }
+
     @Test func aRequestWithoutABody() throws {
         let wire = "GET /app/orders?page=2 HTTP/1.1\r\nHost: example.com\r\nX-Up:  spaced value \t\r\n\r\n"
         #expect(try Self.expectSplitsAgree(wire) == ["GET /app/orders?page=2 HTTP/1.1 [Host=example.com,X-Up=spaced value]", "end"])
