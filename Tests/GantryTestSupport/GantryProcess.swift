@@ -119,7 +119,12 @@ public func run(_ executable: String, _ arguments: [String], directory workingDi
     process.standardError = FileHandle(forWritingAtPath: err)
     try process.run()
     _ = await eventually(timeout: timeout) { !process.isRunning }
-    if process.isRunning { process.terminate() }
+    if process.isRunning {
+        // A tool past its time (a browser, say) may not heed SIGTERM: waiting for it then
+        // would hang the test run rather than fail the test.
+        process.terminate()
+        if !(await eventually(timeout: .seconds(5)) { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+    }
     process.waitUntilExit()
     defer { try? FileManager.default.removeItem(at: directory) }
     return (
