@@ -5,6 +5,10 @@ import Synchronization
 /// atomics: they feed balancing and metrics, never a decision that needs ordering.
 public final class EndpointState: Sendable {
     public let address: EndpointAddress
+    /// A number no other endpoint state has had in this process: each event loop finds its idle
+    /// connections to the endpoint at this index, without hashing the address per request.
+    public let slot: Int
+    private static let slots = Atomic<Int>(0)
     private let active = Atomic<Int>(0)
     private let total = Atomic<Int>(0)
     private let connectFailures = Atomic<Int>(0)
@@ -14,6 +18,7 @@ public final class EndpointState: Sendable {
 
     public init(address: EndpointAddress) {
         self.address = address
+        self.slot = Self.slots.add(1, ordering: .relaxed).oldValue
     }
 
     /// Requests sent to this endpoint whose response has not ended.

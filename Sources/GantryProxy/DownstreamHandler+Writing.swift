@@ -6,6 +6,11 @@ import NIOHTTP1
 /// gantry's own. HTTP/1.1 responses become bytes here (``HTTP1MessageWriter``), gathered until
 /// the flush; an HTTP/2 stream's go to NIO's HTTP/2 codec as parts.
 extension DownstreamHandler {
+    /// Bytes of an unwanted request body read and dropped before closing instead.
+    static let discardLimit = 1 << 20
+    /// How long a closing connection waits for the client to close its side.
+    static let lingerTime = TimeAmount.seconds(2)
+
     func sendContinue() {
         send(.head(HTTPResponseHead(version: requestVersion, status: .continue)))
         flush()

@@ -10,10 +10,11 @@ import Tracing
 ///
 /// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
 /// turns read interest off and on around every response (two extra `epoll_ctl` per request).
-final class DownstreamHandler: ChannelInboundHandler {
+final class DownstreamHandler: ChannelDuplexHandler {
     /// Bytes on HTTP/1 connections; an HTTP/2 stream's request parts come through
     /// ``received(_:)`` from ``HTTP2StreamInput``.
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     enum Current {
@@ -24,9 +25,8 @@ final class DownstreamHandler: ChannelInboundHandler {
         case discarding
     }
 
-    /// Strong, not `unowned`: every use of an `unowned` reference checks and counts the object
-    /// (an atomic increment and decrement), dozens of times a request. The loop's table of
-    /// connections lets go of the handler when its channel goes, which ends the cycle.
+    /// Strong, not `unowned`: each use of an `unowned` reference checks and counts the object,
+    /// dozens of times a request. The loop's table of connections lets go of the handler when its channel goes.
     let loop: LoopContext
     let listener: ListenerSettings
     /// An HTTP/2 stream: one request, no keep-alive or pipelining of its own.
@@ -50,8 +50,8 @@ final class DownstreamHandler: ChannelInboundHandler {
     var keepAlive = true
     private var discardBudget = 0
     var request = RequestFacts()
-    /// The request's span, while spans are recorded (`loop.isTracing`). Kept apart from
-    /// ``request``: an optional existential in it was copied through its value witnesses.
+    /// The request's span, while spans are recorded (`loop.isTracing`). Not in ``request``: an
+    /// optional existential there was copied through its value witnesses with the facts.
     var span: (any Span)?
 
     /// What arrived while an earlier response was still going out (pipelining).
@@ -68,8 +68,7 @@ final class DownstreamHandler: ChannelInboundHandler {
     private var parserFailed = false
     private var pausedByExchange = false
     private var pausedForPipelining = false
-    /// Whether reading is off (``ChannelHandlerContext/setReading(_:)``): either flag above.
-    private var readsPaused = false
+    private var readPending = false
     private var idleDeadline = NIODeadline.distantFuture
     /// Armed when the bytes of a request head start arriving; the head must be complete by then.
     private var headDeadline = NIODeadline.distantFuture
@@ -80,11 +79,6 @@ final class DownstreamHandler: ChannelInboundHandler {
     private(set) var isInReadBatch = false
     /// Status of the response just finished, for the status counters.
     var lastStatus = 0
-
-    /// Bytes of an unwanted request body read and dropped before closing instead.
-    static let discardLimit = 1 << 20
-    /// How long a closing connection waits for the client to close its side.
-    static let lingerTime = TimeAmount.seconds(2)
 
     init(loop: LoopContext, listener: ListenerSettings, multiplexed: Bool = false) {
         self.loop = loop
@@ -125,7 +119,7 @@ final class DownstreamHandler: ChannelInboundHandler {
         if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
         loop.connections[ObjectIdentifier(self)] = self
         if multiplexed { return }
-        idleDeadline = .now() + TimeAmount(loop.snapshot.idleTimeout)
+        idleDeadline = .now() + loop.idleTimeout
         if loop.draining { drain() }
     }
 
@@ -237,7 +231,6 @@ final class DownstreamHandler: ChannelInboundHandler {
         } else if !handle(item) {
             queued.append(item)
             pausedForPipelining = true
-            updateReading()
         }
     }
 
@@ -246,6 +239,16 @@ final class DownstreamHandler: ChannelInboundHandler {
         timeHead()
         // Last in the pipeline: nothing after it wants the event.
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
+    }
+
+    /// Reads are held back while paused, and asked for again on resuming. (Pausing with the
+    /// channel's `autoRead` instead stalled a transfer under backpressure now and then.)
+    func read(context: ChannelHandlerContext) {
+        if pausedByExchange || pausedForPipelining {
+            readPending = true
+        } else {
+            context.read()
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -332,8 +335,7 @@ final class DownstreamHandler: ChannelInboundHandler {
             request.host = plan.host
             request.path = plan.path
             requestHasBody = plan.hasBody
-            // Without policies, admission takes a microsecond or two: the gateway's part is not
-            // worth another reading of the clock.
+            // Admission without policies takes a microsecond or two: not worth reading the clock.
             let admitted = plan.settings.policies.isEmpty ? request.started : NIODeadline.now()
             let exchange = ProxyExchange(
                 plan: consume plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
@@ -365,7 +367,7 @@ final class DownstreamHandler: ChannelInboundHandler {
 
     func setReadsPaused(_ paused: Bool) {
         pausedByExchange = paused
-        updateReading()
+        if !paused { resumeReadingIfAllowed() }
     }
 
     /// The response can no longer be completed: close so the client sees the truncation.
@@ -399,14 +401,14 @@ final class DownstreamHandler: ChannelInboundHandler {
             // then carry on with the next request.
             current = .discarding
             discardBudget = Self.discardLimit
-            updateReading()
+            resumeReadingIfAllowed()
             return
         }
         guard keepAlive else {
             closeGracefully()
             return
         }
-        idleDeadline = now + TimeAmount(loop.snapshot.idleTimeout)
+        idleDeadline = now + loop.idleTimeout
         drainQueue()
     }
 
@@ -425,7 +427,7 @@ final class DownstreamHandler: ChannelInboundHandler {
             pausedForPipelining = false
             // A head behind the queued ones is next (a read batch's end times it, after parsing).
             if !wasInReadBatch { timeHead() }
-            updateReading()
+            resumeReadingIfAllowed()
         }
     }
 
@@ -439,11 +441,10 @@ final class DownstreamHandler: ChannelInboundHandler {
         }
     }
 
-    private func updateReading() {
-        let paused = pausedByExchange || pausedForPipelining
-        guard paused != readsPaused, let context else { return }
-        readsPaused = paused
-        context.setReading(!paused)
+    private func resumeReadingIfAllowed() {
+        guard readPending, !pausedByExchange, !pausedForPipelining, let context else { return }
+        readPending = false
+        context.read()
     }
 
     /// The connection's deadlines, then its exchange's (every exchange in flight belongs to a
@@ -489,7 +490,7 @@ final class DownstreamHandler: ChannelInboundHandler {
         promise.futureResult.assumeIsolated().whenFailure { [self] _ in closeNow() }
         pausedByExchange = false
         pausedForPipelining = false
-        updateReading()
+        resumeReadingIfAllowed()
     }
 
     private func closeNow() {

@@ -15,7 +15,13 @@ import Glibc
 /// properties never overlap (Package.swift says why); debug builds, and so the tests, do.
 final class LoopContext {
     let eventLoop: any EventLoop
-    private(set) var snapshot: RuntimeSnapshot
+    private(set) var snapshot: RuntimeSnapshot {
+        // Converted once: a `Duration`'s components are a 128-bit division, and a connection's
+        // idle deadline is set after every response.
+        didSet { idleTimeout = TimeAmount(snapshot.idleTimeout) }
+    }
+    /// The snapshot's idle timeout for client connections.
+    private(set) var idleTimeout: TimeAmount
     /// Endpoint sets by service index in `snapshot`.
     private(set) var endpoints: [EndpointSet]
     private var endpointsByName: [String: EndpointSet]
@@ -56,6 +62,7 @@ final class LoopContext {
         self.requestMetrics = RequestMetrics()
         self.eventLoop = eventLoop
         self.snapshot = snapshot
+        self.idleTimeout = TimeAmount(snapshot.idleTimeout)
         self.endpointsByName = endpointsByName
         self.endpoints = snapshot.services.map { endpointsByName[$0.name] ?? .empty($0.balancer) }
         self.cursors = Array(repeating: 0, count: snapshot.services.count)

@@ -256,7 +256,7 @@ final class ProxyExchange {
         let endpoint = set.endpoints[index]
         self.endpoint = endpoint
         attempts += 1
-        if let connection = loop.pool.take(endpoint.address) {
+        if let connection = loop.pool.take(endpoint) {
             loop.metrics.add(.upstreamReused)
             // Inside the client's read batch, the flush waits for the batch's end, so a request
             // that turns out malformed later in the same batch never leaves.
@@ -270,7 +270,7 @@ final class ProxyExchange {
         let service = plan.service
         downstream?.setReadsPaused(true)
         loop.metrics.add(.upstreamConnects)
-        let connection = UpstreamHandler(address: endpoint.address, loop: loop)
+        let connection = UpstreamHandler(endpoint: endpoint, loop: loop)
         let attempt = attempts
         connection.connect(to: socketAddress, timeout: TimeAmount(service.connectTimeout))
             .assumeIsolated()

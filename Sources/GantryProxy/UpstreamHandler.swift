@@ -6,19 +6,22 @@ import NIOPosix
 /// The end of one upstream connection: parses its responses (``HTTPResponseParser``), hands
 /// their parts to the exchange that owns the connection, and holds back reads while the client
 /// cannot take more (backpressure).
-final class UpstreamHandler: ChannelInboundHandler {
+final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let address: EndpointAddress
+    /// The endpoint's ``EndpointState/slot``, where the pool keeps it while idle.
+    let slot: Int
     /// Strong, as in ``DownstreamHandler``; the pool empties its lists when it closes them.
     private let loop: LoopContext
     private var context: ChannelHandlerContext?
     /// The exchange using this connection; nil while pooled.
     var exchange: ProxyExchange?
     var idleDeadline = NIODeadline.distantFuture
-    /// Whether reading is off (``ChannelHandlerContext/setReading(_:)``).
     private var readsPaused = false
+    private var readPending = false
     /// False once the upstream said `Connection: close`, a response was cut short, or the
     /// connection failed: such a connection never goes back to the pool.
     var keepAlive = true
@@ -33,8 +36,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// be touched again until it returns.
     private var isParsing = false
 
-    init(address: EndpointAddress, loop: LoopContext) {
-        self.address = address
+    init(endpoint: EndpointState, loop: LoopContext) {
+        self.address = endpoint.address
+        self.slot = endpoint.slot
         self.loop = loop
         self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
     }
@@ -78,9 +82,11 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func setReadsPaused(_ paused: Bool) {
-        guard paused != readsPaused, let context else { return }
         readsPaused = paused
-        context.setReading(!paused)
+        if !paused, readPending, let context {
+            readPending = false
+            context.read()
+        }
     }
 
     func close() {
@@ -158,6 +164,14 @@ final class UpstreamHandler: ChannelInboundHandler {
             exchange.upstreamClosed(error: error)
         }
         context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
     }
 
     /// Opens this handler's connection on the loop's event loop.

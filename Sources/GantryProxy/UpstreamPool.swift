@@ -5,24 +5,29 @@ import NIOCore
 /// reused last-in first-out, so the warmest is used and the coldest time out.
 final class UpstreamPool {
     /// One endpoint's idle connections. A class, so that taking or returning a connection is a
-    /// dictionary lookup and a change to this array in place: changing an array stored in the
-    /// dictionary goes through the dictionary's `modify` accessors, whose coroutine frames cost
-    /// three allocations per request. A connection that has been in a list keeps it
+    /// change to this array in place. A connection that has been in a list keeps it
     /// (``UpstreamHandler/idleList``), so that returning it to the pool needs no lookup; a list
     /// the pool drops is emptied, since it and its connections refer to each other.
     final class IdleList {
+        let address: EndpointAddress
         var connections: [UpstreamHandler] = []
         /// False once the pool has dropped the list, so that no connection is kept in it.
         var isInPool = true
+
+        init(address: EndpointAddress) {
+            self.address = address
+        }
     }
 
-    private var idle: [EndpointAddress: IdleList] = [:]
+    /// By ``EndpointState/slot``: found by index on every request, where a dictionary keyed by
+    /// address hashed the address each time.
+    private var lists: [IdleList?] = []
 
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.connections.count } }
+    var idleCount: Int { lists.reduce(0) { $0 + ($1?.connections.count ?? 0) } }
 
     /// A live idle connection to the endpoint, if there is one.
-    func take(_ address: EndpointAddress) -> UpstreamHandler? {
-        guard let list = idle[address] else { return nil }
+    func take(_ endpoint: EndpointState) -> UpstreamHandler? {
+        guard endpoint.slot < lists.count, let list = lists[endpoint.slot] else { return nil }
         while let connection = list.connections.popLast() {
             if connection.isReusable { return connection }
             connection.close()
@@ -36,16 +41,15 @@ final class UpstreamPool {
             connection.close()
             return
         }
-        // The connection remembers its endpoint's list: one hash of the address per request
-        // (in `take`) rather than two.
         let list: IdleList
         if let known = connection.idleList, known.isInPool {
             list = known
-        } else if let existing = idle[connection.address] {
+        } else if connection.slot < lists.count, let existing = lists[connection.slot] {
             list = existing
         } else {
-            list = IdleList()
-            idle[connection.address] = list
+            list = IdleList(address: connection.address)
+            if connection.slot >= lists.count { lists.append(contentsOf: repeatElement(nil, count: connection.slot + 1 - lists.count)) }
+            lists[connection.slot] = list
         }
         connection.idleList = list
         guard list.connections.count < maxIdle else {
@@ -58,38 +62,42 @@ final class UpstreamPool {
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamHandler) {
-        guard let list = idle[connection.address], let index = list.connections.firstIndex(where: { $0 === connection }) else { return }
+        guard let list = connection.idleList, list.isInPool, let index = list.connections.firstIndex(where: { $0 === connection }) else { return }
         list.connections.remove(at: index)
     }
 
     func closeExpired(now: NIODeadline) {
-        for (address, list) in idle {
+        for slot in lists.indices {
+            guard let list = lists[slot] else { continue }
             let expired = list.connections.filter { $0.idleDeadline <= now }
             guard !expired.isEmpty else { continue }
             list.connections.removeAll { $0.idleDeadline <= now }
-            if list.connections.isEmpty {
-                list.isInPool = false
-                idle[address] = nil
-            }
+            if list.connections.isEmpty { drop(slot) }
             for connection in expired { connection.close() }
         }
     }
 
     func closeIdle(to address: EndpointAddress) {
-        guard let list = idle.removeValue(forKey: address) else { return }
-        list.isInPool = false
-        let connections = list.connections
-        list.connections = []  // a list and its connections refer to each other
-        for connection in connections { connection.close() }
+        for slot in lists.indices where lists[slot]?.address == address {
+            let connections = lists[slot]!.connections
+            drop(slot)
+            for connection in connections { connection.close() }
+        }
     }
 
     func closeAll() {
-        let all = idle.values.flatMap(\.connections)
-        for list in idle.values {
-            list.isInPool = false
-            list.connections = []
+        for slot in lists.indices {
+            let connections = lists[slot]?.connections ?? []
+            drop(slot)
+            for connection in connections { connection.close() }
         }
-        idle.removeAll()
-        for connection in all { connection.close() }
+    }
+
+    /// The list leaves the pool emptied: it and its connections refer to each other.
+    private func drop(_ slot: Int) {
+        guard let list = lists[slot] else { return }
+        list.isInPool = false
+        list.connections = []
+        lists[slot] = nil
     }
 }
