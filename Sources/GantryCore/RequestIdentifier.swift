@@ -58,26 +58,20 @@ public enum RequestIdentifier: Sendable, CustomStringConvertible, ExpressibleByS
         }
     }
 
-    /// The canonical lowercase form, `8-4-4-4-12` hex digits: `high`'s 16, then `low`'s.
-    /// Spelled group by group, from each group's last digit, rather than by a loop over the 36
-    /// positions that tests each for a dash: it runs twice per request.
+    /// The canonical lowercase form, `8-4-4-4-12` hex digits: `high`'s 16, then `low`'s, eight
+    /// digits at a time (``HexDigits``): it runs twice per request.
     @usableFromInline
     static func spell(high: UInt64, low: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        func group(_ value: UInt64, digits: Int, at start: Int) {
-            var value = value
-            var index = start + digits - 1
-            while index >= start {
-                let nibble = UInt8(truncatingIfNeeded: value & 0xF)
-                buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
-                value >>= 4
-                index -= 1
-            }
-        }
-        group(high >> 32, digits: 8, at: 0)
-        group(high >> 16, digits: 4, at: 9)
-        group(high, digits: 4, at: 14)
-        group(low >> 48, digits: 4, at: 19)
-        group(low, digits: 12, at: 24)
+        precondition(buffer.count >= uuidLength)
+        let second = HexDigits.eight(UInt32(truncatingIfNeeded: high))
+        let third = HexDigits.eight(UInt32(truncatingIfNeeded: low >> 32))
+        buffer.storeBytes(of: HexDigits.eight(UInt32(truncatingIfNeeded: high >> 32)), toByteOffset: 0, as: UInt64.self)
+        // The middle groups are four digits each: the halves of an eight-digit word.
+        buffer.storeBytes(of: UInt32(truncatingIfNeeded: second), toByteOffset: 9, as: UInt32.self)
+        buffer.storeBytes(of: UInt32(truncatingIfNeeded: second >> 32), toByteOffset: 14, as: UInt32.self)
+        buffer.storeBytes(of: UInt32(truncatingIfNeeded: third), toByteOffset: 19, as: UInt32.self)
+        buffer.storeBytes(of: UInt32(truncatingIfNeeded: third >> 32), toByteOffset: 24, as: UInt32.self)
+        buffer.storeBytes(of: HexDigits.eight(UInt32(truncatingIfNeeded: low)), toByteOffset: 28, as: UInt64.self)
         buffer[8] = UInt8(ascii: "-")
         buffer[13] = UInt8(ascii: "-")
         buffer[18] = UInt8(ascii: "-")

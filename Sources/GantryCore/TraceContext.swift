@@ -64,28 +64,21 @@ public struct TraceContext: Sendable, Hashable {
         }
     }
 
-    /// Writes the `traceparent` value into the first ``headerLength`` bytes of `out`, byte by
-    /// byte: one is made for every proxied request, and the proxy writes it straight into the
-    /// upstream head.
+    /// Writes the `traceparent` value into the first ``headerLength`` bytes of `out`: one is
+    /// made for every proxied request, and the proxy writes it straight into the upstream head.
     public func writeHeader(into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= Self.headerLength)
         out[0] = UInt8(ascii: "0")
         out[1] = UInt8(ascii: "0")
         out[2] = UInt8(ascii: "-")
-        Self.writeHex(traceID.high, nibbles: 16, into: out, at: 3)
-        Self.writeHex(traceID.low, nibbles: 16, into: out, at: 19)
+        HexDigits.write(traceID.high, into: out, at: 3)
+        HexDigits.write(traceID.low, into: out, at: 19)
         out[35] = UInt8(ascii: "-")
-        Self.writeHex(spanID, nibbles: 16, into: out, at: 36)
+        HexDigits.write(spanID, into: out, at: 36)
         out[52] = UInt8(ascii: "-")
-        Self.writeHex(UInt64(flags), nibbles: 2, into: out, at: 53)
-    }
-
-    /// Lowercase hex digits, `nibbles` of them, from `offset` on.
-    private static func writeHex(_ value: UInt64, nibbles: Int, into out: UnsafeMutableRawBufferPointer, at offset: Int) {
-        for index in 0..<nibbles {
-            let nibble = UInt8(truncatingIfNeeded: value >> UInt64((nibbles - 1 - index) * 4)) & 0xF
-            out[offset + index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble  // 0-9, a-f
-        }
+        // The flags' two digits: the last two of their eight.
+        let flagDigits = HexDigits.eight(UInt32(flags))
+        out.storeBytes(of: UInt16(truncatingIfNeeded: flagDigits >> 48), toByteOffset: 53, as: UInt16.self)
     }
 
     public var traceIDHex: String { Self.hex(traceID.high, digits: 16) + Self.hex(traceID.low, digits: 16) }

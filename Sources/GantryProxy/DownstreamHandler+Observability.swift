@@ -12,9 +12,12 @@ extension DownstreamHandler {
         var started = NIODeadline.uptimeNanoseconds(0)
         /// Read only when an access log will record it.
         var wallClock = 0.0
-        var method = ""
+        /// Nil for bytes that were not a request. Spelled only for a log line or a span.
+        var method: HTTPMethod?
         var host = ""
         var path = ""
+
+        var methodName: String { method?.rawValue ?? "-" }
     }
 
     // MARK: Tracing
@@ -45,7 +48,7 @@ extension DownstreamHandler {
         self.span = nil
         let version = requestVersion.major == 2 ? "2" : "\(requestVersion.major).\(requestVersion.minor)"
         var facts = RequestTracer.SpanFacts(
-            method: request.method, host: request.host, path: request.path, client: clientIP, version: version, listener: listener,
+            method: request.methodName, host: request.host, path: request.path, client: clientIP, version: version, listener: listener,
             requestID: request.id.description, status: status, detail: detail)
         if let exchange {
             facts.route = exchange.plan.route
@@ -69,7 +72,7 @@ extension DownstreamHandler {
         accessLog.append(
             AccessLogRecord(
                 time: request.wallClock, requestID: request.id.description, client: clientIP, listener: listener.name,
-                method: request.method, host: request.host, path: request.path, route: route.name,
+                method: request.methodName, host: request.host, path: request.path, route: route.name,
                 service: exchange.plan.service.name, endpoint: exchange.endpointName, status: exchange.status,
                 bytesIn: exchange.requestBytes, bytesOut: exchange.responseBytes, upstreamMs: exchange.upstreamTime,
                 totalMs: now.milliseconds(since: request.started), attempts: exchange.attemptCount,
@@ -84,7 +87,7 @@ extension DownstreamHandler {
         accessLog.append(
             AccessLogRecord(
                 time: request.wallClock, requestID: request.id.description, client: clientIP, listener: listener.name,
-                method: request.method, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
+                method: request.methodName, host: request.host, path: request.path, status: status, bytesIn: 0, bytesOut: 0,
                 totalMs: NIODeadline.now().milliseconds(since: request.started), attempts: 0, detail: detail))
     }
 }

@@ -189,7 +189,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     private func answerMalformed(_ response: LocalResponse) {
         keepAlive = false
         requestMethod = .GET  // not the previous request's: an answer to HEAD would lose its body
-        request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: "-")
+        request = RequestFacts(id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock())
         responseInProgress = true
         logLocal(status: Int(response.status.code), detail: response.reason)
         writeLocalResponse(response, requestID: request.id, requestComplete: true)
@@ -316,9 +316,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let keptClientID = clientID.map(RequestID.isSane) ?? false
         request = RequestFacts(
             id: keptClientID ? .client(clientID!) : loop.newRequestID(), started: .now(), wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(),
-            method: head.method.rawValue)
+            method: head.method)
         // Through `?.`: binding the optional tracer would copy its existential on every request.
-        if loop.isTracing { span = loop.tracer?.startServerSpan(method: request.method, headers: head.headers) }
+        if loop.isTracing { span = loop.tracer?.startServerSpan(method: request.methodName, headers: head.headers) }
 
         switch RequestAdmission.admit(
             head, snapshot: loop.snapshot, listener: listener, client: clientIP, requestID: request.id,

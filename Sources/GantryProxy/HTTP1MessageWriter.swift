@@ -167,11 +167,11 @@ struct HTTP1MessageWriter {
         writeBody(part, allocator: allocator) { context.write(NIOAny($0), promise: nil) }
     }
 
-    /// Writes what has gathered and flushes the channel.
+    /// Writes what has gathered and flushes the channel, in one pass down the pipeline (a write
+    /// and then a flush went down it twice).
     mutating func flush(through context: ChannelHandlerContext) {
         guard let bytes = take() else { return context.flush() }
-        context.write(NIOAny(bytes), promise: nil)
-        context.flush()
+        context.writeAndFlush(NIOAny(bytes), promise: nil)
         if let spare, bytes.capacity <= SpareBuffer.maxCapacity { spare.buffer = bytes }
     }
 
@@ -265,7 +265,7 @@ struct HTTP1MessageWriter {
         forwarding.forEachAdded({ room += $0.utf8.count + $1.utf8.count + 4 }, requestID: { room += 16 + $0.utf8Count })
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
             var cursor = FieldCursor(out: out)
-            forwarding.forEachAdded({ cursor.put(name: $0, value: $1) }, requestID: { cursor.put(requestID: $0) })
+            forwarding.forEachAdded({ cursor.put(ownName: $0, value: $1) }, requestID: { cursor.put(requestID: $0) })
             if let trace = forwarding.trace { cursor.put(traceparent: trace) }
             return cursor.offset
         }
@@ -299,14 +299,24 @@ struct HTTP1MessageWriter {
         var offset = 0
 
         /// Copies `name: value` and its CRLF; takes them back when the name is not a token
-        /// or the value holds a byte that would end the line.
+        /// or the value holds a control byte (one could end the line).
         mutating func put(name: String, value: String) {
+            put(name: name, checked: true, value: value)
+        }
+
+        /// The same for one of gantry's own fields (``ForwardingHeaders``), whose names are
+        /// literals: only the value is checked.
+        mutating func put(ownName name: String, value: String) {
+            put(name: name, checked: false, value: value)
+        }
+
+        private mutating func put(name: String, checked: Bool, value: String) {
             let start = offset
-            let nameValid = copy(name) { $0.count > 0 && $0.allSatisfy(HTTP1Syntax.isTokenByte) }
+            let nameValid = copy(name) { !checked || ($0.count > 0 && $0.allSatisfy(HTTP1Syntax.isTokenByte)) }
             out[offset] = UInt8(ascii: ":")
             out[offset + 1] = UInt8(ascii: " ")
             offset += 2
-            let valueValid = copy(value) { !$0.contains(where: HTTP1MessageWriter.endsLine) }
+            let valueValid = copy(value, valid: HTTP1Syntax.isFieldValue)
             out[offset] = UInt8(ascii: "\r")
             out[offset + 1] = UInt8(ascii: "\n")
             offset += 2
@@ -316,7 +326,7 @@ struct HTTP1MessageWriter {
         /// `x-request-id: ` and the ID. A UUID gantry made is spelled straight into the buffer;
         /// any other ID is checked like every other value.
         mutating func put(requestID: RequestIdentifier) {
-            guard case .uuid = requestID else { return put(name: "x-request-id", value: requestID.description) }
+            guard case .uuid = requestID else { return put(ownName: "x-request-id", value: requestID.description) }
             let name: StaticString = "x-request-id: "
             name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
             offset += name.utf8CodeUnitCount
@@ -351,10 +361,6 @@ struct HTTP1MessageWriter {
             offset += count
             return valid(UnsafeRawBufferPointer(rebasing: target[..<count]))
         }
-    }
-
-    fileprivate static func endsLine(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") || byte == 0
     }
 
     /// `HTTP/1.x 200 OK` and its CRLF, in one write: a `ByteBuffer` write per piece checked

@@ -87,3 +87,38 @@ struct TraceContextTests {
         #expect(TraceContext(header: fresh.header) == fresh && fresh.header.count == 55)
     }
 }
+
+/// The hex spelling of request IDs and trace headers, against the standard library's.
+struct HexDigitsTests {
+    static func hex(_ value: UInt64, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: digits - text.count) + text
+    }
+
+    @Test func wordsSpellEveryDigitInOrder() {
+        var random = FastRandom(seed: 11)
+        let values: [UInt64] = [0, 1, 9, 10, 15, 0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210, .max] + (0..<500).map { _ in random.next() }
+        for value in values {
+            let spelled = [UInt8](unsafeUninitializedCapacity: 18) { buffer, count in
+                HexDigits.write(value, into: UnsafeMutableRawBufferPointer(buffer), at: 1)
+                count = 18
+            }
+            #expect(String(decoding: spelled[1..<17], as: UTF8.self) == Self.hex(value, digits: 16))
+        }
+    }
+
+    @Test func requestIDsAndTraceHeadersUseThem() {
+        var random = FastRandom(seed: 12)
+        for _ in 0..<200 {
+            guard case .uuid(let high, let low) = RequestIdentifier.random(using: &random) else { Issue.record("not a UUID"); return }
+            let digits = Self.hex(high, digits: 16) + Self.hex(low, digits: 16)
+            let groups = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { range in
+                String(digits.dropFirst(range.lowerBound).prefix(range.count))
+            }
+            #expect(RequestIdentifier.uuid(high: high, low: low).description == groups.joined(separator: "-"))
+            let flags = UInt8(truncatingIfNeeded: random.next() as UInt64)
+            let trace = TraceContext(traceID: (high, low), spanID: random.next(), flags: flags)
+            #expect(trace.header == "00-\(digits)-\(Self.hex(trace.spanID, digits: 16))-\(Self.hex(UInt64(flags), digits: 2))")
+        }
+    }
+}

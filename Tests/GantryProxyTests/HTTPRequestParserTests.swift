@@ -65,6 +65,24 @@ struct HTTPRequestParserTests {
         #expect(disagreements == [])
     }
 
+    @Test func lineEndsAreFoundWhereverTheyAre() {
+        var disagreements: [String] = []
+        for length in [1, 7, 8, 9, 16, 47, 48, 49, 63, 64, 65, 200] {
+            for start in [0, 1, 5, 40] where start < length {
+                for lf in [nil, start, start + 1, start + 7, start + 8, start + 15, start + 47, start + 48, length - 1] as [Int?] {
+                    if let lf, lf < start || lf >= length { continue }
+                    // Bytes that differ from LF in one bit (0x0B, 0x8A) and high bytes must not pass for it.
+                    var bytes = (0..<length).map { [UInt8(0x0B), 0x8A, 0xFF, 0x00, 0x61][$0 % 5] }
+                    if let lf { bytes[lf] = 0x0A }
+                    if let lf, lf + 3 < length { bytes[lf + 3] = 0x0A }  // a second one after it
+                    let found = bytes.withUnsafeBytes { HTTP1Syntax.firstLF(in: $0, from: start) }
+                    if found != lf { disagreements.append("\(length)/\(start)/\(String(describing: lf)): \(String(describing: found))") }
+                }
+            }
+        }
+        #expect(disagreements == [])
+    }
+
     @Test func aRequestWithoutABody() throws {
         let wire = "GET /app/orders?page=2 HTTP/1.1\r\nHost: example.com\r\nX-Up:  spaced value \t\r\n\r\n"
         #expect(try Self.expectSplitsAgree(wire) == ["GET /app/orders?page=2 HTTP/1.1 [Host=example.com,X-Up=spaced value]", "end"])
