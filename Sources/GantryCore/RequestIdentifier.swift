@@ -46,6 +46,22 @@ public enum RequestIdentifier: Sendable, CustomStringConvertible, ExpressibleByS
         }
     }
 
+    /// Writes the ID's text at the start of `out`, which has room for ``utf8Count`` bytes; a
+    /// UUID is spelled there directly. Returns the count.
+    @inlinable
+    public func write(into out: UnsafeMutableRawBufferPointer) -> Int {
+        switch self {
+        case .uuid(let high, let low):
+            Self.spell(high: high, low: low, into: out)
+            return Self.uuidLength
+        case .client(var text):
+            return text.withUTF8 { text in
+                UnsafeMutableRawBufferPointer(rebasing: out[..<text.count]).copyMemory(from: UnsafeRawBufferPointer(text))
+                return text.count
+            }
+        }
+    }
+
     public var description: String {
         switch self {
         case .uuid(let high, let low):

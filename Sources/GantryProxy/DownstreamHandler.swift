@@ -57,8 +57,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// What arrived while an earlier response was still going out (pipelining).
     private enum Inbound {
         case part(HTTPRequestParser.Part)
-        /// Bytes the parser rejected: answered in turn, then the connection closes.
-        case malformed(LocalResponse)
+        /// Bytes the parser rejected, answered in turn; the connection then closes. Boxed: parts need not be its size.
+        indirect case malformed(LocalResponse)
     }
 
     private var queued = CircularBuffer<Inbound>()

@@ -117,7 +117,6 @@ struct HTTP1MessageWriter {
             }
         }
         Self.writeFields(of: head.forwarding, to: &buffer)
-        buffer.writeStaticString("\r\n")
         pending = buffer
     }
 
@@ -259,15 +258,18 @@ struct HTTP1MessageWriter {
         }
     }
 
-    /// gantry's forwarding fields, `traceparent` last, written from the trace's numbers.
+    /// gantry's forwarding fields, `traceparent` last, written from the trace's numbers, and the
+    /// blank line that ends the head.
     private static func writeFields(of forwarding: ForwardingHeaders, to buffer: inout ByteBuffer) {
-        var room = forwarding.trace == nil ? 0 : 15 + TraceContext.headerLength
-        forwarding.forEachAdded({ room += $0.utf8.count + $1.utf8.count + 4 }, requestID: { room += 16 + $0.utf8Count })
+        var room = 2 + (forwarding.trace == nil ? 0 : 15 + TraceContext.headerLength)
+        forwarding.forEachAdded({ room += $0.utf8.count + $1.utf8.count + 4 }, requestID: { room += $0.fieldLength })
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
             var cursor = FieldCursor(out: out)
             forwarding.forEachAdded({ cursor.put(ownName: $0, value: $1) }, requestID: { cursor.put(requestID: $0) })
             if let trace = forwarding.trace { cursor.put(traceparent: trace) }
-            return cursor.offset
+            out[cursor.offset] = UInt8(ascii: "\r")
+            out[cursor.offset + 1] = UInt8(ascii: "\n")
+            return cursor.offset + 2
         }
     }
 
@@ -278,14 +280,10 @@ struct HTTP1MessageWriter {
         method.withUTF8 { method in
             uri.withUTF8 { uri in
                 _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: method.count + uri.count + 12) { out in
-                    out.copyMemory(from: UnsafeRawBufferPointer(method))
-                    out[method.count] = UInt8(ascii: " ")
-                    UnsafeMutableRawBufferPointer(rebasing: out[(method.count + 1)...]).copyMemory(from: UnsafeRawBufferPointer(uri))
-                    let version: StaticString = " HTTP/1.1\r\n"
-                    version.withUTF8Buffer {
-                        UnsafeMutableRawBufferPointer(rebasing: out[(method.count + 1 + uri.count)...]).copyMemory(from: UnsafeRawBufferPointer($0))
-                    }
-                    return method.count + uri.count + 12
+                    var offset = out.copyShort(from: UnsafeRawBufferPointer(method), at: 0)
+                    out[offset] = UInt8(ascii: " ")
+                    offset = out.copyShort(from: UnsafeRawBufferPointer(uri), at: offset + 1)
+                    return out.copyShort(from: " HTTP/1.1\r\n", at: offset)
                 }
             }
         }
@@ -327,23 +325,12 @@ struct HTTP1MessageWriter {
         /// any other ID is checked like every other value.
         mutating func put(requestID: RequestIdentifier) {
             guard case .uuid = requestID else { return put(ownName: "x-request-id", value: requestID.description) }
-            let name: StaticString = "x-request-id: "
-            name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
-            offset += name.utf8CodeUnitCount
-            offset += requestID.withUTF8 { id in
-                UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: id)
-                return id.count
-            }
-            out[offset] = UInt8(ascii: "\r")
-            out[offset + 1] = UInt8(ascii: "\n")
-            offset += 2
+            offset = requestID.writeField(into: out, at: offset)
         }
 
         /// `traceparent: ` and the trace's value, which is hex and dashes.
         mutating func put(traceparent trace: TraceContext) {
-            let name: StaticString = "traceparent: "
-            name.withUTF8Buffer { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
-            offset += name.utf8CodeUnitCount
+            offset = out.copyShort(from: "traceparent: ", at: offset)
             trace.writeHeader(into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
             offset += TraceContext.headerLength
             out[offset] = UInt8(ascii: "\r")
@@ -355,7 +342,7 @@ struct HTTP1MessageWriter {
         private mutating func copy(_ text: String, valid: (UnsafeRawBufferPointer) -> Bool) -> Bool {
             let target = UnsafeMutableRawBufferPointer(rebasing: out[offset...])
             let count = text.utf8.count
-            if text.utf8.withContiguousStorageIfAvailable({ target.copyMemory(from: UnsafeRawBufferPointer($0)) }) == nil {
+            if text.utf8.withContiguousStorageIfAvailable({ target.copyShort(from: UnsafeRawBufferPointer($0)) }) == nil {
                 target.copyBytes(from: text.utf8)
             }
             offset += count
@@ -370,13 +357,12 @@ struct HTTP1MessageWriter {
         var reason = status.reasonPhrase
         reason.withUTF8 { phrase in
             _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: phrase.count + 15) { out in
-                let fixed: StaticString = "HTTP/1.1 000 "
-                fixed.withUTF8Buffer { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                _ = out.copyShort(from: "HTTP/1.1 000 ", at: 0)
                 if version.minor == 0 { out[7] = UInt8(ascii: "0") }
                 out[9] = UInt8(truncatingIfNeeded: 0x30 + code / 100)
                 out[10] = UInt8(truncatingIfNeeded: 0x30 + code / 10 % 10)
                 out[11] = UInt8(truncatingIfNeeded: 0x30 + code % 10)
-                UnsafeMutableRawBufferPointer(rebasing: out[13...]).copyMemory(from: UnsafeRawBufferPointer(phrase))
+                _ = out.copyShort(from: UnsafeRawBufferPointer(phrase), at: 13)
                 out[13 + phrase.count] = UInt8(ascii: "\r")
                 out[14 + phrase.count] = UInt8(ascii: "\n")
                 return phrase.count + 15
@@ -393,5 +379,21 @@ struct HTTP1MessageWriter {
                 shift -= 4
             }
         }
+    }
+}
+
+extension RequestIdentifier {
+    /// Bytes of `x-request-id: <id>` and its CRLF.
+    var fieldLength: Int { 16 + utf8Count }
+
+    /// Writes `x-request-id: <id>` and its CRLF at `offset` of `out`, which has room for
+    /// ``fieldLength`` bytes after it, spelling a UUID in place; returns the offset after them.
+    /// The ID is gantry's or a client's that ``RequestID/isSane(_:)`` let through.
+    func writeField(into out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        var offset = out.copyShort(from: "x-request-id: ", at: offset)
+        offset += write(into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+        out[offset] = UInt8(ascii: "\r")
+        out[offset + 1] = UInt8(ascii: "\n")
+        return offset + 2
     }
 }

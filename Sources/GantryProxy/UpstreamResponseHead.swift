@@ -91,9 +91,7 @@ struct UpstreamResponseHead {
                 }
             }
             if let requestID {
-                buffer.writeStaticString("x-request-id: ")
-                requestID.withUTF8 { _ = buffer.writeBytes($0) }
-                buffer.writeStaticString("\r\n")
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: requestID.fieldLength) { requestID.writeField(into: $0, at: 0) }
             }
         }
 

@@ -24,6 +24,19 @@ struct HTTP1MessageWriterTests {
         HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(fields))
     }
 
+    @Test func shortCopiesCopyEveryByteAndNothingMore() {
+        let source = (0..<64).map { UInt8($0 + 1) }
+        var wrong: [Int] = []
+        for count in 0...40 {
+            var target = [UInt8](repeating: 0, count: 48)
+            target.withUnsafeMutableBytes { out in
+                source.withUnsafeBytes { _ = out.copyShort(from: UnsafeRawBufferPointer(rebasing: $0[..<count]), at: 3) }
+            }
+            if target != [0, 0, 0] + source[..<count] + [UInt8](repeating: 0, count: 45 - count) { wrong.append(count) }
+        }
+        #expect(wrong == [])
+    }
+
     @Test func aSmallResponseLeavesInOneWrite() {
         let wire = Self.write { writer, allocator, emit in
             writer.writeHead(Self.response(.ok, [("content-length", "2"), ("x-request-id", "r1")]), toHEAD: false, allocator: allocator)
