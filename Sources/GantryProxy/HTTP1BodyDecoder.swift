@@ -122,9 +122,8 @@ extension HTTP1Syntax {
         var isEmpty: Bool { bytes == nil }
 
         /// `incoming`, after what was kept from the reads before.
-        mutating func prepended(to incoming: ByteBuffer) -> ByteBuffer {
-            guard var earlier = bytes else { return incoming }
-            bytes = nil
+        mutating func prepended(to incoming: consuming ByteBuffer) -> ByteBuffer {
+            guard var earlier = bytes.take() else { return incoming }
             earlier.writeImmutableBuffer(incoming)
             return earlier
         }

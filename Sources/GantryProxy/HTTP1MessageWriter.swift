@@ -176,8 +176,7 @@ struct HTTP1MessageWriter {
 
     /// The bytes gathered since the last call, to write before a flush.
     mutating func take() -> ByteBuffer? {
-        defer { pending = nil }
-        return pending
+        pending.take()  // moved out: a copy and then `nil` retained and released the storage
     }
 
     // MARK: Bytes

@@ -40,8 +40,9 @@ struct HTTPRequestParser {
         self.maxHeaderCount = maxHeaderCount
     }
 
-    /// Parses what `incoming` holds, calling `emit` with each part in order.
-    mutating func parse(_ incoming: ByteBuffer, emit: (Part) -> Void) throws {
+    /// Parses what `incoming` holds, calling `emit` with each part in order. `incoming` is
+    /// consumed, so that the read's buffer is moved into the parse rather than copied.
+    mutating func parse(_ incoming: consuming ByteBuffer, emit: (Part) -> Void) throws {
         var buffer = leftover.prepended(to: incoming)
         while true {
             if body != nil {
@@ -59,7 +60,7 @@ struct HTTPRequestParser {
                 return leftover.keep(buffer)
             }
             let (head, keepAlive, framing) = try parseHead(buffer.readSlice(length: end)!)
-            emit(.head(head, keepAlive: keepAlive))
+            emit(.head(consume head, keepAlive: keepAlive))
             switch framing {
             case .length(0), .untilClose:
                 emit(.end(nil))

@@ -47,7 +47,7 @@ struct HTTPResponseParser {
     /// whether there were any. `method` is the request's: a response to HEAD has no body
     /// whatever its headers say. `requestID`, when given, is added to the head as it is built
     /// (adding it afterwards copied the fields, which the caller does not own alone).
-    mutating func parse(_ incoming: ByteBuffer, method: HTTPMethod, requestID: RequestIdentifier? = nil, emit: (Part) -> Bool) throws {
+    mutating func parse(_ incoming: consuming ByteBuffer, method: HTTPMethod, requestID: RequestIdentifier? = nil, emit: (Part) -> Bool) throws {
         var buffer = leftover.prepended(to: incoming)
         while true {
             if body != nil {

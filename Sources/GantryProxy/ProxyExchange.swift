@@ -462,8 +462,7 @@ final class ProxyExchange {
 
     /// Returns the upstream connection to the pool when both messages ended cleanly.
     private func finishUpstream() {
-        guard let upstream else { return }
-        self.upstream = nil
+        guard let upstream = upstream.take() else { return }
         upstream.exchange = nil
         upstream.setReadsPaused(false)
         endpoint?.requestEnded()
@@ -479,8 +478,7 @@ final class ProxyExchange {
     private func complete(now: NIODeadline = .now()) {
         guard !finished else { return }
         finished = true
-        let downstream = self.downstream
-        self.downstream = nil
+        let downstream = self.downstream.take()
         downstream?.exchangeFinished(self, now: now)
     }
 }

@@ -51,7 +51,7 @@ final class UpstreamPool {
             if connection.slot >= lists.count { lists.append(contentsOf: repeatElement(nil, count: connection.slot + 1 - lists.count)) }
             lists[connection.slot] = list
         }
-        connection.idleList = list
+        if connection.idleList !== list { connection.idleList = list }
         guard list.connections.count < maxIdle else {
             connection.close()
             return
