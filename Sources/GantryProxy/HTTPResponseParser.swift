@@ -66,10 +66,10 @@ struct HTTPResponseParser {
             }
             let (head, framing, keepAlive, informational) = try Self.parseHead(buffer.readSlice(length: end)!, requestID: requestID)
             if informational { continue }  // 100 Continue, 103 Early Hints: not passed on
-            let status = head.status
+            let code = head.code
             // Moved on: a copy of the head retained and released its buffer and request ID.
             guard emit(.head(consume head, keepAlive: keepAlive)) else { return }
-            if method == .HEAD || status == .noContent || status == .notModified {
+            if method == .HEAD || code == 204 || code == 304 {
                 return finish(nil, buffer, emit)
             }
             body = HTTP1BodyDecoder(framing, maxTrailerSize: Self.maxHeadSize, maxTrailerCount: Self.maxHeaderCount)
@@ -103,15 +103,14 @@ struct HTTPResponseParser {
     private static func parseHead(_ head: ByteBuffer, requestID: RequestIdentifier?) throws -> ParsedHead {
         try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
-            let (version, status) = try statusLine(try lines.next())
-            let code = Int(status.code)
+            let (version, status, code) = try statusLine(try lines.next())
             if code == 101 { throw HTTPParserError.invalidStatus }  // gantry never asks to switch protocols
             var facts = HTTP1Syntax.FieldFacts()
             facts.forwarding = true
             if code < 200 {
                 try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &facts) { _, _, _ in }
                 return (
-                    head: UpstreamResponseHead(version: version, status: status, fields: .built([:]), hasContentLength: false),
+                    head: UpstreamResponseHead(version: version, status: status, code: code, fields: .built([:]), hasContentLength: false),
                     framing: .untilClose, keepAlive: true, informational: true)
             }
             var kept = UpstreamResponseHead.KeptLines(head: head, requestID: requestID)
@@ -129,7 +128,8 @@ struct HTTPResponseParser {
             // cannot be trusted; the connection closes after it.
             let keepAlive = facts.keepsAlive(minorVersion: version.minor) && (version.minor >= 1 || facts.transferEncodings.isEmpty)
             return (
-                head: UpstreamResponseHead(version: version, status: status, fields: fields, hasContentLength: facts.contentLength != nil),
+                head: UpstreamResponseHead(
+                    version: version, status: status, code: code, fields: fields, hasContentLength: facts.contentLength != nil),
                 framing: try framing(facts), keepAlive: keepAlive, informational: false)
         }
     }
@@ -155,7 +155,7 @@ struct HTTPResponseParser {
     }
 
     /// `HTTP/1.x SP status-code [SP reason-phrase]`.
-    private static func statusLine(_ bytes: UnsafeRawBufferPointer) throws -> (HTTPVersion, HTTPResponseStatus) {
+    private static func statusLine(_ bytes: UnsafeRawBufferPointer) throws -> (HTTPVersion, HTTPResponseStatus, code: Int) {
         guard bytes.count >= 12, bytes[8] == UInt8(ascii: " ") else { throw HTTPParserError.invalidVersion }
         let minor = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: bytes[..<8]))
         var code = 0
@@ -174,6 +174,6 @@ struct HTTPResponseParser {
             guard HTTP1Syntax.isFieldValue(phrase) else { throw HTTPParserError.invalidStatus }
             if case .custom = status { status = HTTPResponseStatus(statusCode: code, reasonPhrase: String(decoding: phrase, as: UTF8.self)) }
         }
-        return (HTTPVersion(major: 1, minor: minor), status)
+        return (HTTPVersion(major: 1, minor: minor), status, code)
     }
 }

@@ -204,7 +204,8 @@ final class ProxyExchange {
         if requestSide == .streaming, let upstream {
             upstream.writeEnd()
             requestSide = .complete
-            armResponseTimeout(now: .now())
+            // A request without a body was complete when its head went (``attach``).
+            if plan.hasBody { armResponseTimeout(now: .now()) }
         }
     }
 
@@ -321,6 +322,9 @@ final class ProxyExchange {
             armResponseTimeout(now: now)
         } else {
             requestSide = .streaming
+            // Without a body, the request is complete once its head has gone; its end follows
+            // at once from the same read, and need not read the clock again.
+            if !plan.hasBody { armResponseTimeout(now: now) }
             downstream?.setReadsPaused(!connection.isWritable)
         }
         if flush { connection.flush() }
@@ -341,7 +345,7 @@ final class ProxyExchange {
     /// copied it, with a retain and a release of its buffer and request ID.
     func upstreamReceivedHead(_ head: UpstreamResponseHead) {
         responseDeadline = .distantFuture
-        let code = Int(head.status.code)
+        let code = head.code
         if (502...504).contains(code), responseSide == .waiting,
             plan.settings.retry.shouldRetry(after: .gatewayError, attempts: attempts, method: method.rawValue, hasBody: plan.hasBody)
         {

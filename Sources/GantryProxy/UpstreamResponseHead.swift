@@ -15,7 +15,10 @@ import NIOHTTP1
 /// connection that closes after the response, a 204 or 304 whose `Content-Length` must go.
 struct UpstreamResponseHead {
     var version: HTTPVersion
-    var status: HTTPResponseStatus
+    let status: HTTPResponseStatus
+    /// `status`'s code, as the parser read it: asking the status for it is a switch over every
+    /// code NIO knows.
+    let code: Int
     var fields: Fields
     /// The upstream sent a `Content-Length`. Describes the lines as they came; once the fields
     /// are built, they are what counts.
