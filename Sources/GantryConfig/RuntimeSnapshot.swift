@@ -148,9 +148,20 @@ public struct EdgeLimits: Sendable, Hashable {
 
 public struct RouteSettings: Sendable {
     public let responseTimeout: Duration
+    /// `responseTimeout` in nanoseconds, converted once: the data plane arms it for every
+    /// request, and a `Duration`'s components are a 128-bit division.
+    public let responseTimeoutNanoseconds: Int64
     public let retry: RetryPolicy
     /// Indices into `RuntimeSnapshot.policies`, in the order they run.
     public let policies: [Int]
+
+    public init(responseTimeout: Duration, retry: RetryPolicy, policies: [Int]) {
+        self.responseTimeout = responseTimeout
+        let (seconds, attoseconds) = responseTimeout.components
+        self.responseTimeoutNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        self.retry = retry
+        self.policies = policies
+    }
 }
 
 public struct ServiceSettings: Sendable {

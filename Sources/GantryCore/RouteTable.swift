@@ -61,9 +61,13 @@ public struct RouteTable: Sendable {
     private let exact: [String: [Int]]
     private let wildcard: [String: [Int]]
     private let anyHost: [Int]
+    /// Whether any rule matches on the method: without one, the proxy need not spell the
+    /// request's method for matching.
+    public let readsMethod: Bool
 
     public init(rules: [RouteRule]) {
         self.rules = rules
+        self.readsMethod = rules.contains { !$0.methods.isEmpty }
         var exact: [String: [Int]] = [:]
         var wildcard: [String: [Int]] = [:]
         var anyHost: [Int] = []

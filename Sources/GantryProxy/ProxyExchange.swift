@@ -271,7 +271,7 @@ final class ProxyExchange {
         let service = plan.service
         downstream?.setReadsPaused(true)
         loop.metrics.add(.upstreamConnects)
-        let connection = UpstreamHandler(endpoint: endpoint, loop: loop)
+        let connection = UpstreamHandler(endpoint: endpoint, service: service, loop: loop)
         let attempt = attempts
         connection.connect(to: socketAddress, timeout: TimeAmount(service.connectTimeout))
             .assumeIsolated()
@@ -281,9 +281,7 @@ final class ProxyExchange {
                     guard !finished, attempt == attempts else {
                         // The client left, or the exchange moved on while connecting: keep the
                         // fresh connection for the next request.
-                        loop.pool.release(
-                            connection, maxIdle: service.maxIdlePerEndpoint, idleTimeout: TimeAmount(service.poolIdleTimeout),
-                            now: .now())
+                        loop.pool.release(connection, now: .now())
                         return
                     }
                     endpoint.connectSucceeded()
@@ -331,7 +329,7 @@ final class ProxyExchange {
     }
 
     private func armResponseTimeout(now: NIODeadline) {
-        responseDeadline = now + TimeAmount(plan.settings.responseTimeout)
+        responseDeadline = now + .nanoseconds(plan.settings.responseTimeoutNanoseconds)
     }
 
     // MARK: Response side (from the upstream)
@@ -471,9 +469,7 @@ final class ProxyExchange {
         upstream.setReadsPaused(false)
         endpoint?.requestEnded()
         if requestSide == .complete {
-            loop.pool.release(
-                upstream, maxIdle: plan.service.maxIdlePerEndpoint, idleTimeout: TimeAmount(plan.service.poolIdleTimeout),
-                now: lastActivity)
+            loop.pool.release(upstream, now: lastActivity)
         } else {
             upstream.close()
         }

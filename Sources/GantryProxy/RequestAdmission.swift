@@ -139,7 +139,7 @@ enum RequestAdmission {
                     extraHeaders: [("location", location)]),
                 host: rawHost, path: String(target.path))
         }
-        let method = head.method.rawValue
+        let method = snapshot.routes.readsMethod ? head.method.rawValue : ""
         let matched = listener.service.map { snapshot.serviceRoutes[$0] }
             ?? snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
         guard let route = matched else {

@@ -1,3 +1,4 @@
+import GantryConfig
 import GantryCore
 import NIOCore
 import NIOHTTP1
@@ -36,9 +37,16 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// be touched again until it returns.
     private var isParsing = false
 
-    init(endpoint: EndpointState, loop: LoopContext) {
+    /// The service's pool settings when the connection was made (converted once, not on every
+    /// return to the pool): how many idle connections its endpoint keeps, and for how long.
+    let maxIdle: Int
+    let poolIdleTimeout: TimeAmount
+
+    init(endpoint: EndpointState, service: ServiceSettings, loop: LoopContext) {
         self.address = endpoint.address
         self.slot = endpoint.slot
+        self.maxIdle = service.maxIdlePerEndpoint
+        self.poolIdleTimeout = TimeAmount(service.poolIdleTimeout)
         self.loop = loop
         self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
     }

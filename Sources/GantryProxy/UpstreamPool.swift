@@ -35,8 +35,9 @@ final class UpstreamPool {
         return nil
     }
 
-    /// Keeps a connection whose exchange ended cleanly, or closes it when the pool is full.
-    func release(_ connection: UpstreamHandler, maxIdle: Int, idleTimeout: TimeAmount, now: NIODeadline) {
+    /// Keeps a connection whose exchange ended cleanly, or closes it when the pool is full (by
+    /// its service's settings, ``UpstreamHandler/maxIdle``).
+    func release(_ connection: UpstreamHandler, now: NIODeadline) {
         guard connection.isReusable else {
             connection.close()
             return
@@ -52,11 +53,11 @@ final class UpstreamPool {
             lists[connection.slot] = list
         }
         if connection.idleList !== list { connection.idleList = list }
-        guard list.connections.count < maxIdle else {
+        guard list.connections.count < connection.maxIdle else {
             connection.close()
             return
         }
-        connection.idleDeadline = now + idleTimeout
+        connection.idleDeadline = now + connection.poolIdleTimeout
         list.connections.append(connection)
     }
 

@@ -55,6 +55,9 @@ struct RouteTableTests {
     @Test func methodMatch() {
         #expect(service("example.com", "/app/admin", method: "POST") == 5)
         #expect(service("example.com", "/app/admin", method: "GET") == 1)
+        // Only a table with a method rule needs the request's method spelled.
+        #expect(table.readsMethod)
+        #expect(!RouteTable(rules: [Self.rule(0, "/app", service: 1), Self.rule(1, "/", service: 2)]).readsMethod)
     }
 
     @Test func headerMatchWinsOverTheSamePathWithout() {
