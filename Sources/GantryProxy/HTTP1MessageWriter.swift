@@ -85,7 +85,7 @@ struct HTTP1MessageWriter {
         Self.writeStatusLine(status, version: version, to: &buffer)
         fields(&buffer)
         if declaresChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
+        buffer.writeCRLF()
         pending = buffer
     }
 
@@ -124,7 +124,7 @@ struct HTTP1MessageWriter {
     mutating func writeInterim(_ status: HTTPResponseStatus, version: HTTPVersion, allocator: ByteBufferAllocator) {
         var buffer = startBuffer(allocator)
         Self.writeStatusLine(status, version: version, to: &buffer)
-        buffer.writeStaticString("\r\n")
+        buffer.writeCRLF()
         pending = buffer
     }
 
@@ -141,10 +141,10 @@ struct HTTP1MessageWriter {
         case .chunked:
             var buffer = take() ?? allocator.buffer(capacity: size <= Self.coalesceLimit ? size + 16 : 16)
             Self.writeHex(size, to: &buffer)
-            buffer.writeStaticString("\r\n")
+            buffer.writeCRLF()
             pending = buffer
             append(part, allocator: allocator, emit: emit)
-            pending!.writeStaticString("\r\n")
+            pending!.writeCRLF()
         }
     }
 
@@ -156,7 +156,7 @@ struct HTTP1MessageWriter {
         if let trailers {
             Self.write(trailers, to: &buffer)
         } else {
-            buffer.writeStaticString("\r\n")
+            buffer.writeCRLF()
         }
         pending = buffer
     }
@@ -227,7 +227,7 @@ struct HTTP1MessageWriter {
     /// `name: value` lines and the blank line that ends the section.
     private static func write(_ headers: HTTPHeaders, to buffer: inout ByteBuffer) {
         writeFields(headers, dropping: .none, to: &buffer)
-        buffer.writeStaticString("\r\n")
+        buffer.writeCRLF()
     }
 
     /// `name: value` lines, without the blank line, copied straight into the buffer's free
@@ -394,5 +394,13 @@ extension RequestIdentifier {
         out[offset] = UInt8(ascii: "\r")
         out[offset + 1] = UInt8(ascii: "\n")
         return offset + 2
+    }
+}
+
+extension ByteBuffer {
+    /// A line's end, as one two-byte integer: `writeStaticString` took a copy call and a walk
+    /// over the string's bytes for it.
+    fileprivate mutating func writeCRLF() {
+        writeInteger(HTTP1Syntax.crlf)
     }
 }

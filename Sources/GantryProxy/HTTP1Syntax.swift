@@ -207,8 +207,14 @@ enum HTTP1Syntax {
 
     /// One field line's name and value (without the value's surrounding whitespace), checked.
     static func field(_ line: UnsafeRawBufferPointer) throws -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        // The name is checked as the colon is looked for: one pass over it, not two.
+        // The name is checked as the colon is looked for: one pass over it, not two, and eight
+        // bytes at a time while they are letters, digits and dashes, as nearly all names are.
         var colon = 0
+        while colon + 8 <= line.count {
+            let word = UInt64(littleEndian: line.loadUnaligned(fromByteOffset: colon, as: UInt64.self))
+            guard !hasColon(word), isSimpleToken(word) else { break }
+            colon += 8
+        }
         while colon < line.count, line[colon] != UInt8(ascii: ":") {
             guard isTokenByte(line[colon]) else { throw HTTPParserError.invalidHeaderToken }
             colon += 1
@@ -218,6 +224,28 @@ enum HTTP1Syntax {
         let value = trimmed(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
         guard isFieldValue(value) else { throw HTTPParserError.invalidHeaderToken }
         return (name, value)
+    }
+
+    /// Whether one of the word's bytes is a colon (the usual zero-byte test, after an XOR).
+    @inline(__always)
+    static func hasColon(_ word: UInt64) -> Bool {
+        let flipped = word ^ 0x3A3A_3A3A_3A3A_3A3A
+        return (flipped &- 0x0101_0101_0101_0101) & ~flipped & 0x8080_8080_8080_8080 != 0
+    }
+
+    /// Whether each of the word's bytes is an ASCII letter, digit or `-`: all token bytes.
+    /// Byte by byte, with no carry between bytes: for bytes below 0x80, `(b | 0x80) - m` has its
+    /// high bit set when `b >= m`, and `(n | 0x80) - b` when `b <= n`.
+    @inline(__always)
+    static func isSimpleToken(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        guard word & high == 0 else { return false }
+        func inRange(_ bytes: UInt64, _ low: UInt64, _ top: UInt64) -> UInt64 {
+            ((bytes | high) &- low &* ones) & ((top | 0x80) &* ones &- bytes) & high
+        }
+        let letters = inRange(word | 0x2020_2020_2020_2020, 0x61, 0x7A)  // either case
+        return letters | inRange(word, 0x30, 0x39) | inRange(word, 0x2D, 0x2D) == high
     }
 
     /// A trailer section (its bytes end with the blank line), as fields.

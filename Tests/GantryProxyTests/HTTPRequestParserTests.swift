@@ -65,6 +65,27 @@ struct HTTPRequestParserTests {
         #expect(disagreements == [])
     }
 
+    @Test func fieldNamesAreCheckedLikeByteByByte() {
+        // The rule, byte by byte: token bytes up to the first colon, and at least one of them.
+        func expectedName(_ line: [UInt8]) -> Int? {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return nil }
+            return line[..<colon].allSatisfy(HTTP1Syntax.isTokenByte) ? colon : nil
+        }
+        var disagreements: [String] = []
+        for length in [1, 7, 8, 9, 15, 16, 17, 24] {
+            for position in 0..<length {
+                for byte in 0...255 {
+                    var line = (0..<length).map { [UInt8(ascii: "a"), UInt8(ascii: "Z"), UInt8(ascii: "-"), UInt8(ascii: "7")][$0 % 4] }
+                    line[position] = UInt8(byte)
+                    line += Array(": v".utf8)
+                    let found = line.withUnsafeBytes { try? HTTP1Syntax.field($0).name.count }
+                    if found != expectedName(line) { disagreements.append("\(length)/\(position)/\(byte)") }
+                }
+            }
+        }
+        #expect(disagreements == [])
+    }
+
     @Test func lineEndsAreFoundWhereverTheyAre() {
         var disagreements: [String] = []
         for length in [1, 7, 8, 9, 16, 47, 48, 49, 63, 64, 65, 200] {
