@@ -15,12 +15,15 @@ import NIOHTTP1
 /// A class: the head passes through the pipelining queue, the admission and the upstream
 /// head, and as a struct of this size (its facts above all) every step copied it and
 /// retained each of its strings.
-final class ClientRequestHead {
+final class ClientRequestHead: Sendable {
     enum Fields {
         /// The field lines, each with its CRLF, without the blank line after them.
         case lines(ByteBuffer)
         case headers(HTTPHeaders)
     }
+
+    /// An empty head, in place of a request's once its exchange has ended.
+    static let released = ClientRequestHead(method: .GET, uri: "/", version: .http1_1, facts: HeaderFacts(), lines: ByteBuffer())
 
     let method: HTTPMethod
     let uri: String

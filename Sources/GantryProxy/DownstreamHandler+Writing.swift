@@ -87,7 +87,7 @@ extension DownstreamHandler {
     }
 
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
-        guard let context else { return }
+        guard context != nil else { return }
         if requestInProgress && requestHasBody && !requestComplete { keepAlive = false }
         let body = response.body(requestID: requestID, allocator: allocator)
         var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive && !multiplexed)

@@ -11,8 +11,7 @@ import Tracing
 /// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
 /// turns read interest off and on around every response (two extra `epoll_ctl` per request).
 final class DownstreamHandler: ChannelDuplexHandler {
-    /// Bytes on HTTP/1 connections; an HTTP/2 stream's request parts come through
-    /// ``received(_:)`` from ``HTTP2StreamInput``.
+    /// Bytes on HTTP/1 connections; an HTTP/2 stream's parts come through ``received(_:)``.
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -152,8 +151,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         requestMalformed(parserError)
     }
 
-    /// The request is malformed: it never reaches an upstream. Answered in its turn, and the
-    /// connection closes.
+    /// A malformed request never reaches an upstream: answered in its turn, then the connection closes.
     private func requestMalformed(_ parserError: HTTPParserError) {
         parserFailed = true
         loop.metrics.add(.malformedRequests)
@@ -337,8 +335,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             requestHasBody = plan.hasBody
             // Admission without policies takes a microsecond or two: not worth reading the clock.
             let admitted = plan.settings.policies.isEmpty ? request.started : NIODeadline.now()
-            let exchange = ProxyExchange(
-                plan: consume plan, requestID: request.id, method: head.method, started: request.started, loop: loop, downstream: self)
+            let exchange = newExchange(plan: consume plan, method: head.method)
             current = .proxying(exchange)
             exchange.start(at: admitted)
         case .reject(let response, let host, let path):
@@ -378,6 +375,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func exchangeFinished(_ exchange: ProxyExchange, now: NIODeadline) {
         log(exchange, now: now)
+        keepForReuse(exchange)
         pausedByExchange = false
         current = .idle
         responseDone(now: now)

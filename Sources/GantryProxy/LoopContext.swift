@@ -38,6 +38,11 @@ final class LoopContext {
     /// `tracer != nil`, read on every request without asking the optional's value witness.
     let isTracing: Bool
     let spareWriteBuffer = HTTP1MessageWriter.SpareBuffer()
+    /// Ended exchanges, to start new requests with (``DownstreamHandler/newExchange(plan:method:)``):
+    /// kept by the loop rather than by each connection, so idle connections hold none. Emptied
+    /// by ``stop()``: each exchange refers back to this context.
+    var spareExchanges: [ProxyExchange] = []
+    static let maxSpareExchanges = 256
 
     /// Open client connections (and HTTP/2 streams), for their timeouts and their exchanges', and
     /// for draining.
@@ -133,6 +138,7 @@ final class LoopContext {
         sweeper?.cancel()
         sweeper = nil
         pool.closeAll()
+        spareExchanges.removeAll()
         accessLog?.flush()
     }
 

@@ -9,6 +9,10 @@ import NIOPosix
 /// One proxied request: picks an endpoint, gets a connection, relays the request and the
 /// response with backpressure in both directions, retries when that is safe, and answers with a
 /// JSON error when the upstream cannot. Lives on its connection's event loop.
+///
+/// The loop keeps ended exchanges and starts new requests with them when nothing else holds
+/// them (``restart(plan:requestID:method:started:downstream:)``): every stored property is set
+/// there as in `init`.
 final class ProxyExchange {
     private enum RequestSide {
         /// Not attached to an upstream yet: body parts wait in `pending` (reads are paused, so
@@ -29,9 +33,9 @@ final class ProxyExchange {
     let loop: LoopContext
     var downstream: DownstreamHandler?
     var plan: ProxyPlan
-    let requestID: RequestIdentifier
-    let started: NIODeadline
-    let method: HTTPMethod
+    private(set) var requestID: RequestIdentifier
+    private(set) var started: NIODeadline
+    private(set) var method: HTTPMethod
 
     private var requestSide = RequestSide.buffering
     private var responseSide = ResponseSide.waiting
@@ -66,6 +70,44 @@ final class ProxyExchange {
         self.lastActivity = started
         self.loop = loop
         self.downstream = downstream
+    }
+
+    /// This exchange again, for another request on its loop: each request allocated an
+    /// exchange, and with dozens in flight they were freed in bursts larger than the
+    /// allocator's per-size cache. Only for an ended exchange nothing else holds.
+    func restart(plan: consuming ProxyPlan, requestID: RequestIdentifier, method: HTTPMethod, started: NIODeadline, downstream: DownstreamHandler) {
+        precondition(finished, "only an ended exchange starts again")
+        self.plan = plan
+        self.requestID = requestID
+        self.method = method
+        self.started = started
+        self.downstream = downstream
+        requestSide = .buffering
+        responseSide = .waiting
+        requestEnded = false
+        pending.removeAll()
+        requestBytes = 0
+        responseBytes = 0
+        attempts = 0
+        tried.removeAll()
+        endpoint = nil
+        upstream = nil
+        upstreamStarted = nil
+        gatewayDone = nil
+        upstreamMs = nil
+        responseDeadline = .distantFuture
+        lastActivity = started
+        status = 0
+        detail = nil
+        finished = false
+        sentContinue = false
+    }
+
+    /// The exchange has ended and been logged: it lets go of the request's head, whose lines
+    /// are a slice of the client's read buffer (a spare exchange must not keep that buffer
+    /// from being read into again).
+    func letGoOfRequest() {
+        plan.upstreamHead.releaseClient()
     }
 
     var hasForwardedResponse: Bool { responseSide != .waiting }

@@ -13,7 +13,7 @@ import NIOHTTP1
 /// them (``HTTP1MessageWriter``), as nginx forwards it, rather than as strings made from the
 /// lines, filtered into a second list and written out again.
 struct UpstreamRequestHead {
-    let client: ClientRequestHead
+    private(set) var client: ClientRequestHead
     /// The target to send: the client's, or the route's rewrite of it.
     let uri: String
     private(set) var forwarding: ForwardingHeaders
@@ -25,6 +25,13 @@ struct UpstreamRequestHead {
         self.client = client
         self.uri = uri
         self.forwarding = forwarding
+    }
+
+    /// Lets go of the client's head (and of what was built from it) once the request has
+    /// ended; ``ClientRequestHead/released`` stands in for it.
+    mutating func releaseClient() {
+        client = .released
+        builtHead = nil
     }
 
     /// The head as `HTTPHeaders`, for code that reads or changes it so. Changing it keeps what

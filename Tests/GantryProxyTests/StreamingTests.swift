@@ -1,3 +1,4 @@
+import Foundation
 import GantryTestSupport
 import NIOPosix
 import Testing
@@ -61,6 +62,36 @@ extension LiveProxyTests {
             #expect(echo["body"] as? String == "hello")
             let names = (echo["headers"] as? [[String]] ?? []).map { $0[0].lowercased() }
             #expect(!names.contains("expect"))
+        }
+    }
+
+    /// A connection's requests reuse one exchange: nothing of the one before may carry over
+    /// (a 100 Continue already sent, the bytes counted, the attempts made).
+    @Test func eachRequestOnAConnectionStartsAfresh() async throws {
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        try await withProxy(upstreams: 1, accessLog: AccessLogSink(destination: .file(logPath))) { harness in
+            let connection = try harness.connect()
+            for (path, body) in [("/first", "hello"), ("/second", "abc")] {
+                try connection.send(request(["POST \(path) HTTP/1.1", "Host: a", "Content-Length: \(body.utf8.count)", "Expect: 100-continue"]))
+                #expect(try await connection.readResponse(timeout: 5).status == 100)
+                try connection.send(body)
+                let response = try await connection.readResponse()
+                #expect(try response.json()["path"] as? String == path && response.json()["body"] as? String == body)
+            }
+            try connection.send(request(["GET /third HTTP/1.1", "Host: a"]))
+            #expect(try await connection.readResponse().status == 200)
+            var records: [[String: Any]] = []
+            #expect(
+                await eventually {
+                    let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                    records = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    return records.count == 3
+                })
+            #expect(records.map { $0["path"] as? String } == ["/first", "/second", "/third"])
+            #expect(records.map { $0["bytesIn"] as? Int } == [5, 3, 0])
+            #expect(records.map { $0["attempts"] as? Int } == [1, 1, 1])
+            #expect(records.map { $0["status"] as? Int } == [200, 200, 200])
         }
     }
 
