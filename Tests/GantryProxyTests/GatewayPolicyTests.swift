@@ -18,7 +18,7 @@ extension LiveProxyTests {
     }
 
     static func gatewayYAML(_ ports: [Int]) -> String {
-        let jwks = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-test-\(UUID().uuidString).jwks.json")
+        let jwks = GantryProcess.scratchDirectory().appendingPathComponent("keys.jwks.json")
         let key = #"{"keys":[{"kty":"oct","k":"\#(Base64URL.encode(secret))"}]}"#
         try! key.write(to: jwks, atomically: true, encoding: .utf8)
         return """

@@ -41,9 +41,7 @@ extension LiveProxyTests {
     }
 
     static func scratch() -> String {
-        let directory = NSTemporaryDirectory() + "gantry-tls-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
+        GantryProcess.scratchDirectory().path
     }
 
     /// curl against a listener on 127.0.0.1, with `host` resolved there.

@@ -24,11 +24,22 @@ public final class GantryProcess: @unchecked Sendable {
         return "gantry"
     }
 
+    /// A fresh directory for one test's files (configs, logs, keys, child processes' output).
+    /// All of a test process's are under one parent, removed when the process exits unless
+    /// `GANTRY_KEEP_TEST_FILES` is set (to read what a failed test's processes wrote).
     public static func scratchDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-e2e-\(UUID().uuidString)")
+        let url = scratchRoot.appendingPathComponent(UUID().uuidString)
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    private static let scratchRoot: URL = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-tests-\(getpid())")
+        if ProcessInfo.processInfo.environment["GANTRY_KEEP_TEST_FILES"] == nil {
+            atexit { try? FileManager.default.removeItem(at: FileManager.default.temporaryDirectory.appendingPathComponent("gantry-tests-\(getpid())")) }
+        }
+        return root
+    }()
 
     public init(_ arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
         let words = arguments.prefix(2).map { $0.split(separator: "/").last.map(String.init) ?? $0 }
