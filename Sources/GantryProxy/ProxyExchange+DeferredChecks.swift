@@ -10,6 +10,26 @@ import NIOPosix
 /// token introspection and rate limits shared through Redis. Reading from the client pauses
 /// meanwhile; the answer resumes the exchange on its event loop.
 extension ProxyExchange {
+    /// The rest of the route's policies, after a deferred one, with what it learned.
+    func continueAfter(_ check: PolicyEngine.DeferredCheck, claims: [String: JSONValue]) {
+        let original = plan.upstreamHead.built
+        let verdict = loop.policies.apply(
+            check.remaining, policies: loop.snapshot.policies, original: original, upstream: &plan.upstreamHead.built,
+            client: downstream?.clientIP ?? "", route: plan.route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds,
+            claims: claims)
+        if let reject = verdict.reject {
+            respondLocally(reject)
+            return
+        }
+        plan.responseEdits.add += verdict.response.add
+        plan.responseEdits.set += verdict.response.set
+        plan.responseEdits.remove += verdict.response.remove
+        if let limit = verdict.maxBodySize { plan.maxRequestBody = min(plan.maxRequestBody ?? limit, limit) }
+        if let schema = verdict.bodySchema { plan.bodySchema = schema }
+        plan.deferred = verdict.deferred
+        proceed()
+    }
+
     // MARK: Token introspection (oauth2 policies)
 
     func introspect(_ check: PolicyEngine.DeferredCheck, token: String, cacheKey: String) {

@@ -52,9 +52,9 @@ final class ProxyExchange {
     private var tried: [EndpointAddress] = []
     private var endpoint: EndpointState?
     private var upstream: UpstreamHandler?
-    private var upstreamStarted: NIODeadline?
+    private(set) var upstreamStarted: NIODeadline?
     /// When the gateway was done with the request and the first endpoint was chosen.
-    private var gatewayDone: NIODeadline?
+    private(set) var gatewayDone: NIODeadline?
     private var upstreamMs: Double?
     private var responseDeadline = NIODeadline.distantFuture
     private var lastActivity: NIODeadline
@@ -116,26 +116,6 @@ final class ProxyExchange {
     var attemptCount: Int { attempts }
     var upstreamTime: Double? { upstreamMs }
 
-    /// Each stage of this request so far, for `Server-Timing` (milliseconds): the gateway
-    /// (admission and policies), finding and connecting to an endpoint (with retries), the
-    /// upstream until its response head, and the total; with the route, service and endpoint.
-    private func serverTiming(now: NIODeadline) -> String {
-        let gateway = gatewayDone ?? now
-        let sent = upstreamStarted ?? now
-        let traceID = plan.upstreamHead.trace?.traceIDHex ?? ""
-        return [
-            "gateway;dur=\(millisecondsText(gateway.milliseconds(since: started)))",
-            "connect;dur=\(millisecondsText(sent.milliseconds(since: gateway)));desc=\"attempts \(attempts)\"",
-            "upstream;dur=\(millisecondsText(now.milliseconds(since: sent)))",
-            "total;dur=\(millisecondsText(now.milliseconds(since: started)))",
-            "route;desc=\(ServerTiming.quote(plan.route.name))",
-            "policies;desc=\(ServerTiming.quote(plan.settings.policies.map { loop.snapshot.policies[$0].kind }.joined(separator: " ")))",
-            "service;desc=\(ServerTiming.quote(plan.service.name))",
-            "endpoint;desc=\(ServerTiming.quote(endpointName ?? "-"))",
-            "trace;desc=\(ServerTiming.quote(traceID))",
-        ].joined(separator: ", ")
-    }
-
     /// `now`: when admission ended, the gateway's part of the request.
     func start(at now: NIODeadline) {
         proceed(now: now)
@@ -145,7 +125,7 @@ final class ProxyExchange {
 
     /// The steps before an upstream, each of which may wait: a deferred policy check, the
     /// `100 Continue` (only once the request is allowed), the body check.
-    private func proceed(now: NIODeadline = .now()) {
+    func proceed(now: NIODeadline = .now()) {
         if let check = plan.deferred {
             switch check.kind {
             case .introspection(let token, let cacheKey): introspect(check, token: token, cacheKey: cacheKey)
@@ -163,26 +143,6 @@ final class ProxyExchange {
             return
         }
         tryNextEndpoint(now: now)
-    }
-
-    /// The rest of the route's policies, after a deferred one, with what it learned.
-    func continueAfter(_ check: PolicyEngine.DeferredCheck, claims: [String: JSONValue]) {
-        let original = plan.upstreamHead.built
-        let verdict = loop.policies.apply(
-            check.remaining, policies: loop.snapshot.policies, original: original, upstream: &plan.upstreamHead.built,
-            client: downstream?.clientIP ?? "", route: plan.route.name, now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds,
-            claims: claims)
-        if let reject = verdict.reject {
-            respondLocally(reject)
-            return
-        }
-        plan.responseEdits.add += verdict.response.add
-        plan.responseEdits.set += verdict.response.set
-        plan.responseEdits.remove += verdict.response.remove
-        if let limit = verdict.maxBodySize { plan.maxRequestBody = min(plan.maxRequestBody ?? limit, limit) }
-        if let schema = verdict.bodySchema { plan.bodySchema = schema }
-        plan.deferred = verdict.deferred
-        proceed()
     }
 
     /// Checks the whole request body against the route's JSON Schema, then goes upstream.
@@ -403,7 +363,7 @@ final class ProxyExchange {
         }
         var headers = head.headers
         PolicyEngine.apply(plan.responseEdits, to: &headers)
-        if plan.serverTiming { headers.add(name: "server-timing", value: serverTiming(now: lastActivity)) }
+        if plan.serverTiming { headers.add(name: "server-timing", value: serverTimingHeader(now: lastActivity)) }
         var edited = head
         edited.fields = .built(headers)
         downstream?.writeResponseHead(edited)
