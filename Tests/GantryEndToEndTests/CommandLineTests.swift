@@ -2,6 +2,10 @@ import Foundation
 import GantryTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite(.serialized) struct CommandLineTests {
     let directory = GantryProcess.scratchDirectory()
 
@@ -9,6 +13,22 @@ import Testing
         let path = directory.appendingPathComponent(name).path
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
+    }
+
+    /// A shell that exits at once, leaving a background child with Foundation's exit socket:
+    /// Foundation still counts the shell as running, and the tests' helpers must not.
+    @Test func aChildsExitIsSeenWhileItsOwnChildLivesOn() async throws {
+        let pidFile = directory.appendingPathComponent("sleeper.pid").path
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "sleep 30 & echo $! > \(pidFile); exit 3"]
+        try shell.run()
+        #expect(await eventually(timeout: .seconds(10)) { shell.hasEnded })
+        #expect(shell.endStatus == 3)
+        if let sleeper = try? String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), let pid = Int32(sleeper) {
+            kill(pid, SIGKILL)
+        }
+        shell.waitForEnd()
     }
 
     @Test func versionAndHelp() async throws {

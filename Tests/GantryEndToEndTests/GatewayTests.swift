@@ -19,7 +19,7 @@ import Glibc
         try redis.run()
         defer {
             kill(redis.processIdentifier, SIGKILL)
-            redis.waitUntilExit()
+            redis.waitForEnd()
         }
         #expect(await eventually { (try? RawHTTPConnection(port: redisPort)) != nil })
 

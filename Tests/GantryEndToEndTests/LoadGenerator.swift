@@ -56,7 +56,7 @@ final class LoadGenerator {
 
     func stop() async throws -> Result {
         _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
-        _ = await eventually(timeout: .seconds(30)) { !self.process.isRunning }
+        _ = await eventually(timeout: .seconds(30)) { self.process.hasEnded }
         return try JSONDecoder().decode(Result.self, from: Data(contentsOf: URL(fileURLWithPath: outputFile)))
     }
 

@@ -127,7 +127,7 @@ extension LiveProxyTests {
                     (try? await Self.curl(["--cacert", thirdCA.certificatePath] + format, host: "other.test", port: port).output) == "200"
                 })
             _ = FileManager.default.createFile(atPath: marker, contents: Data())
-            client.waitUntilExit()
+            client.waitForEnd()
             let lines = String(decoding: firstLine + output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(lines.split(separator: "\n") == ["200", "200"])
         }

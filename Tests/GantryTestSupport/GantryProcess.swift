@@ -81,8 +81,8 @@ public final class GantryProcess: @unchecked Sendable {
 
     /// Waits for the process to exit; returns its status, or nil if it is still running.
     public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
-        let exited = await eventually(timeout: timeout) { !self.process.isRunning }
-        return exited ? process.terminationStatus : nil
+        let exited = await eventually(timeout: timeout) { self.process.hasEnded }
+        return exited ? process.endStatus : nil
     }
 
     /// Peak resident memory (VmHWM) in bytes, from /proc.
@@ -100,12 +100,12 @@ public final class GantryProcess: @unchecked Sendable {
 
     /// SIGTERM, so that gantry stops its pods, then SIGKILL if it has not exited in 20 s.
     public func stop() {
-        guard process.isRunning else { return }
+        guard !process.hasEnded else { return }
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(20)
-        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        while !process.hasEnded, ContinuousClock.now < deadline { usleep(10_000) }
+        if !process.hasEnded { kill(pid, SIGKILL) }
+        process.waitForEnd()
     }
 
     deinit {
@@ -129,17 +129,45 @@ public func run(_ executable: String, _ arguments: [String], directory workingDi
     process.standardOutput = FileHandle(forWritingAtPath: out)
     process.standardError = FileHandle(forWritingAtPath: err)
     try process.run()
-    _ = await eventually(timeout: timeout) { !process.isRunning }
-    if process.isRunning {
+    _ = await eventually(timeout: timeout) { process.hasEnded }
+    if !process.hasEnded {
         // A tool past its time (a browser, say) may not heed SIGTERM: waiting for it then
         // would hang the test run rather than fail the test.
         process.terminate()
-        if !(await eventually(timeout: .seconds(5)) { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        if !(await eventually(timeout: .seconds(5)) { process.hasEnded }) { kill(process.processIdentifier, SIGKILL) }
     }
-    process.waitUntilExit()
+    process.waitForEnd()
     defer { try? FileManager.default.removeItem(at: directory) }
     return (
-        process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+        process.endStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
         (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
     )
+}
+
+/// A child's end, told by the kernel as well as by Foundation. Foundation's `Process` on Linux
+/// learns of an exit when a socket it hands the child closes; a process another test spawns at
+/// the same moment can inherit that socket and hold it open (swift-corelibs-foundation #4795).
+/// `isRunning` then stays true, and `waitUntilExit()` blocks, until that other process ends:
+/// tests waiting on each other's children that way hung the test run. `waitid` with `WNOWAIT`
+/// sees the exit without reaping the child, which is left for Foundation.
+extension Process {
+    /// The child has exited or been killed.
+    public var hasEnded: Bool { !isRunning || kernelEndStatus != nil }
+
+    /// Its exit status, or the signal that ended it; -1 while it runs.
+    public var endStatus: Int32 { isRunning ? kernelEndStatus ?? -1 : terminationStatus }
+
+    /// Polls until the child has ended (SIGKILL it first to be sure of that), for at most a minute.
+    public func waitForEnd() {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !hasEnded, ContinuousClock.now < deadline { usleep(10_000) }
+    }
+
+    private var kernelEndStatus: Int32? {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(processIdentifier), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
+            info._sifields._sigchld.si_pid == processIdentifier
+        else { return nil }
+        return info._sifields._sigchld.si_status
+    }
 }
