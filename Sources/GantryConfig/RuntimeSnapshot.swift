@@ -157,8 +157,7 @@ public struct RouteSettings: Sendable {
 
     public init(responseTimeout: Duration, retry: RetryPolicy, policies: [Int]) {
         self.responseTimeout = responseTimeout
-        let (seconds, attoseconds) = responseTimeout.components
-        self.responseTimeoutNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        self.responseTimeoutNanoseconds = responseTimeout.nanoseconds
         self.retry = retry
         self.policies = policies
     }

@@ -19,7 +19,6 @@ public struct OutlierDetection: Sendable, Hashable {
     /// How long the `ejections`-th ejection lasts, in nanoseconds.
     public func ejectionNanoseconds(ejections: Int) -> UInt64 {
         let duration = min(baseEjectionTime * max(1, ejections), maxEjectionTime)
-        let (seconds, attoseconds) = duration.components
-        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+        return UInt64(max(0, duration.nanoseconds))
     }
 }

@@ -39,10 +39,7 @@ enum HTTP1Syntax {
         var index = start
         let inline = min(bytes.count, start + 48)
         while index + 8 <= inline {
-            // XORed with LFs, an LF is a zero byte, and the usual zero-byte test sets the high
-            // bit of the first (and maybe of bytes after it, never of one before).
-            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) ^ 0x0A0A_0A0A_0A0A_0A0A
-            let found = (word &- 0x0101_0101_0101_0101) & ~word & 0x8080_8080_8080_8080
+            let found = bytesEqual(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)), to: 0x0A)
             if found != 0 { return index + found.trailingZeroBitCount / 8 }
             index += 8
         }
@@ -226,11 +223,19 @@ enum HTTP1Syntax {
         return (name, value)
     }
 
-    /// Whether one of the word's bytes is a colon (the usual zero-byte test, after an XOR).
+    /// Whether one of the word's bytes is a colon.
     @inline(__always)
     static func hasColon(_ word: UInt64) -> Bool {
-        let flipped = word ^ 0x3A3A_3A3A_3A3A_3A3A
-        return (flipped &- 0x0101_0101_0101_0101) & ~flipped & 0x8080_8080_8080_8080 != 0
+        bytesEqual(word, to: 0x3A) != 0
+    }
+
+    /// The high bit set in the first of the word's bytes (little-endian) equal to `byte`, and
+    /// maybe in bytes after it, never in one before: XORed with `byte` in every lane, a match is
+    /// a zero byte, found by the usual zero-byte test.
+    @inline(__always)
+    static func bytesEqual(_ word: UInt64, to byte: UInt8) -> UInt64 {
+        let flipped = word ^ (UInt64(byte) &* 0x0101_0101_0101_0101)
+        return (flipped &- 0x0101_0101_0101_0101) & ~flipped & 0x8080_8080_8080_8080
     }
 
     /// Whether each of the word's bytes is an ASCII letter, digit or `-`: all token bytes.
@@ -359,13 +364,10 @@ enum HTTP1Syntax {
         var index = 0
         while index + 8 <= bytes.count {
             let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            // Some byte's high bit is set in `control` when a byte is below 0x20, and in `delete`
-            // when one is 0x7F (a zero byte once the word is XORed with 0x7F each): the usual
-            // tests for a byte below a bound, which never miss one.
-            let control = (word &- 0x2020_2020_2020_2020) & ~word
-            let flipped = word ^ 0x7f7f_7f7f_7f7f_7f7f
-            let delete = (flipped &- 0x0101_0101_0101_0101) & ~flipped
-            if (control | delete) & 0x8080_8080_8080_8080 != 0 { break }
+            // Some byte's high bit is set in `control` when a byte is below 0x20 (the usual test
+            // for a byte below a bound, which never misses one), or in the other when one is DEL.
+            let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
+            if control | bytesEqual(word, to: 0x7F) != 0 { break }
             index += 8
         }
         while index < bytes.count {
