@@ -53,14 +53,19 @@ let package = Package(
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
-            dependencies: ["GantryCore", "GantryDNS", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "GantryCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         // TLS: the local certificate authority (swift-certificates) and listener contexts (swift-nio-ssl).
         .target(
             name: "GantryTLS",
             dependencies: [
-                "GantryCore", "GantryDNS",
+                "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -69,10 +74,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // DNS: the wire format and authoritative answers (pure), and the UDP/TCP server.
+        // DNS: the wire format and authoritative answers (pure), and the UDP/TCP server. Names,
+        // records and zones are GantryCore's, so that the configuration can hold them.
         .target(
             name: "GantryDNS",
             dependencies: [
+                "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -14,13 +14,15 @@ public struct AutoscalingSpec: Decodable, Sendable {
 }
 
 /// Exactly one of the metrics.
-public struct MetricSpec: Decodable, Sendable {
+public struct MetricSpec: Decodable, Sendable, ExclusiveKeys {
     /// CPU used as a percentage of `pods.resources.requests.cpu`, over the pod's whole process tree.
     public var cpu: UtilizationTargetSpec?
     /// Requests per second through gantry to each pod.
     public var requestsPerSecond: AverageValueTargetSpec?
     /// Requests in flight to each pod.
     public var inFlight: AverageValueTargetSpec?
+
+    public static let exclusiveKeys = ExclusiveKeySet(["cpu", "requestsPerSecond", "inFlight"])
 }
 
 public struct UtilizationTargetSpec: Decodable, Sendable {
@@ -78,11 +80,6 @@ extension SpecCompiler {
         var targets: [Autoscaling.Target] = []
         for (index, metric) in (spec.metrics ?? []).enumerated() {
             let here = path / "metrics" / index
-            let kinds = [metric.cpu != nil, metric.requestsPerSecond != nil, metric.inFlight != nil].filter { $0 }.count
-            guard kinds == 1 else {
-                problem(here, "set exactly one of cpu, requestsPerSecond or inFlight")
-                continue
-            }
             if let cpu = metric.cpu {
                 guard let percent = cpu.averageUtilization, percent > 0 else {
                     problem(here / "cpu" / "averageUtilization", "needs a percentage above 0, e.g. 50")
@@ -120,10 +117,8 @@ extension SpecCompiler {
     {
         guard let spec else { return base }
         var rules = base
-        if let window = spec.stabilizationWindowSeconds {
-            if (0...3600).contains(window) { rules.stabilizationWindowSeconds = window } else {
-                problem(path / "stabilizationWindowSeconds", "must be between 0 and 3600")
-            }
+        if let window = within(spec.stabilizationWindowSeconds, 0...3600, at: path / "stabilizationWindowSeconds") {
+            rules.stabilizationWindowSeconds = window
         }
         if let select = spec.selectPolicy { rules.selectPolicy = select }
         if let policies = spec.policies {

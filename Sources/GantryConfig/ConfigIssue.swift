@@ -4,6 +4,11 @@ public enum PathComponent: Sendable, Hashable {
     case index(Int)
 }
 
+extension PathComponent: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    public init(stringLiteral key: String) { self = .key(key) }
+    public init(integerLiteral index: Int) { self = .index(index) }
+}
+
 /// A path into gantry.yaml, printed as `gateway.routes[1].service`.
 public struct SpecPath: Sendable, Hashable, CustomStringConvertible, ExpressibleByArrayLiteral {
     public var components: [PathComponent]
@@ -29,6 +34,7 @@ public struct SpecPath: Sendable, Hashable, CustomStringConvertible, Expressible
     public func appending(_ index: Int) -> SpecPath { SpecPath(components + [.index(index)]) }
     public static func / (lhs: SpecPath, rhs: String) -> SpecPath { lhs.appending(rhs) }
     public static func / (lhs: SpecPath, rhs: Int) -> SpecPath { lhs.appending(rhs) }
+    public static func / (lhs: SpecPath, rhs: [PathComponent]) -> SpecPath { SpecPath(lhs.components + rhs) }
 
     public var description: String {
         var text = ""

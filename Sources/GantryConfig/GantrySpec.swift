@@ -152,7 +152,7 @@ public struct ListenerTimeoutsSpec: Decodable, Sendable {
     public var requestHeaders: DurationSpec?
 }
 
-/// `gateway:` the ingress rules (and, later, the policies they use).
+/// `gateway:` the ingress rules and the policies they use.
 public struct GatewaySpec: Decodable, Sendable {
     public var policies: [PolicySpec]?
     public var routes: [RouteSpec]?
@@ -185,11 +185,13 @@ public struct RouteSpec: Decodable, Sendable {
 extension PathType: SpecEnum {}
 
 /// A header condition: exactly one of `value`, `regex` or `present`.
-public struct HeaderMatchSpec: Decodable, Sendable {
+public struct HeaderMatchSpec: Decodable, Sendable, ExclusiveKeys {
     public var name: String?
     public var value: String?
     public var regex: String?
     public var present: Bool?
+
+    public static let exclusiveKeys = ExclusiveKeySet(["value", "regex", "present"])
 }
 
 /// `services[i]`.
@@ -281,10 +283,13 @@ public enum LoadBalancingSpec: Decodable, Sendable, Equatable {
 }
 
 /// What a consistent hash is computed on: exactly one of the three.
-public struct HashOnSpec: Decodable, Sendable, Equatable {
+public struct HashOnSpec: Decodable, Sendable, Equatable, ExclusiveKeys {
     public var clientIP: Bool?
     public var header: String?
     public var cookie: String?
+
+    public static let exclusiveKeys = ExclusiveKeySet(
+        [("clientIP", "clientIP: true"), ("header", "header: NAME"), ("cookie", "cookie: NAME")], flags: ["clientIP"])
 }
 
 /// `services[i].timeouts:`

@@ -46,7 +46,7 @@ public struct RestartBackoffSpec: Decodable, Sendable {
 }
 
 /// A Kubernetes probe: exactly one of `httpGet`, `tcpSocket`, `exec`.
-public struct ProbeSpec: Decodable, Sendable {
+public struct ProbeSpec: Decodable, Sendable, ExclusiveKeys {
     public var httpGet: HTTPGetActionSpec?
     public var tcpSocket: TCPSocketActionSpec?
     public var exec: ExecActionSpec?
@@ -60,6 +60,8 @@ public struct ProbeSpec: Decodable, Sendable {
     public var successThreshold: Int?
     /// Default 3.
     public var failureThreshold: Int?
+
+    public static let exclusiveKeys = ExclusiveKeySet(["httpGet", "tcpSocket", "exec"])
 }
 
 public struct HTTPGetActionSpec: Decodable, Sendable {

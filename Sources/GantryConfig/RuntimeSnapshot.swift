@@ -1,5 +1,4 @@
 import GantryCore
-import GantryDNS
 
 /// gantry.yaml compiled: immutable, names resolved to indices, defaults applied. The data plane
 /// reads one snapshot per request; a reload publishes a new one and never changes a request in
@@ -19,7 +18,7 @@ public final class RuntimeSnapshot: Sendable {
     /// service's cluster IP.
     public let serviceRoutes: [RouteRule]
     public let services: [ServiceSettings]
-    public let policies: [GatewayPolicy]
+    public let policies: [CompiledPolicy]
     public let accessLog: AccessLogSettings
     public let admin: AdminSettings
     /// Set when the file has a `dns:` section.
@@ -34,7 +33,7 @@ public final class RuntimeSnapshot: Sendable {
     public init(
         sourceFile: String, workers: Int, shutdownGracePeriod: Duration, listeners: [ListenerSettings],
         limits: EdgeLimits, idleTimeout: Duration, routes: RouteTable, routeSettings: [RouteSettings],
-        services: [ServiceSettings], policies: [GatewayPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String,
+        services: [ServiceSettings], policies: [CompiledPolicy], accessLog: AccessLogSettings, admin: AdminSettings, stateDirectory: String,
         dns: DNSSettings? = nil, serverTiming: Bool = false, otlp: OTLPSettings? = nil
     ) {
         self.dns = dns
@@ -68,6 +67,11 @@ public final class RuntimeSnapshot: Sendable {
     public func service(named name: String) -> ServiceSettings? {
         services.first { $0.name == name }
     }
+
+    /// The catch-all route of a service's cluster IP.
+    public func serviceRoute(named name: String) -> RouteRule? {
+        service(named: name).map { serviceRoutes[$0.index] }
+    }
 }
 
 /// `tracing.otlp` compiled, defaults applied.
@@ -88,16 +92,16 @@ public struct ListenerSettings: Sendable, Hashable {
     public let address: String
     public let port: Int
     public let scheme: String
-    /// Set for a service's cluster IP: every request goes to that service (by index), without
-    /// ingress routing.
-    public let service: Int?
+    /// Set for a service's cluster IP: every request goes to that service (by name, which
+    /// outlives a reload that reorders the services), without ingress routing.
+    public let service: String?
     public var tls: TLSSettings?
     /// HTTP/2 accepted (by ALPN with TLS, by prior knowledge without).
     public var http2 = false
     /// Every request is redirected (308) to this port, over https.
     public var redirectToPort: Int?
 
-    public init(name: String, address: String, port: Int, scheme: String, service: Int? = nil) {
+    public init(name: String, address: String, port: Int, scheme: String, service: String? = nil) {
         self.name = name
         self.address = address
         self.port = port

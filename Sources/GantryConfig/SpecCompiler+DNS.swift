@@ -1,6 +1,5 @@
 import Foundation
 import GantryCore
-import GantryDNS
 
 extension SpecCompiler {
     static let dnsTypes = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS"]

@@ -5,19 +5,14 @@ extension SpecCompiler {
     mutating func compileHealthCheck(_ spec: HealthCheckSpec, at path: SpecPath) -> HealthCheckSettings {
         let checkPath = spec.path ?? "/"
         if !checkPath.hasPrefix("/") { problem(path / "path", "must start with /, e.g. /healthz") }
-        if let port = spec.port, !(1...65535).contains(port) { problem(path / "port", "must be between 1 and 65535") }
+        _ = within(spec.port, 1...65535, at: path / "port")
         let interval = positive(spec.interval, default: .seconds(10), at: path / "interval")
         let timeout = positive(spec.timeout, default: .seconds(5), at: path / "timeout")
         if timeout >= interval, spec.timeout != nil || spec.interval != nil {
             problem(path / "timeout", "must be less than the interval (\(interval))")
         }
         func threshold(_ value: Int?, _ key: String, default fallback: Int) -> Int {
-            guard let value else { return fallback }
-            guard (1...10).contains(value) else {
-                problem(path / key, "must be between 1 and 10")
-                return fallback
-            }
-            return value
+            within(value, 1...10, at: path / key) ?? fallback
         }
         var matcher = StatusMatcher("200")!
         if let text = spec.matcher {

@@ -17,9 +17,9 @@ extension SpecCompiler {
             env.append(PodTemplate.EnvVar(name: name, value: variable.value ?? ""))
         }
         let replicas = spec.replicas ?? 1
-        if !(0...1000).contains(replicas) { problem(path / "replicas", "must be between 0 and 1000") }
+        _ = within(replicas, 0...1000, at: path / "replicas")
         let port = spec.port ?? 8080
-        if !(1...65535).contains(port) { problem(path / "port", "must be between 1 and 65535") }
+        _ = within(port, 1...65535, at: path / "port")
         let grace = spec.terminationGracePeriodSeconds ?? 30
         if grace < 0 { problem(path / "terminationGracePeriodSeconds", "must not be negative") }
         var backoff = RestartBackoff()
@@ -42,11 +42,6 @@ extension SpecCompiler {
     }
 
     private mutating func compileProbe(_ spec: ProbeSpec, kind: ProbeKind, podPort: Int, at path: SpecPath) -> Probe? {
-        let actions = [spec.httpGet != nil, spec.tcpSocket != nil, spec.exec != nil].filter { $0 }.count
-        guard actions == 1 else {
-            problem(path, "set exactly one of httpGet, tcpSocket or exec")
-            return nil
-        }
         let action: Probe.Action
         if let http = spec.httpGet {
             let probePath = http.path ?? "/"
@@ -85,7 +80,7 @@ extension SpecCompiler {
 
     private mutating func checkedPort(_ port: Int?, podPort: Int, at path: SpecPath) -> Int {
         guard let port else { return podPort }
-        if !(1...65535).contains(port) { problem(path, "must be between 1 and 65535") }
+        _ = within(port, 1...65535, at: path)
         return port
     }
 

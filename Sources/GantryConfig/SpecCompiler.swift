@@ -30,9 +30,7 @@ struct SpecCompiler {
         let idle = positive(spec.loadBalancer?.timeouts?.idle, default: .seconds(60), at: root / "loadBalancer" / "timeouts" / "idle")
 
         var workers = coreCount
-        if let value = spec.runtime?.workers {
-            if (1...256).contains(value) { workers = value } else { problem(root / "runtime" / "workers", "must be between 1 and 256") }
-        }
+        if let value = within(spec.runtime?.workers, 1...256, at: root / "runtime" / "workers") { workers = value }
         let grace = positive(spec.runtime?.shutdownGracePeriod, default: .seconds(30), at: root / "runtime" / "shutdownGracePeriod")
 
         var accessLog = AccessLogSettings(enabled: spec.accessLog?.enabled ?? true, destination: .stdout)
@@ -48,10 +46,8 @@ struct SpecCompiler {
         }
 
         var admin = AdminSettings(enabled: spec.admin?.enabled ?? true)
-        if let port = spec.admin?.port {
-            if (0...65535).contains(port) { admin = AdminSettings(enabled: admin.enabled, port: port) } else {
-                problem(root / "admin" / "port", "must be between 0 and 65535")
-            }
+        if let port = within(spec.admin?.port, 0...65535, at: root / "admin" / "port") {
+            admin = AdminSettings(enabled: admin.enabled, port: port)
         }
         let stateDirectory = spec.runtime?.stateDirectory ?? Self.defaultStateDirectory(besides: sourceFile)
 
@@ -77,47 +73,36 @@ struct SpecCompiler {
     private mutating func compileLimits(_ spec: LimitsSpec?, at path: SpecPath) -> EdgeLimits {
         var limits = EdgeLimits()
         guard let spec else { return limits }
-        if let size = spec.maxHeadSize {
-            if (1024...(1 << 20)).contains(size.bytes) { limits.maxHeadSize = size.bytes } else {
-                problem(path / "maxHeadSize", "must be between 1KiB and 1MiB")
-            }
+        let kibibyte = 1 << 10
+        let mebibyte = 1 << 20
+        let window = Int(Int32.max)  // RFC 9113 §6.9.2: a window is at most 2^31-1
+        if let size = within(spec.maxHeadSize?.bytes, kibibyte...mebibyte, at: path / "maxHeadSize", "1KiB and 1MiB") {
+            limits.maxHeadSize = size
         }
-        if let count = spec.maxHeaderCount {
-            if (1...10_000).contains(count) { limits.maxHeaderCount = count } else {
-                problem(path / "maxHeaderCount", "must be between 1 and 10000")
-            }
-        }
-        if let size = spec.maxURILength {
-            if (64...(1 << 20)).contains(size.bytes) { limits.maxURILength = size.bytes } else {
-                problem(path / "maxURILength", "must be between 64 bytes and 1MiB")
-            }
+        if let count = within(spec.maxHeaderCount, 1...10_000, at: path / "maxHeaderCount") { limits.maxHeaderCount = count }
+        if let size = within(spec.maxURILength?.bytes, 64...mebibyte, at: path / "maxURILength", "64 bytes and 1MiB") {
+            limits.maxURILength = size
         }
         if let size = spec.maxBodySize {
             if size.bytes >= 1 { limits.maxBodySize = size.bytes } else { problem(path / "maxBodySize", "must be at least 1 byte") }
         }
-        func count(_ value: Int?, _ key: String, into field: inout Int) {
-            guard let value else { return }
-            if (1...10_000_000).contains(value) { field = value } else { problem(path / key, "must be between 1 and 10000000") }
+        if let count = within(spec.maxConnections, 1...10_000_000, at: path / "maxConnections") { limits.maxConnections = count }
+        if let count = within(spec.http2MaxConcurrentStreams, 1...10_000, at: path / "http2MaxConcurrentStreams") {
+            limits.http2MaxConcurrentStreams = count
         }
-        count(spec.maxConnections, "maxConnections", into: &limits.maxConnections)
-        if let streams = spec.http2MaxConcurrentStreams {
-            if (1...10_000).contains(streams) { limits.http2MaxConcurrentStreams = streams } else {
-                problem(path / "http2MaxConcurrentStreams", "must be between 1 and 10000")
-            }
+        // Below 16KiB streams crawl.
+        if let size = within(spec.http2StreamWindow?.bytes, (16 * kibibyte)...window, at: path / "http2StreamWindow", "16KiB and 2GiB") {
+            limits.http2StreamWindow = size
         }
-        // RFC 9113 §6.9.2: a window is at most 2^31-1; below 16KiB streams crawl.
-        if let size = spec.http2StreamWindow {
-            if ((16 << 10)...Int(Int32.max)).contains(size.bytes) { limits.http2StreamWindow = size.bytes } else {
-                problem(path / "http2StreamWindow", "must be between 16KiB and 2GiB")
-            }
+        if let size = within(spec.http2ConnectionWindow?.bytes, (64 * kibibyte)...window, at: path / "http2ConnectionWindow", "64KiB and 2GiB") {
+            limits.http2ConnectionWindow = size
         }
-        if let size = spec.http2ConnectionWindow {
-            if ((64 << 10)...Int(Int32.max)).contains(size.bytes) { limits.http2ConnectionWindow = size.bytes } else {
-                problem(path / "http2ConnectionWindow", "must be between 64KiB and 2GiB")
-            }
+        if let count = within(spec.maxConnectionsPerClient, 1...10_000_000, at: path / "maxConnectionsPerClient") {
+            limits.maxConnectionsPerClient = count
         }
-        count(spec.maxConnectionsPerClient, "maxConnectionsPerClient", into: &limits.maxConnectionsPerClient)
-        count(spec.newConnectionsPerSecondPerClient, "newConnectionsPerSecondPerClient", into: &limits.newConnectionsPerSecondPerClient)
+        if let count = within(spec.newConnectionsPerSecondPerClient, 1...10_000_000, at: path / "newConnectionsPerSecondPerClient") {
+            limits.newConnectionsPerSecondPerClient = count
+        }
         return limits
     }
 
@@ -165,11 +150,7 @@ struct SpecCompiler {
             let timeouts = here / "timeouts"
             let pool = here / "connectionPool"
             var maxIdle = 64
-            if let value = spec.connectionPool?.maxIdlePerEndpoint {
-                if (0...10_000).contains(value) { maxIdle = value } else {
-                    problem(pool / "maxIdlePerEndpoint", "must be between 0 and 10000")
-                }
-            }
+            if let value = within(spec.connectionPool?.maxIdlePerEndpoint, 0...10_000, at: pool / "maxIdlePerEndpoint") { maxIdle = value }
             var settings = ServiceSettings(
                     index: result.count, name: name, balancer: balancer, staticEndpoints: endpoints,
                     connectTimeout: positive(spec.timeouts?.connect, default: .seconds(2), at: timeouts / "connect"),
@@ -203,7 +184,7 @@ struct SpecCompiler {
 
     private mutating func compileClusterIP(_ spec: ServiceSpec, pods: PodTemplate?, at path: SpecPath) -> ClusterIP {
         let port = spec.port ?? pods?.port ?? 8080
-        if !(0...65535).contains(port) { problem(path / "port", "must be between 0 and 65535") }
+        _ = within(port, 0...65535, at: path / "port")
         switch spec.clusterIP {
         case nil: return spec.pods == nil ? .none : .automatic(port: port)
         case "None"?: return .none
@@ -222,11 +203,6 @@ struct SpecCompiler {
         case .random?: return .random
         case .consistentHash(let on)?:
             let here = path / "consistentHash"
-            let chosen = [on.clientIP == true, on.header != nil, on.cookie != nil].filter { $0 }.count
-            if chosen != 1 || on.clientIP == false {
-                problem(here, "set exactly one of clientIP: true, header: NAME or cookie: NAME")
-                return .roundRobin
-            }
             if let header = on.header {
                 if !Self.isToken(header) { problem(here / "header", "\"\(header)\" is not a valid header name") }
                 return .consistentHash(.header(header.lowercased()))
@@ -242,11 +218,7 @@ struct SpecCompiler {
     private mutating func compileRetry(_ spec: RetrySpec?, default base: RetryPolicy, at path: SpecPath) -> RetryPolicy {
         guard let spec else { return base }
         var policy = base
-        if let attempts = spec.attempts {
-            if (0...10).contains(attempts) { policy.retries = attempts } else {
-                problem(path / "attempts", "must be between 0 and 10")
-            }
-        }
+        if let attempts = within(spec.attempts, 0...10, at: path / "attempts") { policy.retries = attempts }
         if let on = spec.retryOn { policy.retryOn = Set(on) }
         return policy
     }
@@ -254,7 +226,7 @@ struct SpecCompiler {
     // MARK: Routes
 
     private mutating func compileRoutes(
-        _ specs: [RouteSpec], services: [ServiceSettings], policies: [GatewayPolicy], policyNames: [String: Int], at path: SpecPath
+        _ specs: [RouteSpec], services: [ServiceSettings], policies: [CompiledPolicy], policyNames: [String: Int], at path: SpecPath
     ) -> ([RouteRule], [RouteSettings]) {
         var rules: [RouteRule] = []
         var settings: [RouteSettings] = []
@@ -321,11 +293,6 @@ struct SpecCompiler {
                 problem(here / "name", spec.name.map { "\"\($0)\" is not a valid header name" } ?? "missing required key \"name\"")
                 continue
             }
-            let kinds = [spec.value != nil, spec.regex != nil, spec.present != nil].filter { $0 }.count
-            guard kinds == 1 else {
-                problem(here, "set exactly one of value, regex or present")
-                continue
-            }
             if let value = spec.value {
                 result.append(HeaderMatch(name: name, kind: .exact(value)))
             } else if let source = spec.regex {
@@ -344,6 +311,17 @@ struct SpecCompiler {
     }
 
     // MARK: Helpers
+
+    /// `value` when it lies in `range`; otherwise a problem, "must be between" the bounds (as
+    /// `shown`, when they read better in units), and nil.
+    mutating func within(_ value: Int?, _ range: ClosedRange<Int>, at path: SpecPath, _ shown: String? = nil) -> Int? {
+        guard let value else { return nil }
+        guard range.contains(value) else {
+            problem(path, "must be between \(shown ?? "\(range.lowerBound) and \(range.upperBound)")")
+            return nil
+        }
+        return value
+    }
 
     mutating func positive(_ value: DurationSpec?, default fallback: Duration, at path: SpecPath) -> Duration {
         guard let value else { return fallback }

@@ -1,3 +1,4 @@
+import GantryCore
 import Yams
 
 /// A problem met while decoding; located by the decoder that catches it when the thrower did
@@ -32,7 +33,7 @@ final class SpecDecoding {
 
     func decode<T: Decodable>(_ type: T.Type, from node: Node) -> T? {
         let decoder = NodeDecoder(node: node, path: SpecPath(), session: self)
-        let value = decoder.attempt { try T(from: decoder) }
+        let value = decoder.attempt { try decoder.value(T.self) }
         for pending in unknownKeys {
             var issue = pending.issue
             issue.message += Suggestion.hint(for: pending.key, among: pending.asked.names.sorted())
@@ -59,6 +60,48 @@ final class SpecDecoding {
     }
 }
 
+/// Spec types that are one of several kinds, each a key of their mapping: a policy is jwt or
+/// rateLimit or …, a probe is httpGet, tcpSocket or exec, a hash is on clientIP, a header or a
+/// cookie. The decoder checks that exactly one is set before the type decodes, the one place
+/// that rule is written, and the problem points at the mapping. The compiler then reads the
+/// one that is set.
+public protocol ExclusiveKeys {
+    static var exclusiveKeys: ExclusiveKeySet { get }
+}
+
+/// The keys of which exactly one must be set.
+public struct ExclusiveKeySet: Sendable {
+    /// Each key, and how the problem's text shows it (`header: NAME`).
+    let choices: [(key: String, shown: String)]
+    /// "policy kind" reads "set exactly one policy kind: …"; without, "set exactly one of …".
+    let noun: String?
+    /// Keys whose value is true or false: set only when true (`clientIP: true`).
+    let flags: Set<String>
+
+    init(_ choices: [(key: String, shown: String)], noun: String? = nil, flags: Set<String> = []) {
+        self.choices = choices
+        self.noun = noun
+        self.flags = flags
+    }
+
+    /// Keys shown as they are.
+    init(_ keys: [String], noun: String? = nil) {
+        self.init(keys.map { ($0, $0) }, noun: noun)
+    }
+
+    /// How many of the keys `node`, a mapping, sets.
+    func setCount(in node: Node) -> Int {
+        guard case .mapping(let mapping) = node else { return 0 }
+        var set = 0
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string, choices.contains(where: { $0.key == name }), !value.isNull else { continue }
+            if flags.contains(name), value.scalar?.string != "true" { continue }
+            set += 1
+        }
+        return set
+    }
+}
+
 /// The keys a type asked for while decoding a mapping: the valid keys, for suggestions.
 final class AskedKeys {
     var names: Set<String> = []
@@ -75,6 +118,22 @@ extension Node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"
+        }
+    }
+
+    /// The node's content with mapping keys in order and without positions or quoting: equal for
+    /// two nodes that say the same thing however the file lays them out.
+    var canonicalText: String {
+        switch self {
+        case .scalar(let scalar):
+            return JSONText.quoted(scalar.string)
+        case .mapping(let mapping):
+            let pairs = mapping.map { ($0.key.canonicalText, $0.value.canonicalText) }.sorted { $0.0 < $1.0 }
+            return "{" + pairs.map { "\($0):\($1)" }.joined(separator: ",") + "}"
+        case .sequence(let sequence):
+            return "[" + sequence.map(\.canonicalText).joined(separator: ",") + "]"
+        case .alias(let alias):
+            return "*" + alias.anchor.rawValue
         }
     }
 
@@ -118,6 +177,24 @@ struct NodeDecoder: Decoder {
             session.record(SpecProblem("\(error)"), at: self)
         }
         return nil
+    }
+
+    /// Decodes a value of `type` from this node, after the one rule the decoder checks for
+    /// every type it applies to (``ExclusiveKeys``). A broken rule is reported and the value
+    /// still decodes, so that its own problems, and its siblings' in a list, are reported too.
+    func value<T: Decodable>(_ type: T.Type) throws -> T {
+        if let exclusive = T.self as? any ExclusiveKeys.Type, let problem = check(exclusive.exclusiveKeys) {
+            session.record(problem, at: self)
+        }
+        return try T(from: self)
+    }
+
+    /// Exactly one of the keys is set in this mapping, or the problem.
+    private func check(_ keys: ExclusiveKeySet) -> SpecProblem? {
+        guard case .mapping = node, keys.setCount(in: node) != 1 else { return nil }  // not a mapping: the type says what is wrong
+        let shown = keys.choices.map(\.shown)
+        let list = shown.count > 1 ? shown.dropLast().joined(separator: ", ") + " or " + shown.last! : shown.joined()
+        return problem(keys.noun.map { "set exactly one \($0): \(list)" } ?? "set exactly one of \(list)")
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -208,7 +285,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         asked.names.insert(key.stringValue)
         guard let node = values[key.stringValue], !node.isNull else { return nil }
         let child = decoder.child(node, .key(key.stringValue))
-        return child.attempt { try T(from: child) }
+        return child.attempt { try child.value(T.self) }
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
@@ -217,7 +294,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
             throw decoder.problem("missing required key \"\(key.stringValue)\"")
         }
         let child = decoder.child(node, .key(key.stringValue))
-        guard let value = child.attempt({ try T(from: child) }) else { throw AlreadyReported() }
+        guard let value = child.attempt({ try child.value(T.self) }) else { throw AlreadyReported() }
         return value
     }
 
@@ -289,10 +366,10 @@ struct NodeUnkeyedContainer: UnkeyedDecodingContainer {
         guard !isAtEnd else { throw decoder.problem("list ended early") }
         let child = decoder.child(elements[currentIndex], .index(currentIndex))
         currentIndex += 1
-        if let value = child.attempt({ try T(from: child) }) { return value }
+        if let value = child.attempt({ try child.value(T.self) }) { return value }
         while !isAtEnd {
             let next = decoder.child(elements[currentIndex], .index(currentIndex))
-            _ = next.attempt { try T(from: next) }
+            _ = next.attempt { try next.value(T.self) }
             currentIndex += 1
         }
         throw AlreadyReported()
@@ -378,5 +455,5 @@ struct NodeValueContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt32.Type) throws -> UInt32 { try integer(type) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try integer(type) }
 
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: decoder) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try decoder.value(T.self) }
 }

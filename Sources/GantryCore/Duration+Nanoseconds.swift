@@ -6,3 +6,11 @@ extension Duration {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
+
+extension Duration {
+    /// Seconds, rounded up: what `Retry-After` and the RateLimit fields carry.
+    public var wholeSeconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) + (attoseconds > 0 ? 1 : 0)
+    }
+}

@@ -1,5 +1,5 @@
 /// A request's ID as the proxy carries it: a random UUID gantry made, kept as its 128 bits, or
-/// an ID as text, such as the client's own when ``RequestID/isSane(_:)`` lets the proxy keep it.
+/// an ID as text, such as the client's own when ``isSane(_:)`` lets the proxy keep it.
 ///
 /// The UUID is spelled out only where it is written, into a head or a log line. Made as a
 /// `String`, it was an allocation on every request, and a retain and a release each time the
@@ -18,6 +18,19 @@ public enum RequestIdentifier: Sendable, CustomStringConvertible, ExpressibleByS
         let high = ((random.next() as UInt64) & ~0xF000) | 0x4000  // version 4
         let low = ((random.next() as UInt64) & ~(0xC << 60)) | (0x8 << 60)  // RFC 4122 variant
         return .uuid(high: high, low: low)
+    }
+
+    /// A client-supplied ID is kept when it is 1–128 bytes of letters, digits and `-_.:+/=@`:
+    /// enough for UUIDs, ULIDs, base64 and vendor formats, and safe to put in a log line or a
+    /// header without escaping.
+    public static func isSane(_ value: some StringProtocol) -> Bool {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= 128 else { return false }
+        return bytes.allSatisfy { byte in
+            isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "+")
+                || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "@")
+        }
     }
 
     public init(stringLiteral value: String) {

@@ -1,3 +1,5 @@
+import GantryCore
+
 /// The zone that names services as Kubernetes' DNS does: `<service>.<namespace>.svc.<domain>`
 /// answers the service's cluster IP, and SRV `_<port>._tcp.<service>…` (and `_http._tcp.…`,
 /// the port's name) its port.

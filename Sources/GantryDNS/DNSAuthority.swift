@@ -1,3 +1,5 @@
+import GantryCore
+
 public enum DNSTransport: Sendable {
     case udp
     case tcp

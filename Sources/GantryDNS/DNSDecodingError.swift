@@ -1,3 +1,5 @@
+import GantryCore
+
 /// Why a packet could not be decoded. Every case maps to FORMERR at the server.
 public enum DNSDecodingError: Error, Hashable, Sendable {
     /// The packet ended inside a header, name, field or RDATA.

@@ -1,3 +1,5 @@
+import GantryCore
+
 // No Swift DNS package exists in our package set, so the wire format (RFC 1035, 3596, 2782, 6891) is written by hand here.
 
 /// A DNS message (RFC 1035 §4.1). The OPT pseudo-record is not kept among `additionals` but

@@ -1,3 +1,5 @@
+import GantryCore
+
 /// A bounds-checked cursor over a received packet. Every read checks its length first and throws
 /// `.truncated` rather than trapping, so no input can crash the decoder.
 struct DNSMessageReader {

@@ -1,3 +1,5 @@
+import GantryCore
+
 /// Appends wire-format data, compressing names (RFC 1035 §4.1.4).
 struct DNSMessageWriter {
     private(set) var bytes: [UInt8] = []

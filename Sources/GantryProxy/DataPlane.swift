@@ -29,8 +29,14 @@ public struct BoundListener: Sendable {
 }
 
 /// The data plane: the listeners, one ``LoopContext`` per event loop, and the control
-/// operations that reach every loop: publishing a new snapshot or a new endpoint set, and
+/// operations that reach every loop: publishing a new configuration or a new endpoint set, and
 /// draining. Each accepted connection stays on the event loop NIO gave it.
+///
+/// Every change makes a new ``PlaneState`` under the lock, numbered, and hands it to every loop;
+/// a loop keeps the newest it has seen, so changes that cross on their way never roll one back.
+/// State that outlives a configuration is kept here by stable identity: each policy's shared
+/// state and background work by ``PolicyIdentity``, endpoint state by address
+/// (``EndpointRegistry``).
 public final class DataPlane: Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let registry = EndpointRegistry()
@@ -38,14 +44,20 @@ public final class DataPlane: Sendable {
     private let accessLog: AccessLogSink?
     private let tracer: RequestTracer?
     private let ownsGroup: Bool
-    let gateway: GatewayState
     let connectionLimiter: ConnectionLimiter
 
     private struct State {
-        var snapshot: RuntimeSnapshot
+        var published: PlaneState
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         var servers: [any Channel] = []
-        var endpointSets: [String: EndpointSet] = [:]
+        /// Endpoint sets by service name: the file's static endpoints, or what the control
+        /// plane published (ready pods, healthy targets).
+        var endpointSets: [String: EndpointSet]
+        /// Each policy's shared state, while a configuration uses it.
+        var policyStates: [PolicyIdentity: any Sendable]
+        /// Each policy's background work (a jwt policy fetching its keys), once started.
+        var maintenance: [PolicyIdentity: Task<Void, Never>] = [:]
+        var started = false
         /// TLS listeners' certificates, by listener name.
         var tls: [String: TLSServerContext] = [:]
         var certificateWatch: RepeatedTask?
@@ -65,41 +77,37 @@ public final class DataPlane: Sendable {
         self.ownsGroup = group == nil
         self.accessLog = accessLog
         self.logger = logger
-        self.state = Mutex(State(snapshot: snapshot))
-        self.gateway = GatewayState(policies: snapshot.policies)
         self.connectionLimiter = ConnectionLimiter(limits: snapshot.limits)
+        let published = PlaneState.first(for: snapshot, registry: registry)
+        self.state = Mutex(State(published: published, endpointSets: published.endpoints, policyStates: published.policyStates))
     }
 
-    public var snapshot: RuntimeSnapshot { state.withLock { $0.snapshot } }
+    public var snapshot: RuntimeSnapshot { state.withLock { $0.published.runtime } }
 
-    /// Creates the loop contexts, installs the file's static endpoints and binds every listener.
+    /// Creates the loop contexts, starts the policies' background work and binds every listener.
     public func start() async throws -> [BoundListener] {
-        let snapshot = self.snapshot
-        var endpointSets: [String: EndpointSet] = [:]
-        for service in snapshot.services where !service.staticEndpoints.isEmpty {
-            endpointSets[service.name] = EndpointSet(
-                kind: service.balancer, endpoints: service.staticEndpoints.map(registry.state(for:)))
-        }
+        let (published, snapshot) = state.withLock { ($0.published, $0.published.runtime) }
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
-            let sets = endpointSets
             let accessLog = self.accessLog
-            let gateway = self.gateway
             let limiter = self.connectionLimiter
             let tracer = self.tracer
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
-                    eventLoop: loop, snapshot: snapshot, endpointsByName: sets,
-                    accessLog: accessLog.map(AccessLogBuffer.init(sink:)), gateway: gateway, connectionLimiter: limiter,
+                    eventLoop: loop, state: published, accessLog: accessLog.map(AccessLogBuffer.init(sink:)), connectionLimiter: limiter,
                     tracer: tracer)
                 context.startSweeping()
                 return NIOLoopBound(context, eventLoop: loop)
             }.get()
         }
-        state.withLock {
-            $0.contexts = contexts
-            $0.endpointSets = endpointSets
+        // What was published while the contexts were made.
+        let latest = state.withLock { state in
+            state.contexts = contexts
+            state.started = true
+            return state.published
         }
+        deliver(latest, to: contexts)
+        maintainPolicies()
 
         var bound: [BoundListener] = []
         for listener in snapshot.listeners {
@@ -184,9 +192,9 @@ public final class DataPlane: Sendable {
 
     /// Binds a service's cluster IP: a listener that sends every request to that service.
     public func bindClusterIP(service: String, address: String, port: Int) async throws -> BoundListener {
-        let (snapshot, contexts) = state.withLock { ($0.snapshot, $0.contexts) }
-        guard let settings = snapshot.service(named: service) else { throw ChannelError.ioOnClosedChannel }
-        let listener = ListenerSettings(name: "service/\(service)", address: address, port: port, scheme: "http", service: settings.index)
+        let (snapshot, contexts) = state.withLock { ($0.published.runtime, $0.contexts) }
+        guard snapshot.service(named: service) != nil else { throw ChannelError.ioOnClosedChannel }
+        let listener = ListenerSettings(name: "service/\(service)", address: address, port: port, scheme: "http", service: service)
         let channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
         state.withLock { $0.servers.append(channel) }
         let bound = BoundListener(name: listener.name, host: address, port: channel.localAddress?.port ?? port)
@@ -212,38 +220,86 @@ public final class DataPlane: Sendable {
         registry.state(for: endpoint).requests
     }
 
-    /// Replaces the snapshot on every loop. Requests in flight keep the one they started with.
-    /// Listener changes take effect on restart.
+    /// Makes `snapshot` the configuration on every loop. Requests in flight keep the one they
+    /// started with. A policy whose identity is unchanged keeps its state; a new or changed one
+    /// starts afresh, and one no longer used stops its background work. Services keep the
+    /// endpoints the control plane gave them, those with endpoints in the file take the file's,
+    /// and services no longer in the file lose theirs. Listener changes take effect on restart.
     public func publish(_ snapshot: RuntimeSnapshot) {
-        let contexts = state.withLock { state -> [ObjectIdentifier: NIOLoopBound<LoopContext>] in
-            state.snapshot = snapshot
-            return state.contexts
+        let (published, contexts) = state.withLock { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
+            let previous = state.published.runtime
+            var sets: [String: EndpointSet] = [:]
+            for service in snapshot.services {
+                let old = previous.service(named: service.name)
+                if !service.staticEndpoints.isEmpty, old?.staticEndpoints != service.staticEndpoints || state.endpointSets[service.name] == nil {
+                    sets[service.name] = EndpointSet(kind: service.balancer, endpoints: service.staticEndpoints.map(registry.state(for:)))
+                } else if let set = state.endpointSets[service.name] {
+                    sets[service.name] = set.balancer.kind == service.balancer ? set : EndpointSet(kind: service.balancer, endpoints: set.endpoints)
+                }
+            }
+            state.endpointSets = sets
+            var policyStates: [PolicyIdentity: any Sendable] = [:]
+            for policy in snapshot.policies {
+                policyStates[policy.identity] = state.policyStates[policy.identity] ?? policy.makeSharedState()
+            }
+            state.policyStates = policyStates
+            state.published = PlaneState(
+                version: state.published.version + 1, runtime: snapshot, endpoints: sets,
+                sharedPolicyStates: snapshot.policies.map { policyStates[$0.identity]! })
+            return (state.published, state.contexts)
         }
-        for context in contexts.values {
-            context.eventLoop.execute { context.value.install(snapshot) }
-        }
+        deliver(published, to: contexts)
+        maintainPolicies()
     }
 
     /// Replaces a service's endpoints on every loop (pods coming and going, health changes).
     public func setEndpoints(_ addresses: [EndpointAddress], forService name: String) {
-        let (contexts, set) = state.withLock { state -> ([ObjectIdentifier: NIOLoopBound<LoopContext>], EndpointSet) in
-            let kind = state.snapshot.service(named: name)?.balancer ?? .roundRobin
+        let (published, contexts) = state.withLock { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
+            let kind = state.published.runtime.service(named: name)?.balancer ?? .roundRobin
             let set = EndpointSet(kind: kind, endpoints: addresses.map(registry.state(for:)))
             // An endpoint the control plane brings (back) is healthy: forget its ejections.
             let before = Set(state.endpointSets[name]?.endpoints.map(\.address) ?? [])
             for endpoint in set.endpoints where !before.contains(endpoint.address) { endpoint.readmit() }
             state.endpointSets[name] = set
-            return (state.contexts, set)
+            let previous = state.published
+            state.published = PlaneState(
+                version: previous.version + 1, runtime: previous.runtime, endpoints: state.endpointSets,
+                sharedPolicyStates: previous.sharedPolicyStates)
+            return (state.published, state.contexts)
         }
+        deliver(published, to: contexts)
+    }
+
+    private func deliver(_ published: PlaneState, to contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]) {
         for context in contexts.values {
-            context.eventLoop.execute { context.value.install(endpoints: set, forService: name) }
+            context.eventLoop.execute { context.value.install(published) }
         }
     }
 
-    /// Replaces the fetched keys of a jwt policy on every loop.
-    public func setJWTKeys(_ keys: [JWTKey], forPolicy index: Int) {
-        for context in state.withLock({ Array($0.contexts.values) }) {
-            context.eventLoop.execute { context.value.policies.fetchedKeys[index] = keys }
+    /// Starts the background work of policies that are new, and stops that of policies no
+    /// configuration uses any more.
+    private func maintainPolicies() {
+        let environment = ControlPolicyEnvironment(plane: self)
+        let logger = self.logger
+        state.withLock { state in
+            guard state.started else { return }
+            for (identity, task) in state.maintenance where state.policyStates[identity] == nil {
+                task.cancel()
+                state.maintenance[identity] = nil
+            }
+            for policy in state.published.runtime.policies where state.maintenance[policy.identity] == nil {
+                let shared = state.policyStates[policy.identity]!
+                state.maintenance[policy.identity] = Task {
+                    await policy.maintain(shared: shared, environment: environment) { entry in
+                        var metadata: Logger.Metadata = [:]
+                        for (key, value) in entry.metadata { metadata[key] = "\(value)" }
+                        switch entry.level {
+                        case .info: logger.info("\(entry.message)", metadata: metadata)
+                        case .warning: logger.warning("\(entry.message)", metadata: metadata)
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -298,7 +354,12 @@ public final class DataPlane: Sendable {
             state.servers = []
             return (servers, Array(state.contexts.values))
         }
-        state.withLock { $0.certificateWatch?.cancel() }
+        let maintenance = state.withLock { state in
+            state.certificateWatch?.cancel()
+            defer { state.maintenance = [:] }
+            return state.maintenance.values
+        }
+        for task in maintenance { task.cancel() }
         for server in servers { try? await server.close() }
         for context in contexts { context.eventLoop.execute { context.value.beginDraining() } }
         let deadline = ContinuousClock.now + gracePeriod

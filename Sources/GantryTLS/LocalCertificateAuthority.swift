@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import GantryDNS
+import GantryCore
 import SwiftASN1
 import X509
 

@@ -26,7 +26,6 @@ public final class TLSServerContext: Sendable {
     private struct Loaded {
         let context: NIOSSLContext
         let stamps: [FileStamp]
-        let names: [[String]]
     }
 
     public let files: [Files]
@@ -53,9 +52,6 @@ public final class TLSServerContext: Sendable {
 
     /// The context for a connection accepted now.
     public var sslContext: NIOSSLContext { loaded.withLock { $0.context } }
-
-    /// The DNS names of each certificate, in order.
-    public var certificateNames: [[String]] { loaded.withLock { $0.names } }
 
     /// Loads the files again if any changed on disk since they were read. Returns true when the
     /// new certificates are in use; throws (keeping the old ones) when the new files do not load,
@@ -104,7 +100,7 @@ public final class TLSServerContext: Sendable {
                 promise.succeed(override)
             }
         }
-        return Loaded(context: try NIOSSLContext(configuration: configuration), stamps: stamps, names: names)
+        return Loaded(context: try NIOSSLContext(configuration: configuration), stamps: stamps)
     }
 }
 

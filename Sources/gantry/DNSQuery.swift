@@ -1,3 +1,4 @@
+import GantryCore
 import GantryDNS
 
 #if canImport(Glibc)

@@ -79,7 +79,6 @@ struct Stack: Service {
             }
         }
         try await supervisor.start()
-        let keys = Task { await JWKSFetcher(plane: plane, logger: logger).run() }
         var autoscalers: [Task<Void, Never>] = []
         for service in snapshot.services {
             guard let settings = service.autoscaling else { continue }
@@ -92,7 +91,6 @@ struct Stack: Service {
         try? await gracefulShutdown()
         printError("gantry: shutting down")
         await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
-        keys.cancel()
         healthChecks.cancel()
         sampling.cancel()
         for autoscaler in autoscalers { autoscaler.cancel() }

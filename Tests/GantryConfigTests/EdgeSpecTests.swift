@@ -1,5 +1,4 @@
 import GantryCore
-import GantryDNS
 import Testing
 
 @testable import GantryConfig

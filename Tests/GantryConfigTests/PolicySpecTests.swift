@@ -34,7 +34,7 @@ import Testing
             """
         let snapshot = try ConfigLoader.load(yaml: yaml, file: "gantry.yaml", coreCount: 2).get().snapshot
         #expect(snapshot.routeSettings[0].policies == [0, 1])
-        guard case .jwt(let jwt) = snapshot.policies[0], case .rateLimit(let limit) = snapshot.policies[1] else {
+        guard let jwt = snapshot.policies[0].policy as? JWTPolicy, let limit = snapshot.policies[1].policy as? RateLimitPolicy else {
             Issue.record("wrong kinds")
             return
         }
@@ -69,7 +69,7 @@ import Testing
             "gateway.policies[3]: set exactly one policy kind: jwt, oauth2, rateLimit, apiKey",
             #"gateway.routes[0].policies[0]: unknown policy "tokn""#,
             "gateway.policies[4].validate.jsonSchema: #: oneOf is not supported",
-            #"gateway.routes[0].policies[1]: rate limit "by-user" is keyed by the sub claim: list a jwt policy before it"#,
+            #"gateway.routes[0].policies[1]: rateLimit "by-user" is keyed by the sub claim: list a jwt or oauth2 policy before it"#,
         ]
         for fragment in expected {
             #expect(found.contains { $0.contains(fragment) }, "missing: \(fragment)\nin: \(found.joined(separator: "\n"))")

@@ -1,5 +1,6 @@
 import Testing
 
+@testable import GantryCore
 @testable import GantryDNS
 
 private func name(_ text: String) -> DNSName {

@@ -15,20 +15,20 @@ struct RequestIDTests {
         (String(repeating: "a", count: 129), false),
     ])
     func sanity(value: String, sane: Bool) {
-        #expect(RequestID.isSane(value) == sane)
+        #expect(RequestIdentifier.isSane(value) == sane)
     }
 
     @Test func generatedIDsAreVersion4UUIDs() {
         var random = FastRandom(seed: 99)
         var seen = Set<String>()
         for _ in 0..<1000 {
-            let id = RequestID.generate(using: &random)
+            let id = RequestIdentifier.random(using: &random).description
             let bytes = Array(id.utf8)
             #expect(bytes.count == 36)
             #expect([8, 13, 18, 23].allSatisfy { bytes[$0] == UInt8(ascii: "-") })
             #expect(bytes[14] == UInt8(ascii: "4"))
             #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(bytes[19]))
-            #expect(RequestID.isSane(id))
+            #expect(RequestIdentifier.isSane(id))
             seen.insert(id)
         }
         #expect(seen.count == 1000)
@@ -42,7 +42,7 @@ struct RequestIDTests {
             mutating func next() -> UInt64 { values.removeFirst() }
         }
         var fixed = Fixed()
-        #expect(RequestID.generate(using: &fixed) == "01234567-89ab-4def-bedc-ba9876543210")
+        #expect(RequestIdentifier.random(using: &fixed).description == "01234567-89ab-4def-bedc-ba9876543210")
     }
 }
 

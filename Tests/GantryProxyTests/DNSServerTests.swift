@@ -1,4 +1,5 @@
 import Foundation
+import GantryCore
 import GantryDNS
 import GantryTestSupport
 import NIOPosix

@@ -1,5 +1,6 @@
 import Foundation
 import GantryConfig
+import GantryCore
 import GantryTestSupport
 import NIOCore
 import NIOEmbedded
@@ -41,13 +42,13 @@ extension LiveProxyTests {
         let channel = EmbeddedChannel()
         let limiter = ConnectionLimiter(limits: snapshot.limits)
         let loop = LoopContext(
-            eventLoop: channel.eventLoop, snapshot: snapshot, endpointsByName: [:], accessLog: nil,
-            gateway: GatewayState(policies: snapshot.policies), connectionLimiter: limiter)
+            eventLoop: channel.eventLoop, state: .first(for: snapshot, registry: EndpointRegistry()),
+            accessLog: nil, connectionLimiter: limiter)
         let pipeline = ListenerPipeline(listener: snapshot.listeners[0], tls: nil, limits: snapshot.limits)
         try pipeline.configure(channel, loop: NIOLoopBound(loop, eventLoop: channel.eventLoop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.context(handlerType: ConnectionGate.self) }
-        _ = try channel.pipeline.syncOperations.context(handlerType: DownstreamHandler.self)
+        _ = try channel.pipeline.syncOperations.context(handlerType: HTTP1Connection.self)
         #expect(loop.metrics.values[ProxyCounter.activeConnections.rawValue] == 1)
         try channel.close().wait()
         channel.embeddedEventLoop.run()

@@ -1,4 +1,5 @@
 import Foundation
+import GantryConfig
 import GantryCore
 import Testing
 

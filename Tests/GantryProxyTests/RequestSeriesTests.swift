@@ -1,3 +1,4 @@
+import GantryConfig
 import GantryCore
 import Testing
 
@@ -6,17 +7,17 @@ import Testing
 /// Each event loop counts its requests in plain numbers; a scrape adds the loops up and writes
 /// Prometheus text.
 struct RequestSeriesTests {
-    let route = RouteRule(index: 1, name: #"example.com/"app""#, host: HostPattern(rule: nil)!, path: PathRule(type: .prefix, path: "/app"), service: 0)
+    let route = #"example.com/"app""#
 
     @Test func loopsAddUpIntoPrometheusText() {
         let first = RequestMetrics()
         let second = RequestMetrics()
-        first.record(route: route, service: "app-service", status: 200, totalNanoseconds: 300_000, upstreamMilliseconds: 0.2)
-        first.record(route: route, service: "app-service", status: 200, totalNanoseconds: 2_000_000, upstreamMilliseconds: nil)
-        second.record(route: route, service: "app-service", status: 503, totalNanoseconds: 20_000_000_000, upstreamMilliseconds: nil)
-        second.recordLocal(reason: "unauthorized", status: 401)
-        second.recordLocal(reason: "unauthorized", status: 401)
-        first.recordLocal(reason: "no_route", status: 404)
+        first.counts(route: route, service: "app-service").record(status: 200, totalNanoseconds: 300_000, upstreamMilliseconds: 0.2)
+        first.counts(route: route, service: "app-service").record(status: 200, totalNanoseconds: 2_000_000, upstreamMilliseconds: nil)
+        second.counts(route: route, service: "app-service").record(status: 503, totalNanoseconds: 20_000_000_000, upstreamMilliseconds: nil)
+        second.recordLocal(reason: .unauthorized, status: 401)
+        second.recordLocal(reason: .unauthorized, status: 401)
+        first.recordLocal(reason: .noRoute, status: 404)
         var series = first.series
         series.add(second.series)
         let lines = series.prometheusText.split(separator: "\n").map(String.init)

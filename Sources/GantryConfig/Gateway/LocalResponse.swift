@@ -1,0 +1,69 @@
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// A response gantry answers itself (no route, a policy's refusal, no endpoint, an upstream
+/// failure, bad input): by default a small JSON body that carries the request ID, so a user
+/// can find the log line.
+public struct LocalResponse: Sendable {
+    public var reason: LocalReason
+    public var status: HTTPResponseStatus
+    public var message: String
+    public var extraHeaders: [(String, String)] = []
+    /// The request was malformed: after this response the connection cannot be trusted.
+    public var closesConnection = false
+    /// A body of the route's own (a `respond` policy), instead of the JSON error body.
+    public var fixedBody: (contentType: String, text: String)?
+
+    public init(
+        _ reason: LocalReason, status: HTTPResponseStatus? = nil, message: String, extraHeaders: [(String, String)] = [],
+        closesConnection: Bool = false
+    ) {
+        self.reason = reason
+        self.status = status ?? reason.status
+        self.message = message
+        self.extraHeaders = extraHeaders
+        self.closesConnection = closesConnection
+    }
+
+    /// A request that broke HTTP's rules: 400, and the connection closes.
+    public static func badRequest(_ message: String) -> LocalResponse {
+        LocalResponse(.malformed, message: message, closesConnection: true)
+    }
+
+    /// An exchange that failed for `reason`: 504 for a timeout, else 502.
+    public static func upstreamFailure(_ reason: LocalReason) -> LocalResponse {
+        LocalResponse(reason, message: reason.upstreamMessage)
+    }
+
+    public func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5 + extraHeaders.count)
+        if status != .noContent {
+            headers.add(name: "content-type", value: fixedBody?.contentType ?? "application/json")
+            headers.add(name: "content-length", value: String(bodyLength))
+        }
+        headers.add(name: "x-request-id", value: requestID.description)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if close {
+            headers.add(name: "connection", value: "close")
+        } else if version.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+
+    public func body(requestID: RequestIdentifier, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let fixedBody { return allocator.buffer(string: fixedBody.text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128 + message.utf8.count)
+        bytes.append(contentsOf: "{\"status\":\(status.code),\"error\":\"".utf8)
+        JSONText.appendEscaped(reason.label, to: &bytes)
+        bytes.append(contentsOf: "\",\"message\":\"".utf8)
+        JSONText.appendEscaped(message, to: &bytes)
+        bytes.append(contentsOf: "\",\"requestId\":\"".utf8)
+        JSONText.appendEscaped(requestID.description, to: &bytes)
+        bytes.append(contentsOf: "\"}\n".utf8)
+        return allocator.buffer(bytes: bytes)
+    }
+}

@@ -1,0 +1,44 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// The client's side of a request: an HTTP/1.1 connection (``HTTP1Connection``) or an HTTP/2
+/// stream (``HTTP2Stream``). The front end reads requests and hands them to a ``ProxyExchange``;
+/// the exchange answers through these calls, whatever the protocol. The loop reaches every
+/// open front end through them too, for its timeouts and draining.
+protocol Downstream: AnyObject {
+    var clientIP: String { get }
+    var listener: ListenerSettings { get }
+    /// Between a read's first part and its end: what the exchange writes upstream meanwhile goes
+    /// out with the read's end, so a request found malformed later in the same read never leaves.
+    var isInReadBatch: Bool { get }
+    var isWritable: Bool { get }
+
+    // MARK: The response, from the exchange
+
+    /// `100 Continue`, once the request is allowed on.
+    func sendContinue()
+    func writeResponseHead(_ head: UpstreamResponseHead)
+    func writeResponseBody(_ buffer: ByteBuffer)
+    func writeResponseEnd(_ trailers: HTTPHeaders?)
+    /// An answer of gantry's own, whole. `requestComplete`: the request's body has been read.
+    func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool)
+    /// Hands what was written to the socket.
+    func flush()
+    /// Holds reading from the client back (backpressure, a policy's wait) or lets it go on.
+    func setReadsPaused(_ paused: Bool)
+    /// The response can no longer be completed: close, so the client sees it cut short.
+    func abort()
+    /// The exchange has ended and been logged; the front end takes the next request.
+    func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline)
+
+    // MARK: From the loop
+
+    /// Checks the front end's deadlines and its exchange's.
+    func checkTimeouts(now: NIODeadline)
+    /// Graceful shutdown: finish the request in flight, take no new one.
+    func drain()
+    /// Response bytes written but not yet taken by the client's socket.
+    var bufferedOutboundBytes: Int { get }
+}

@@ -1,0 +1,566 @@
+import Foundation
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// One request, from its head to its last byte, in the order it meets the path: the head
+/// arrives (``begin(_:from:)``), the edge admits it and the ingress rules route it
+/// (``admit(_:keptClientID:incoming:)``), the route's gateway policies run
+/// (``runPolicies(_:from:)``), the body is checked if a policy asks (``proceed(now:)``), an
+/// endpoint is chosen (``chooseEndpoint(now:)``), a connection is taken or made
+/// (``connect(to:now:)``), the request is sent (``send(on:flush:now:)``), the response head is
+/// received (``upstreamReceivedHead(_:)``), the body is relayed both ways with backpressure,
+/// and the request finishes and is logged (``finish(now:)``). A retry goes back to choosing an
+/// endpoint. Gantry's own answers (``respondLocally(_:)``) can come from any step.
+///
+/// Everything the request gathers is in one ``RequestContext``; the exchange lives on its
+/// connection's event loop, and the loop starts later requests with it once it has ended and
+/// nothing else holds it (``LoopContext/takeExchange()``).
+final class ProxyExchange {
+    /// Strong, as in the front ends: an exchange ends with its request, or soon after with the
+    /// callback (a connect, a policy's wait) that still holds it.
+    let loop: LoopContext
+    private(set) var downstream: (any Downstream)?
+    private(set) var context: RequestContext
+
+    init(loop: LoopContext) {
+        self.loop = loop
+        self.context = .ended(on: loop.current)
+    }
+
+    var hasForwardedResponse: Bool { context.responseSide != .waiting }
+    var method: HTTPMethod { context.method ?? .GET }
+    var requestID: RequestIdentifier { context.id }
+
+    // MARK: 1. The head arrives
+
+    /// Starts a request with its head, on the loop's current snapshot.
+    func begin(_ head: ClientRequestHead, from downstream: any Downstream) {
+        precondition(context.finished, "an exchange carries one request at a time")
+        self.downstream = downstream
+        loop.metrics.add(.requests)
+        let clientID = head.facts.requestID
+        let keptClientID = clientID.map(RequestIdentifier.isSane) ?? false
+        context = RequestContext(
+            id: keptClientID ? .client(clientID!) : loop.newRequestID(), started: .now(),
+            wallClock: loop.accessLog == nil ? 0 : LoopContext.wallClock(), method: head.method, version: head.version, snapshot: loop.current)
+        // Through `?.`: binding the optional tracer would copy its existential on every request.
+        if loop.isTracing { context.span = loop.tracer?.startServerSpan(method: head.method.rawValue, headers: head.headers) }
+        let incoming = head.facts.traceparent.flatMap { TraceContext(header: $0) }
+        context.serverTiming = context.snapshot.runtime.serverTiming && (head.facts.asksForTiming || incoming?.sampled == true)
+        admit(head, keptClientID: keptClientID, incoming: incoming)
+    }
+
+    /// Bytes that were not a request (the parser refused them) or a head that never came in
+    /// time: answered, logged, and the connection closes.
+    func answerWithoutRequest(_ response: LocalResponse, from downstream: any Downstream) {
+        precondition(context.finished, "an exchange carries one request at a time")
+        self.downstream = downstream
+        context = RequestContext(
+            id: loop.newRequestID(), started: .now(), wallClock: LoopContext.wallClock(), method: nil, version: .http1_1, snapshot: loop.current)
+        respondLocally(response)
+    }
+
+    // MARK: 2. Admission and routing
+
+    private func admit(_ head: ClientRequestHead, keptClientID: Bool, incoming: TraceContext?) {
+        let runtime = context.snapshot.runtime
+        guard let downstream else { return }
+        switch RequestAdmission.admit(head, snapshot: runtime, listener: downstream.listener) {
+        case .reject(let response, let host, let path):
+            context.host = host
+            context.path = path
+            context.hasBody = Framing(head.facts).hasBody
+            respondLocally(response)
+        case .admitted(let admitted):
+            context.route = admitted.route
+            context.host = admitted.host
+            context.path = admitted.path
+            context.hasBody = admitted.framing.hasBody
+            context.expectsContinue = head.facts.expectsContinue
+            context.maxRequestBody = runtime.limits.maxBodySize
+            let forwarding = ForwardingHeaders(
+                client: head, clientIP: downstream.clientIP, scheme: downstream.listener.scheme, host: admitted.host, requestID: context.id,
+                keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
+            var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
+            traceUpstream(&upstreamHead, facts: head.facts, incoming: incoming)
+            context.upstreamHead = consume upstreamHead
+            if context.settings.policies.isEmpty {
+                context.policiesPassed = true
+                // Admission without policies takes a microsecond or two: not worth reading the clock.
+                proceed(now: context.started)
+            } else {
+                var request = PolicyRequest(
+                    original: head.nioHead, upstream: context.upstreamHead!.built, clientIP: downstream.clientIP, route: admitted.route.name,
+                    now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
+                runPolicies(&request, from: 0)
+            }
+        }
+    }
+
+    /// Sends gantry's span upstream in `traceparent`, under the client's trace or a new one.
+    private func traceUpstream(_ head: inout UpstreamRequestHead, facts: HeaderFacts, incoming: TraceContext?) {
+        let sampled = context.serverTiming
+        let trace = loop.drawRandom { random in
+            incoming?.child(using: &random, sampled: sampled) ?? TraceContext.start(using: &random, sampled: sampled)
+        }
+        head.setTrace(trace, dropsTracestate: incoming == nil && facts.hasTracestate)  // it belongs to the trace we replaced
+        if loop.isTracing, let span = context.span {
+            // Replaces the `traceparent` just written with the recorded span's; the one above
+            // stays when the tracer records nothing (a sampler that drops everything injects
+            // nothing), and it has already dropped a stale `tracestate`.
+            loop.tracer?.propagate(span, into: &head.built.headers)
+        }
+    }
+
+    // MARK: 3. Gateway policies
+
+    /// Runs the route's policies from `position` on, in order. Each may let the request on,
+    /// answer it, or wait for an answer from elsewhere and then decide.
+    private func runPolicies(_ request: inout PolicyRequest, from position: Int) {
+        let positions = context.settings.policies
+        var position = position
+        while position < positions.count {
+            let verdict = context.snapshot.gateway.policies[positions[position]].evaluate(&request, environment: loop.policyEnvironment)
+            guard settle(verdict, request: request, at: position) else { return }
+            position += 1
+        }
+        context.upstreamHead!.built = request.upstream
+        context.responseEdits = request.responseEdits
+        if let limit = request.maxBodySize { context.maxRequestBody = min(context.maxRequestBody ?? limit, limit) }
+        context.bodySchema = request.bodySchema
+        context.policiesPassed = true
+        proceed()
+    }
+
+    /// Acts on a policy's verdict; true when the next policy should run.
+    private func settle(_ verdict: PolicyVerdict, request: PolicyRequest, at position: Int) -> Bool {
+        switch verdict {
+        case .proceed:
+            return true
+        case .respond(var response):
+            // Headers meant for the client (CORS) go on refusals too, so browsers can read them.
+            response.extraHeaders += request.responseEdits.add
+            respondLocally(response)
+            return false
+        case .wait(let answer):
+            // Reading pauses until the answer comes; it resumes this request on this loop.
+            downstream?.setReadsPaused(true)
+            answer.hop(to: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard !context.finished else { return }
+                downstream?.setReadsPaused(false)
+                var request = request
+                request.now = Date()
+                request.monotonic = NIODeadline.now().uptimeNanoseconds
+                let verdict: PolicyVerdict
+                switch result {
+                case .success(let resumption): verdict = resumption.resume(&request)
+                case .failure: verdict = .respond(LocalResponse(.policyUnavailable, message: "a policy could not decide"))
+                }
+                if settle(verdict, request: request, at: position) { runPolicies(&request, from: position + 1) }
+            }
+            return false
+        }
+    }
+
+    // MARK: 4. Between the gateway and the upstream
+
+    /// The steps that may wait before an endpoint is chosen: `100 Continue` (only once the
+    /// request is allowed), and reading the body in full when a policy checks it.
+    private func proceed(now: NIODeadline = .now()) {
+        if context.expectsContinue, !context.sentContinue {
+            context.sentContinue = true
+            downstream?.sendContinue()
+        }
+        if context.bodySchema != nil {
+            if !context.hasBody || context.requestEnded { checkBody() }
+            return
+        }
+        chooseEndpoint(now: now)
+    }
+
+    /// Checks the whole request body against the route's JSON Schema, then goes upstream.
+    private func checkBody() {
+        guard let schema = context.bodySchema else { return }
+        var body = ByteBuffer()
+        for var part in context.pending { body.writeBuffer(&part) }
+        let problem: String?
+        if !context.hasBody {
+            problem = "a JSON body is required"
+        } else if let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) {
+            problem = schema.violation(of: value)
+        } else {
+            problem = "the body is not JSON"
+        }
+        if let problem {
+            respondLocally(LocalResponse(.invalidBody, message: problem))
+            return
+        }
+        chooseEndpoint()
+    }
+
+    // MARK: 5. Choosing an endpoint
+
+    /// Picks an endpoint of the route's service in the request's snapshot, avoiding those this
+    /// request has tried and, while others remain, those ejected by outlier detection.
+    private func chooseEndpoint(now: NIODeadline = .now()) {
+        if context.gatewayDone == nil { context.gatewayDone = now }
+        if let previous = context.endpoint { context.tried.append(previous.address) }
+        let cluster = context.cluster
+        let set = cluster.endpoints
+        // Only a consistent-hash balancer reads a key.
+        var key: UInt64?
+        if case .consistentHash(let source) = set.balancer.kind { key = hashKey(source) }
+        let excluded = set.excluded(tried: context.tried, now: now.uptimeNanoseconds)
+        var cursor = cluster.cursor.position
+        let pick = loop.drawRandom { random in
+            set.balancer.pick(cursor: &cursor, key: key, tried: excluded, loads: set, random: &random)
+        }
+        cluster.cursor.position = cursor
+        guard let index = pick else {
+            respondLocally(LocalResponse(.noEndpoint, message: "service \(cluster.settings.name) has no ready endpoint"))
+            return
+        }
+        let endpoint = set.endpoints[index]
+        context.endpoint = endpoint
+        context.attempts += 1
+        connect(to: endpoint, now: now)
+    }
+
+    /// The key a consistent-hash balancer places the request by (the client's address, a
+    /// header or a cookie), or nil when the request lacks it.
+    private func hashKey(_ source: HashKey) -> UInt64? {
+        switch source {
+        case .clientIP:
+            return downstream.map { StableHash.hash($0.clientIP) }
+        case .header(let name):
+            return context.upstreamHead?.first(name: name).map { StableHash.hash($0) }
+        case .cookie(let name):
+            return (context.upstreamHead?.values(name: "cookie")).flatMap { Cookies.value(named: name, in: $0) }.map { StableHash.hash($0) }
+        }
+    }
+
+    // MARK: 6. A connection to the endpoint
+
+    private func connect(to endpoint: EndpointState, now: NIODeadline) {
+        if let connection = loop.pool.take(endpoint) {
+            loop.metrics.add(.upstreamReused)
+            // Inside the client's read batch, the flush waits for the batch's end, so a request
+            // that turns out malformed later in the same batch never leaves.
+            send(on: connection, flush: !(downstream?.isInReadBatch ?? false), now: now)
+            return
+        }
+        guard let socketAddress = loop.socketAddress(for: endpoint.address) else {
+            attemptFailed(.connectFailure, reason: .upstreamAddressUnresolvable)
+            return
+        }
+        let service = context.cluster.settings
+        downstream?.setReadsPaused(true)
+        loop.metrics.add(.upstreamConnects)
+        let connection = UpstreamHandler(endpoint: endpoint, service: service, loop: loop)
+        let attempt = context.attempts
+        loop.connector.connect(connection, to: socketAddress, timeout: TimeAmount(service.connectTimeout), on: loop.eventLoop)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success:
+                    guard !context.finished, attempt == context.attempts else {
+                        // The client left, or the exchange moved on while connecting: keep the
+                        // fresh connection for the next request.
+                        loop.pool.release(connection, now: .now())
+                        return
+                    }
+                    endpoint.connectSucceeded()
+                    send(on: connection, flush: true, now: .now())
+                case .failure(let error):
+                    if endpoint.connectFailed(now: NIODeadline.now().uptimeNanoseconds, policy: service.outlierDetection) {
+                        loop.metrics.add(.outlierEjections)
+                    }
+                    guard !context.finished, attempt == context.attempts else { return }
+                    loop.metrics.add(.upstreamConnectFailures)
+                    let timedOut: Bool
+                    if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
+                    attemptFailed(.connectFailure, reason: timedOut ? .upstreamConnectTimeout : .upstreamConnectFailure)
+                }
+            }
+    }
+
+    // MARK: 7. Sending the request
+
+    /// `now` is when the endpoint was chosen or the connection came up, microseconds ago: one
+    /// clock reading serves the send and the response timeout.
+    private func send(on connection: UpstreamHandler, flush: Bool, now: NIODeadline) {
+        context.upstream = connection
+        connection.exchange = self
+        context.endpoint?.requestStarted()
+        context.upstreamStarted = now
+        context.lastActivity = now
+        // In place: passed by value, the head was copied out of the context for the call.
+        connection.writeHead(&context.upstreamHead!)
+        for buffer in context.pending {
+            connection.writeBody(buffer)
+        }
+        context.pending.removeAll()
+        if context.requestEnded {
+            connection.writeEnd()
+            context.requestSide = .complete
+            armResponseTimeout(now: now)
+        } else {
+            context.requestSide = .streaming
+            // Without a body, the request is complete once its head has gone; its end follows
+            // at once from the same read, and need not read the clock again.
+            if !context.hasBody { armResponseTimeout(now: now) }
+            downstream?.setReadsPaused(!connection.isWritable)
+        }
+        if flush { connection.flush() }
+    }
+
+    private func armResponseTimeout(now: NIODeadline) {
+        context.responseDeadline = now + .nanoseconds(context.settings.responseTimeoutNanoseconds)
+    }
+
+    // MARK: The request's body, from the client
+
+    func requestBody(_ buffer: ByteBuffer) {
+        context.requestBytes += buffer.readableBytes
+        if let limit = context.maxRequestBody, context.requestBytes > limit {
+            // A chunked body grew past the limit while streaming.
+            guard context.responseSide == .waiting else {
+                downstreamClosed(status: 413, reason: .payloadTooLarge)
+                downstream?.abort()
+                return
+            }
+            respondLocally(LocalResponse(.payloadTooLarge, message: "the body is larger than \(limit) bytes", closesConnection: true))
+            return
+        }
+        context.lastActivity = .now()
+        switch context.requestSide {
+        case .buffering:
+            context.pending.append(buffer)
+        case .streaming:
+            guard let upstream = context.upstream else { return }
+            upstream.writeBody(buffer)
+            if !upstream.isWritable { downstream?.setReadsPaused(true) }
+        case .complete:
+            break
+        }
+    }
+
+    /// The client's body ended. Its trailers are not forwarded, as nginx and Envoy do not
+    /// forward them: an upstream that merges them into the head would take them for fields
+    /// the gateway checked (`X-Forwarded-For`, `Host`).
+    func requestEnd() {
+        context.requestEnded = true
+        if context.policiesPassed, context.bodySchema != nil, context.hasBody, context.requestSide == .buffering, context.attempts == 0,
+            !context.finished
+        {
+            checkBody()
+            return
+        }
+        if context.requestSide == .streaming, let upstream = context.upstream {
+            upstream.writeEnd()
+            context.requestSide = .complete
+            // A request without a body was complete when its head went (``send(on:flush:now:)``).
+            if context.hasBody { armResponseTimeout(now: .now()) }
+        }
+    }
+
+    /// The client's read batch ended: send what was written upstream.
+    func downstreamReadComplete() {
+        context.upstream?.flush()
+    }
+
+    func downstreamWritabilityChanged(_ writable: Bool) {
+        context.upstream?.setReadsPaused(!writable)
+    }
+
+    /// The client went away (or broke the protocol): cancel the upstream exchange; its
+    /// connection is not reused. 499 is nginx's "client closed request".
+    func downstreamClosed(status: Int = 499, reason: LocalReason = .clientClosed) {
+        guard !context.finished else { return }
+        if reason == .clientClosed { loop.metrics.add(.clientAborts) }
+        context.status = status
+        context.outcome = reason
+        abandonUpstream()
+        complete()
+    }
+
+    /// The request broke the protocol in its body: say what was wrong if the response has not
+    /// started, and end the exchange.
+    func requestBroke(_ response: LocalResponse) {
+        guard !context.finished else { return }
+        if context.responseSide == .waiting {
+            respondLocally(response)
+        } else {
+            downstreamClosed(status: Int(response.status.code), reason: response.reason)
+        }
+    }
+
+    // MARK: 8. The response, from the upstream
+
+    /// Bytes came from the upstream, read at `now` (once per read, for all the parts they hold).
+    func upstreamRead(at now: NIODeadline) {
+        context.lastActivity = now
+    }
+
+    /// The response head. One method per part rather than one taking an enum of them:
+    /// wrapping a head in an enum copied it, with a retain and a release of its buffer.
+    func upstreamReceivedHead(_ head: UpstreamResponseHead) {
+        context.responseDeadline = .distantFuture
+        let code = head.code
+        if (502...504).contains(code), context.responseSide == .waiting,
+            context.settings.retry.shouldRetry(after: .gatewayError, attempts: context.attempts, method: method.rawValue, hasBody: context.hasBody)
+        {
+            context.upstream?.keepAlive = false
+            attemptFailed(.gatewayError, reason: .upstreamErrorResponse)
+            return
+        }
+        if let started = context.upstreamStarted { context.upstreamMs = context.lastActivity.milliseconds(since: started) }
+        context.status = code
+        context.responseSide = .streaming
+        // The parser has left out the hop-by-hop fields and added the request's ID.
+        guard !context.responseEdits.isEmpty || context.serverTiming else {
+            downstream?.writeResponseHead(head)
+            return
+        }
+        var headers = head.headers
+        context.responseEdits.apply(to: &headers)
+        if context.serverTiming { headers.add(name: "server-timing", value: serverTimingHeader(now: context.lastActivity)) }
+        var edited = head
+        edited.fields = .built(headers)
+        downstream?.writeResponseHead(edited)
+    }
+
+    func upstreamReceivedBody(_ buffer: ByteBuffer) {
+        guard context.responseSide == .streaming, let downstream else { return }
+        context.responseBytes += buffer.readableBytes
+        downstream.writeResponseBody(buffer)
+        if !downstream.isWritable { context.upstream?.setReadsPaused(true) }
+    }
+
+    /// `now`: when the read that ended the response began.
+    func upstreamReceivedEnd(_ trailers: HTTPHeaders?, at now: NIODeadline) {
+        guard context.responseSide == .streaming else { return }
+        context.responseSide = .complete
+        downstream?.writeResponseEnd(trailers)
+        finishUpstream()
+        complete(now: now)
+    }
+
+    func upstreamReadComplete() {
+        downstream?.flush()
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if context.requestSide == .streaming { downstream?.setReadsPaused(!writable) }
+    }
+
+    /// The upstream connection closed or failed before the response ended.
+    func upstreamClosed(error: (any Error)?) {
+        guard !context.finished, context.responseSide != .complete else { return }
+        context.endpoint?.requestEnded()
+        context.upstream = nil
+        if error is HTTPParserError {
+            attemptFailed(.reset, reason: .upstreamProtocolError, canRetry: false)
+        } else {
+            loop.metrics.add(.upstreamResets)
+            attemptFailed(.reset, reason: .upstreamReset)
+        }
+    }
+
+    /// Called on the loop's sweep: the response-head timeout and the stream idle timeout.
+    func checkTimeouts(now: NIODeadline) {
+        guard !context.finished else { return }
+        if now >= context.responseDeadline {
+            context.responseDeadline = .distantFuture
+            loop.metrics.add(.upstreamTimeouts)
+            abandonUpstream()
+            attemptFailed(.timeout, reason: .upstreamTimeout)
+        } else if context.requestSide != .buffering, now - context.lastActivity >= TimeAmount(context.cluster.settings.idleTimeout) {
+            loop.metrics.add(.upstreamTimeouts)
+            abandonUpstream()
+            attemptFailed(.timeout, reason: .streamIdleTimeout, canRetry: false)
+        }
+    }
+
+    // MARK: Failed attempts and retries
+
+    private func abandonUpstream() {
+        guard let upstream = context.upstream else { return }
+        context.upstream = nil
+        upstream.exchange = nil
+        upstream.close()
+        context.endpoint?.requestEnded()
+    }
+
+    /// An attempt failed: back to choosing an endpoint when the route's retry policy allows,
+    /// else a 502 or 504, or a cut when part of the response has gone.
+    private func attemptFailed(_ failure: AttemptFailure, reason: LocalReason, canRetry: Bool = true) {
+        context.outcome = reason
+        if canRetry, context.responseSide == .waiting, !context.finished,
+            context.settings.retry.shouldRetry(after: failure, attempts: context.attempts, method: method.rawValue, hasBody: context.hasBody)
+        {
+            loop.metrics.add(.retries)
+            abandonUpstream()
+            context.requestSide = .buffering
+            chooseEndpoint()
+            return
+        }
+        guard context.responseSide == .waiting else {
+            // Part of the response is already with the client: the only honest signal left is
+            // to close the connection.
+            downstream?.abort()
+            complete()
+            return
+        }
+        respondLocally(.upstreamFailure(reason))
+    }
+
+    // MARK: 9. Finishing
+
+    /// Gantry's own answer, from any step: the request goes no further.
+    func respondLocally(_ response: LocalResponse) {
+        var response = response
+        context.status = Int(response.status.code)
+        context.outcome = response.reason
+        context.answeredLocally = true
+        if context.serverTiming {
+            let gateway = NIODeadline.now().milliseconds(since: context.started)
+            response.extraHeaders.append(("server-timing", "gateway;desc=\"\(response.reason.label)\";dur=\(millisecondsText(gateway))"))
+        }
+        abandonUpstream()
+        context.responseSide = .complete
+        downstream?.writeLocalResponse(response, requestID: context.id, requestComplete: context.requestEnded || !context.hasBody)
+        complete()
+    }
+
+    /// Returns the upstream connection to the pool when both messages ended cleanly.
+    private func finishUpstream() {
+        guard let upstream = context.upstream.take() else { return }
+        upstream.exchange = nil
+        upstream.setReadsPaused(false)
+        context.endpoint?.requestEnded()
+        if context.requestSide == .complete {
+            loop.pool.release(upstream, now: context.lastActivity)
+        } else {
+            upstream.close()
+        }
+    }
+
+    private func complete(now: NIODeadline = .now()) {
+        guard !context.finished else { return }
+        context.finished = true
+        finish(now: now)
+        let downstream = self.downstream.take()
+        downstream?.exchangeEnded(self, now: now)
+    }
+
+    /// The exchange has ended and been logged: it lets go of the request's head, whose lines
+    /// are a slice of the client's read buffer (a spare exchange must not keep that buffer
+    /// from being read into again).
+    func letGoOfRequest() {
+        context.upstreamHead = nil
+        context.pending = []
+    }
+}

@@ -1,0 +1,123 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// A request head that may go on: its route, the target to send upstream and how its body is framed.
+struct AdmittedRequest {
+    let route: RouteRule
+    let uri: String
+    let framing: Framing
+    /// The Host the client named, as it came.
+    let host: String
+    let path: String
+}
+
+enum Admission {
+    case admitted(AdmittedRequest)
+    case reject(LocalResponse, host: String, path: String)
+}
+
+/// Checks a request head at the edge (RFC 9112 framing and host rules, size limits) and matches
+/// it to an ingress rule. Nothing malformed gets past this point, so nothing malformed reaches
+/// an upstream.
+enum RequestAdmission {
+    /// The same host, path and query on the TLS listener's port (308 keeps the method and body,
+    /// RFC 9110 §15.4.9). An absolute-form target keeps only its path and query.
+    static func httpsLocation(host: String, port: Int, target: String) -> String {
+        var name = Substring(host)
+        if name.hasPrefix("[") {
+            if let close = name.firstIndex(of: "]") { name = name[...close] }
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        var path = Substring(target)
+        if !path.hasPrefix("/"), let scheme = path.range(of: "://") {
+            let rest = path[scheme.upperBound...]
+            path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        return "https://\(name)" + (port == 443 ? "" : ":\(port)") + path
+    }
+
+    static func admit(_ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings) -> Admission {
+        // The head's facts and the limits are read in place: bound to locals, both were copied,
+        // with a retain of each of their strings.
+        let rawHost = head.facts.host ?? ""
+        let displayPath = head.uri.utf8.count <= 256 ? head.uri : String(head.uri.prefix(256))
+
+        if head.uri.utf8.count > snapshot.limits.maxURILength {
+            return .reject(
+                LocalResponse(.uriTooLong, message: "the request target is longer than \(snapshot.limits.maxURILength) bytes", closesConnection: true),
+                host: rawHost, path: displayPath)
+        }
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.
+        if head.facts.hostCount > 1 || (head.version.minor >= 1 && head.facts.hostCount == 0) {
+            return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
+        }
+        if !rawHost.isEmpty, !isValidHost(rawHost) {
+            return .reject(.badRequest("the Host header is not a valid host"), host: "", path: displayPath)
+        }
+        let framing = Framing(head.facts)
+        if case .invalid(let why) = framing {
+            return .reject(.badRequest(why), host: rawHost, path: displayPath)
+        }
+        if case .unsupportedCoding = framing {
+            return .reject(
+                LocalResponse(
+                    .unsupportedTransferCoding, message: "only the chunked transfer coding is supported in requests", closesConnection: true),
+                host: rawHost, path: displayPath)
+        }
+        if let max = snapshot.limits.maxBodySize, case .contentLength(let length) = framing, length > max {
+            return .reject(
+                LocalResponse(.payloadTooLarge, message: "the body is larger than \(max) bytes", closesConnection: true), host: rawHost, path: displayPath)
+        }
+        let target: RequestTarget
+        switch RequestTarget.parse(head.uri) {
+        case .success(let parsed): target = parsed
+        case .failure(.escapesRoot):
+            return .reject(.badRequest("the path climbs above / with .."), host: rawHost, path: displayPath)
+        case .failure:
+            return .reject(.badRequest("the request target must be a path such as /app"), host: rawHost, path: displayPath)
+        }
+        let authority = target.authority ?? Substring(rawHost)
+        let routingHost = snapshot.routes.readsHost ? HostPattern.normalize(authority) : authority
+        if let port = listener.redirectToPort {
+            let location = httpsLocation(host: target.authority.map(String.init) ?? rawHost, port: port, target: head.uri)
+            return .reject(
+                LocalResponse(.httpsRedirect, message: "this site is served over https: \(location)", extraHeaders: [("location", location)]),
+                host: rawHost, path: String(target.path))
+        }
+        let method = snapshot.routes.readsMethod ? head.method.rawValue : ""
+        let matched =
+            if let service = listener.service { snapshot.serviceRoute(named: service) } else {
+                snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
+            }
+        guard let route = matched else {
+            return .reject(
+                LocalResponse(.noRoute, message: "no route for \(HostPattern.normalize(authority))\(target.path)"),
+                host: rawHost, path: String(target.path))
+        }
+        return .admitted(
+            AdmittedRequest(
+                route: route, uri: target.rewritten ? target.forwarded : head.uri, framing: framing, host: rawHost, path: String(target.path)))
+    }
+
+    /// Over the host's bytes in memory: walking a `String`'s UTF-8 view byte by byte took
+    /// 0.5 % of a proxied request.
+    private static func isValidHost(_ host: String) -> Bool {
+        host.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isHostByte) } ?? host.utf8.allSatisfy(isHostByte)
+    }
+
+    /// Host header bytes: reg-name, IPv4, [IPv6] and a port (RFC 3986 §3.2.2).
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
+            return true
+        default:
+            return false
+        }
+    }
+}
+

@@ -1,0 +1,479 @@
+import GantryConfig
+import GantryCore
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/1.1 client connection: parses its requests (``HTTPRequestParser``), hands each to a
+/// ``ProxyExchange`` in turn, writes the responses in request order as bytes
+/// (``HTTP1MessageWriter``), and manages keep-alive, pipelining, read backpressure, the head and
+/// idle timeouts, lingering close and draining.
+///
+/// Pipelined requests are queued here rather than by NIO's `HTTPServerPipelineHandler`, which
+/// turns read interest off and on around every response (two extra `epoll_ctl` per request).
+final class HTTP1Connection: ChannelDuplexHandler, Downstream {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Current {
+        case idle
+        case proxying(ProxyExchange)
+        /// The response is done but the request body is still arriving: read and drop it, up
+        /// to a budget, so the client sees the response instead of a reset.
+        case discarding
+    }
+
+    /// Strong, not `unowned`: each use of an `unowned` reference checks and counts the object,
+    /// dozens of times a request. The loop's table of connections lets go of the handler when
+    /// its channel goes.
+    let loop: LoopContext
+    let listener: ListenerSettings
+    /// `Strict-Transport-Security` for every response, on TLS listeners with HSTS.
+    private let hsts: String?
+    private(set) var context: ChannelHandlerContext?
+    private(set) var clientIP = "unknown"
+
+    private(set) var current = Current.idle
+    private var output: HTTP1MessageWriter
+    /// The channel's, read once: `context.channel.allocator` costs an existential call and a
+    /// retain of the channel on every message.
+    private var allocator = ByteBufferAllocator()
+    private var requestInProgress = false
+    private var responseInProgress = false
+    private var requestVersion = HTTPVersion.http1_1
+    private var requestMethod = HTTPMethod.GET
+    private var keepAlive = true
+    private var discardBudget = 0
+
+    /// What arrived while an earlier response was still going out (pipelining).
+    private enum Inbound {
+        case part(HTTPRequestParser.Part)
+        /// Bytes the parser rejected, answered in turn; the connection then closes. Boxed: parts need not be its size.
+        indirect case malformed(LocalResponse)
+    }
+
+    private var queued = CircularBuffer<Inbound>()
+    private var parser: HTTPRequestParser
+    /// The parser rejected the bytes: nothing after them is read as a request.
+    private var parserFailed = false
+    private var pausedByExchange = false
+    private var pausedForPipelining = false
+    private var readPending = false
+    private var idleDeadline = NIODeadline.distantFuture
+    /// Armed when the bytes of a request head start arriving; the head must be complete by then.
+    private var headDeadline = NIODeadline.distantFuture
+    private var lingerDeadline = NIODeadline.distantFuture
+    private var closing = false
+    private var active = true
+    private(set) var isInReadBatch = false
+    /// Kept from writability events rather than read from the channel on every body part.
+    private(set) var isWritable = false
+
+    /// Bytes of an unwanted request body read and dropped before closing instead.
+    static let discardLimit = 1 << 20
+    /// How long a closing connection waits for the client to close its side.
+    static let lingerTime = TimeAmount.seconds(2)
+
+    init(loop: LoopContext, listener: ListenerSettings) {
+        self.loop = loop
+        self.listener = listener
+        self.hsts = listener.tls?.hsts
+        self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
+        let limits = loop.current.runtime.limits
+        self.parser = HTTPRequestParser(maxHeadSize: limits.maxHeadSize, maxHeaderCount: limits.maxHeaderCount)
+    }
+
+    var bufferedOutboundBytes: Int {
+        (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    // MARK: Connection lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        allocator = context.channel.allocator
+        isWritable = context.channel.isWritable
+        if context.channel.isActive { becameActive(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        becameActive(context)
+        context.fireChannelActive()
+    }
+
+    /// Registered only once active: a channel closed before it became active never sees
+    /// `channelInactive`, and must not stay in the loop's table. (The connection limits were
+    /// checked at accept, by ``ConnectionGate``.)
+    private func becameActive(_ context: ChannelHandlerContext) {
+        guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
+        if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
+        loop.connections[ObjectIdentifier(self)] = self
+        idleDeadline = .now() + loop.idleTimeout
+        if loop.draining { drain() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        forget()
+        self.context = nil
+        isWritable = false
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        forget()
+        if case .proxying(let exchange) = current {
+            current = .idle
+            exchange.downstreamClosed()
+        }
+        queued.removeAll()
+        context.fireChannelInactive()
+    }
+
+    private func forget() {
+        active = false
+        loop.connections.removeValue(forKey: ObjectIdentifier(self))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        requestMalformed(parserError)
+    }
+
+    /// A malformed request never reaches an upstream: answered in its turn, then the connection closes.
+    private func requestMalformed(_ parserError: HTTPParserError) {
+        parserFailed = true
+        let response: LocalResponse
+        switch parserError {
+        case .headerOverflow:
+            let limits = loop.current.runtime.limits
+            response = LocalResponse(
+                .headerTooLarge,
+                message: "the request head is larger than \(limits.maxHeadSize) bytes or has more than \(limits.maxHeaderCount) headers",
+                closesConnection: true)
+        default:
+            response = LocalResponse.badRequest("malformed HTTP request (\(parserError))")
+        }
+        enqueueOrHandle(.malformed(response))
+    }
+
+    /// The request being read broke in its body: its exchange says what was wrong if the
+    /// response has not started, and the connection closes.
+    private func requestBroke(_ response: LocalResponse) {
+        keepAlive = false
+        switch current {
+        case .proxying(let exchange): exchange.requestBroke(response)
+        case .discarding, .idle: closeNow()
+        }
+    }
+
+    /// Bytes that were not a request, or a head that did not come in time: answered and logged
+    /// by an exchange of their own, and the connection closes after.
+    private func answerWithoutRequest(_ response: LocalResponse) {
+        keepAlive = false
+        requestMethod = .GET  // not the previous request's: an answer to HEAD would lose its body
+        requestVersion = .http1_1
+        responseInProgress = true
+        let exchange = loop.takeExchange()
+        current = .proxying(exchange)
+        exchange.answerWithoutRequest(response, from: self)
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        isInReadBatch = true
+        // Lingering: read and drop until the client closes. After a malformed request, what
+        // follows is not a request.
+        if closing || parserFailed { return }
+        do {
+            try parser.parse(unwrapInboundIn(data)) { part in
+                if !closing { enqueueOrHandle(.part(part)) }
+            }
+        } catch let error as HTTPParserError {
+            requestMalformed(error)
+        } catch {
+            closeNow()
+        }
+    }
+
+    private func enqueueOrHandle(_ item: Inbound) {
+        if !queued.isEmpty {
+            queued.append(item)
+        } else if !handle(item) {
+            queued.append(item)
+            pausedForPipelining = true
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        isInReadBatch = false
+        timeHead()
+        // Last in the pipeline: nothing after it wants the event.
+        if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
+    }
+
+    /// Reads are held back while paused, and asked for again on resuming. (Pausing with the
+    /// channel's `autoRead` instead stalled a transfer under backpressure now and then.)
+    func read(context: ChannelHandlerContext) {
+        if pausedByExchange || pausedForPipelining {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        if case .proxying(let exchange) = current { exchange.downstreamWritabilityChanged(isWritable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Handles one request part. Returns false for a head that must wait until the response
+    /// before it is finished (pipelining: responses go out in request order).
+    private func handle(_ item: Inbound) -> Bool {
+        let part: HTTPRequestParser.Part
+        switch item {
+        case .malformed(let response):
+            // Parts are handled in the order of the bytes: a request still being read when the
+            // error comes is the one that broke; otherwise its head was bad, and it is answered
+            // in its turn.
+            if requestInProgress {
+                requestBroke(response)
+            } else if responseInProgress {
+                return false
+            } else {
+                answerWithoutRequest(response)
+            }
+            return true
+        case .part(let value):
+            part = value
+        }
+        switch part {
+        case .head(let head, let keepAlive):
+            if responseInProgress || requestInProgress { return false }
+            startRequest(head, keepAlive: keepAlive)
+        case .body(let buffer):
+            switch current {
+            case .proxying(let exchange): exchange.requestBody(buffer)
+            case .discarding:
+                discardBudget -= buffer.readableBytes
+                if discardBudget < 0 { closeNow() }
+            case .idle: break
+            }
+        case .end:
+            requestInProgress = false
+            switch current {
+            case .proxying(let exchange): exchange.requestEnd()
+            case .discarding:
+                current = .idle
+                if !responseInProgress { responseDone() }
+            case .idle: break
+            }
+        }
+        return true
+    }
+
+    private func startRequest(_ head: ClientRequestHead, keepAlive requestKeepsAlive: Bool) {
+        idleDeadline = .distantFuture
+        headDeadline = .distantFuture
+        requestInProgress = true
+        responseInProgress = true
+        requestVersion = head.version
+        requestMethod = head.method
+        if !requestKeepsAlive || loop.draining { keepAlive = false }
+        let exchange = loop.takeExchange()
+        current = .proxying(exchange)
+        exchange.begin(head, from: self)
+    }
+
+    // MARK: Flow control (from the exchange)
+
+    func setReadsPaused(_ paused: Bool) {
+        pausedByExchange = paused
+        if !paused { resumeReadingIfAllowed() }
+    }
+
+    func abort() {
+        keepAlive = false
+        closeNow()
+    }
+
+    func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline) {
+        loop.keepForReuse(exchange)
+        pausedByExchange = false
+        current = .idle
+        responseDone(now: now)
+    }
+
+    // MARK: Writing responses (from the exchange)
+
+    func sendContinue() {
+        output.writeInterim(.continue, version: requestVersion, allocator: allocator)
+        flush()
+    }
+
+    func writeResponseHead(_ upstreamHead: UpstreamResponseHead) {
+        guard context != nil else { return }
+        if hsts == nil, keepAlive, requestVersion == .http1_1, case .lines(let lines) = upstreamHead.fields,
+            upstreamHead.status.mayHaveResponseBody || !upstreamHead.hasContentLength
+        {
+            // Nothing to change: the upstream's lines go on as they came.
+            output.writeHead(upstreamHead, lines: lines, toHEAD: requestMethod == .HEAD, allocator: allocator)
+            return
+        }
+        var head = upstreamHead.built
+        if head.version != requestVersion { head.version = requestVersion }  // setting it copies the head
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        if requestVersion.minor == 0, requestMethod != .HEAD, head.status != .noContent, head.status != .notModified,
+            !head.headers.contains(name: "content-length")
+        {
+            // An HTTP/1.0 client can only see the end of this body by the close (a chunked
+            // upstream body goes to it without the chunk framing it cannot read).
+            keepAlive = false
+        }
+        if !keepAlive {
+            if requestVersion.minor >= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        } else if requestVersion.minor == 0 {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
+    }
+
+    /// Straight to the writer: wrapped in a response part, the buffer was retained and
+    /// released once more.
+    func writeResponseBody(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        output.writeBody(buffer, allocator: allocator, through: context)
+    }
+
+    func writeResponseEnd(_ trailers: HTTPHeaders?) {
+        guard context != nil else { return }
+        output.writeEnd(trailers, allocator: allocator)
+    }
+
+    func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
+        guard let context else { return }
+        if response.closesConnection || (requestInProgress && !requestComplete) { keepAlive = false }
+        let body = response.body(requestID: requestID, allocator: allocator)
+        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: !keepAlive)
+        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        output.writeHead(head, toHEAD: requestMethod == .HEAD, allocator: allocator)
+        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
+        if requestMethod != .HEAD, response.status != .noContent {
+            output.writeBody(body, allocator: allocator, through: context)
+        }
+        output.writeEnd(nil, allocator: allocator)
+    }
+
+    /// Hands what was written to the socket.
+    func flush() {
+        guard let context else { return }
+        output.flush(through: context)
+    }
+
+    // MARK: Between requests
+
+    private func responseDone(now: NIODeadline = .now()) {
+        responseInProgress = false
+        guard active else { return }
+        flush()
+        if requestInProgress && keepAlive {
+            // The response went out before the request body ended: drop the rest of the body,
+            // then carry on with the next request.
+            current = .discarding
+            discardBudget = Self.discardLimit
+            resumeReadingIfAllowed()
+            return
+        }
+        guard keepAlive else {
+            closeGracefully()
+            return
+        }
+        idleDeadline = now + loop.idleTimeout
+        drainQueue()
+    }
+
+    private func drainQueue() {
+        // The queued parts are handled as one read batch: what they write upstream waits for the
+        // end, so a request that turns out malformed further on never leaves.
+        let wasInReadBatch = isInReadBatch
+        isInReadBatch = true
+        while let part = queued.first, !closing {
+            guard handle(part) else { break }
+            queued.removeFirst()
+        }
+        isInReadBatch = wasInReadBatch
+        if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }
+        if queued.isEmpty {
+            pausedForPipelining = false
+            // A head behind the queued ones is next (a read batch's end times it, after parsing).
+            if !wasInReadBatch { timeHead() }
+            resumeReadingIfAllowed()
+        }
+    }
+
+    /// The head's clock runs while part of a head has come, not after a whole request (a kept-alive
+    /// connection waits under `idle`) nor after only the empty lines allowed between requests.
+    private func timeHead() {
+        if !parser.isReadingHead {
+            headDeadline = .distantFuture
+        } else if headDeadline == .distantFuture, !closing {
+            headDeadline = .now() + TimeAmount(loop.current.runtime.limits.requestHeadersTimeout)
+        }
+    }
+
+    private func resumeReadingIfAllowed() {
+        guard readPending, !pausedByExchange, !pausedForPipelining, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    // MARK: From the loop
+
+    /// The connection's deadlines, then its exchange's (every exchange in flight belongs to a
+    /// connection, so the loop's sweep reaches them all from here).
+    func checkTimeouts(now: NIODeadline) {
+        if case .proxying(let exchange) = current { exchange.checkTimeouts(now: now) }
+        if now >= lingerDeadline {
+            closeNow()
+        } else if now >= headDeadline, !requestInProgress, !responseInProgress, !closing {
+            headDeadline = .distantFuture
+            loop.metrics.add(.headerTimeouts)
+            let timeout = loop.current.runtime.limits.requestHeadersTimeout
+            answerWithoutRequest(
+                LocalResponse(.requestHeaderTimeout, message: "the request head did not arrive within \(timeout)", closesConnection: true))
+        } else if now >= idleDeadline, !requestInProgress, !responseInProgress {
+            idleDeadline = .distantFuture
+            closeGracefully()
+        }
+    }
+
+    func drain() {
+        keepAlive = false
+        if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
+    }
+
+    /// Closes after everything written so far has gone out, the way nginx's lingering close
+    /// does: send FIN, then read and drop what the client still sends until it closes too (or
+    /// `lingerTime` passes). Closing at once would make the kernel answer unread bytes with a
+    /// reset, and the client could lose the response it has not read yet.
+    private func closeGracefully() {
+        guard let context, !closing else { return }
+        closing = true
+        idleDeadline = .distantFuture
+        lingerDeadline = .now() + Self.lingerTime
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: promise)
+        promise.futureResult.assumeIsolated().whenFailure { [self] _ in closeNow() }
+        pausedByExchange = false
+        pausedForPipelining = false
+        resumeReadingIfAllowed()
+    }
+
+    private func closeNow() {
+        closing = true
+        context?.close(promise: nil)
+    }
+}

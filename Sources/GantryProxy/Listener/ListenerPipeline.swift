@@ -1,0 +1,79 @@
+import GantryConfig
+import GantryTLS
+import NIOCore
+import NIOHTTP2
+import NIOSSL
+import NIOTLS
+
+/// Builds a client connection's pipeline for its listener: TLS when the listener has it, then
+/// HTTP/2 (chosen by ALPN, or by the connection preface on plain listeners that accept h2c) or
+/// HTTP/1.1. An HTTP/1.1 connection gets an ``HTTP1Connection``; every HTTP/2 stream gets an
+/// ``HTTP2Stream`` behind NIO's HTTP/2 → HTTP/1 codec. Both hand their requests to the same
+/// ``ProxyExchange``, so routing, policies and the upstream exchange are one code for both.
+struct ListenerPipeline: Sendable {
+    let listener: ListenerSettings
+    let tls: TLSServerContext?
+    let limits: EdgeLimits
+
+    func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ConnectionGate(loop: loop.value))
+        if let tls {
+            try sync.addHandler(NIOSSLServerHandler(context: tls.sslContext))
+            try sync.addHandler(TLSHandshakeGuard(loop: loop.value, timeout: TimeAmount(limits.requestHeadersTimeout)))
+            guard listener.http2 else { return try configureHTTP1(channel, loop: loop) }
+            let pipeline = self
+            // ALPN: "h2" → HTTP/2, "http/1.1" or nothing → HTTP/1.1.
+            try sync.addHandler(
+                ApplicationProtocolNegotiationHandler { result, channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if case .negotiated("h2") = result {
+                            try pipeline.configureHTTP2(channel, loop: loop)
+                        } else {
+                            try pipeline.configureHTTP1(channel, loop: loop)
+                        }
+                    }
+                })
+        } else if listener.http2 {
+            let pipeline = self
+            try sync.addHandler(
+                HTTP2PrefaceSniffer { isHTTP2, channel in
+                    if isHTTP2 { try pipeline.configureHTTP2(channel, loop: loop) } else { try pipeline.configureHTTP1(channel, loop: loop) }
+                })
+        } else {
+            try configureHTTP1(channel, loop: loop)
+        }
+    }
+
+    func configureHTTP1(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
+        // The handler parses requests and writes responses itself (``HTTPRequestParser``,
+        // ``HTTP1MessageWriter``).
+        try channel.pipeline.syncOperations.addHandler(HTTP1Connection(loop: loop.value, listener: listener))
+    }
+
+    /// HTTP/2 with the edge limits Envoy recommends for untrusted clients: 100 concurrent
+    /// streams, 64 KiB stream and 1 MiB connection windows, the head size limit as the header
+    /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
+    /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
+    func configureHTTP2(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeadSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: limits.http2StreamWindow),
+        ]
+        connection.targetWindowSize = limits.http2ConnectionWindow
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = limits.http2StreamWindow
+        let listener = self.listener
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try sync.addHandler(HTTP2Stream(loop: loop.value, listener: listener))
+            }
+        }
+        try sync.addHandler(HTTP2ConnectionHandler(loop: loop.value))
+    }
+}
