@@ -188,7 +188,16 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "GantryConfigTests", dependencies: ["GantryConfig"]),
+        .testTarget(
+            name: "GantryConfigTests",
+            dependencies: [
+                "GantryConfig", "GantryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [

@@ -62,7 +62,7 @@ public struct MetricsPage: Sendable {
     static let help: [ProxyCounter: String] = [
         .connectionsRefused: "Connections closed at accept by the connection limits",
         .headerTimeouts: "Requests whose head did not arrive in time (408)",
-        .malformedRequests: "Requests refused as malformed (400, 413, 414, 431)",
+        .malformedRequests: "Requests that broke HTTP's rules or the edge's limits (400, 413, 414, 431, 501); every answer gantry gives itself is in gantry_local_responses_total by reason",
         .tlsHandshakeFailures: "TLS handshakes that failed or timed out",
         .http2ProtocolErrors: "HTTP/2 connections closed for protocol errors and floods",
         .rateLimited: "Requests refused by a rate limit (429)",

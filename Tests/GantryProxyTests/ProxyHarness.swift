@@ -232,3 +232,59 @@ final class FullBacklogListener {
         for descriptor in descriptors { close(descriptor) }
     }
 }
+
+/// An upstream that holds every request it reads until the test answers or resets it: a
+/// request in flight for exactly as long as a test needs, with no timing involved.
+final class HeldUpstream: Sendable {
+    let channel: any Channel
+    private final class Held: Sendable {
+        /// Connections with a request waiting, oldest first.
+        let connections = Mutex<[any Channel]>([])
+    }
+
+    private let held = Held()
+
+    var port: Int { channel.localAddress!.port! }
+    var heldCount: Int { held.connections.withLock { $0.count } }
+
+    init(group: any EventLoopGroup) async throws {
+        let held = self.held
+        channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler { held.connections.withLock { $0.append(channel) } })
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// Answers the oldest held request with `status` and `body`, and closes its connection.
+    func answer(status: Int = 200, body: String = "") {
+        guard let connection = held.connections.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
+        let response = "HTTP/1.1 \(status) OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        connection.writeAndFlush(ByteBuffer(string: response)).whenComplete { _ in connection.close(promise: nil) }
+    }
+
+    /// Closes the oldest held request's connection without an answer.
+    func reset() {
+        held.connections.withLock { $0.isEmpty ? nil : $0.removeFirst() }?.close(promise: nil)
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private let onRequest: () -> Void
+        private var seen = ""
+
+        init(onRequest: @escaping () -> Void) {
+            self.onRequest = onRequest
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            seen += String(buffer: unwrapInboundIn(data))
+            if seen.contains("\r\n\r\n") {
+                seen = ""
+                onRequest()
+            }
+        }
+    }
+}
