@@ -15,6 +15,8 @@ import GantryPods
 ///     GET  /api/events                     [PodEvent]
 ///     POST /api/services/NAME/scale        {"replicas": N}
 ///     POST /api/services/NAME/restart      rollout restart
+///     GET  /api/config                     ConfigStatus
+///     POST /api/config                     ApplyRequest → ApplyOutcome (422 when the file has problems)
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public let status: Int
@@ -22,21 +24,24 @@ public struct AdminAPI: Sendable {
         public var contentType = "application/json"
     }
 
-    let snapshot: RuntimeSnapshot
+    let config: any ConfigController
     let supervisor: PodSupervisor
     let endpoints: @Sendable (String) -> [String]
     let targets: @Sendable (String) -> [TargetStatus]
     let metrics: (@Sendable () async -> [UInt8])?
     let history: ReplicaHistory?
 
+    /// The configuration requests arrive under now.
+    var snapshot: RuntimeSnapshot { config.snapshot }
+
     public init(
-        snapshot: RuntimeSnapshot, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String],
+        config: any ConfigController, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String],
         targets: @escaping @Sendable (String) -> [TargetStatus] = { _ in [] },
         metrics: (@Sendable () async -> [UInt8])? = nil, history: ReplicaHistory? = nil
     ) {
         self.metrics = metrics
         self.history = history
-        self.snapshot = snapshot
+        self.config = config
         self.supervisor = supervisor
         self.endpoints = endpoints
         self.targets = targets
@@ -53,6 +58,20 @@ public struct AdminAPI: Sendable {
             return Response(status: 200, body: Data(await metrics()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         guard parts.first == "api", parts.count >= 2 else { return problem(404, "no such admin resource: \(path)") }
+        if parts == ["api", "config"] {
+            switch method {
+            case "GET": return json(await config.status())
+            case "POST":
+                guard let request = try? JSONDecoder().decode(ApplyRequest.self, from: body) else {
+                    return problem(400, "send {\"path\": …, \"text\": …, \"dryRun\": false}")
+                }
+                let outcome = await config.apply(request)
+                var response = json(outcome)
+                if outcome.result == .rejected { response = Response(status: 422, body: response.body) }
+                return response
+            default: return problem(405, "\(method) is not allowed here")
+            }
+        }
         if parts.count == 2, ["pods", "services", "routes", "events", "listeners", "history"].contains(parts[1]) {
             guard method == "GET" else { return problem(405, "\(method) is not allowed here") }
             switch parts[1] {

@@ -21,9 +21,11 @@ public struct AdminClient: Sendable {
     }
 
     /// Sends one request and returns the status and body.
-    public func request(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> (status: Int, body: Data) {
+    public func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, timeout: Duration = .seconds(5)) async throws
+        -> (status: Int, body: Data)
+    {
         do {
-            return try await SimpleHTTPClient.request(method, host: host, port: port, path: path, body: body)
+            return try await SimpleHTTPClient.request(method, host: host, port: port, path: path, body: body, timeout: timeout)
         } catch {
             throw Failure(description: "cannot reach gantry's admin API at \(host):\(port) (is `gantry up` running?): \(error)")
         }

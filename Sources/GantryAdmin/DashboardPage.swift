@@ -24,7 +24,7 @@ enum DashboardPage {
         .legend span { margin-right:14px; color:var(--dim); font-size:12px; } .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:4px; }
         </style></head>
         <body>
-        <header><h1>gantry</h1><span id="summary">loading…</span></header>
+        <header><h1>gantry</h1><span id="summary">loading…</span><span id="config"></span></header>
         <main>
           <section><h2>Request path</h2><svg id="path" width="100%" height="300"></svg>
             <div class="legend"><span><i style="background:var(--ok)"></i>ready</span><span><i style="background:var(--warn)"></i>starting / unready</span><span><i style="background:var(--bad)"></i>failing / unhealthy</span><span>req/s on the arrows, over the last poll</span></div></section>
@@ -107,12 +107,15 @@ enum DashboardPage {
         }
         async function poll() {
           try {
-            const [listeners, routes, services, pods, events, history, metrics] = await Promise.all([
-              get("/api/listeners"), get("/api/routes"), get("/api/services"), get("/api/pods"), get("/api/events"), get("/api/history"), get("/metrics", true)]);
+            const [listeners, routes, services, pods, events, history, metrics, config] = await Promise.all([
+              get("/api/listeners"), get("/api/routes"), get("/api/services"), get("/api/pods"), get("/api/events"), get("/api/history"), get("/metrics", true),
+              get("/api/config")]);
             const now = counters(metrics);
             drawPath(listeners, routes, services, pods, now); drawChart(history, events); last = now;
             const ready = pods.filter(p => p.ready).length;
             document.getElementById("summary").textContent = `${listeners.length} listeners · ${routes.length} routes · ${services.length} services · ${ready}/${pods.length} pods ready`;
+            const rejected = config.lastRejection ? ` · last rejected ${new Date(config.lastRejection.time).toLocaleTimeString()}: ${config.lastRejection.issues[0]}` : "";
+            document.getElementById("config").textContent = `config generation ${config.generation} (${config.hash.slice(0, 12)}, ${config.trigger} at ${new Date(config.appliedAt).toLocaleTimeString()})${rejected}`;
             const body = document.querySelector("#events tbody"); body.innerHTML = "";
             for (const e of events.slice(-12).reverse()) { const tr = document.createElement("tr");
               for (const v of [new Date(e.time).toLocaleTimeString(), e.kind, e.reason, e.object, e.message]) { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); }

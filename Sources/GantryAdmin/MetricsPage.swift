@@ -12,11 +12,13 @@ public struct MetricsPage: Sendable {
     let snapshot: RuntimeSnapshot
     let plane: DataPlane
     let supervisor: PodSupervisor
+    let config: ConfigStatus?
 
-    public init(snapshot: RuntimeSnapshot, plane: DataPlane, supervisor: PodSupervisor) {
+    public init(snapshot: RuntimeSnapshot, plane: DataPlane, supervisor: PodSupervisor, config: ConfigStatus? = nil) {
         self.snapshot = snapshot
         self.plane = plane
         self.supervisor = supervisor
+        self.config = config
     }
 
     public func render() async -> [UInt8] {
@@ -30,6 +32,16 @@ public struct MetricsPage: Sendable {
             } else {
                 now.makeCounter(descriptor: Self.metric("gantry_proxy_\(name)_total", help: Self.help[counter] ?? name.replacingOccurrences(of: "_", with: " ")))
                     .increment(by: Int64(counters[counter]))
+            }
+        }
+        if let config {
+            now.makeGauge(descriptor: Self.metric("gantry_config_generation", help: "The running configuration's generation (1 at start)"))
+                .set(Int64(config.generation))
+            for result in ["applied", "unchanged", "rejected"] {
+                now.makeCounter(
+                    descriptor: Self.metric("gantry_config_reloads_total", help: "Configurations applied, found unchanged or rejected since start"),
+                    labels: [("result", result)]
+                ).increment(by: Int64(config.reloads[result] ?? 0))
             }
         }
         let pods = await supervisor.podStatuses()

@@ -30,12 +30,13 @@ public final class ReplicaHistory: Sendable {
         }
     }
 
-    /// Samples `supervisor` every `interval` until cancelled.
-    public func run(supervisor: PodSupervisor, services: [String], interval: Duration = .seconds(2)) async {
+    /// Samples `supervisor` every `interval` until cancelled; `services` names the services
+    /// with pods at each sample.
+    public func run(supervisor: PodSupervisor, services: @Sendable () -> [String], interval: Duration = .seconds(2)) async {
         while !Task.isCancelled {
             let pods = await supervisor.podStatuses()
             var new: [Sample] = []
-            for service in services {
+            for service in services() {
                 let mine = pods.filter { $0.service == service }
                 let desired = await supervisor.serviceStatus(service).replicas ?? mine.count
                 new.append(Sample(time: Date(), service: service, replicas: mine.count, ready: mine.filter(\.ready).count, desired: desired))

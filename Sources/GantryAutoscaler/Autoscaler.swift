@@ -11,8 +11,8 @@ import Logging
 /// windows) and recent scale events (rate policies).
 public actor Autoscaler {
     private let service: String
-    private let settings: AutoscalingSettings
-    private let cpuRequestMillicores: Double?
+    private var settings: AutoscalingSettings
+    private var cpuRequestMillicores: Double?
     private let supervisor: PodSupervisor
     private let publisher: any EndpointPublisher
     private let logger: Logger
@@ -34,6 +34,13 @@ public actor Autoscaler {
         self.publisher = publisher
         self.logger = logger
         self.started = clock.now
+    }
+
+    /// New settings from a new configuration, used from the next sync on; what the decisions
+    /// remember of the past (recommendations, scale events) stays.
+    public func update(service: ServiceSettings, settings: AutoscalingSettings) {
+        self.settings = settings
+        self.cpuRequestMillicores = service.pods?.cpuRequestMillicores.map(Double.init)
     }
 
     /// Runs until cancelled.

@@ -1,10 +1,32 @@
 import Foundation
+import GantryCore
 import Yams
 
-/// A loaded gantry.yaml: the spec as written and its compiled snapshot.
+/// A loaded gantry.yaml: its text, the spec as written and its compiled snapshot.
 public struct LoadedConfig: Sendable {
     public let spec: GantrySpec
     public let snapshot: RuntimeSnapshot
+    /// The file as read.
+    public let text: String
+    /// The text's SHA-256, in hex: what identifies this configuration.
+    public let hash: String
+    /// The file's YAML nodes, for comparing two configurations (``ConfigDiff``).
+    var document: Node { nodes.root }
+    private let nodes: Document
+
+    init(spec: GantrySpec, snapshot: RuntimeSnapshot, text: String, document: Node) {
+        self.spec = spec
+        self.snapshot = snapshot
+        self.text = text
+        self.hash = ContentDigest.sha256(text)
+        self.nodes = Document(root: document)
+    }
+
+    /// Yams' nodes are values, but not marked `Sendable` (anchors are classes); these are never
+    /// changed once the file is read.
+    private struct Document: @unchecked Sendable {
+        let root: Node
+    }
 }
 
 /// gantry.yaml → YAML nodes → ``GantrySpec`` → checks → ``RuntimeSnapshot``, reporting every
@@ -54,7 +76,7 @@ public enum ConfigLoader {
             }
         }
         if let spec, let snapshot, issues.isEmpty {
-            return .success(LoadedConfig(spec: spec, snapshot: snapshot))
+            return .success(LoadedConfig(spec: spec, snapshot: snapshot, text: text, document: root))
         }
         issues.sort { ($0.location ?? SourceLocation(line: 0, column: 0)) < ($1.location ?? SourceLocation(line: 0, column: 0)) }
         return .failure(ConfigError(issues: issues))

@@ -22,6 +22,41 @@ public struct PodSpec: Decodable, Sendable {
     public var livenessProbe: ProbeSpec?
     /// CrashLoopBackOff timing. Default `{initial: 10s, max: 5m}`.
     public var restartBackoff: RestartBackoffSpec?
+    /// How a changed template replaces the pods, as a Deployment's:
+    /// `{rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}}` (the defaults).
+    public var strategy: StrategySpec?
+}
+
+public struct StrategySpec: Decodable, Sendable {
+    /// `RollingUpdate`, the only type.
+    public var type: String?
+    public var rollingUpdate: RollingUpdateSpec?
+}
+
+public struct RollingUpdateSpec: Decodable, Sendable {
+    /// Pods above the replica count while rolling: a count or a percentage. Default 25%.
+    public var maxSurge: IntOrPercent?
+    /// Pods that may be unavailable while rolling: a count or a percentage. Default 25%.
+    public var maxUnavailable: IntOrPercent?
+}
+
+/// Kubernetes' IntOrString for rollouts: `1` or `"25%"`.
+public struct IntOrPercent: Decodable, Sendable {
+    public let amount: RolloutStrategy.Amount
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let count = try? container.decode(Int.self) {
+            guard count >= 0 else { throw SpecProblem("must not be negative") }
+            amount = .count(count)
+            return
+        }
+        let text = try container.decode(String.self)
+        guard text.hasSuffix("%"), let percent = Int(text.dropLast()), (0...100).contains(percent) else {
+            throw SpecProblem("write a count such as 1, or a percentage such as 25%")
+        }
+        amount = .percent(percent)
+    }
 }
 
 extension RestartPolicy: SpecEnum {}

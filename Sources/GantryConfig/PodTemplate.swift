@@ -21,4 +21,17 @@ public struct PodTemplate: Sendable, Hashable {
     public let readinessProbe: Probe?
     public let livenessProbe: Probe?
     public let restartBackoff: RestartBackoff
+    /// How a changed template replaces the pods.
+    public let rollout: RolloutStrategy
+
+    /// The pods' own part, without the replica count and the rollout strategy (a Deployment's
+    /// fields): a change here replaces the pods; a change there scales them or changes how the
+    /// next rollout goes.
+    public var withoutDeployment: PodTemplate {
+        PodTemplate(
+            command: command, args: args, env: env, workingDir: workingDir, replicas: 0, port: port,
+            cpuRequestMillicores: cpuRequestMillicores, memoryRequestBytes: memoryRequestBytes, restartPolicy: restartPolicy,
+            terminationGracePeriod: terminationGracePeriod, startupProbe: startupProbe, readinessProbe: readinessProbe,
+            livenessProbe: livenessProbe, restartBackoff: restartBackoff, rollout: .kubernetesDefault)
+    }
 }

@@ -68,6 +68,11 @@ public final class RuntimeSnapshot: Sendable {
         services.first { $0.name == name }
     }
 
+    /// The names of the file's routes, in the file's order.
+    public var routeNames: [String] {
+        routes.rules.sorted { $0.index < $1.index }.map(\.name)
+    }
+
     /// The catch-all route of a service's cluster IP.
     public func serviceRoute(named name: String) -> RouteRule? {
         service(named: name).map { serviceRoutes[$0.index] }

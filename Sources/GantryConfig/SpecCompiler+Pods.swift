@@ -32,13 +32,25 @@ extension SpecCompiler {
         let startup = spec.startupProbe.flatMap { compileProbe($0, kind: .startup, podPort: port, at: path / "startupProbe") }
         let readiness = spec.readinessProbe.flatMap { compileProbe($0, kind: .readiness, podPort: port, at: path / "readinessProbe") }
         let liveness = spec.livenessProbe.flatMap { compileProbe($0, kind: .liveness, podPort: port, at: path / "livenessProbe") }
+        var rollout = RolloutStrategy.kubernetesDefault
+        if let strategy = spec.strategy {
+            if let type = strategy.type, type != "RollingUpdate" {
+                problem(path / "strategy" / "type", "only RollingUpdate is supported: pods are replaced new before old")
+            }
+            rollout = RolloutStrategy(
+                maxSurge: strategy.rollingUpdate?.maxSurge?.amount ?? rollout.maxSurge,
+                maxUnavailable: strategy.rollingUpdate?.maxUnavailable?.amount ?? rollout.maxUnavailable)
+            if rollout.maxSurge == .count(0) || rollout.maxSurge == .percent(0), rollout.maxUnavailable == .count(0) || rollout.maxUnavailable == .percent(0) {
+                problem(path / "strategy" / "rollingUpdate", "maxSurge and maxUnavailable cannot both be 0")
+            }
+        }
         guard issues.count == issuesBefore else { return nil }
         return PodTemplate(
             command: command, args: spec.args ?? [], env: env, workingDir: spec.workingDir, replicas: replicas, port: port,
             cpuRequestMillicores: spec.resources?.requests?.cpu?.millicores,
             memoryRequestBytes: spec.resources?.requests?.memory?.bytes, restartPolicy: spec.restartPolicy ?? .always,
             terminationGracePeriod: .seconds(grace), startupProbe: startup, readinessProbe: readiness, livenessProbe: liveness,
-            restartBackoff: backoff)
+            restartBackoff: backoff, rollout: rollout)
     }
 
     private mutating func compileProbe(_ spec: ProbeSpec, kind: ProbeKind, podPort: Int, at path: SpecPath) -> Probe? {

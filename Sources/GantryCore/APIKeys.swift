@@ -32,6 +32,13 @@ public struct APIKeys: Sendable {
     /// The hex SHA-256 of a key, as the file stores it (`gantry` users can compute it with
     /// `printf %s KEY | sha256sum`).
     public static func digest(of key: some StringProtocol) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        ContentDigest.sha256(key)
+    }
+}
+
+/// SHA-256 in lowercase hex.
+public enum ContentDigest {
+    public static func sha256(_ text: some StringProtocol) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -10,38 +10,43 @@ import Synchronization
 /// pass straight through.
 public final class HealthCheckedEndpoints: EndpointPublisher {
     private let inner: any EndpointPublisher
-    private let checks: [String: HealthCheckSettings]
     private let events: EventRecorder
     private let runner: ProbeRunner
 
     private struct ServiceState {
+        var check: HealthCheckSettings
         var targets: [EndpointAddress] = []
         var health: TargetHealth<EndpointAddress>
+
+        init(check: HealthCheckSettings, targets: [EndpointAddress] = []) {
+            self.check = check
+            self.targets = targets
+            self.health = TargetHealth(healthyThreshold: check.healthyThreshold, unhealthyThreshold: check.unhealthyThreshold)
+        }
     }
 
+    /// The services with checks.
     private let state: Mutex<[String: ServiceState]>
+    /// Each service's check loop, once ``run()`` has started them.
+    private let loops = Mutex<(running: Bool, tasks: [String: Task<Void, Never>])>((false, [:]))
 
     public init(inner: any EndpointPublisher, services: [ServiceSettings], events: EventRecorder, group: any EventLoopGroup) {
         self.inner = inner
         self.events = events
         self.runner = ProbeRunner(group: group)
-        var checks: [String: HealthCheckSettings] = [:]
         var state: [String: ServiceState] = [:]
         for service in services {
             guard let check = service.healthCheck else { continue }
-            checks[service.name] = check
-            state[service.name] = ServiceState(
-                health: TargetHealth(healthyThreshold: check.healthyThreshold, unhealthyThreshold: check.unhealthyThreshold))
+            state[service.name] = ServiceState(check: check)
         }
-        self.checks = checks
         self.state = Mutex(state)
     }
 
     public func publish(_ endpoints: [EndpointAddress], forService service: String) {
-        guard checks[service] != nil else { return inner.publish(endpoints, forService: service) }
         // Published under the lock, so that a check finishing at the same time cannot publish an
         // older target list after this one.
         state.withLock { all in
+            guard all[service] != nil else { return inner.publish(endpoints, forService: service) }
             all[service]!.targets = endpoints
             all[service]!.health.retain(Set(endpoints))
             inner.publish(endpoints.filter(all[service]!.health.isHealthy), forService: service)
@@ -63,17 +68,52 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
         }
     }
 
+    /// The checks of a new configuration: a new or changed check starts over with every target
+    /// healthy until it fails; a service that no longer has one passes all its targets again.
+    public func update(services: [ServiceSettings]) {
+        let checks = Dictionary(services.compactMap { service in service.healthCheck.map { (service.name, $0) } }, uniquingKeysWith: { a, _ in a })
+        var restarted: [String] = []
+        state.withLock { all in
+            for (name, entry) in all where checks[name] == nil {
+                all[name] = nil
+                inner.publish(entry.targets, forService: name)
+            }
+            for (name, check) in checks where all[name]?.check != check {
+                all[name] = ServiceState(check: check, targets: all[name]?.targets ?? [])
+                inner.publish(all[name]!.targets, forService: name)
+                restarted.append(name)
+            }
+        }
+        loops.withLock { loops in
+            for (name, task) in loops.tasks where checks[name] == nil || restarted.contains(name) {
+                task.cancel()
+                loops.tasks[name] = nil
+            }
+            guard loops.running else { return }
+            for name in restarted { loops.tasks[name] = Task { await self.checkLoop(name) } }
+        }
+    }
+
     /// Checks every service's targets on its interval until cancelled.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            for (service, check) in checks {
-                group.addTask { await self.checkLoop(service, check) }
+        let names = state.withLock { Array($0.keys) }
+        loops.withLock { loops in
+            loops.running = true
+            for name in names { loops.tasks[name] = Task { await self.checkLoop(name) } }
+        }
+        await withTaskCancellationHandler {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        } onCancel: {
+            loops.withLock { loops in
+                loops.running = false
+                for task in loops.tasks.values { task.cancel() }
+                loops.tasks = [:]
             }
         }
     }
 
-    private func checkLoop(_ service: String, _ check: HealthCheckSettings) async {
-        while !Task.isCancelled {
+    private func checkLoop(_ service: String) async {
+        while !Task.isCancelled, let check = state.withLock({ $0[service]?.check }) {
             let targets = state.withLock { $0[service]?.targets ?? [] }
             let results = await withTaskGroup(of: (EndpointAddress, String?).self) { group in
                 for target in targets {
@@ -81,8 +121,9 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
                 }
                 return await group.reduce(into: []) { $0.append($1) }
             }
+            if Task.isCancelled { return }
             state.withLock { all in
-                guard var entry = all[service] else { return }
+                guard var entry = all[service], entry.check == check else { return }
                 var changed = false
                 for (target, failure) in results where entry.targets.contains(target) {
                     guard entry.health.record(target, passed: failure == nil, failure: failure) else { continue }

@@ -32,6 +32,9 @@ public actor PodSupervisor {
         let logPath: String
         let created = Date()
         let template: PodTemplate
+        /// The service's template generation the pod was made from: a rollout replaces the
+        /// pods of older generations.
+        let generation: Int
         let environment: [String: String]
         var lifecycle: PodLifecycle
         var pid: pid_t?
@@ -39,12 +42,15 @@ public actor PodSupervisor {
         var probes: [Task<Void, Never>] = []
         var finished = false
 
-        init(name: String, service: String, address: String, template: PodTemplate, logPath: String, environment: [String: String]) {
+        init(
+            name: String, service: String, address: String, template: PodTemplate, generation: Int, logPath: String, environment: [String: String]
+        ) {
             self.name = name
             self.service = service
             self.address = address
             self.port = template.port
             self.template = template
+            self.generation = generation
             self.logPath = logPath
             self.environment = environment
             lifecycle = PodLifecycle(
@@ -57,17 +63,25 @@ public actor PodSupervisor {
 
     private struct Service {
         let name: String
-        let template: PodTemplate
+        /// What new pods are made from.
+        var template: PodTemplate
+        /// Bumped by each rollout: pods of older generations are replaced.
+        var generation = 0
         var replicas: Int
+        /// The file's replica count: when a new file leaves it as it was, a count set since by
+        /// hand or by the autoscaler stays.
+        var fileReplicas: Int
         var pods: [String] = []
         var rollingOut = false
+        /// Gone from the configuration: its pods drain and stop.
+        var removed = false
     }
 
     private var services: [String: Service] = [:]
-    private let serviceOrder: [String]
+    private var serviceOrder: [String]
     private var pods: [String: Pod] = [:]
-    private let clusterIPs: [String: String]
-    private let serviceEnvironment: [String: String]
+    private var clusterIPs: [String: String]
+    private var serviceEnvironment: [String: String]
     private let publisher: any EndpointPublisher
     public nonisolated let events: EventRecorder
     private let probeRunner: ProbeRunner
@@ -88,7 +102,7 @@ public actor PodSupervisor {
         for settings in snapshot.services {
             order.append(settings.name)
             if let template = settings.pods {
-                services[settings.name] = Service(name: settings.name, template: template, replicas: template.replicas)
+                services[settings.name] = Service(name: settings.name, template: template, replicas: template.replicas, fileReplicas: template.replicas)
             }
         }
         self.services = services
@@ -158,16 +172,85 @@ public actor PodSupervisor {
         reconcile(service)
     }
 
-    /// Replaces every pod of the service, one at a time: a new pod first, then, once it is
-    /// ready, the old one drains and stops (maxSurge 1, maxUnavailable 0), so capacity never
-    /// drops. Returns at once; the rollout goes on in the background.
+    /// Replaces every pod of the service with one made from its template, as `kubectl rollout
+    /// restart` does. Returns at once; the rollout goes on in the background.
     public func rolloutRestart(_ service: String) throws {
-        guard let state = services[service] else { throw error(for: service) }
-        guard !state.rollingOut else { return }
-        services[service]!.rollingOut = true
-        events.record(.normal, "RolloutRestart", object: "service/\(service)", "restarting \(state.pods.count) pods")
-        let old = state.pods
-        Task { await self.roll(service, replacing: old) }
+        guard let state = services[service], !state.removed else { throw error(for: service) }
+        rollout(service, to: state.template, reason: "RolloutRestart", message: "restarting \(state.pods.count) pods")
+    }
+
+    /// Brings the services to a new configuration: a new service starts its pods, a removed one
+    /// drains and stops them (requests in flight to them finish first), a changed template
+    /// replaces its service's pods as the service's rollout strategy allows, and a changed
+    /// replica count scales. A count set by hand or by the autoscaler stays when the file's
+    /// count did not change; the autoscaler's bounds apply.
+    public func apply(_ snapshot: RuntimeSnapshot, clusterIPs: [String: String]) {
+        self.clusterIPs = clusterIPs
+        serviceEnvironment = Self.serviceEnvironment(clusterIPs)
+        serviceOrder = snapshot.services.map(\.name)
+        let wanted = Set(snapshot.services.filter { $0.pods != nil }.map(\.name))
+        for name in services.keys where !wanted.contains(name) { remove(name) }
+        for settings in snapshot.services {
+            guard let template = settings.pods else { continue }
+            guard let state = services[settings.name], !state.removed else {
+                services[settings.name] = Service(name: settings.name, template: template, replicas: template.replicas, fileReplicas: template.replicas)
+                events.record(.normal, "ServiceAdded", object: "service/\(settings.name)", "starting \(template.replicas) pods")
+                reconcile(settings.name)
+                continue
+            }
+            var replicas = template.replicas == state.fileReplicas ? state.replicas : template.replicas
+            if let autoscaling = settings.autoscaling { replicas = min(max(replicas, autoscaling.minReplicas), autoscaling.maxReplicas) }
+            services[settings.name]!.fileReplicas = template.replicas
+            if state.template.withoutDeployment != template.withoutDeployment {
+                services[settings.name]!.replicas = replicas
+                rollout(settings.name, to: template, reason: "TemplateChanged", message: "the pod template changed: replacing \(state.pods.count) pods")
+            } else {
+                services[settings.name]!.template = template
+                if replicas != state.replicas { try? scale(settings.name, replicas: replicas, message: "the file asks for \(replicas) replicas") }
+            }
+        }
+    }
+
+    /// Starts the pods of the services in `snapshot` that do not run yet, and nothing else: what
+    /// a new configuration needs before its routes send requests to those services.
+    public func startServices(of snapshot: RuntimeSnapshot, clusterIPs: [String: String]) {
+        self.clusterIPs = clusterIPs
+        serviceEnvironment = Self.serviceEnvironment(clusterIPs)
+        for settings in snapshot.services {
+            guard let template = settings.pods, services[settings.name] == nil || services[settings.name]!.removed else { continue }
+            services[settings.name] = Service(name: settings.name, template: template, replicas: template.replicas, fileReplicas: template.replicas)
+            events.record(.normal, "ServiceAdded", object: "service/\(settings.name)", "starting \(template.replicas) pods")
+            reconcile(settings.name)
+        }
+    }
+
+    /// Whether every pod-backed service in `names` has a ready pod (or none wanted).
+    public func hasReadyPods(_ names: [String]) -> Bool {
+        names.allSatisfy { name in
+            guard let service = services[name] else { return true }
+            return service.replicas == 0 || !readyEndpoints(of: name).isEmpty
+        }
+    }
+
+    /// A service gone from the configuration: every pod drains and stops, then the service goes.
+    private func remove(_ name: String) {
+        guard let state = services[name], !state.removed else { return }
+        services[name]!.removed = true
+        services[name]!.replicas = 0
+        events.record(.normal, "ServiceRemoved", object: "service/\(name)", "draining and stopping \(state.pods.count) pods")
+        let victims = state.pods.filter { beginTermination($0) }
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                for pod in victims { group.addTask { await self.drainAndStop(pod) } }
+            }
+            self.forget(name)
+        }
+    }
+
+    private func forget(_ name: String) {
+        guard services[name]?.removed == true, services[name]?.pods.isEmpty ?? true else { return }
+        services[name] = nil
+        publisher.publish([], forService: name)
     }
 
     /// Drains and stops every pod, all services at once.
@@ -191,7 +274,7 @@ public actor PodSupervisor {
     }
 
     public func serviceStatus(_ name: String) -> (clusterIP: String?, replicas: Int?) {
-        (clusterIPs[name], services[name]?.replicas)
+        (clusterIPs[name], services[name].flatMap { $0.removed ? nil : $0.replicas })
     }
 
     public func logPath(ofPod name: String) -> String? { pods[name]?.logPath }
@@ -233,7 +316,7 @@ public actor PodSupervisor {
         environment["SERVICE_NAME"] = serviceName
         for variable in service.template.env { environment[variable.name] = variable.value }
         let pod = Pod(
-            name: name, service: serviceName, address: address, template: service.template,
+            name: name, service: serviceName, address: address, template: service.template, generation: service.generation,
             logPath: "\(logDirectory)/\(name).log", environment: environment)
         pods[name] = pod
         services[serviceName]!.pods.append(name)
@@ -242,21 +325,47 @@ public actor PodSupervisor {
         return name
     }
 
-    private func roll(_ service: String, replacing old: [String]) async {
-        for oldName in old {
-            guard !stopping, let newName = createPod(for: service) else { break }
-            let deadline = ContinuousClock.now + .seconds(600)  // Kubernetes' progressDeadlineSeconds
-            while !stopping, ContinuousClock.now < deadline, let pod = pods[newName], !pod.lifecycle.ready {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            guard pods[newName]?.lifecycle.ready == true else {
-                events.record(.warning, "ProgressDeadlineExceeded", object: "service/\(service)", "\(newName) did not become ready")
+    /// Starts replacing the service's pods with pods of `template`; a rollout under way carries
+    /// on towards the new template.
+    private func rollout(_ service: String, to template: PodTemplate, reason: String, message: String) {
+        services[service]!.template = template
+        services[service]!.generation += 1
+        events.record(.normal, reason, object: "service/\(service)", message)
+        guard !services[service]!.rollingOut else { return }
+        services[service]!.rollingOut = true
+        Task { await self.roll(service) }
+    }
+
+    /// Kubernetes' rolling update: new pods above the replica count up to maxSurge, old pods
+    /// stopped (drained first) while no more than maxUnavailable are unavailable, until every
+    /// pod is of the current template. Gives up, as a Deployment does, when no new pod has
+    /// become ready for progressDeadlineSeconds (600 s).
+    private func roll(_ service: String) async {
+        var lastProgress = ContinuousClock.now
+        var readyNew = 0
+        while !stopping, let state = services[service], !state.removed {
+            let live = state.pods.compactMap { pods[$0] }.filter { !$0.lifecycle.terminating }
+            let old = live.filter { $0.generation != state.generation }
+            let new = live.filter { $0.generation == state.generation }
+            if old.isEmpty { break }
+            let ready = new.filter(\.lifecycle.ready).count
+            if ready != readyNew { (readyNew, lastProgress) = (ready, .now) }
+            guard ContinuousClock.now - lastProgress < .seconds(600) else {
+                events.record(.warning, "ProgressDeadlineExceeded", object: "service/\(service)", "no new pod became ready in 600s")
                 break
             }
-            await terminate(oldName)
+            let step = state.template.rollout.step(
+                replicas: state.replicas, old: (old.count, old.filter(\.lifecycle.ready).count), new: (new.count, ready))
+            for _ in 0..<step.create { createPod(for: service) }
+            // Not-ready pods serve nothing: they go first, then the oldest.
+            let victims = old.sorted { a, b in a.lifecycle.ready != b.lifecycle.ready ? !a.lifecycle.ready : a.created < b.created }
+            for victim in victims.prefix(step.stop) where beginTermination(victim.name) {
+                Task { await self.drainAndStop(victim.name) }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
         }
         services[service]?.rollingOut = false
-        events.record(.normal, "RolloutComplete", object: "service/\(service)", "rollout restart finished")
+        events.record(.normal, "RolloutComplete", object: "service/\(service)", "every pod is of the current template")
         reconcile(service)
     }
 
@@ -336,6 +445,7 @@ public actor PodSupervisor {
             addresses.release(pod.address)
             events.record(.normal, "Deleted", object: "pod/\(name)", "")
             reconcile(pod.service)
+            forget(pod.service)
         }
     }
 
@@ -386,12 +496,23 @@ public actor PodSupervisor {
     /// flight finish within the grace period, then SIGTERM, then SIGKILL when the grace period
     /// is over.
     private func terminate(_ name: String) async {
-        guard let pod = pods[name], !pod.lifecycle.terminating else { return }
-        let grace = pod.template.terminationGracePeriod
-        let deadline = ContinuousClock.now + grace
+        guard beginTermination(name) else { return }
+        await drainAndStop(name)
+    }
+
+    /// The pod leaves its service's endpoints at once; false when it is already leaving.
+    private func beginTermination(_ name: String) -> Bool {
+        guard let pod = pods[name], !pod.lifecycle.terminating else { return false }
         pod.lifecycle.beginTermination()
         events.record(.normal, "Killing", object: "pod/\(name)", "draining, then stopping")
         publish(pod.service)
+        return true
+    }
+
+    private func drainAndStop(_ name: String) async {
+        guard let pod = pods[name] else { return }
+        let grace = pod.template.terminationGracePeriod
+        let deadline = ContinuousClock.now + grace
         await publisher.settled()
         while ContinuousClock.now < deadline, publisher.inFlight(pod.endpoint) > 0 {
             try? await Task.sleep(for: .milliseconds(10))

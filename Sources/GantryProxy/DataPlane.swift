@@ -41,15 +41,15 @@ public final class DataPlane: Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let registry = EndpointRegistry()
     private let logger: Logger
-    private let accessLog: AccessLogSink?
-    private let tracer: RequestTracer?
     private let ownsGroup: Bool
     let connectionLimiter: ConnectionLimiter
+    private let listeners: ListenerSet
 
     private struct State {
         var published: PlaneState
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
-        var servers: [any Channel] = []
+        var accessLog: AccessLogSink?
+        var tracer: RequestTracer?
         /// Endpoint sets by service name: the file's static endpoints, or what the control
         /// plane published (ready pods, healthy targets).
         var endpointSets: [String: EndpointSet]
@@ -58,8 +58,6 @@ public final class DataPlane: Sendable {
         /// Each policy's background work (a jwt policy fetching its keys), once started.
         var maintenance: [PolicyIdentity: Task<Void, Never>] = [:]
         var started = false
-        /// TLS listeners' certificates, by listener name.
-        var tls: [String: TLSServerContext] = [:]
         var certificateWatch: RepeatedTask?
     }
 
@@ -72,26 +70,24 @@ public final class DataPlane: Sendable {
         snapshot: RuntimeSnapshot, group: MultiThreadedEventLoopGroup? = nil, accessLog: AccessLogSink?, tracer: RequestTracer? = nil,
         logger: Logger
     ) {
-        self.tracer = tracer
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: snapshot.workers)
         self.ownsGroup = group == nil
-        self.accessLog = accessLog
         self.logger = logger
         self.connectionLimiter = ConnectionLimiter(limits: snapshot.limits)
+        self.listeners = ListenerSet(group: self.group, logger: logger)
         let published = PlaneState.first(for: snapshot, registry: registry)
-        self.state = Mutex(State(published: published, endpointSets: published.endpoints, policyStates: published.policyStates))
+        self.state = Mutex(
+            State(published: published, accessLog: accessLog, tracer: tracer, endpointSets: published.endpoints, policyStates: published.policyStates))
     }
 
     public var snapshot: RuntimeSnapshot { state.withLock { $0.published.runtime } }
 
     /// Creates the loop contexts, starts the policies' background work and binds every listener.
     public func start() async throws -> [BoundListener] {
-        let (published, snapshot) = state.withLock { ($0.published, $0.published.runtime) }
+        let (published, snapshot, accessLog, tracer) = state.withLock { ($0.published, $0.published.runtime, $0.accessLog, $0.tracer) }
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
-            let accessLog = self.accessLog
             let limiter = self.connectionLimiter
-            let tracer = self.tracer
             contexts[ObjectIdentifier(loop)] = try await loop.submit {
                 let context = LoopContext(
                     eventLoop: loop, state: published, accessLog: accessLog.map(AccessLogBuffer.init(sink:)), connectionLimiter: limiter,
@@ -110,44 +106,82 @@ public final class DataPlane: Sendable {
         maintainPolicies()
 
         var bound: [BoundListener] = []
-        for listener in snapshot.listeners {
-            let channel: any Channel
-            do {
-                let tls = try listener.tls.map { try makeTLSContext($0, listener: listener, stateDirectory: snapshot.stateDirectory) }
-                if let tls { state.withLock { $0.tls[listener.name] = tls } }
-                channel = try await bind(listener, tls: tls, limits: snapshot.limits, contexts: contexts)
-            } catch {
-                throw ListenError(listener: listener.name, address: "\(listener.address):\(listener.port)", underlying: error)
-            }
-            state.withLock { $0.servers.append(channel) }
-            let port = channel.localAddress?.port ?? listener.port
-            bound.append(BoundListener(name: listener.name, host: listener.address, port: port, scheme: listener.scheme))
-            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(listener.address):\(port)"])
-        }
+        for listener in snapshot.listeners { bound.append(try await open(listener, snapshot: snapshot, contexts: contexts)) }
         watchCertificates()
         return bound
     }
 
-    /// The listener's certificate files, with the local CA's leaf for `selfSigned` names first.
-    private func makeTLSContext(_ settings: TLSSettings, listener: ListenerSettings, stateDirectory: String) throws -> TLSServerContext {
-        var files = settings.certificates.map { TLSServerContext.Files(certificate: $0.certificate, key: $0.key) }
-        if !settings.selfSigned.isEmpty {
-            let authority = LocalCertificateAuthority(stateDirectory: stateDirectory)
-            let leaf = try authority.leaf(for: settings.selfSigned)
-            files.insert(TLSServerContext.Files(certificate: leaf.certificate, key: leaf.key), at: 0)
-            logger.info("local CA", metadata: ["listener": "\(listener.name)", "ca": "\(authority.certificatePath)"])
+    private func open(_ listener: ListenerSettings, snapshot: RuntimeSnapshot, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]) async throws
+        -> BoundListener
+    {
+        do {
+            let bound = try await listeners.open(listener, stateDirectory: snapshot.stateDirectory, contexts: contexts)
+            logger.info("listening", metadata: ["listener": "\(listener.name)", "address": "\(listener.address):\(bound.port)"])
+            return bound
+        } catch {
+            throw ListenError(listener: listener.name, address: "\(listener.address):\(listener.port)", underlying: error)
         }
-        return try TLSServerContext(files: files, http2: listener.http2)
+    }
+
+    /// Brings the listeners to `snapshot`'s: new ones are bound; removed ones stop accepting and
+    /// the connections they accepted finish their current requests; changed ones take their new
+    /// settings (TLS, HTTP/2, redirects) for new connections, or are bound again when their
+    /// address changed. Every socket is bound before anything changes: when one cannot be, the
+    /// others are closed again, the error is thrown and the listeners stay as they were. The
+    /// edge limits apply to new connections and requests. Returns the listeners bound.
+    public func applyListeners(_ snapshot: RuntimeSnapshot) async throws -> [BoundListener] {
+        let contexts = state.withLock { $0.contexts }
+        var prepared: [ListenerSet.Prepared] = []
+        var updates: [ListenerSettings] = []
+        for listener in snapshot.listeners {
+            if let current = listeners.settings(of: listener.name), current.address == listener.address, current.port == listener.port {
+                if current != listener { updates.append(listener) }
+                continue
+            }
+            do {
+                prepared.append(try await listeners.prepare(listener, stateDirectory: snapshot.stateDirectory, contexts: contexts))
+            } catch {
+                for done in prepared { await listeners.discard(done) }
+                throw ListenError(listener: listener.name, address: "\(listener.address):\(listener.port)", underlying: error)
+            }
+        }
+        connectionLimiter.update(snapshot.limits)
+        let wanted = Set(snapshot.listeners.map(\.name))
+        for name in listeners.names where !name.hasPrefix("service/") && !wanted.contains(name) {
+            await close(listener: name)
+        }
+        for listener in updates {
+            try? listeners.update(listener, stateDirectory: snapshot.stateDirectory)
+            logger.info("listener changed", metadata: ["listener": "\(listener.name)"])
+        }
+        for done in prepared {
+            if await listeners.commit(done) { drainConnections(of: done.settings.name) }
+            logger.info("listening", metadata: ["listener": "\(done.settings.name)", "address": "\(done.settings.address):\(done.bound.port)"])
+        }
+        return prepared.map(\.bound)
+    }
+
+    /// Stops accepting on a listener; the connections it accepted finish their current
+    /// requests and close.
+    private func close(listener name: String) async {
+        await listeners.close(name)
+        drainConnections(of: name)
+        logger.info("listener closed", metadata: ["listener": "\(name)"])
+    }
+
+    private func drainConnections(of listener: String) {
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            context.eventLoop.execute { context.value.drainConnections(of: listener) }
+        }
     }
 
     /// Checks the certificate files every second; replaced files serve new connections.
     private func watchCertificates() {
-        let contexts = state.withLock { Array($0.tls) }
-        guard !contexts.isEmpty else { return }
         let logger = self.logger
+        let listeners = self.listeners
         let failures = Mutex<[String: String]>([:])
         let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-            for (name, context) in contexts {
+            for (name, context) in listeners.tlsContexts {
                 do {
                     if try context.reloadIfChanged() {
                         failures.withLock { $0[name] = nil }
@@ -167,39 +201,45 @@ public final class DataPlane: Sendable {
 
     /// The certificates a TLS listener serves, for tests and `gantry get`.
     public func tlsContext(forListener name: String) -> TLSServerContext? {
-        state.withLock { $0.tls[name] }
+        listeners.tlsContext(forListener: name)
     }
 
-    private func bind(
-        _ listener: ListenerSettings, tls: TLSServerContext? = nil, limits: EdgeLimits, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
-    ) async throws -> any Channel {
-        let pipeline = ListenerPipeline(listener: listener, tls: tls, limits: limits)
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
-                        throw ChannelError.ioOnClosedChannel
-                    }
-                    try pipeline.configure(channel, loop: context)
-                }
-            }
-            .bind(host: listener.address, port: listener.port)
-            .get()
-    }
-
-    /// Binds a service's cluster IP: a listener that sends every request to that service.
+    /// Binds a service's cluster IP: a listener that sends every request to that service (by
+    /// name, in the configuration each request arrives under).
     public func bindClusterIP(service: String, address: String, port: Int) async throws -> BoundListener {
         let (snapshot, contexts) = state.withLock { ($0.published.runtime, $0.contexts) }
-        guard snapshot.service(named: service) != nil else { throw ChannelError.ioOnClosedChannel }
         let listener = ListenerSettings(name: "service/\(service)", address: address, port: port, scheme: "http", service: service)
-        let channel = try await bind(listener, limits: snapshot.limits, contexts: contexts)
-        state.withLock { $0.servers.append(channel) }
-        let bound = BoundListener(name: listener.name, host: address, port: channel.localAddress?.port ?? port)
+        let bound = try await listeners.open(listener, stateDirectory: snapshot.stateDirectory, contexts: contexts)
         logger.info("cluster IP", metadata: ["service": "\(service)", "address": "\(address):\(bound.port)"])
         return bound
+    }
+
+    /// Closes a service's cluster IP; requests in flight through it finish.
+    public func closeClusterIP(service: String) async {
+        await close(listener: "service/\(service)")
+    }
+
+    /// Access-log lines go to `sink` from now on (none when nil); lines already written are flushed first.
+    public func setAccessLog(_ sink: AccessLogSink?) {
+        let (old, contexts) = state.withLock { state in
+            defer { state.accessLog = sink }
+            return (state.accessLog, Array(state.contexts.values))
+        }
+        for context in contexts {
+            context.eventLoop.execute { context.value.setAccessLog(sink.map(AccessLogBuffer.init(sink:))) }
+        }
+        old?.sync()
+    }
+
+    /// Requests that start from now on record their spans with `tracer` (none when nil).
+    public func setTracer(_ tracer: RequestTracer?) {
+        let contexts = state.withLock { state in
+            state.tracer = tracer
+            return Array(state.contexts.values)
+        }
+        for context in contexts {
+            context.eventLoop.execute { context.value.setTracer(tracer) }
+        }
     }
 
     /// Returns once every loop has run what was sent to it before the call: endpoint sets and
@@ -224,7 +264,7 @@ public final class DataPlane: Sendable {
     /// started with. A policy whose identity is unchanged keeps its state; a new or changed one
     /// starts afresh, and one no longer used stops its background work. Services keep the
     /// endpoints the control plane gave them, those with endpoints in the file take the file's,
-    /// and services no longer in the file lose theirs. Listener changes take effect on restart.
+    /// and services no longer in the file lose theirs. Listeners change with ``applyListeners(_:)``.
     public func publish(_ snapshot: RuntimeSnapshot) {
         let (published, contexts) = state.withLock { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
             let previous = state.published.runtime
@@ -349,18 +389,14 @@ public final class DataPlane: Sendable {
     /// Stops accepting, lets requests in flight finish (closing each connection after its
     /// response), and after `gracePeriod` closes whatever is left.
     public func drain(gracePeriod: Duration) async {
-        let (servers, contexts) = state.withLock { state in
-            let servers = state.servers
-            state.servers = []
-            return (servers, Array(state.contexts.values))
-        }
+        let contexts = state.withLock { Array($0.contexts.values) }
         let maintenance = state.withLock { state in
             state.certificateWatch?.cancel()
             defer { state.maintenance = [:] }
             return state.maintenance.values
         }
         for task in maintenance { task.cancel() }
-        for server in servers { try? await server.close() }
+        await listeners.closeAll()
         for context in contexts { context.eventLoop.execute { context.value.beginDraining() } }
         let deadline = ContinuousClock.now + gracePeriod
         while ContinuousClock.now < deadline, await connectionCount() > 0 {
@@ -374,7 +410,7 @@ public final class DataPlane: Sendable {
                 context.value.stop()
             }.get()
         }
-        accessLog?.sync()
+        state.withLock { $0.accessLog }?.sync()
     }
 
     /// Drains with no grace and releases the event loops (if this data plane created them).

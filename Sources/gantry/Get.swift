@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GantryAdmin
+import GantryConfig
 import GantryPods
 
 struct Get: AsyncParsableCommand {
@@ -9,10 +10,10 @@ struct Get: AsyncParsableCommand {
         discussion: "Tables like kubectl's; --output json prints what the admin API answered.")
 
     enum Resource: String, ExpressibleByArgument, CaseIterable {
-        case pods, services, routes, events
+        case pods, services, routes, events, config
     }
 
-    @Argument(help: "pods, services, routes or events.")
+    @Argument(help: "pods, services, routes, events or config.")
     var resource: Resource
 
     @Option(name: .shortAndLong, help: "table (default) or json.")
@@ -59,6 +60,23 @@ struct Get: AsyncParsableCommand {
                     route.methods.isEmpty ? "*" : route.methods.joined(separator: ","), route.service,
                 ])
             }
+        case .config:
+            let config = try decoder.decode(ConfigStatus.self, from: data)
+            table = Table("GENERATION", "HASH", "APPLIED", "BY", "SOURCE", "RELOADS", "LAST REJECTION")
+            let reloads = ["applied", "unchanged", "rejected"].map { "\($0) \(config.reloads[$0] ?? 0)" }.joined(separator: ", ")
+            table.rows.append([
+                "\(config.generation)", String(config.hash.prefix(12)), age(seconds: -config.appliedAt.timeIntervalSinceNow) + " ago", config.trigger,
+                config.source, reloads, config.lastRejection.map { age(seconds: -$0.time.timeIntervalSinceNow) + " ago" } ?? "-",
+            ])
+            var text = table.rendered + "\n"
+            if let rejection = config.lastRejection {
+                text += "\nlast rejected (\(rejection.trigger), \(rejection.source)):\n" + rejection.issues.map { "  \($0)\n" }.joined()
+            }
+            for restart in config.needsRestart {
+                text += "\nwaiting for a restart: \(restart.key) \(restart.from) → \(restart.to) (\(restart.reason))"
+            }
+            FileHandleWriter.write(text + (config.needsRestart.isEmpty ? "" : "\n"), to: 1)
+            return
         case .events:
             table = Table("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
             for event in try decoder.decode([PodEvent].self, from: data) {

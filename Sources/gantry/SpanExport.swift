@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// Only traces: gantry's metrics are Prometheus (`/metrics`), its logs go to stderr and the
 /// access log.
 enum SpanExport {
-    static func backend(_ settings: OTLPSettings, logger: Logger) throws -> (tracer: RequestTracer, service: any Service) {
+    static func backend(_ settings: OTLPSettings, logger: Logger) throws -> (tracer: RequestTracer, service: any Service, group: ServiceGroup) {
         var configuration = OTel.Configuration.default
         configuration.serviceName = settings.serviceName
         configuration.resourceAttributes = ["service.version": Gantry.version]
@@ -28,7 +28,8 @@ enum SpanExport {
         var group = ServiceGroupConfiguration(services: [.init(service: backend.service)], logger: logger)
         group.maximumGracefulShutdownDuration = flushLimit
         group.maximumCancellationDuration = .seconds(1)
-        return (RequestTracer(backend.factory), BoundedFlush(group: ServiceGroup(configuration: group), logger: logger))
+        let serviceGroup = ServiceGroup(configuration: group)
+        return (RequestTracer(backend.factory), BoundedFlush(group: serviceGroup, logger: logger), serviceGroup)
     }
 
     /// How long the last export at shutdown may take: an unreachable collector is retried until
@@ -48,5 +49,34 @@ enum SpanExport {
                 logger.warning("spans not exported at shutdown: \(error)")
             }
         }
+    }
+}
+
+/// The span exporter of the running configuration's `tracing.otlp`: started with it, replaced
+/// when it changes (the old one exports what it holds, within ``SpanExport/flushLimit``), and
+/// stopped after the data plane when gantry stops, so that the last requests' spans go out.
+actor SpanExporter {
+    private var running: (group: ServiceGroup, task: Task<Void, Never>)?
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Starts exporting with `settings` (stopping any exporter before); nil stops exporting.
+    /// Returns the tracer requests record their spans with.
+    func start(_ settings: OTLPSettings?) async throws -> RequestTracer? {
+        let backend = try settings.map { try SpanExport.backend($0, logger: logger) }
+        await stop()
+        guard let backend else { return nil }
+        running = (backend.group, Task { try? await backend.service.run() })
+        return backend.tracer
+    }
+
+    func stop() async {
+        guard let (group, task) = running else { return }
+        running = nil
+        await group.triggerGracefulShutdown()
+        await task.value
     }
 }

@@ -1,5 +1,5 @@
+import Foundation
 import GantryAdmin
-import GantryAutoscaler
 import GantryConfig
 import GantryCore
 import GantryDNS
@@ -14,23 +14,36 @@ struct StackError: Error, CustomStringConvertible {
 }
 
 /// Everything `gantry up` runs, started in the request path's order and stopped in reverse:
-/// the data plane (listeners and cluster IPs), the pods behind the services, the admin API.
-/// On SIGINT/SIGTERM the data plane drains first, then each pod drains and stops.
+/// the data plane (listeners and cluster IPs), the DNS server, the pods behind the services,
+/// the admin API; then what changes it while it runs (``LiveConfig``, fed by the file, SIGHUP
+/// and `gantry apply`). On SIGINT/SIGTERM the data plane drains first, then each pod drains
+/// and stops.
 struct Stack: Service {
-    let snapshot: RuntimeSnapshot
+    let loaded: LoadedConfig
+    /// The file's path, or what stands for the built-in example.
+    let source: String
+    /// Watch `source` for changes (a file given to `gantry up`).
+    let watchesFile: Bool
     let plane: DataPlane
+    let spans: SpanExporter
     let logger: Logger
     let events: EventRecorder
-    /// Cluster IPs come from 127.0.10.0/24 on (a block this gantry holds while it runs).
-    let clusterIPs = LoopbackAddresses(blocks: 10...99)
+
+    var snapshot: RuntimeSnapshot { loaded.snapshot }
 
     func run() async throws {
         let bound = try await plane.start()
         for listener in bound {
             printError("gantry: listener \(listener.name) on \(listener.scheme)://\(listener.host):\(listener.port)")
         }
-        let clusterIPs = try await bindClusterIPs()
-        let dns = try await startDNS(clusterIPs: clusterIPs)
+        let clusterIPs = ClusterIPs(plane: plane, logger: logger)
+        do {
+            try await clusterIPs.apply(snapshot.services, strict: true)
+        } catch {
+            await plane.drain(gracePeriod: .zero)
+            throw error
+        }
+        let dns = try await startDNS(clusterIPs: clusterIPs.addresses)
         let endpoints = HealthCheckedEndpoints(
             inner: DataPlaneEndpoints(plane: plane), services: snapshot.services, events: events, group: plane.group)
         for service in snapshot.services where service.healthCheck != nil && !service.staticEndpoints.isEmpty {
@@ -38,21 +51,28 @@ struct Stack: Service {
         }
         let healthChecks = Task { await endpoints.run() }
         let supervisor = PodSupervisor(
-            snapshot: snapshot, clusterIPs: clusterIPs, publisher: endpoints, events: events,
+            snapshot: snapshot, clusterIPs: clusterIPs.addresses, publisher: endpoints, events: events,
             group: plane.group, logger: logger)
+        let live = LiveConfig(
+            loaded: loaded, source: source,
+            parts: LiveConfig.Parts(
+                plane: plane, supervisor: supervisor, endpoints: endpoints, clusterIPs: clusterIPs, dns: dns, spans: spans, events: events,
+                logger: logger))
 
         let history = ReplicaHistory()
         let sampling = Task { [supervisor] in
-            await history.run(supervisor: supervisor, services: snapshot.services.filter { $0.pods != nil }.map(\.name))
+            await history.run(supervisor: supervisor, services: { live.snapshot.services.filter { $0.pods != nil }.map(\.name) })
         }
         let stopAdmin = AsyncGate()
         var admin: Task<Void, Never>?
         if snapshot.admin.enabled {
             let api = AdminAPI(
-                snapshot: snapshot, supervisor: supervisor,
+                config: live, supervisor: supervisor,
                 endpoints: { service in plane.endpoints(forService: service)?.endpoints.map(\.address.description) ?? [] },
                 targets: { endpoints.targets(of: $0) },
-                metrics: { [snapshot, plane] in await MetricsPage(snapshot: snapshot, plane: plane, supervisor: supervisor).render() },
+                metrics: { [plane] in
+                    await MetricsPage(snapshot: live.snapshot, plane: plane, supervisor: supervisor, config: await live.status()).render()
+                },
                 history: history)
             let bound = AsyncGate()
             let address = snapshot.admin.address
@@ -79,21 +99,19 @@ struct Stack: Service {
             }
         }
         try await supervisor.start()
-        var autoscalers: [Task<Void, Never>] = []
-        for service in snapshot.services {
-            guard let settings = service.autoscaling else { continue }
-            let autoscaler = Autoscaler(
-                service: service, settings: settings, supervisor: supervisor, publisher: endpoints, logger: logger)
-            autoscalers.append(Task { await autoscaler.run() })
-        }
+        await live.updateAutoscalers(snapshot)
+        let watcher = watchesFile ? Task { await ConfigWatcher(path: source, live: live).run() } : nil
+        let hangUps = Task { await ConfigWatcher.reloadOnHangUp(live) }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
         try? await gracefulShutdown()
         printError("gantry: shutting down")
-        await plane.drain(gracePeriod: snapshot.shutdownGracePeriod)
+        watcher?.cancel()
+        hangUps.cancel()
+        await plane.drain(gracePeriod: live.snapshot.shutdownGracePeriod)
         healthChecks.cancel()
         sampling.cancel()
-        for autoscaler in autoscalers { autoscaler.cancel() }
+        await live.stop()
         await supervisor.shutdown()
         await dns?.stop()
         stopAdmin.open()
@@ -102,47 +120,16 @@ struct Stack: Service {
 
     /// The DNS server, when the file has `dns:`: its zones and the services' cluster names.
     private func startDNS(clusterIPs: [String: String]) async throws -> DNSServer? {
-        guard let settings = snapshot.dns else { return nil }
-        let services = clusterIPs.sorted { $0.key < $1.key }.compactMap { name, address in
-            EndpointAddress(parsing: address).map { ClusterZone.Service(name: name, address: $0.host, port: $0.port) }
-        }
-        var zones = settings.zones
-        if !zones.contains(where: { $0.origin == settings.clusterDomain }) {
-            zones.append(try ClusterZone.make(domain: settings.clusterDomain, namespace: settings.namespace, services: services, ttl: settings.ttl))
-        }
-        let server = DNSServer(authority: DNSAuthority(zones: zones), group: plane.group)
+        guard let settings = snapshot.dns, let authority = try LiveConfig.authority(for: snapshot, clusterIPs: clusterIPs) else { return nil }
+        let server = DNSServer(authority: authority, group: plane.group)
         do {
             let port = try await server.start(host: settings.address, port: settings.port)
-            printError("gantry: DNS on \(settings.address):\(port) (udp, tcp) for \(zones.map { $0.origin.description }.joined(separator: ", "))")
+            printError("gantry: DNS on \(settings.address):\(port) (udp, tcp) for \(authority.zones.map { $0.origin.description }.joined(separator: ", "))")
         } catch {
             await plane.drain(gracePeriod: .zero)
             throw StackError(description: "cannot serve DNS on \(settings.address):\(settings.port): \(error) (set dns.listen)")
         }
         return server
-    }
-
-    /// Gives each service with a cluster IP its address: the configured one, or the first free
-    /// one from 127.0.10.1 on.
-    private func bindClusterIPs() async throws -> [String: String] {
-        let pool = clusterIPs
-        var result: [String: String] = [:]
-        for service in snapshot.services {
-            let address: String
-            let port: Int
-            switch service.clusterIP {
-            case .none: continue
-            case .fixed(let fixed, let fixedPort): (address, port) = (fixed, fixedPort)
-            case .automatic(let automaticPort):
-                guard let free = pool.allocate(port: automaticPort) else {
-                    logger.warning("no free cluster IP", metadata: ["service": "\(service.name)"])
-                    continue
-                }
-                (address, port) = (free, automaticPort)
-            }
-            let bound = try await plane.bindClusterIP(service: service.name, address: address, port: port)
-            result[service.name] = "\(bound.host):\(bound.port)"
-        }
-        return result
     }
 }
 

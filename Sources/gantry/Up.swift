@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import GantryConfig
 import GantryExamples
@@ -13,6 +14,10 @@ struct Up: AsyncParsableCommand {
             Without a file, runs the built-in example: example.com/auth → auth-service and
             example.com/app → app-service, each with its pods (`gantry example config` prints it).
 
+            The file is applied again, live, when it changes on disk, on SIGHUP and on `gantry apply`:
+            checked in full first (a file with a problem changes nothing), then applied without
+            dropping a request; `gantry diff` shows what would change.
+
             On SIGINT or SIGTERM gantry stops accepting connections, lets requests in flight finish
             (up to runtime.shutdownGracePeriod, 30s by default), drains and stops every pod, and
             exits 0.
@@ -21,6 +26,9 @@ struct Up: AsyncParsableCommand {
 
     @Argument(help: "The configuration file. Default: the built-in example.")
     var file: String?
+
+    @Flag(inversion: .prefixedNo, help: "Apply the file again when it changes on disk (SIGHUP and `gantry apply` work either way).")
+    var watch = true
 
     @Option(help: "Log level for gantry's own log on stderr: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
@@ -41,21 +49,24 @@ struct Up: AsyncParsableCommand {
         let logger = Logger(label: "gantry")
         let snapshot = loaded.snapshot
         let sink = snapshot.accessLog.enabled ? try AccessLogSink(destination: snapshot.accessLog.destination) : nil
-        // Spans are exported by a service that starts before the stack and stops after it, so
-        // the last requests' spans are sent before gantry exits.
-        let spans = try snapshot.otlp.map { try SpanExport.backend($0, logger: logger) }
-        let plane = DataPlane(snapshot: snapshot, accessLog: sink, tracer: spans?.tracer, logger: logger)
+        // Spans are exported by an exporter that stops after the stack, so the last requests'
+        // spans are sent before gantry exits.
+        let spans = SpanExporter(logger: logger)
+        let tracer = try await spans.start(snapshot.otlp)
+        let plane = DataPlane(snapshot: snapshot, accessLog: sink, tracer: tracer, logger: logger)
         let events = EventRecorder { event in
             guard level <= .info || event.kind == .warning else { return }
             printError("gantry: \(event.kind.rawValue) \(event.reason) \(event.object) \(event.message)")
         }
-        let stack = Stack(snapshot: snapshot, plane: plane, logger: logger, events: events)
-        let services: [any Service] = (spans.map { [$0.service] } ?? []) + [stack]
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let source = file.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 } ?? BuiltInExample.name
+        let stack = Stack(
+            loaded: loaded, source: source, watchesFile: file != nil && watch, plane: plane, spans: spans, logger: logger, events: events)
+        let group = ServiceGroup(services: [stack], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await group.run()
         } catch {
             printError("gantry: \(error)")
+            await spans.stop()
             try? await plane.group.shutdownGracefully()
             throw ExitCode(1)
         }

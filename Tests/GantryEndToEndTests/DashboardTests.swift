@@ -29,6 +29,8 @@ extension PodTests {
         #expect(value(#"gantry_replicas_desired{service="app-service"}"#) == 2)
         #expect(lines.filter { $0.hasPrefix(#"gantry_pod_ready{service="app-service""#) && $0.hasSuffix(" 1.0") }.count == 2)
         #expect(value("gantry_proxy_unauthorized_total") == 1)
+        #expect(value("gantry_config_generation") == 1)
+        #expect(value(#"gantry_config_reloads_total{result="rejected"}"#) == 0)
 
         // One request's path, hop by hop: DNS, TLS with the local CA, route, pod, timings.
         let trace = try await run(GantryProcess.binary, ["trace", "https://example.com:8443/auth/.well-known/jwks.json"], directory: directory)
@@ -55,6 +57,7 @@ extension PodTests {
             #expect(dom.contains(name), "\(name) is not on the page")
         }
         #expect(dom.contains("3/3 pods ready"))
+        #expect(dom.contains("config generation 1 ("))
 
         let screenshot = directory.appendingPathComponent("dashboard.png").path
         let shot = try await run("chromium", browser + ["--screenshot=\(screenshot)", url], directory: directory, timeout: .seconds(60))

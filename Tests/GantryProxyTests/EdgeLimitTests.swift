@@ -44,7 +44,7 @@ extension LiveProxyTests {
         let loop = LoopContext(
             eventLoop: channel.eventLoop, state: .first(for: snapshot, registry: EndpointRegistry()),
             accessLog: nil, connectionLimiter: limiter)
-        let pipeline = ListenerPipeline(listener: snapshot.listeners[0], tls: nil, limits: snapshot.limits)
+        let pipeline = ListenerPipeline(listener: snapshot.listeners[0], tls: nil)
         try pipeline.configure(channel, loop: NIOLoopBound(loop, eventLoop: channel.eventLoop))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.context(handlerType: ConnectionGate.self) }

@@ -12,18 +12,32 @@ final class ConnectionLimiter: Sendable {
 
     private let total = Atomic<Int>(0)
     private let perClient = Mutex<[String: Int]>([:])
-    private let rate: RateLimiter
-    let limits: EdgeLimits
+    /// The limits, and the new-connection buckets made for them.
+    private let current: Mutex<(limits: EdgeLimits, rate: RateLimiter)>
 
     init(limits: EdgeLimits) {
-        self.limits = limits
-        rate = RateLimiter(
+        current = Mutex((limits, Self.rate(for: limits)))
+    }
+
+    private static func rate(for limits: EdgeLimits) -> RateLimiter {
+        RateLimiter(
             bucket: TokenBucket(
                 requests: limits.newConnectionsPerSecondPerClient, per: .seconds(1), burst: 2 * limits.newConnectionsPerSecondPerClient))
     }
 
+    var limits: EdgeLimits { current.withLock { $0.limits } }
+
+    /// New limits for connections from now on; the rate buckets start afresh when their rate changed.
+    func update(_ limits: EdgeLimits) {
+        current.withLock { current in
+            let rateChanged = current.limits.newConnectionsPerSecondPerClient != limits.newConnectionsPerSecondPerClient
+            current = (limits, rateChanged ? Self.rate(for: limits) : current.rate)
+        }
+    }
+
     /// Counts a new connection in, or says why it may not stay.
     func admit(_ client: String, now: UInt64) -> Refusal? {
+        let (limits, rate) = current.withLock { $0 }
         if case .deny = rate.take(client, now: now) { return .tooFastFromClient }
         if total.add(1, ordering: .relaxed).newValue > limits.maxConnections {
             total.subtract(1, ordering: .relaxed)

@@ -10,12 +10,13 @@ import NIOTLS
 /// HTTP/1.1. An HTTP/1.1 connection gets an ``HTTP1Connection``; every HTTP/2 stream gets an
 /// ``HTTP2Stream`` behind NIO's HTTP/2 → HTTP/1 codec. Both hand their requests to the same
 /// ``ProxyExchange``, so routing, policies and the upstream exchange are one code for both.
+/// The limits are the loop's current configuration's, read when the connection is accepted.
 struct ListenerPipeline: Sendable {
     let listener: ListenerSettings
     let tls: TLSServerContext?
-    let limits: EdgeLimits
 
     func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
+        let limits = loop.value.current.runtime.limits
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ConnectionGate(loop: loop.value))
         if let tls {
@@ -56,6 +57,7 @@ struct ListenerPipeline: Sendable {
     /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
     /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
     func configureHTTP2(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
+        let limits = loop.value.current.runtime.limits
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),

@@ -29,13 +29,13 @@ final class LoopContext {
     let pool = UpstreamPool()
     /// Opens upstream connections (sockets; an in-memory pipe in tests).
     let connector: any UpstreamConnector
-    let accessLog: AccessLogBuffer?
+    private(set) var accessLog: AccessLogBuffer?
     let connectionLimiter: ConnectionLimiter
     let metrics = LoopCounters()
     let requestMetrics = RequestMetrics()
-    let tracer: RequestTracer?
+    private(set) var tracer: RequestTracer?
     /// `tracer != nil`, read on every request without asking the optional's value witness.
-    let isTracing: Bool
+    private(set) var isTracing: Bool
     let spareWriteBuffer = HTTP1MessageWriter.SpareBuffer()
     /// What policies may ask of the world from this loop.
     private(set) var policyEnvironment: LoopPolicyEnvironment!
@@ -192,6 +192,21 @@ final class LoopContext {
     func beginDraining() {
         draining = true
         for connection in connections.values { connection.drain() }
+    }
+
+    /// A listener closed: its connections finish their current requests and close.
+    func drainConnections(of listener: String) {
+        for connection in connections.values where connection.listener.name == listener { connection.drain() }
+    }
+
+    func setAccessLog(_ buffer: AccessLogBuffer?) {
+        accessLog?.flush()
+        accessLog = buffer
+    }
+
+    func setTracer(_ tracer: RequestTracer?) {
+        self.tracer = tracer
+        isTracing = tracer != nil
     }
 
     func stop() {

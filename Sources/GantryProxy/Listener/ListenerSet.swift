@@ -1,0 +1,142 @@
+import GantryConfig
+import GantryTLS
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The data plane's listening sockets, by name: the file's listeners and the services' cluster
+/// IPs. A listener is bound once and then changed in place: each accepted connection reads its
+/// listener's settings and certificates as they are when it is accepted, so a change reaches
+/// new connections without the socket ever closing. Closing a listener stops accepting; the
+/// data plane then drains the connections it had accepted.
+final class ListenerSet: Sendable {
+    /// What a listener's next connection is configured with.
+    fileprivate final class Configuration: Sendable {
+        let current: Mutex<(settings: ListenerSettings, tls: TLSServerContext?)>
+        init(_ settings: ListenerSettings, _ tls: TLSServerContext?) { current = Mutex((settings, tls)) }
+    }
+
+    /// One bound listener.
+    fileprivate struct Entry: Sendable {
+        let channel: any Channel
+        let configuration: Configuration
+        var current: (settings: ListenerSettings, tls: TLSServerContext?) { configuration.current.withLock { $0 } }
+    }
+
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let entries = Mutex<[String: Entry]>([:])
+
+    init(group: any EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+    }
+
+    var names: Set<String> { entries.withLock { Set($0.keys) } }
+
+    func settings(of name: String) -> ListenerSettings? {
+        entries.withLock { $0[name]?.current.settings }
+    }
+
+    /// A bound socket not yet in the set: what a change binds first, so that it can be undone
+    /// whole when one of its listeners cannot bind.
+    struct Prepared: Sendable {
+        fileprivate let entry: Entry
+        let settings: ListenerSettings
+        var bound: BoundListener {
+            BoundListener(name: settings.name, host: settings.address, port: entry.channel.localAddress?.port ?? settings.port, scheme: settings.scheme)
+        }
+    }
+
+    /// Binds a listener and adds it to the set.
+    func open(_ settings: ListenerSettings, stateDirectory: String, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]) async throws
+        -> BoundListener
+    {
+        let prepared = try await prepare(settings, stateDirectory: stateDirectory, contexts: contexts)
+        await commit(prepared)
+        return prepared.bound
+    }
+
+    /// Adds a bound listener to the set; one of the same name there before stops accepting.
+    /// Returns whether there was one.
+    @discardableResult
+    func commit(_ prepared: Prepared) async -> Bool {
+        let previous = entries.withLock { $0.updateValue(prepared.entry, forKey: prepared.settings.name) }
+        try? await previous?.channel.close()
+        return previous != nil
+    }
+
+    /// Closes a listener bound for a change that did not happen.
+    func discard(_ prepared: Prepared) async {
+        try? await prepared.entry.channel.close()
+    }
+
+    /// Binds a listener without adding it to the set; its certificates are made from its TLS settings.
+    func prepare(_ settings: ListenerSettings, stateDirectory: String, contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]) async throws
+        -> Prepared
+    {
+        let tls = try settings.tls.map { try makeTLSContext($0, listener: settings, stateDirectory: stateDirectory) }
+        let configuration = Configuration(settings, tls)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
+                    let (settings, tls) = configuration.current.withLock { $0 }
+                    try ListenerPipeline(listener: settings, tls: tls).configure(channel, loop: context)
+                }
+            }
+            .bind(host: settings.address, port: settings.port)
+            .get()
+        return Prepared(entry: Entry(channel: channel, configuration: configuration), settings: settings)
+    }
+
+    /// New settings for a bound listener's next connections; its certificates are made again
+    /// only when its TLS settings changed.
+    func update(_ settings: ListenerSettings, stateDirectory: String) throws {
+        guard let entry = entries.withLock({ $0[settings.name] }) else { return }
+        let (old, oldTLS) = entry.current
+        var tls = oldTLS
+        if old.tls != settings.tls || old.http2 != settings.http2 {
+            tls = try settings.tls.map { try makeTLSContext($0, listener: settings, stateDirectory: stateDirectory) }
+        }
+        entry.configuration.current.withLock { $0 = (settings, tls) }
+    }
+
+    /// Stops accepting on a listener; the connections it accepted are the data plane's to drain.
+    func close(_ name: String) async {
+        guard let entry = entries.withLock({ $0.removeValue(forKey: name) }) else { return }
+        try? await entry.channel.close()
+    }
+
+    /// Stops accepting on every listener.
+    func closeAll() async {
+        for entry in entries.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
+            try? await entry.channel.close()
+        }
+    }
+
+    /// The certificates a TLS listener serves now.
+    func tlsContext(forListener name: String) -> TLSServerContext? {
+        entries.withLock { $0[name]?.current.tls }
+    }
+
+    var tlsContexts: [(name: String, context: TLSServerContext)] {
+        entries.withLock { entries in entries.compactMap { name, entry in entry.current.tls.map { (name, $0) } } }
+    }
+
+    /// The listener's certificate files, with the local CA's leaf for `selfSigned` names first.
+    private func makeTLSContext(_ settings: TLSSettings, listener: ListenerSettings, stateDirectory: String) throws -> TLSServerContext {
+        var files = settings.certificates.map { TLSServerContext.Files(certificate: $0.certificate, key: $0.key) }
+        if !settings.selfSigned.isEmpty {
+            let authority = LocalCertificateAuthority(stateDirectory: stateDirectory)
+            let leaf = try authority.leaf(for: settings.selfSigned)
+            files.insert(TLSServerContext.Files(certificate: leaf.certificate, key: leaf.key), at: 0)
+            logger.info("local CA", metadata: ["listener": "\(listener.name)", "ca": "\(authority.certificatePath)"])
+        }
+        return try TLSServerContext(files: files, http2: listener.http2)
+    }
+}

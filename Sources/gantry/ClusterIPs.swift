@@ -1,0 +1,75 @@
+import GantryConfig
+import GantryPods
+import GantryProxy
+import Logging
+import Synchronization
+
+/// The services' stable addresses: each service with a cluster IP gets one (the file's, or the
+/// first free one from 127.0.10.1 on, a block this gantry holds while it runs) and a listener
+/// there that balances over the service's endpoints. A new configuration binds the new
+/// services', binds a changed one again, and closes a removed service's (requests in flight
+/// through it finish).
+final class ClusterIPs: Sendable {
+    private struct Assignment: Sendable {
+        let spec: ClusterIP
+        let address: String
+        let port: Int
+        /// Taken from the pool, and given back when the service goes.
+        let allocated: Bool
+    }
+
+    private let plane: DataPlane
+    private let logger: Logger
+    private let pool = LoopbackAddresses(blocks: 10...99)
+    private let assignments = Mutex<[String: Assignment]>([:])
+
+    init(plane: DataPlane, logger: Logger) {
+        self.plane = plane
+        self.logger = logger
+    }
+
+    /// `host:port` by service name.
+    var addresses: [String: String] {
+        assignments.withLock { $0.mapValues { "\($0.address):\($0.port)" } }
+    }
+
+    /// Brings the cluster IPs to `services`. At start (`strict`) a fixed address that cannot be
+    /// bound is an error; in a change it is a warning, and the service goes without one.
+    /// Returns the warnings.
+    @discardableResult
+    func apply(_ services: [ServiceSettings], strict: Bool = false) async throws -> [String] {
+        var warnings: [String] = []
+        let current = assignments.withLock { $0 }
+        for (name, assignment) in current where !services.contains(where: { $0.name == name && $0.clusterIP == assignment.spec }) {
+            await plane.closeClusterIP(service: name)
+            if assignment.allocated { pool.release(assignment.address) }
+            assignments.withLock { $0[name] = nil }
+        }
+        for service in services where assignments.withLock({ $0[service.name] == nil }) {
+            let address: String
+            let port: Int
+            let allocated: Bool
+            switch service.clusterIP {
+            case .none: continue
+            case .fixed(let fixed, let fixedPort): (address, port, allocated) = (fixed, fixedPort, false)
+            case .automatic(let automaticPort):
+                guard let free = pool.allocate(port: automaticPort) else {
+                    warnings.append("no free cluster IP for service \(service.name)")
+                    logger.warning("no free cluster IP", metadata: ["service": "\(service.name)"])
+                    continue
+                }
+                (address, port, allocated) = (free, automaticPort, true)
+            }
+            do {
+                let bound = try await plane.bindClusterIP(service: service.name, address: address, port: port)
+                assignments.withLock { $0[service.name] = Assignment(spec: service.clusterIP, address: bound.host, port: bound.port, allocated: allocated) }
+            } catch {
+                if allocated { pool.release(address) }
+                if strict { throw error }
+                warnings.append("service \(service.name) has no cluster IP: cannot listen on \(address):\(port): \(error)")
+                logger.warning("cannot bind cluster IP", metadata: ["service": "\(service.name)", "error": "\(error)"])
+            }
+        }
+        return warnings
+    }
+}

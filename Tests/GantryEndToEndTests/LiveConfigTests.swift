@@ -1,0 +1,357 @@
+import Foundation
+import GantryTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running gantry changed while it serves: routes, policies, pods, services and listeners,
+/// by the file changing on disk, SIGHUP and `gantry apply`, with real clients under load and
+/// not one failed request.
+@Suite(.serialized) struct LiveConfigTests {
+    let directory = GantryProcess.scratchDirectory()
+
+    struct Running {
+        let gantry: GantryProcess
+        let file: URL
+        let ports: [String: Int]
+        let admin: Int
+    }
+
+    /// A file with an `echo` service behind every listener's routes; `extra` goes under `gateway:`.
+    static func config(
+        listeners: [String] = ["http"], gateway: String = "  routes: [{name: app, path: /, service: echo}]", services: String = "",
+        replicas: Int = 2, env: String = "base"
+    ) -> String {
+        """
+        runtime: {shutdownGracePeriod: 10s}
+        accessLog: {enabled: false}
+        admin: {port: 0}
+        loadBalancer:
+          listeners: [\(listeners.map { "{name: \($0), port: 0}" }.joined(separator: ", "))]
+        gateway:
+        \(gateway)
+        services:
+          - name: echo
+            clusterIP: None
+            pods:
+              command: [gantry, example, echo]
+              env: [{name: VERSION, value: \(env)}]
+              replicas: \(replicas)
+              terminationGracePeriodSeconds: 10
+              readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1}
+        \(services)
+        """
+    }
+
+    func start(_ text: String, name: String = "live.yaml", listeners: [String] = ["http"], watch: Bool = true) async throws -> Running {
+        let file = directory.appendingPathComponent(name)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", file.path] + (watch ? [] : ["--no-watch"]), directory: directory)
+        var ports: [String: Int] = [:]
+        for listener in listeners {
+            ports[listener] = try #require(await gantry.waitForPort(after: "listener \(listener) on http://127.0.0.1:"), "\(gantry.stderr)")
+        }
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        let running = Running(gantry: gantry, file: file, ports: ports, admin: admin)
+        #expect(await eventually(timeout: .seconds(60)) { (try? await self.readyPods(running)) ?? 0 >= 1 }, "\(gantry.stderr)")
+        return running
+    }
+
+    func config(_ running: Running) async throws -> [String: Any] {
+        let answer = try await run("curl", ["-sf", "http://127.0.0.1:\(running.admin)/api/config"])
+        return try JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func generation(_ running: Running) async -> Int {
+        (try? await config(running))?["generation"] as? Int ?? 0
+    }
+
+    func pods(_ running: Running) async throws -> [[String: Any]] {
+        let answer = try await run("curl", ["-sf", "http://127.0.0.1:\(running.admin)/api/pods"])
+        return try JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [[String: Any]] ?? []
+    }
+
+    func readyPods(_ running: Running, service: String = "echo") async throws -> Int {
+        try await pods(running).filter { $0["service"] as? String == service && $0["ready"] as? Bool == true }.count
+    }
+
+    func gantryCommand(_ arguments: [String], admin: Int) async throws -> (status: Int32, output: String, error: String) {
+        let result = try await run(GantryProcess.binary, arguments + ["--admin", "127.0.0.1:\(admin)"], directory: directory)
+        return (result.status, result.output, result.error)
+    }
+
+    func stop(_ running: Running) async {
+        running.gantry.signal(SIGTERM)
+        #expect(await running.gantry.waitForExit() == 0, "\(running.gantry.stderr)")
+    }
+
+    // MARK: Routes and policies, 20 times a second
+
+    /// Routes and policies replaced 20 times a second for 10 s through the admin API, while
+    /// keep-alive clients send requests: every response carries the version of a route set that
+    /// was current while its request was in gantry (installed before it ended, not yet replaced
+    /// when it began), versions never go back on a connection, and no request fails.
+    @Test func routesAndPoliciesReplacedTwentyTimesASecondDropNothing() async throws {
+        func version(_ number: Int) -> String {
+            Self.config(
+                gateway: """
+                      policies:
+                        - {name: stamp-\(number), transform: {responseHeaders: {add: [{name: X-Route-Version, value: "\(number)"}]}}}
+                      routes:
+                        - {name: route-\(number), path: /, service: echo, policies: [stamp-\(number)]}
+                    """)
+        }
+        let running = try await start(version(1))
+        let configs = directory.appendingPathComponent("versions.json")
+        try JSONSerialization.data(withJSONObject: (1...200).map { version($0) }).write(to: configs)
+        let script = directory.appendingPathComponent("reloads.py")
+        try Self.reloadScript.write(to: script, atomically: true, encoding: .utf8)
+        let result = try await run(
+            "python3", [script.path, "\(running.ports["http"]!)", "\(running.admin)", running.file.path, configs.path], timeout: .seconds(120))
+        let summary = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
+        #expect(summary["applied"] as? Int == 199, "\(result.output) \(result.error)")
+        #expect(summary["failures"] as? [String] == [], "\(summary)")
+        #expect(summary["violations"] as? [String] == [], "\(summary)")
+        #expect((summary["requests"] as? Int ?? 0) > 0)
+        #expect((summary["versionsSeen"] as? Int ?? 0) >= 2, "\(summary)")
+        #expect(await generation(running) == 200)
+        await stop(running)
+    }
+
+    /// Keep-alive GETs from four threads, and 199 configurations applied 20 times a second;
+    /// then every response checked against when each configuration was applied.
+    static let reloadScript = #"""
+        import http.client, json, sys, threading, time
+        port, admin, path, configs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.load(open(sys.argv[4]))
+        done = threading.Event()
+        lock = threading.Lock()
+        records, failures, applies = [], [], {}
+
+        def load(worker):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            while not done.is_set():
+                start = time.monotonic()
+                try:
+                    connection.request("GET", "/", headers={"Host": "example.com"})
+                    response = connection.getresponse()
+                    response.read()
+                    end = time.monotonic()
+                    with lock:
+                        if response.status != 200:
+                            failures.append("status %d" % response.status)
+                        else:
+                            records.append((worker, start, end, int(response.getheader("X-Route-Version") or 0)))
+                except Exception as error:
+                    with lock:
+                        failures.append("%s: %s" % (type(error).__name__, error))
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        applied = 0
+        for number, text in enumerate(configs[1:], start=2):
+            begun = time.monotonic()
+            admin_connection = http.client.HTTPConnection("127.0.0.1", admin, timeout=30)
+            admin_connection.request("POST", "/api/config", body=json.dumps({"path": path, "text": text, "dryRun": False}))
+            answer = json.loads(admin_connection.getresponse().read())
+            applies[number] = (begun, time.monotonic())
+            if answer.get("result") == "applied":
+                applied += 1
+            else:
+                failures.append("apply %d: %s" % (number, answer))
+            time.sleep(max(0, 0.05 - (time.monotonic() - begun)))
+        time.sleep(0.5)
+        done.set()
+        for thread in threads:
+            thread.join()
+
+        applies[1] = (0, 0)
+        violations, last = [], {}
+        for worker, start, end, version in records:
+            installed = applies.get(version)
+            replaced = applies.get(version + 1)
+            if installed is None or installed[0] > end:
+                violations.append("version %d answered a request that ended before it was applied" % version)
+            elif replaced is not None and replaced[1] < start:
+                violations.append("version %d answered a request that began after version %d was in place" % (version, version + 1))
+            if version < last.get(worker, 0):
+                violations.append("a connection went back from version %d to %d" % (last[worker], version))
+            last[worker] = version
+        print(json.dumps({"applied": applied, "requests": len(records), "failures": failures[:20], "violations": violations[:20],
+                          "versionsSeen": len(set(r[3] for r in records))}))
+        """#
+
+    // MARK: Pods
+
+    /// A changed pod template under load: every pod is replaced, new before old, and no
+    /// request fails (half of them POSTs, which gantry may not retry once sent).
+    @Test func aPodTemplateChangeReplacesEveryPodUnderLoad() async throws {
+        let running = try await start(Self.config())
+        #expect(await eventually(timeout: .seconds(60)) { (try? await readyPods(running)) == 2 })
+        let old = Set(try await pods(running).compactMap { $0["name"] as? String })
+        let load = try LoadGenerator(port: running.ports["http"]!, path: "/", threads: 4, posts: true, directory: directory)
+        #expect(await load.waitForProgress(50))
+        try Self.config(env: "changed").write(to: running.file, atomically: true, encoding: .utf8)
+        #expect(
+            await eventually(timeout: .seconds(90)) {
+                guard let all = try? await pods(running) else { return false }
+                let names = Set(all.compactMap { $0["name"] as? String })
+                return all.count == 2 && names.isDisjoint(with: old) && all.allSatisfy { $0["ready"] as? Bool == true }
+            }, "\(running.gantry.stderr)")
+        #expect(await load.waitForProgress(50))
+        let result = try await load.stop()
+        #expect(result.failureCount == 0, "\(result.failures)")
+        #expect(result.ok > 100)
+        let events = try await run("curl", ["-sf", "http://127.0.0.1:\(running.admin)/api/events"]).output
+        #expect(events.contains("TemplateChanged") && events.contains("RolloutComplete"))
+        await stop(running)
+    }
+
+    /// A service removed while a slow request to it is in flight: that request completes, then
+    /// the service's pod stops; requests to the routes left go on.
+    @Test func aRemovedServiceFinishesItsRequestInFlight() async throws {
+        let slow = """
+              - name: slow
+                clusterIP: None
+                pods:
+                  command: [gantry, example, echo]
+                  terminationGracePeriodSeconds: 30
+                  readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1}
+            """
+        let both = "  routes: [{name: app, path: /, service: echo}, {name: slow, path: /slow, service: slow}]"
+        let running = try await start(Self.config(gateway: both, services: slow))
+        #expect(await eventually(timeout: .seconds(60)) { (try? await readyPods(running, service: "slow")) == 1 })
+        let port = running.ports["http"]!
+        let request = Task {
+            try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Echo-Delay: 3s", "http://127.0.0.1:\(port)/slow"])
+        }
+        #expect(
+            await eventually {
+                (try? await pods(running))?.contains { $0["service"] as? String == "slow" && ($0["inFlight"] as? Int ?? 0) > 0 } == true
+            })
+        try Self.config().write(to: running.file, atomically: true, encoding: .utf8)
+        #expect(await eventually { await generation(running) == 2 })
+        #expect(try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/slow"]).output == "200")  // now the echo route's
+        #expect(try await request.value.output == "200")
+        #expect(await eventually(timeout: .seconds(30)) { (try? await pods(running))?.contains { $0["service"] as? String == "slow" } == false })
+        await stop(running)
+    }
+
+    // MARK: Policies' state, bad files, listeners
+
+    /// A client over its rate limit stays limited across a change that leaves the limit's policy
+    /// as it was; a change to the policy starts it afresh. Applied with `gantry apply`, which
+    /// prints what changed.
+    @Test func aRateLimitedClientStaysLimitedAcrossAnUnrelatedChange() async throws {
+        func limited(_ requests: Int, extraRoute: Bool) -> String {
+            Self.config(
+                gateway: """
+                      policies: [{name: limit, rateLimit: {requests: \(requests), per: 1h}}]
+                      routes:
+                        - {name: app, path: /, service: echo, policies: [limit]}
+                    \(extraRoute ? "    - {name: more, path: /more, service: echo}" : "")
+                    """)
+        }
+        let running = try await start(limited(3, extraRoute: false), watch: false)
+        let url = "http://127.0.0.1:\(running.ports["http"]!)/"
+        func status() async throws -> String { try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output }
+        for _ in 0..<3 { #expect(try await status() == "200") }
+        #expect(try await status() == "429")
+
+        let unrelated = directory.appendingPathComponent("unrelated.yaml")
+        try limited(3, extraRoute: true).write(to: unrelated, atomically: true, encoding: .utf8)
+        let applied = try await gantryCommand(["apply", unrelated.path], admin: running.admin)
+        #expect(applied.status == 0, "\(applied.error)")
+        #expect(applied.output.contains("+ route more added"), "\(applied.output)")
+        #expect(!applied.output.contains("policy limit"))
+        #expect(try await status() == "429")
+
+        let changed = directory.appendingPathComponent("changed.yaml")
+        try limited(5, extraRoute: true).write(to: changed, atomically: true, encoding: .utf8)
+        let diff = try await gantryCommand(["diff", changed.path], admin: running.admin)
+        #expect(diff.status == 1)
+        #expect(diff.output.contains("~ policy limit changed: its state starts afresh"), "\(diff.output)")
+        #expect(diff.output.contains("rateLimit.requests: 3 → 5"))
+        #expect(await generation(running) == 2)  // a diff changes nothing
+        #expect(try await gantryCommand(["apply", changed.path], admin: running.admin).status == 0)
+        #expect(try await status() == "200")
+        await stop(running)
+    }
+
+    /// A file with a problem changes nothing, whichever way it arrives: the problem is reported
+    /// with file and line in gantry's log, as a ConfigRejected event, in `gantry get config` and
+    /// as `gantry apply`'s output with exit code 2; traffic goes on throughout.
+    @Test func aBrokenFileChangesNothingAndSaysWhy() async throws {
+        let running = try await start(Self.config())
+        let load = try LoadGenerator(port: running.ports["http"]!, path: "/", threads: 2, directory: directory)
+        #expect(await load.waitForProgress(20))
+        let broken = Self.config().replacingOccurrences(of: "service: echo}", with: "service: ecko}")
+        try broken.write(to: running.file, atomically: true, encoding: .utf8)
+        // What `gantry validate` says of the file, word for word.
+        let validate = try await run(GantryProcess.binary, ["validate", running.file.path], directory: directory)
+        #expect(validate.status == 2)
+        let issue = try #require(validate.error.split(separator: "\n").first.map(String.init))
+        #expect(issue.hasPrefix("\(running.file.path):7:") && issue.hasSuffix(#"gateway.routes[0].service: unknown service "ecko" (did you mean "echo"?)"#))
+        #expect(await eventually { running.gantry.stderr.contains(issue) }, "\(running.gantry.stderr)")
+        let status = try await config(running)
+        #expect(status["generation"] as? Int == 1)
+        #expect((status["lastRejection"] as? [String: Any])?["issues"] as? [String] == [issue])
+        let events = try await run("curl", ["-sf", "http://127.0.0.1:\(running.admin)/api/events"]).output
+        #expect(events.contains("ConfigRejected"))
+
+        let apply = try await gantryCommand(["apply", running.file.path], admin: running.admin)
+        #expect(apply.status == 2)
+        #expect(apply.error.contains(issue) && apply.error.contains("1 problem found"), "\(apply.error)")
+
+        #expect(await load.waitForProgress(20))
+        let result = try await load.stop()
+        #expect(result.failureCount == 0, "\(result.failures)")
+        await stop(running)
+    }
+
+    /// A listener added and another removed while clients load a third: the third drops
+    /// nothing, the new one answers, the removed one refuses connections. Applied on SIGHUP.
+    @Test func listenersComeAndGoUnderLoadOnAnother() async throws {
+        let running = try await start(Self.config(listeners: ["main", "old"]), listeners: ["main", "old"], watch: false)
+        let load = try LoadGenerator(port: running.ports["main"]!, path: "/", threads: 4, directory: directory)
+        #expect(await load.waitForProgress(50))
+        try Self.config(listeners: ["main", "new"]).write(to: running.file, atomically: true, encoding: .utf8)
+        running.gantry.signal(SIGHUP)
+        let newPort = try #require(await running.gantry.waitForPort(after: "listener new on http://127.0.0.1:"), "\(running.gantry.stderr)")
+        #expect((try await config(running))["trigger"] as? String == "signal")
+        #expect(try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(newPort)/"]).output == "200")
+        let old = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(running.ports["old"]!)/"])
+        #expect(old.output == "000")
+        #expect(await load.waitForProgress(50))
+        let result = try await load.stop()
+        #expect(result.failureCount == 0, "\(result.failures)")
+        await stop(running)
+    }
+
+    /// Editors' ways of saving a file: written in place in two steps (the first leaving it
+    /// broken for a moment), and written beside it and renamed over it. Each save is applied
+    /// once, whole; the moment of breakage is never read.
+    @Test func editorsWritePatternsAreAppliedOnceEach() async throws {
+        let running = try await start(Self.config())
+        let whole = Self.config(replicas: 3)
+        let handle = try FileHandle(forWritingTo: running.file)
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: Data(whole.prefix(40).utf8))
+        try handle.write(contentsOf: Data(whole.dropFirst(40).utf8))
+        try handle.close()
+        #expect(await eventually { await generation(running) == 2 })
+        let temporary = directory.appendingPathComponent(".live.yaml.swp")
+        try Self.config(replicas: 1).write(to: temporary, atomically: false, encoding: .utf8)
+        #expect(rename(temporary.path, running.file.path) == 0)
+        #expect(await eventually { await generation(running) == 3 })
+        let status = try await config(running)
+        #expect((status["reloads"] as? [String: Int])?["rejected"] ?? 0 == 0)
+        #expect(status["trigger"] as? String == "file")
+        #expect(await eventually(timeout: .seconds(30)) { (try? await pods(running))?.count == 1 })
+        await stop(running)
+    }
+}
