@@ -77,41 +77,47 @@ extension ConfigDiff {
         let oldRoutes = Self.named(before.at("gateway", "routes"), names: old.snapshot.routeNames)
         let newRoutes = Self.named(after.at("gateway", "routes"), names: new.snapshot.routeNames)
         changes += Self.compare(oldRoutes, newRoutes, kind: .route)
-        let kept = oldRoutes.map(\.name).filter { name in newRoutes.contains { $0.name == name } }
-        let keptAfter = newRoutes.map(\.name).filter { name in oldRoutes.contains { $0.name == name } }
+        let oldNames = Set(oldRoutes.map(\.name))
+        let newNames = Set(newRoutes.map(\.name))
+        let kept = oldRoutes.map(\.name).filter(newNames.contains)
+        let keptAfter = newRoutes.map(\.name).filter(oldNames.contains)
         if kept != keptAfter {
             changes.append(Change(kind: .routeOrder, name: "", action: .changed, details: ["\(kept.joined(separator: ", ")) → \(keptAfter.joined(separator: ", "))"], effect: nil))
         }
 
         // Policies: the same when their identity is (their entry and the files they read).
         let oldPolicies = Dictionary(old.snapshot.policies.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        for (index, policy) in new.snapshot.policies.enumerated() {
-            let node = Self.entry(named: policy.name, in: after.at("gateway", "policies")) ?? after.at("gateway", "policies", index)
+        let newPolicies = Set(new.snapshot.policies.map(\.name))
+        let oldPolicyNodes = Self.entries(in: before.at("gateway", "policies"))
+        let newPolicyNodes = Self.entries(in: after.at("gateway", "policies"))
+        for policy in new.snapshot.policies {
             guard let previous = oldPolicies[policy.name] else {
                 changes.append(Change(kind: .policy, name: policy.name, action: .added, details: [], effect: nil))
                 continue
             }
             guard previous.identity != policy.identity else { continue }
-            var details = Self.differences(Self.entry(named: policy.name, in: before.at("gateway", "policies")), node)
+            var details = Self.differences(oldPolicyNodes[policy.name], newPolicyNodes[policy.name])
             if details.isEmpty { details = ["a file it reads changed"] }
             let stateful = !(policy.makeSharedState() is NoPolicyState) || !(policy.makeLoopState() is NoPolicyState)
             changes.append(Change(kind: .policy, name: policy.name, action: .changed, details: details, effect: stateful ? "its state starts afresh" : nil))
         }
-        for policy in old.snapshot.policies where !new.snapshot.policies.contains(where: { $0.name == policy.name }) {
+        for policy in old.snapshot.policies where !newPolicies.contains(policy.name) {
             changes.append(Change(kind: .policy, name: policy.name, action: .removed, details: [], effect: nil))
         }
 
         // Services, in parts: what rolls pods, what scales them, what the autoscaler reads.
         let oldServices = Self.named(before.at("services"), names: old.snapshot.services.map(\.name))
         let newServices = Self.named(after.at("services"), names: new.snapshot.services.map(\.name))
+        let oldServiceNodes = Dictionary(oldServices.map { ($0.name, $0.node) }, uniquingKeysWith: { first, _ in first })
+        let newServiceNames = Set(newServices.map(\.name))
         for entry in newServices {
-            guard let previous = oldServices.first(where: { $0.name == entry.name }) else {
+            guard let previous = oldServiceNodes[entry.name] else {
                 changes.append(Change(kind: .service, name: entry.name, action: .added, details: [], effect: "its pods start"))
                 continue
             }
-            changes += Self.serviceChanges(entry.name, from: previous.node, to: entry.node, new: new.snapshot)
+            changes += Self.serviceChanges(entry.name, from: previous, to: entry.node, new: new.snapshot)
         }
-        for entry in oldServices where !newServices.contains(where: { $0.name == entry.name }) {
+        for entry in oldServices where !newServiceNames.contains(entry.name) {
             changes.append(
                 Change(kind: .service, name: entry.name, action: .removed, details: [], effect: "requests in flight finish, then its pods stop"))
         }
@@ -191,23 +197,30 @@ extension ConfigDiff {
         }
     }
 
-    private static func entry(named name: String, in list: Node?) -> Node? {
-        list?.sequence?.first { $0.at("name")?.scalar?.string == name }
+    /// A list's entries by their `name`.
+    private static func entries(in list: Node?) -> [String: Node] {
+        var named: [String: Node] = [:]
+        for node in list?.sequence ?? [] {
+            if let name = node.at("name")?.scalar?.string, named[name] == nil { named[name] = node }
+        }
+        return named
     }
 
     private static func compare(_ old: [(name: String, node: Node)], _ new: [(name: String, node: Node)], kind: Kind, changedEffect: String? = nil)
         -> [Change]
     {
         var changes: [Change] = []
+        let previous = Dictionary(old.map { ($0.name, $0.node) }, uniquingKeysWith: { first, _ in first })
+        let names = Set(new.map(\.name))
         for entry in new {
-            guard let previous = old.first(where: { $0.name == entry.name }) else {
+            guard let before = previous[entry.name] else {
                 changes.append(Change(kind: kind, name: entry.name, action: .added, details: [], effect: nil))
                 continue
             }
-            let details = differences(previous.node, entry.node)
+            let details = differences(before, entry.node)
             if !details.isEmpty { changes.append(Change(kind: kind, name: entry.name, action: .changed, details: details, effect: changedEffect)) }
         }
-        for entry in old where !new.contains(where: { $0.name == entry.name }) {
+        for entry in old where !names.contains(entry.name) {
             changes.append(Change(kind: kind, name: entry.name, action: .removed, details: [], effect: nil))
         }
         return changes
@@ -249,11 +262,6 @@ extension Node {
             node = mapping.first { $0.key.string == key }?.value
         }
         return node
-    }
-
-    func at(_ key: String, _ another: String, _ index: Int) -> Node? {
-        guard let list = at(key, another)?.sequence, index < list.count else { return nil }
-        return list[index]
     }
 
     /// A mapping without some of its keys.

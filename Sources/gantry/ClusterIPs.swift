@@ -33,18 +33,24 @@ final class ClusterIPs: Sendable {
         assignments.withLock { $0.mapValues { "\($0.address):\($0.port)" } }
     }
 
-    /// Brings the cluster IPs to `services`. At start (`strict`) a fixed address that cannot be
-    /// bound is an error; in a change it is a warning, and the service goes without one.
-    /// Returns the warnings.
-    @discardableResult
-    func apply(_ services: [ServiceSettings], strict: Bool = false) async throws -> [String] {
-        var warnings: [String] = []
+    /// Closes the cluster IPs of services that are gone from `services` or whose address
+    /// changed; requests in flight through them finish.
+    func closeStale(keeping services: [ServiceSettings]) async {
         let current = assignments.withLock { $0 }
         for (name, assignment) in current where !services.contains(where: { $0.name == name && $0.clusterIP == assignment.spec }) {
             await plane.closeClusterIP(service: name)
             if assignment.allocated { pool.release(assignment.address) }
             assignments.withLock { $0[name] = nil }
         }
+    }
+
+    /// Binds the cluster IPs of `services` that have none yet (one whose address changed is
+    /// bound again once ``closeStale(keeping:)`` has closed the old one). At start (`strict`) a
+    /// fixed address that cannot be bound is an error; in a change it is a warning, and the
+    /// service goes without one. Returns the warnings.
+    @discardableResult
+    func bindNew(_ services: [ServiceSettings], strict: Bool = false) async throws -> [String] {
+        var warnings: [String] = []
         for service in services where assignments.withLock({ $0[service.name] == nil }) {
             let address: String
             let port: Int

@@ -18,8 +18,9 @@ import Synchronization
 /// 2. new services: their cluster IPs, and their pods, ready before a route sends to them;
 /// 3. the data plane's new snapshot: routes, policies, services and their endpoints (requests
 ///    in flight keep the snapshot they started with);
-/// 4. health checks, pods (rolling replacements, scaling, removed services drained and
-///    stopped), autoscalers, cluster IPs of removed services, DNS zones, access log, spans.
+/// 4. health checks, cluster IPs of removed services (their requests in flight finish), pods
+///    (rolling replacements, scaling, removed services drained and stopped), autoscalers, DNS
+///    zones, access log, spans.
 ///
 /// Applications happen one at a time. Each applied configuration has a generation and the
 /// hash of its text; each is recorded as a `ConfigApplied` or `ConfigRejected` event.
@@ -155,7 +156,7 @@ actor LiveConfig: ConfigController {
             }
         }
         // 2. New services: cluster IPs, and pods ready before their routes go live.
-        for warning in try await parts.clusterIPs.apply(runtime.services) { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
+        for warning in try await parts.clusterIPs.bindNew(runtime.services) { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
         let added = diff.names(.service, .added)
         await parts.supervisor.startServices(of: runtime, clusterIPs: parts.clusterIPs.addresses)
         let waitFor = runtime.services.filter { added.contains($0.name) && $0.pods != nil }.map(\.name)
@@ -172,6 +173,8 @@ actor LiveConfig: ConfigController {
         for service in runtime.services where service.healthCheck != nil && !service.staticEndpoints.isEmpty && newEndpoints.contains(service.name) {
             parts.endpoints.publish(service.staticEndpoints, forService: service.name)
         }
+        await parts.clusterIPs.closeStale(keeping: runtime.services)
+        for warning in try await parts.clusterIPs.bindNew(runtime.services) { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
         await parts.supervisor.apply(runtime, clusterIPs: parts.clusterIPs.addresses)
         await updateAutoscalers(runtime)
         if let dns = parts.dns, let authority = try Self.authority(for: runtime, clusterIPs: parts.clusterIPs.addresses) {

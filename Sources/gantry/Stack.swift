@@ -38,7 +38,7 @@ struct Stack: Service {
         }
         let clusterIPs = ClusterIPs(plane: plane, logger: logger)
         do {
-            try await clusterIPs.apply(snapshot.services, strict: true)
+            try await clusterIPs.bindNew(snapshot.services, strict: true)
         } catch {
             await plane.drain(gracePeriod: .zero)
             throw error

@@ -354,4 +354,37 @@ import Glibc
         #expect(await eventually(timeout: .seconds(30)) { (try? await pods(running))?.count == 1 })
         await stop(running)
     }
+
+    // MARK: DNS and the access log
+
+    /// A DNS record and the access log's destination changed in the file: new answers come
+    /// from the new zone, and the next requests' lines go to the new file.
+    @Test func zonesAndTheAccessLogChangeLive() async throws {
+        let first = directory.appendingPathComponent("access-1.log").path
+        let second = directory.appendingPathComponent("access-2.log").path
+        func file(address: String, log: String) -> String {
+            Self.config()
+                .replacingOccurrences(of: "accessLog: {enabled: false}", with: "accessLog: {path: \(log)}")
+                .replacingOccurrences(
+                    of: "admin: {port: 0}",
+                    with: "admin: {port: 0}\ndns:\n  listen: 127.0.0.1:0\n  zones: [{origin: example.com, records: [{type: A, address: \(address)}]}]")
+        }
+        let running = try await start(file(address: "127.0.0.7", log: first))
+        let dnsPort = try #require(await running.gantry.waitForPort(after: "DNS on 127.0.0.1:"), "\(running.gantry.stderr)")
+        func resolve() async throws -> String {
+            try await run("dig", ["@127.0.0.1", "-p", "\(dnsPort)", "+short", "example.com"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let url = "http://127.0.0.1:\(running.ports["http"]!)/first"
+        #expect(try await resolve() == "127.0.0.7")
+        _ = try await run("curl", ["-s", "-o", "/dev/null", url])
+        #expect(await eventually { ((try? String(contentsOfFile: first, encoding: .utf8)) ?? "").contains("\"path\":\"/first\"") })
+
+        try file(address: "127.0.0.8", log: second).write(to: running.file, atomically: true, encoding: .utf8)
+        #expect(await eventually { await generation(running) == 2 }, "\(running.gantry.stderr)")
+        #expect(try await resolve() == "127.0.0.8")
+        _ = try await run("curl", ["-s", "-o", "/dev/null", url.replacingOccurrences(of: "/first", with: "/second")])
+        #expect(await eventually { ((try? String(contentsOfFile: second, encoding: .utf8)) ?? "").contains("\"path\":\"/second\"") })
+        #expect(!(((try? String(contentsOfFile: first, encoding: .utf8)) ?? "").contains("/second")))
+        await stop(running)
+    }
 }

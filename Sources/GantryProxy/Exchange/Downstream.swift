@@ -8,8 +8,7 @@ import NIOHTTP1
 /// the exchange answers through these calls, whatever the protocol. The loop reaches every
 /// open front end through them too, for its timeouts and draining.
 protocol Downstream: AnyObject {
-    var clientIP: String { get }
-    var listener: ListenerSettings { get }
+    var client: ClientSide { get }
     /// Between a read's first part and its end: what the exchange writes upstream meanwhile goes
     /// out with the read's end, so a request found malformed later in the same read never leaves.
     var isInReadBatch: Bool { get }

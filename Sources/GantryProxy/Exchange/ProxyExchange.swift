@@ -66,8 +66,8 @@ final class ProxyExchange {
 
     private func admit(_ head: ClientRequestHead, keptClientID: Bool, incoming: TraceContext?) {
         let runtime = context.snapshot.runtime
-        guard let downstream else { return }
-        switch RequestAdmission.admit(head, snapshot: runtime, listener: downstream.listener) {
+        guard let client = downstream?.client else { return }
+        switch RequestAdmission.admit(head, snapshot: runtime, client: client) {
         case .reject(let response, let host, let path):
             context.host = host
             context.path = path
@@ -75,13 +75,15 @@ final class ProxyExchange {
             respondLocally(response)
         case .admitted(let admitted):
             context.route = admitted.route
+            context.routeIndex = admitted.route.index
+            context.serviceIndex = admitted.route.service
             context.host = admitted.host
             context.path = admitted.path
             context.hasBody = admitted.framing.hasBody
             context.expectsContinue = head.facts.expectsContinue
             context.maxRequestBody = runtime.limits.maxBodySize
             let forwarding = ForwardingHeaders(
-                client: head, clientIP: downstream.clientIP, scheme: downstream.listener.scheme, host: admitted.host, requestID: context.id,
+                client: head, clientIP: client.address, scheme: client.scheme, host: admitted.host, requestID: context.id,
                 keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
             var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
             traceUpstream(&upstreamHead, facts: head.facts, incoming: incoming)
@@ -92,7 +94,7 @@ final class ProxyExchange {
                 proceed(now: context.started)
             } else {
                 var request = PolicyRequest(
-                    original: head.nioHead, upstream: context.upstreamHead!.built, clientIP: downstream.clientIP, route: admitted.route.name,
+                    original: head.nioHead, upstream: context.upstreamHead!.built, clientIP: client.address, route: admitted.route.name,
                     now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
                 runPolicies(&request, from: 0)
             }
@@ -233,7 +235,7 @@ final class ProxyExchange {
     private func hashKey(_ source: HashKey) -> UInt64? {
         switch source {
         case .clientIP:
-            return downstream.map { StableHash.hash($0.clientIP) }
+            return downstream.map { StableHash.hash($0.client.address) }
         case .header(let name):
             return context.upstreamHead?.first(name: name).map { StableHash.hash($0) }
         case .cookie(let name):

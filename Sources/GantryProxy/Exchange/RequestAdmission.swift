@@ -39,7 +39,7 @@ enum RequestAdmission {
         return "https://\(name)" + (port == 443 ? "" : ":\(port)") + path
     }
 
-    static func admit(_ head: ClientRequestHead, snapshot: RuntimeSnapshot, listener: ListenerSettings) -> Admission {
+    static func admit(_ head: ClientRequestHead, snapshot: RuntimeSnapshot, client: ClientSide) -> Admission {
         // The head's facts and the limits are read in place: bound to locals, both were copied,
         // with a retain of each of their strings.
         let rawHost = head.facts.host ?? ""
@@ -81,7 +81,7 @@ enum RequestAdmission {
         }
         let authority = target.authority ?? Substring(rawHost)
         let routingHost = snapshot.routes.readsHost ? HostPattern.normalize(authority) : authority
-        if let port = listener.redirectToPort {
+        if let port = client.redirectToPort {
             let location = httpsLocation(host: target.authority.map(String.init) ?? rawHost, port: port, target: head.uri)
             return .reject(
                 LocalResponse(.httpsRedirect, message: "this site is served over https: \(location)", extraHeaders: [("location", location)]),
@@ -89,7 +89,7 @@ enum RequestAdmission {
         }
         let method = snapshot.routes.readsMethod ? head.method.rawValue : ""
         let matched =
-            if let service = listener.service { snapshot.serviceRoute(named: service) } else {
+            if let service = client.service { snapshot.serviceRoute(named: service) } else {
                 snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
             }
         guard let route = matched else {

@@ -46,6 +46,10 @@ struct RequestContext {
     // MARK: Route and gateway
 
     var route: RouteRule?
+    /// The route's index and its service's, in ``snapshot``: read on every step of the request,
+    /// without copying the route.
+    var routeIndex = 0
+    var serviceIndex = 0
     var upstreamHead: UpstreamRequestHead?
     /// The request carries a body (Content-Length > 0 or chunked); once sent it cannot be replayed.
     var hasBody = false
@@ -117,11 +121,11 @@ struct RequestContext {
     /// The route's settings in the request's snapshot, read in place (copied, the struct's
     /// fields were retained and released on every request).
     var settings: RouteSettings {
-        _read { yield snapshot.runtime.routeSettings[route!.index] }
+        _read { yield snapshot.runtime.routeSettings[routeIndex] }
     }
 
     /// The route's service in the request's snapshot.
-    var cluster: UpstreamCluster { snapshot.clusters[route!.service] }
+    var cluster: UpstreamCluster { snapshot.clusters[serviceIndex] }
 
     var methodName: String { method?.rawValue ?? "-" }
 }

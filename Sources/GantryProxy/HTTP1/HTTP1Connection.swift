@@ -27,11 +27,10 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     /// dozens of times a request. The loop's table of connections lets go of the handler when
     /// its channel goes.
     let loop: LoopContext
-    let listener: ListenerSettings
+    let client: ClientSide
     /// `Strict-Transport-Security` for every response, on TLS listeners with HSTS.
     private let hsts: String?
     private(set) var context: ChannelHandlerContext?
-    private(set) var clientIP = "unknown"
 
     private(set) var current = Current.idle
     private var output: HTTP1MessageWriter
@@ -76,7 +75,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
 
     init(loop: LoopContext, listener: ListenerSettings) {
         self.loop = loop
-        self.listener = listener
+        self.client = ClientSide(listener: listener)
         self.hsts = listener.tls?.hsts
         self.output = HTTP1MessageWriter(spare: loop.spareWriteBuffer)
         let limits = loop.current.runtime.limits
@@ -106,7 +105,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     /// checked at accept, by ``ConnectionGate``.)
     private func becameActive(_ context: ChannelHandlerContext) {
         guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
-        if let address = context.channel.remoteAddress { clientIP = address.ipAddress ?? "unknown" }
+        if let address = context.channel.remoteAddress { client.address = address.ipAddress ?? "unknown" }
         loop.connections[ObjectIdentifier(self)] = self
         idleDeadline = .now() + loop.idleTimeout
         if loop.draining { drain() }

@@ -13,10 +13,9 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     typealias OutboundOut = HTTPServerResponsePart
 
     let loop: LoopContext
-    let listener: ListenerSettings
+    let client: ClientSide
     private let hsts: String?
     private var context: ChannelHandlerContext?
-    private(set) var clientIP = "unknown"
     private var exchange: ProxyExchange?
     private var requestInProgress = false
     private var requestMethod = HTTPMethod.GET
@@ -29,7 +28,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 
     init(loop: LoopContext, listener: ListenerSettings) {
         self.loop = loop
-        self.listener = listener
+        self.client = ClientSide(listener: listener)
         self.hsts = listener.tls?.hsts
     }
 
@@ -54,7 +53,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
         // The stream's own address is the connection's, the client's.
         if let address = context.channel.parent?.remoteAddress ?? context.channel.remoteAddress {
-            clientIP = address.ipAddress ?? "unknown"
+            client.address = address.ipAddress ?? "unknown"
         }
         loop.connections[ObjectIdentifier(self)] = self
     }

@@ -196,7 +196,7 @@ final class LoopContext {
 
     /// A listener closed: its connections finish their current requests and close.
     func drainConnections(of listener: String) {
-        for connection in connections.values where connection.listener.name == listener { connection.drain() }
+        for connection in connections.values where connection.client.listener.name == listener { connection.drain() }
     }
 
     func setAccessLog(_ buffer: AccessLogBuffer?) {

@@ -39,10 +39,12 @@ final class LoopGateway {
         self.routeCounts = Array(repeating: nil, count: routeCount)
     }
 
-    func counts(for route: RouteRule, service: String, in metrics: RequestMetrics) -> RequestMetrics.RouteCounts {
-        if let counts = routeCounts[route.index] { return counts }
-        let counts = metrics.counts(route: route.name, service: service)
-        routeCounts[route.index] = counts
+    /// The counts of the route at `index`; `exchange`, whose request took the route, names it
+    /// the first time.
+    func counts(forRoute index: Int, in metrics: RequestMetrics, naming exchange: ProxyExchange) -> RequestMetrics.RouteCounts {
+        if let counts = routeCounts[index] { return counts }
+        let counts = metrics.counts(route: exchange.context.route?.name ?? "-", service: exchange.context.cluster.settings.name)
+        routeCounts[index] = counts
         return counts
     }
 }

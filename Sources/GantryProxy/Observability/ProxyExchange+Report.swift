@@ -11,16 +11,15 @@ extension ProxyExchange {
             if reason.isMalformed { loop.metrics.add(.malformedRequests) }
             if context.answeredLocally { loop.recordLocalAnswer(reason, status: context.status) }
         }
-        if let route = context.route {
-            let service = context.cluster.settings.name
-            context.snapshot.gateway.counts(for: route, service: service, in: loop.requestMetrics)
+        if context.route != nil {
+            context.snapshot.gateway.counts(forRoute: context.routeIndex, in: loop.requestMetrics, naming: self)
                 .record(status: context.status, totalNanoseconds: (now - context.started).nanoseconds, upstreamMilliseconds: context.upstreamMs)
         }
         if loop.isTracing, let span = context.span {
             var facts = RequestTracer.SpanFacts(
-                method: context.methodName, host: context.host, path: context.path, client: downstream?.clientIP ?? "unknown",
+                method: context.methodName, host: context.host, path: context.path, client: downstream?.client.address ?? "unknown",
                 version: context.version.major == 2 ? "2" : "\(context.version.major).\(context.version.minor)",
-                listener: downstream?.listener ?? ListenerSettings(name: "-", address: "", port: 0, scheme: "http"),
+                listener: downstream?.client.listener ?? ListenerSettings(name: "-", address: "", port: 0, scheme: "http"),
                 requestID: context.id.description, status: context.status, detail: context.outcome?.label)
             if let route = context.route {
                 facts.route = route
@@ -33,8 +32,8 @@ extension ProxyExchange {
         guard let accessLog = loop.accessLog else { return }
         accessLog.append(
             AccessLogRecord(
-                time: context.wallClock, requestID: context.id.description, client: downstream?.clientIP ?? "unknown",
-                listener: downstream?.listener.name ?? "-", method: context.methodName, host: context.host, path: context.path,
+                time: context.wallClock, requestID: context.id.description, client: downstream?.client.address ?? "unknown",
+                listener: downstream?.client.listener.name ?? "-", method: context.methodName, host: context.host, path: context.path,
                 route: context.route?.name, service: context.route.map { _ in context.cluster.settings.name },
                 endpoint: context.endpoint?.address.description, status: context.status, bytesIn: context.requestBytes,
                 bytesOut: context.responseBytes, upstreamMs: context.upstreamMs, totalMs: now.milliseconds(since: context.started),
