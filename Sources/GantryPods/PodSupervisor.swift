@@ -75,10 +75,16 @@ public actor PodSupervisor {
         var rollingOut = false
         /// Gone from the configuration: its pods drain and stop.
         var removed = false
+        /// Whether a pod has been ready: until then the service's endpoints are left as they
+        /// were (static endpoints it is leaving, or none), not emptied.
+        var published = false
     }
 
     private var services: [String: Service] = [:]
     private var serviceOrder: [String]
+    /// Services the configuration gives static endpoints: their endpoints are not the pods'
+    /// (pods of a service turned static still drain and stop, without touching them).
+    private var staticServices: Set<String>
     private var pods: [String: Pod] = [:]
     private var clusterIPs: [String: String]
     private var serviceEnvironment: [String: String]
@@ -107,6 +113,7 @@ public actor PodSupervisor {
         }
         self.services = services
         self.serviceOrder = order
+        self.staticServices = Set(snapshot.services.filter { $0.pods == nil }.map(\.name))
         self.clusterIPs = clusterIPs
         self.serviceEnvironment = Self.serviceEnvironment(clusterIPs)
         self.publisher = publisher
@@ -188,6 +195,12 @@ public actor PodSupervisor {
         self.clusterIPs = clusterIPs
         serviceEnvironment = Self.serviceEnvironment(clusterIPs)
         serviceOrder = snapshot.services.map(\.name)
+        let wasStatic = staticServices
+        staticServices = Set(snapshot.services.filter { $0.pods == nil }.map(\.name))
+        defer {
+            // A service turned from static endpoints to pods: its ready pods take over now.
+            for name in wasStatic.subtracting(staticServices) where services[name] != nil { publish(name) }
+        }
         let wanted = Set(snapshot.services.filter { $0.pods != nil }.map(\.name))
         for name in services.keys where !wanted.contains(name) { remove(name) }
         for settings in snapshot.services {
@@ -250,15 +263,19 @@ public actor PodSupervisor {
     private func forget(_ name: String) {
         guard services[name]?.removed == true, services[name]?.pods.isEmpty ?? true else { return }
         services[name] = nil
-        publisher.publish([], forService: name)
+        if !staticServices.contains(name) { publisher.publish([], forService: name) }
     }
 
-    /// Drains and stops every pod, all services at once.
+    /// Drains and stops every pod, all services at once; the process ledger goes only once
+    /// none runs, so that no pod outlives gantry unrecorded.
     public func shutdown() async {
         stopping = true
+        // Pods already leaving (a removed service, a rollout) are stopped by their own drain.
+        let leaving = pods.values.filter(\.lifecycle.terminating).compactMap(\.run)
         await withTaskGroup(of: Void.self) { group in
             for name in pods.keys { group.addTask { await self.terminate(name) } }
         }
+        for run in leaving { await run.value }
         ledger.remove()
     }
 
@@ -343,11 +360,15 @@ public actor PodSupervisor {
     private func roll(_ service: String) async {
         var lastProgress = ContinuousClock.now
         var readyNew = 0
+        var complete = false
         while !stopping, let state = services[service], !state.removed {
             let live = state.pods.compactMap { pods[$0] }.filter { !$0.lifecycle.terminating }
             let old = live.filter { $0.generation != state.generation }
             let new = live.filter { $0.generation == state.generation }
-            if old.isEmpty { break }
+            if old.isEmpty {
+                complete = true
+                break
+            }
             let ready = new.filter(\.lifecycle.ready).count
             if ready != readyNew { (readyNew, lastProgress) = (ready, .now) }
             guard ContinuousClock.now - lastProgress < .seconds(600) else {
@@ -365,7 +386,7 @@ public actor PodSupervisor {
             try? await Task.sleep(for: .milliseconds(50))
         }
         services[service]?.rollingOut = false
-        events.record(.normal, "RolloutComplete", object: "service/\(service)", "every pod is of the current template")
+        if complete { events.record(.normal, "RolloutComplete", object: "service/\(service)", "every pod is of the current template") }
         reconcile(service)
     }
 
@@ -527,6 +548,7 @@ public actor PodSupervisor {
             pod.run?.cancel()  // waiting out a backoff: stop waiting
         }
         await pod.run?.value
+        finish(name)  // a pod that had already ended (restartPolicy Never, OnFailure) leaves now
     }
 
     // MARK: Endpoints
@@ -536,6 +558,12 @@ public actor PodSupervisor {
     }
 
     private func publish(_ service: String) {
-        publisher.publish(readyEndpoints(of: service), forService: service)
+        guard !staticServices.contains(service) else { return }
+        let ready = readyEndpoints(of: service)
+        if let state = services[service], !state.published {
+            guard !ready.isEmpty else { return }
+            services[service]!.published = true
+        }
+        publisher.publish(ready, forService: service)
     }
 }

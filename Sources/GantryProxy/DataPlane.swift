@@ -126,19 +126,20 @@ public final class DataPlane: Sendable {
     /// Brings the listeners to `snapshot`'s: new ones are bound; removed ones stop accepting and
     /// the connections they accepted finish their current requests; changed ones take their new
     /// settings (TLS, HTTP/2, redirects) for new connections, or are bound again when their
-    /// address changed. Every socket is bound before anything changes: when one cannot be, the
-    /// others are closed again, the error is thrown and the listeners stay as they were. The
-    /// edge limits apply to new connections and requests. Returns the listeners bound.
+    /// address changed. Every socket is bound and every certificate made before anything changes:
+    /// when one cannot be, the sockets are closed again, the error is thrown and the listeners
+    /// stay as they were. The edge limits apply to new connections and requests. Returns the
+    /// listeners bound.
     public func applyListeners(_ snapshot: RuntimeSnapshot) async throws -> [BoundListener] {
         let contexts = state.withLock { $0.contexts }
         var prepared: [ListenerSet.Prepared] = []
-        var updates: [ListenerSettings] = []
+        var updates: [ListenerSet.Update] = []
         for listener in snapshot.listeners {
-            if let current = listeners.settings(of: listener.name), current.address == listener.address, current.port == listener.port {
-                if current != listener { updates.append(listener) }
-                continue
-            }
             do {
+                if let current = listeners.settings(of: listener.name), current.address == listener.address, current.port == listener.port {
+                    if current != listener { updates.append(try listeners.prepareUpdate(listener, stateDirectory: snapshot.stateDirectory)) }
+                    continue
+                }
                 prepared.append(try await listeners.prepare(listener, stateDirectory: snapshot.stateDirectory, contexts: contexts))
             } catch {
                 for done in prepared { await listeners.discard(done) }
@@ -150,12 +151,14 @@ public final class DataPlane: Sendable {
         for name in listeners.names where !name.hasPrefix("service/") && !wanted.contains(name) {
             await close(listener: name)
         }
-        for listener in updates {
-            try? listeners.update(listener, stateDirectory: snapshot.stateDirectory)
-            logger.info("listener changed", metadata: ["listener": "\(listener.name)"])
+        for update in updates {
+            listeners.update(update)
+            logger.info("listener changed", metadata: ["listener": "\(update.settings.name)"])
         }
         for done in prepared {
-            if await listeners.commit(done) { drainConnections(of: done.settings.name) }
+            // The connections of the socket it replaces drain before the new one accepts any.
+            if await listeners.commit(done) { await drainConnections(of: done.settings.name) }
+            await listeners.startAccepting(done)
             logger.info("listening", metadata: ["listener": "\(done.settings.name)", "address": "\(done.settings.address):\(done.bound.port)"])
         }
         return prepared.map(\.bound)
@@ -165,13 +168,13 @@ public final class DataPlane: Sendable {
     /// requests and close.
     private func close(listener name: String) async {
         await listeners.close(name)
-        drainConnections(of: name)
+        await drainConnections(of: name)
         logger.info("listener closed", metadata: ["listener": "\(name)"])
     }
 
-    private func drainConnections(of listener: String) {
+    private func drainConnections(of listener: String) async {
         for context in state.withLock({ Array($0.contexts.values) }) {
-            context.eventLoop.execute { context.value.drainConnections(of: listener) }
+            try? await context.eventLoop.submit { context.value.drainConnections(of: listener) }.get()
         }
     }
 

@@ -44,12 +44,20 @@ final class ClusterIPs: Sendable {
         }
     }
 
-    /// Binds the cluster IPs of `services` that have none yet (one whose address changed is
-    /// bound again once ``closeStale(keeping:)`` has closed the old one). At start (`strict`) a
-    /// fixed address that cannot be bound is an error; in a change it is a warning, and the
-    /// service goes without one. Returns the warnings.
-    @discardableResult
-    func bindNew(_ services: [ServiceSettings], strict: Bool = false) async throws -> [String] {
+    /// At start: binds every service's cluster IP; a fixed address that cannot be bound is an
+    /// error.
+    func bindAll(_ services: [ServiceSettings]) async throws {
+        _ = try await bind(services, strict: true)
+    }
+
+    /// In a change: binds the cluster IPs of `services` that have none yet (one whose address
+    /// changed is bound again once ``closeStale(keeping:)`` has closed the old one). One that
+    /// cannot be bound is a warning, and the service goes without one. Returns the warnings.
+    func bindNew(_ services: [ServiceSettings]) async -> [String] {
+        (try? await bind(services, strict: false)) ?? []  // not strict: never throws
+    }
+
+    private func bind(_ services: [ServiceSettings], strict: Bool) async throws -> [String] {
         var warnings: [String] = []
         for service in services where assignments.withLock({ $0[service.name] == nil }) {
             let address: String

@@ -42,6 +42,8 @@ actor LiveConfig: ConfigController {
     private var autoscalers: [String: (autoscaler: Autoscaler, task: Task<Void, Never>)] = [:]
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// Gantry is stopping: no change starts any more.
+    private var closed = false
 
     /// How long a change waits for a new service's pods to be ready before its routes go live.
     static let newServiceReadiness = Duration.seconds(30)
@@ -57,7 +59,7 @@ actor LiveConfig: ConfigController {
     func status() -> ConfigStatus { current }
 
     func apply(_ request: ApplyRequest) async -> ApplyOutcome {
-        await change(text: request.text, path: request.path, trigger: "apply", dryRun: request.dryRun)
+        await exclusive { await change(text: request.text, path: request.path, trigger: "apply", dryRun: request.dryRun) }
     }
 
     /// Applies a file again, as it is on disk now: `path`, or the running configuration's.
@@ -68,61 +70,69 @@ actor LiveConfig: ConfigController {
             parts.logger.notice("nothing to reload: gantry runs \(source); `gantry example config > gantry.yaml` and `gantry apply gantry.yaml`")
             return nil
         }
-        do {
-            let text = try String(contentsOfFile: source, encoding: .utf8)
-            return await change(text: text, path: source, trigger: trigger, dryRun: false)
-        } catch {
-            return await exclusive { reject(["\(source):1:1: (top level): cannot read the file: \(error.localizedDescription)"], source: source, trigger: trigger) }
+        // Read in turn: of two reloads, the later one applies the file as it is last.
+        return await exclusive {
+            do {
+                let text = try String(contentsOfFile: source, encoding: .utf8)
+                return await change(text: text, path: source, trigger: trigger, dryRun: false)
+            } catch {
+                return reject(["\(source):1:1: (top level): cannot read the file: \(error.localizedDescription)"], source: source, trigger: trigger)
+            }
         }
+    }
+
+    /// Gantry is stopping: a change under way finishes, and none starts after.
+    func close() async {
+        await exclusive { closed = true }
     }
 
     // MARK: Changing
 
+    /// One change, in its turn (``exclusive(_:)``).
     private func change(text: String, path: String, trigger: String, dryRun: Bool) async -> ApplyOutcome {
-        await exclusive {
-            let new: LoadedConfig
-            switch ConfigLoader.load(yaml: text, file: path) {
-            case .failure(let error):
-                let issues = error.issues.map(\.description)
-                return dryRun ? ApplyOutcome(result: .rejected, generation: current.generation, issues: issues) : reject(issues, source: path, trigger: trigger)
-            case .success(let loaded):
-                new = loaded
-            }
-            let old = running.withLock { $0 }
-            let diff = ConfigDiff(from: old, to: new)
-            if dryRun { return ApplyOutcome(result: .compared, generation: current.generation, diff: diff) }
-            guard !diff.isEmpty else {
-                current.reloads["unchanged", default: 0] += 1
-                return ApplyOutcome(result: .unchanged, generation: current.generation, diff: diff)
-            }
-            do {
-                try await applyChanges(diff, to: new)
-            } catch {
-                return reject(["\(path):1:1: (top level): \(error)"], source: path, trigger: trigger)
-            }
-            running.withLock { $0 = new }
-            current.generation += 1
-            current.hash = new.hash
-            current.source = path
-            current.appliedAt = Date()
-            current.trigger = trigger
-            current.changes = diff.changes
-            current.needsRestart = diff.needsRestart
-            current.reloads["applied", default: 0] += 1
-            let summary = diff.changes.map { "\($0.kind.rawValue)\($0.name.isEmpty ? "" : " \($0.name)") \($0.action.rawValue)" }
-            parts.events.record(
-                .normal, "ConfigApplied", object: "config/\(current.generation)",
-                "\(String(new.hash.prefix(12))) from \(path) (\(trigger)): " + (summary.isEmpty ? "no live changes" : summary.joined(separator: "; ")))
-            for restart in diff.needsRestart {
-                parts.events.record(
-                    .warning, "RestartNeeded", object: "config/\(current.generation)",
-                    "\(restart.key): \(restart.from) → \(restart.to) takes effect when gantry restarts (\(restart.reason))")
-            }
-            parts.logger.info(
-                "configuration applied",
-                metadata: ["generation": "\(current.generation)", "hash": "\(new.hash.prefix(12))", "trigger": "\(trigger)", "changes": "\(diff.changes.count)"])
-            return ApplyOutcome(result: .applied, generation: current.generation, diff: diff)
+        guard !closed else { return reject(["\(path):1:1: (top level): gantry is shutting down"], source: path, trigger: trigger) }
+        let new: LoadedConfig
+        switch ConfigLoader.load(yaml: text, file: path) {
+        case .failure(let error):
+            let issues = error.issues.map(\.description)
+            return dryRun ? ApplyOutcome(result: .rejected, generation: current.generation, issues: issues) : reject(issues, source: path, trigger: trigger)
+        case .success(let loaded):
+            new = loaded
         }
+        let old = running.withLock { $0 }
+        let diff = ConfigDiff(from: old, to: new)
+        if dryRun { return ApplyOutcome(result: .compared, generation: current.generation, diff: diff) }
+        guard !diff.isEmpty else {
+            current.reloads["unchanged", default: 0] += 1
+            return ApplyOutcome(result: .unchanged, generation: current.generation, diff: diff)
+        }
+        do {
+            try await applyChanges(diff, to: new)
+        } catch {
+            return reject(["\(path):1:1: (top level): \(error)"], source: path, trigger: trigger)
+        }
+        running.withLock { $0 = new }
+        current.generation += 1
+        current.hash = new.hash
+        current.source = path
+        current.appliedAt = Date()
+        current.trigger = trigger
+        current.changes = diff.changes
+        current.needsRestart = diff.needsRestart
+        current.reloads["applied", default: 0] += 1
+        let summary = diff.changes.map { "\($0.kind.rawValue)\($0.name.isEmpty ? "" : " \($0.name)") \($0.action.rawValue)" }
+        parts.events.record(
+            .normal, "ConfigApplied", object: "config/\(current.generation)",
+            "\(String(new.hash.prefix(12))) from \(path) (\(trigger)): " + (summary.isEmpty ? "no live changes" : summary.joined(separator: "; ")))
+        for restart in diff.needsRestart {
+            parts.events.record(
+                .warning, "RestartNeeded", object: "config/\(current.generation)",
+                "\(restart.key): \(restart.from) → \(restart.to) takes effect when gantry restarts (\(restart.reason))")
+        }
+        parts.logger.info(
+            "configuration applied",
+            metadata: ["generation": "\(current.generation)", "hash": "\(new.hash.prefix(12))", "trigger": "\(trigger)", "changes": "\(diff.changes.count)"])
+        return ApplyOutcome(result: .applied, generation: current.generation, diff: diff)
     }
 
     private func reject(_ issues: [String], source: String, trigger: String) -> ApplyOutcome {
@@ -136,30 +146,64 @@ actor LiveConfig: ConfigController {
         return ApplyOutcome(result: .rejected, generation: current.generation, issues: issues)
     }
 
-    /// Runs changes one at a time: an actor lets another call in at every `await`.
+    /// Runs changes one at a time, in the order they came: an actor lets another call in at
+    /// every `await`. The turn passes straight to the next waiter, so none can jump the queue.
     private func exclusive<T: Sendable>(_ body: () async -> T) async -> T {
-        while busy { await withCheckedContinuation { waiting.append($0) } }
-        busy = true
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }  // woken holding the turn
+        } else {
+            busy = true
+        }
         let result = await body()
-        busy = false
-        if !waiting.isEmpty { waiting.removeFirst().resume() }
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
         return result
+    }
+
+    /// What a change needs that can fail, made before anything changes: a failure here, or
+    /// binding the listeners in step 1, leaves everything as it was. After that nothing fails.
+    private struct Prepared {
+        /// Set when the access log changes: the new sink (nil: no access log).
+        var accessLog: AccessLogSink??
+        /// Set when the span exporter changes.
+        var spans: SpanExport.Backend??
+    }
+
+    private func prepare(_ diff: ConfigDiff, _ new: LoadedConfig) throws -> Prepared {
+        let runtime = new.snapshot
+        var prepared = Prepared()
+        if !diff.changes(of: .accessLog).isEmpty {
+            prepared.accessLog = .some(runtime.accessLog.enabled ? try AccessLogSink(destination: runtime.accessLog.destination) : nil)
+        }
+        if !diff.changes(of: .tracing).isEmpty, runtime.otlp != nil || running.withLock({ $0.snapshot.otlp != nil }) {
+            prepared.spans = .some(try parts.spans.prepare(runtime.otlp))
+        }
+        // The cluster zone's names are what can fail; its addresses are known once bound.
+        let addresses = Dictionary(runtime.services.map { ($0.name, "127.0.0.1:1") }, uniquingKeysWith: { first, _ in first })
+        _ = try Self.authority(for: runtime, clusterIPs: addresses)
+        return prepared
     }
 
     private func applyChanges(_ diff: ConfigDiff, to new: LoadedConfig) async throws {
         let runtime = new.snapshot
         let plane = parts.plane
+        let prepared = try prepare(diff, new)
         // 1. Every new socket binds, or the change stops here with nothing changed.
         if !diff.changes(of: .listener).isEmpty || !diff.changes(of: .limits).isEmpty {
             for listener in try await plane.applyListeners(runtime) {
                 printError("gantry: listener \(listener.name) on \(listener.scheme)://\(listener.host):\(listener.port)")
             }
         }
-        // 2. New services: cluster IPs, and pods ready before their routes go live.
-        for warning in try await parts.clusterIPs.bindNew(runtime.services) { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
+        // 2. New services: cluster IPs, and pods ready before their routes go live (or before
+        //    a service's static endpoints give way to its pods).
+        bindClusterIPs(await parts.clusterIPs.bindNew(runtime.services))
         let added = diff.names(.service, .added)
         await parts.supervisor.startServices(of: runtime, clusterIPs: parts.clusterIPs.addresses)
-        let waitFor = runtime.services.filter { added.contains($0.name) && $0.pods != nil }.map(\.name)
+        let before = running.withLock { $0.snapshot }
+        let waitFor = runtime.services.filter { $0.pods != nil && before.service(named: $0.name)?.pods == nil }.map(\.name)
         let deadline = ContinuousClock.now + Self.newServiceReadiness
         while !waitFor.isEmpty, ContinuousClock.now < deadline, await !parts.supervisor.hasReadyPods(waitFor) {
             try? await Task.sleep(for: .milliseconds(50))
@@ -174,18 +218,24 @@ actor LiveConfig: ConfigController {
             parts.endpoints.publish(service.staticEndpoints, forService: service.name)
         }
         await parts.clusterIPs.closeStale(keeping: runtime.services)
-        for warning in try await parts.clusterIPs.bindNew(runtime.services) { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
+        bindClusterIPs(await parts.clusterIPs.bindNew(runtime.services))
         await parts.supervisor.apply(runtime, clusterIPs: parts.clusterIPs.addresses)
         await updateAutoscalers(runtime)
-        if let dns = parts.dns, let authority = try Self.authority(for: runtime, clusterIPs: parts.clusterIPs.addresses) {
-            dns.replace(authority)
+        if let dns = parts.dns {
+            do {
+                if let authority = try Self.authority(for: runtime, clusterIPs: parts.clusterIPs.addresses) { dns.replace(authority) }
+            } catch {
+                parts.events.record(.warning, "DNSZones", object: "config", "the zones stay as they were: \(error)")
+            }
         }
-        if !diff.changes(of: .accessLog).isEmpty {
-            plane.setAccessLog(runtime.accessLog.enabled ? try AccessLogSink(destination: runtime.accessLog.destination) : nil)
-        }
-        if !diff.changes(of: .tracing).isEmpty, new.snapshot.otlp != nil || running.withLock({ $0.snapshot.otlp != nil }) {
-            plane.setTracer(try await parts.spans.start(runtime.otlp))
-        }
+        if let accessLog = prepared.accessLog { plane.setAccessLog(accessLog) }
+        if let spans = prepared.spans { plane.setTracer(await parts.spans.start(spans)) }
+    }
+
+    /// A cluster IP that cannot be bound is a warning, not a failed change: the service is still
+    /// reached through its routes, as before.
+    private func bindClusterIPs(_ warnings: [String]) {
+        for warning in warnings { parts.events.record(.warning, "ClusterIP", object: "config", warning) }
     }
 
     // MARK: Autoscalers

@@ -8,7 +8,13 @@ import ServiceLifecycle
 /// Only traces: gantry's metrics are Prometheus (`/metrics`), its logs go to stderr and the
 /// access log.
 enum SpanExport {
-    static func backend(_ settings: OTLPSettings, logger: Logger) throws -> (tracer: RequestTracer, service: any Service, group: ServiceGroup) {
+    struct Backend: Sendable {
+        let tracer: RequestTracer
+        let service: any Service
+        let group: ServiceGroup
+    }
+
+    static func backend(_ settings: OTLPSettings, logger: Logger) throws -> Backend {
         var configuration = OTel.Configuration.default
         configuration.serviceName = settings.serviceName
         configuration.resourceAttributes = ["service.version": Gantry.version]
@@ -29,7 +35,7 @@ enum SpanExport {
         group.maximumGracefulShutdownDuration = flushLimit
         group.maximumCancellationDuration = .seconds(1)
         let serviceGroup = ServiceGroup(configuration: group)
-        return (RequestTracer(backend.factory), BoundedFlush(group: serviceGroup, logger: logger), serviceGroup)
+        return Backend(tracer: RequestTracer(backend.factory), service: BoundedFlush(group: serviceGroup, logger: logger), group: serviceGroup)
     }
 
     /// How long the last export at shutdown may take: an unreachable collector is retried until
@@ -63,10 +69,15 @@ actor SpanExporter {
         self.logger = logger
     }
 
-    /// Starts exporting with `settings` (stopping any exporter before); nil stops exporting.
+    /// The exporter for `settings`, built but not started: what can fail, apart from what
+    /// changes anything. Nil without `tracing.otlp`.
+    nonisolated func prepare(_ settings: OTLPSettings?) throws -> SpanExport.Backend? {
+        try settings.map { try SpanExport.backend($0, logger: logger) }
+    }
+
+    /// Starts exporting with `backend` (stopping any exporter before); nil stops exporting.
     /// Returns the tracer requests record their spans with.
-    func start(_ settings: OTLPSettings?) async throws -> RequestTracer? {
-        let backend = try settings.map { try SpanExport.backend($0, logger: logger) }
+    func start(_ backend: SpanExport.Backend?) async -> RequestTracer? {
         await stop()
         guard let backend else { return nil }
         running = (backend.group, Task { try? await backend.service.run() })

@@ -38,7 +38,7 @@ struct Stack: Service {
         }
         let clusterIPs = ClusterIPs(plane: plane, logger: logger)
         do {
-            try await clusterIPs.bindNew(snapshot.services, strict: true)
+            try await clusterIPs.bindAll(snapshot.services)
         } catch {
             await plane.drain(gracePeriod: .zero)
             throw error
@@ -108,6 +108,7 @@ struct Stack: Service {
         printError("gantry: shutting down")
         watcher?.cancel()
         hangUps.cancel()
+        await live.close()
         await plane.drain(gracePeriod: live.snapshot.shutdownGracePeriod)
         healthChecks.cancel()
         sampling.cancel()

@@ -52,7 +52,7 @@ struct Up: AsyncParsableCommand {
         // Spans are exported by an exporter that stops after the stack, so the last requests'
         // spans are sent before gantry exits.
         let spans = SpanExporter(logger: logger)
-        let tracer = try await spans.start(snapshot.otlp)
+        let tracer = await spans.start(try spans.prepare(snapshot.otlp))
         let plane = DataPlane(snapshot: snapshot, accessLog: sink, tracer: tracer, logger: logger)
         let events = EventRecorder { event in
             guard level <= .info || event.kind == .warning else { return }

@@ -162,6 +162,38 @@ import Testing
         #expect(firstAt.lowerBound < secondAt.lowerBound)
     }
 
+    /// A queued request gantry answers itself, between two that go upstream: each is answered
+    /// once, in order, and the connection carries on.
+    @Test func aLocalAnswerInAPipelineKeepsItsTurn() throws {
+        let proxy = try Proxy("  routes: [{path: /app, service: app}]", endpoints: [1])
+        try proxy.send(
+            "GET /app/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /missing HTTP/1.1\r\nHost: a\r\n\r\nGET /app/3 HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try proxy.sent(on: 0).hasPrefix("GET /app/1 "))
+        try proxy.respond(on: 0, Self.ok)
+        #expect(try proxy.sent(on: 0).hasPrefix("GET /app/3 "))
+        try proxy.respond(on: 0, Self.ok)
+        #expect(proxy.events.entries == ["connect 1", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"])
+        #expect(proxy.client.isActive)
+    }
+
+    /// A chunked body that grows past its limit after the response has begun: the connection is
+    /// cut, since the response can no longer end properly, and nothing more goes upstream.
+    @Test func aBodyOverItsLimitAfterTheResponseBeganCutsTheConnection() throws {
+        let gateway = """
+              policies: [{name: small, validate: {maxBodySize: 8}}]
+              routes: [{path: /, service: app, policies: [small]}]
+            """
+        let proxy = try Proxy(gateway, endpoints: [1])
+        try proxy.send("POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n")
+        #expect(try proxy.sent(on: 0).hasSuffix("abcd\r\n"))
+        try proxy.respond(on: 0, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
+        #expect(try proxy.received().hasPrefix("HTTP/1.1 200 OK"))
+        try proxy.send("8\r\nefghijkl\r\n")
+        #expect(!proxy.client.isActive)
+        #expect(!proxy.connector.connections[0].channel.isActive)
+        #expect(try !proxy.sent(on: 0).contains("efgh"))
+    }
+
     /// A reset before the response head, and a refused connect: each retried on the other
     /// endpoint, never the one already tried.
     @Test func failedAttemptsAreRetriedOnAnotherEndpoint() throws {

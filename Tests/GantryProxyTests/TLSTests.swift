@@ -1,4 +1,5 @@
 import Foundation
+import GantryConfig
 import GantryTestSupport
 import GantryTLS
 import NIOPosix
@@ -226,6 +227,41 @@ extension LiveProxyTests {
                 await eventually {
                     (try? await Self.curl(["--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"], port: harness.port).output) == "200"
                 })
+        }
+    }
+}
+
+extension LiveProxyTests {
+    /// New certificates for a running listener are made before anything changes: a key that is
+    /// not the certificate's refuses the change whole, and the listener serves its own as before;
+    /// a good pair serves the next connections.
+    @Test func aListenerChangeWithAKeyOfAnotherCertificateChangesNothing() async throws {
+        let state = Self.scratch()
+        for name in ["a", "b"] {
+            let made = try await run(
+                "openssl",
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=example.com",
+                    "-addext", "subjectAltName=DNS:example.com", "-keyout", "\(state)/\(name).key", "-out", "\(state)/\(name).pem",
+                ])
+            #expect(made.status == 0, "\(made.error)")
+        }
+        let yaml = Self.tlsYAML(state: state, httpsPort: try await Self.freePort())
+        try await withProxy(yaml: yaml) { harness in
+            func listeners(certificate: String, key: String) throws -> RuntimeSnapshot {
+                let text = yaml(harness.upstreamPorts).replacingOccurrences(
+                    of: #"selfSigned: [example.com, "*.example.com"]"#, with: "certificates: [{certificate: \(certificate), key: \(key)}]")
+                return try ConfigLoader.load(yaml: text, file: "test.yaml", coreCount: 2).get().snapshot
+            }
+            let localCA = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            func status(trusting ca: String) async throws -> String {
+                try await Self.curl(["--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"], port: harness.port).output
+            }
+            await #expect(throws: (any Error).self) { try await harness.plane.applyListeners(listeners(certificate: "\(state)/a.pem", key: "\(state)/b.key")) }
+            #expect(try await status(trusting: localCA) == "200")
+
+            _ = try await harness.plane.applyListeners(listeners(certificate: "\(state)/a.pem", key: "\(state)/a.key"))
+            #expect(try await status(trusting: "\(state)/a.pem") == "200")
         }
     }
 }

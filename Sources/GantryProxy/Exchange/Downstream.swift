@@ -27,8 +27,9 @@ protocol Downstream: AnyObject {
     func flush()
     /// Holds reading from the client back (backpressure, a policy's wait) or lets it go on.
     func setReadsPaused(_ paused: Bool)
-    /// The response can no longer be completed: close, so the client sees it cut short.
-    func abort()
+    /// The response can no longer be completed: close at once, so the client sees it cut short.
+    /// The exchange is let go of first and ends itself, under its own status and reason.
+    func cutShort()
     /// The exchange has ended and been logged; the front end takes the next request.
     func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline)
 
@@ -38,6 +39,8 @@ protocol Downstream: AnyObject {
     func checkTimeouts(now: NIODeadline)
     /// Graceful shutdown: finish the request in flight, take no new one.
     func drain()
+    /// The end of the grace period: close now; an exchange still running ends as the client's close.
+    func abort()
     /// Response bytes written but not yet taken by the client's socket.
     var bufferedOutboundBytes: Int { get }
 }

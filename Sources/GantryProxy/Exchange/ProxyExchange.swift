@@ -329,8 +329,11 @@ final class ProxyExchange {
         if let limit = context.maxRequestBody, context.requestBytes > limit {
             // A chunked body grew past the limit while streaming.
             guard context.responseSide == .waiting else {
-                downstreamClosed(status: 413, reason: .payloadTooLarge)
-                downstream?.abort()
+                context.status = 413
+                context.outcome = .payloadTooLarge
+                abandonUpstream()
+                downstream?.cutShort()
+                complete()
                 return
             }
             respondLocally(LocalResponse(.payloadTooLarge, message: "the body is larger than \(limit) bytes", closesConnection: true))
@@ -512,7 +515,7 @@ final class ProxyExchange {
         guard context.responseSide == .waiting else {
             // Part of the response is already with the client: the only honest signal left is
             // to close the connection.
-            downstream?.abort()
+            downstream?.cutShort()
             complete()
             return
         }

@@ -299,6 +299,12 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         closeNow()
     }
 
+    func cutShort() {
+        keepAlive = false
+        current = .idle  // detached first: the close must not end the exchange as the client's
+        closeNow()
+    }
+
     func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline) {
         loop.keepForReuse(exchange)
         pausedByExchange = false
@@ -399,9 +405,13 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         // end, so a request that turns out malformed further on never leaves.
         let wasInReadBatch = isInReadBatch
         isInReadBatch = true
-        while let part = queued.first, !closing {
-            guard handle(part) else { break }
-            queued.removeFirst()
+        // Each part leaves the queue before it is handled: handling it can end a response and
+        // drain the queue again from inside (a local answer to a queued request).
+        while !closing, let part = queued.popFirst() {
+            guard handle(part) else {
+                queued.prepend(part)
+                break
+            }
         }
         isInReadBatch = wasInReadBatch
         if case .proxying(let exchange) = current { exchange.downstreamReadComplete() }

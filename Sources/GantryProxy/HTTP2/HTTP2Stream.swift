@@ -130,6 +130,11 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         context?.close(promise: nil)
     }
 
+    func cutShort() {
+        exchange = nil  // detached first: the reset must not end the exchange as the client's
+        context?.close(promise: nil)
+    }
+
     /// The stream closes by itself once both sides have ended; a request body still arriving is
     /// cut short with RST_STREAM, as RFC 9113 §8.1 allows.
     func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline) {

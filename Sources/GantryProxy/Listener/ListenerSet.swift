@@ -55,6 +55,7 @@ final class ListenerSet: Sendable {
     {
         let prepared = try await prepare(settings, stateDirectory: stateDirectory, contexts: contexts)
         await commit(prepared)
+        await startAccepting(prepared)
         return prepared.bound
     }
 
@@ -65,6 +66,12 @@ final class ListenerSet: Sendable {
         let previous = entries.withLock { $0.updateValue(prepared.entry, forKey: prepared.settings.name) }
         try? await previous?.channel.close()
         return previous != nil
+    }
+
+    /// A committed listener's socket starts accepting connections. Until then they wait in the
+    /// kernel's queue: a change undone never served one.
+    func startAccepting(_ prepared: Prepared) async {
+        try? await prepared.entry.channel.setOption(.autoRead, value: true)
     }
 
     /// Closes a listener bound for a change that did not happen.
@@ -81,6 +88,7 @@ final class ListenerSet: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: false)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -94,16 +102,28 @@ final class ListenerSet: Sendable {
         return Prepared(entry: Entry(channel: channel, configuration: configuration), settings: settings)
     }
 
-    /// New settings for a bound listener's next connections; its certificates are made again
-    /// only when its TLS settings changed.
-    func update(_ settings: ListenerSettings, stateDirectory: String) throws {
-        guard let entry = entries.withLock({ $0[settings.name] }) else { return }
-        let (old, oldTLS) = entry.current
-        var tls = oldTLS
-        if old.tls != settings.tls || old.http2 != settings.http2 {
+    /// New settings for a bound listener, with their certificates made and checked: nothing
+    /// changes until ``update(_:)``.
+    struct Update: Sendable {
+        let settings: ListenerSettings
+        fileprivate let tls: TLSServerContext?
+    }
+
+    /// Makes a bound listener's new settings; its certificates are made again only when its TLS
+    /// settings changed. Throws what is wrong with them (files, a key that does not match).
+    func prepareUpdate(_ settings: ListenerSettings, stateDirectory: String) throws -> Update {
+        let current = entries.withLock { $0[settings.name]?.current }
+        var tls = current?.tls
+        if current?.settings.tls != settings.tls || current?.settings.http2 != settings.http2 {
             tls = try settings.tls.map { try makeTLSContext($0, listener: settings, stateDirectory: stateDirectory) }
         }
-        entry.configuration.current.withLock { $0 = (settings, tls) }
+        return Update(settings: settings, tls: tls)
+    }
+
+    /// Gives a bound listener's next connections their new settings.
+    func update(_ update: Update) {
+        guard let entry = entries.withLock({ $0[update.settings.name] }) else { return }
+        entry.configuration.current.withLock { $0 = (update.settings, update.tls) }
     }
 
     /// Stops accepting on a listener; the connections it accepted are the data plane's to drain.
