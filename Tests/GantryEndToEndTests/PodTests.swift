@@ -306,6 +306,28 @@ import Glibc
         let unknown = try await run(GantryProcess.binary, ["scale", "nope", "--replicas", "1", "--admin", "127.0.0.1:\(admin)"])
         #expect(unknown.status == 1 && unknown.error.contains("no service named \"nope\""))
 
+        // The README's live change: the example as a file, its per-user limit lowered, the
+        // difference shown, then applied to the running example.
+        let example = try await run(GantryProcess.binary, ["example", "config"], directory: directory)
+        let file = directory.appendingPathComponent("gantry.yaml")
+        let lowered = example.output.replacingOccurrences(of: "requests: 100, per: 1s", with: "requests: 20, per: 1s")
+        #expect(lowered != example.output)
+        try lowered.write(to: file, atomically: true, encoding: .utf8)
+        let diff = try await run(GantryProcess.binary, ["diff", file.path, "--admin", "127.0.0.1:\(admin)"], directory: directory)
+        #expect(diff.status == 1, "\(diff.output)\(diff.error)")
+        let changed = diff.output.split(separator: "\n").filter { $0.hasPrefix("~") || $0.hasPrefix("+") || $0.hasPrefix("-") }
+        #expect(changed.first?.hasPrefix("~ policy per-user") == true, "\(diff.output)")
+        #expect(!diff.output.contains("service app-service"), "\(diff.output)")
+        let apply = try await run(GantryProcess.binary, ["apply", file.path, "--admin", "127.0.0.1:\(admin)"], directory: directory)
+        #expect(apply.status == 0, "\(apply.output)\(apply.error)")
+        let config = try await run(GantryProcess.binary, ["get", "config", "--admin", "127.0.0.1:\(admin)"], directory: directory)
+        let row = config.output.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").map(String.init) } ?? []
+        #expect(row.first == "2" && row.contains("apply") && row.contains(file.path), "\(config.output)")
+        let limited = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", bearer, "http://127.0.0.1:8080/app/dashboard"])
+        #expect(limited.output.lowercased().contains(#"ratelimit-policy: "per-user";q=20;w=1"#), "\(limited.output)")
+        // A file that leaves the replica count as it was keeps the count set by hand.
+        #expect(try await pods(admin).filter { $0.service == "app-service" }.count == 3)
+
         let pids = Set(try await pods(admin).compactMap(\.pid)).union(all.compactMap(\.pid))
         gantry.signal(SIGTERM)
         #expect(await gantry.waitForExit() == 0, "\(gantry.stderr)")
