@@ -242,13 +242,16 @@ struct SpecCompiler {
                 problem(here / "path", "missing required key \"path\"")
                 continue
             }
-            guard rawPath.hasPrefix("/"), !rawPath.contains("?"), !rawPath.contains("#"),
-                rawPath.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
+            // `*` is the asterisk-form target of `OPTIONS *` (RFC 9112 §3.2.4), matched exactly.
+            guard rawPath == "*" || (rawPath.hasPrefix("/") && !rawPath.contains("?") && !rawPath.contains("#")
+                && rawPath.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }))
             else {
-                problem(here / "path", "\"\(rawPath)\" is not a path: it must start with / and have no query, fragment or spaces")
+                problem(
+                    here / "path",
+                    "\"\(rawPath)\" is not a path: it must start with / and have no query, fragment or spaces (or be * for OPTIONS *)")
                 continue
             }
-            let pathRule = PathRule(type: spec.pathType ?? .prefix, path: rawPath)
+            let pathRule = PathRule(type: rawPath == "*" ? .exact : spec.pathType ?? .prefix, path: rawPath)
             var methods: [String] = []
             for (position, method) in (spec.methods ?? []).enumerated() {
                 if Self.isToken(method) { methods.append(method.uppercased()) } else {

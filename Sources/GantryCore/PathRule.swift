@@ -37,7 +37,7 @@ public struct PathRule: Sendable, Hashable, CustomStringConvertible {
         case .exact:
             return request.elementsEqual(rule)
         case .prefix:
-            if rule.count == 1 { return true }  // "/"
+            if rule.count == 1 { return request.first == UInt8(ascii: "/") }  // "/": every path, but not "*"
             guard request.starts(with: rule) else { return false }
             if request.count == rule.count { return true }
             return request[request.index(request.startIndex, offsetBy: rule.count)] == UInt8(ascii: "/")

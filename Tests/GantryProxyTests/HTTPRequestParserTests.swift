@@ -170,8 +170,9 @@ struct HTTPRequestParserTests {
         ("GET /a b HTTP/1.1\r\n\r\n", "a space in the target"),
         ("GET /\u{01} HTTP/1.1\r\n\r\n", "a control byte in the target"),
         ("GET /\u{7F} HTTP/1.1\r\n\r\n", "DEL in the target"),
-        ("GET / HTTP/2.0\r\n\r\n", "an unsupported version"),
-        ("GET / HTTP/1.2\r\n\r\n", "an unknown minor version"),
+        ("GET / HTTP/1.10\r\n\r\n", "a two-digit minor version (RFC 9112 §2.3)"),
+        ("GET / HTTP/1.x\r\n\r\n", "a version that is not a digit (RFC 9112 §2.3)"),
+        ("GET / HTTPS/1.1\r\n\r\n", "another protocol's name (RFC 9112 §2.3)"),
         ("GET / http/1.1\r\n\r\n", "a lowercase protocol name"),
         ("GET /\r\n\r\n", "no version (HTTP/0.9)"),
         ("GET / HTTP/1.1\nHost: a\n\n", "bare LF line ends"),
@@ -196,6 +197,16 @@ struct HTTPRequestParserTests {
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "an invalid chunk size"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", "chunk data without its CRLF"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n", "junk after a chunk size"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", "BWS not followed by ; (RFC 9112 §7.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b \r\nhello\r\n0\r\n\r\n", "BWS after an extension (RFC 9112 §7.1.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;\r\nhello\r\n0\r\n\r\n", "; without a name (RFC 9112 §7.1.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a;\r\nhello\r\n0\r\n\r\n", "a second ; without a name (RFC 9112 §7.1.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\r\nhello\r\n0\r\n\r\n", "= without a value (RFC 9112 §7.1.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a@=b\r\nhello\r\n0\r\n\r\n", "a name that is not a token (RFC 9112 §7.1.1)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\r\nhello\r\n0\r\n\r\n", "an unterminated quoted string (RFC 9110 §5.6.4)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\\\r\nhello\r\n0\r\n\r\n", "a backslash at the end (RFC 9110 §5.6.4)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\\\u{7F}\"\r\nhello\r\n0\r\n\r\n", "a quoted DEL (RFC 9110 §5.6.4)"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", "text after a quoted string (RFC 9112 §7.1.1)"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", "a chunk size that overflows"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer: x\r\n\r\n", "an invalid trailer"),
     ])
@@ -203,6 +214,19 @@ struct HTTPRequestParserTests {
         var parser = Self.parser()
         #expect(throws: HTTPParserError.self, "\(why)") {
             try parser.parse(ByteBuffer(string: wire), emit: { _ in })
+        }
+    }
+
+    /// RFC 9110 §2.5 and §15.6.6, RFC 9112 §2.3: HTTP/1.2 and later minors read as HTTP/1.1,
+    /// another major version is refused as such (505), not as a malformed line.
+    @Test func versionsAreReadByMajorAndMinor_RFC9112_2_3() throws {
+        #expect(try Self.parts(["GET / HTTP/1.2\r\nHost: a\r\n\r\n"]) == ["GET / HTTP/1.1 [Host=a]", "end"])
+        #expect(try Self.parts(["GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n"]) == ["GET / HTTP/1.1 [Host=a,Connection=close] close", "end"])
+        for (wire, version) in [("GET / HTTP/2.0\r\n\r\n", "HTTP/2.0"), ("GET / HTTP/0.9\r\n\r\n", "HTTP/0.9"), ("PRI * HTTP/3.1\r\n\r\n", "HTTP/3.1")] {
+            var parser = Self.parser()
+            #expect(performing: { try parser.parse(ByteBuffer(string: wire), emit: { _ in }) }, throws: { error in
+                (error as? UnsupportedHTTPVersion)?.description == version
+            })
         }
     }
 

@@ -28,7 +28,32 @@ extension LiveProxyTests {
         Malformed(name: "HTTP/1.1 without Host", bytes: "GET / HTTP/1.1\r\n\r\n", status: 400),
         Malformed(name: "two Host headers", bytes: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400),
         Malformed(name: "an invalid Host", bytes: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400),
-        Malformed(name: "an unknown HTTP version", bytes: "GET / HTTP/2.7\r\nHost: a\r\n\r\n", status: 400),
+        // RFC 9112 §2.3, RFC 9110 §15.6.6: another major version is not HTTP/1 (505); a version
+        // that is not DIGIT "." DIGIT is no version at all (400).
+        Malformed(name: "HTTP/2.0 on an HTTP/1 connection (RFC 9112 §2.3)", bytes: "GET / HTTP/2.0\r\nHost: a\r\n\r\n", status: 505),
+        Malformed(name: "HTTP/3.7 (RFC 9112 §2.3)", bytes: "GET / HTTP/3.7\r\nHost: a\r\n\r\n", status: 505),
+        Malformed(name: "HTTP/1.10, two digits (RFC 9112 §2.3)", bytes: "GET / HTTP/1.10\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(name: "http/1.1 in lowercase (RFC 9112 §2.3)", bytes: "GET / http/1.1\r\nHost: a\r\n\r\n", status: 400),
+        // RFC 9112 §3.2.3, RFC 9110 §9.3.6: CONNECT is answered here, whatever its target.
+        Malformed(name: "CONNECT with an origin-form target (RFC 9112 §3.2.3)", bytes: "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(
+            name: "CONNECT with an absolute-form target (RFC 9112 §3.2.3)", bytes: "CONNECT http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
+        Malformed(
+            name: "CONNECT with an authority-form target (RFC 9110 §9.3.6)", bytes: "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+            status: 405),
+        Malformed(name: "CONNECT to an IPv6 authority (RFC 9110 §9.3.6)", bytes: "CONNECT [::1]:22 HTTP/1.1\r\nHost: [::1]:22\r\n\r\n", status: 405),
+        // RFC 9112 §7.1: chunk-size [ chunk-ext ], nothing else on the line.
+        Malformed(name: "whitespace after a chunk size without an extension (RFC 9112 §7.1)", bytes: chunked("5 \r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(name: "a chunk extension without a name (RFC 9112 §7.1.1)", bytes: chunked("5;\r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(name: "a chunk extension that is only a value (RFC 9112 §7.1.1)", bytes: chunked("5;=x\r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(name: "a chunk extension with an empty value (RFC 9112 §7.1.1)", bytes: chunked("5;a=\r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(
+            name: "an unterminated quoted chunk extension (RFC 9110 §5.6.4)", bytes: chunked("5;a=\"open\r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(
+            name: "a bad escape in a quoted chunk extension (RFC 9110 §5.6.4)", bytes: chunked("5;a=\"x\\\u{01}\"\r\nhello\r\n0\r\n\r\n"),
+            status: 400),
+        Malformed(name: "two chunk-extension values (RFC 9112 §7.1.1)", bytes: chunked("5;a=b c\r\nhello\r\n0\r\n\r\n"), status: 400),
+        Malformed(name: "a last chunk with a stray word (RFC 9112 §7.1)", bytes: chunked("5\r\nhello\r\n0 x\r\n\r\n"), status: 400),
         Malformed(name: "an invalid method", bytes: "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", status: 400),
         Malformed(name: "a lowercase method", bytes: "post / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", status: 400),
         Malformed(name: "a repeated Content-Length", bytes: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", status: 400),
@@ -46,6 +71,11 @@ extension LiveProxyTests {
             bytes: "GET / HTTP/1.1\r\nHost: a\r\n" + (0..<120).map { "X-H\($0): v\r\n" }.joined() + "\r\n", status: 431),
         Malformed(name: "a URI over 8 KiB", bytes: "GET /\(String(repeating: "u", count: 9000)) HTTP/1.1\r\nHost: a\r\n\r\n", status: 414),
     ]
+
+    /// A chunked POST whose body is `body`.
+    static func chunked(_ body: String) -> String {
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    }
 
     @Test(arguments: malformed)
     func malformedRequestsNeverReachAnUpstream(_ input: Malformed) async throws {

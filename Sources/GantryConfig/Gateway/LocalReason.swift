@@ -12,9 +12,14 @@ public enum LocalReason: String, CaseIterable, Sendable {
     case unsupportedTransferCoding = "unsupported_transfer_coding"
     case payloadTooLarge = "payload_too_large"
     case requestHeaderTimeout = "request_header_timeout"
+    case httpVersionNotSupported = "http_version_not_supported"
+    /// CONNECT with an authority-form target: gantry is a reverse proxy, not a tunnel.
+    case connectRefused = "connect_refused"
 
     // The listener and the ingress rules.
     case httpsRedirect = "https_redirect"
+    /// `OPTIONS *` with no route for `*`: the server's methods.
+    case serverOptions = "server_options"
     case noRoute = "no_route"
 
     // Gateway policies.
@@ -62,6 +67,8 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .unsupportedTransferCoding: .notImplemented
         case .payloadTooLarge: .payloadTooLarge
         case .requestHeaderTimeout: .requestTimeout
+        case .httpVersionNotSupported: .httpVersionNotSupported
+        case .connectRefused: .methodNotAllowed
         case .httpsRedirect, .redirect: .permanentRedirect
         case .noRoute: .notFound
         case .unauthorized: .unauthorized
@@ -69,7 +76,7 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .corsPreflight: .noContent
         case .methodNotAllowed: .methodNotAllowed
         case .unsupportedMediaType: .unsupportedMediaType
-        case .fixedResponse: .ok
+        case .fixedResponse, .serverOptions: .ok
         case .rateLimited: .tooManyRequests
         case .introspectionUnavailable, .rateLimitStoreUnavailable, .policyUnavailable, .noEndpoint: .serviceUnavailable
         case .upstreamConnectTimeout, .upstreamTimeout, .streamIdleTimeout: .gatewayTimeout
@@ -82,7 +89,8 @@ public enum LocalReason: String, CaseIterable, Sendable {
     /// The request itself broke HTTP's rules or the edge's size limits.
     public var isMalformed: Bool {
         switch self {
-        case .malformed, .headerTooLarge, .uriTooLong, .unsupportedTransferCoding, .payloadTooLarge: true
+        case .malformed, .headerTooLarge, .uriTooLong, .unsupportedTransferCoding, .payloadTooLarge, .httpVersionNotSupported:
+            true
         default: false
         }
     }

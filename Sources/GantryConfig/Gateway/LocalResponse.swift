@@ -40,7 +40,8 @@ public struct LocalResponse: Sendable {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
         if status != .noContent {
-            headers.add(name: "content-type", value: fixedBody?.contentType ?? "application/json")
+            let contentType = fixedBody?.contentType ?? "application/json"
+            if !contentType.isEmpty { headers.add(name: "content-type", value: contentType) }
             headers.add(name: "content-length", value: String(bodyLength))
         }
         headers.add(name: "x-request-id", value: requestID.description)

@@ -50,6 +50,21 @@ enum RequestAdmission {
                 LocalResponse(.uriTooLong, message: "the request target is longer than \(snapshot.limits.maxURILength) bytes", closesConnection: true),
                 host: rawHost, path: displayPath)
         }
+        // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which a reverse proxy does not make. Never
+        // forwarded, whatever its target: rewritten as an origin-form request it would reach a
+        // service as something else than what the client sent.
+        if head.method == .CONNECT {
+            guard isAuthorityForm(head.uri) else {
+                return .reject(
+                    .badRequest("a CONNECT target must be host:port (RFC 9112 §3.2.3), and this gateway does not tunnel"),
+                    host: rawHost, path: displayPath)
+            }
+            return .reject(
+                LocalResponse(
+                    .connectRefused, message: "this gateway does not open tunnels with CONNECT",
+                    extraHeaders: [("allow", allowedMethods)], closesConnection: true),
+                host: rawHost, path: displayPath)
+        }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, and a valid one.
         if head.facts.hostCount > 1 || (head.version.minor >= 1 && head.facts.hostCount == 0) {
             return .reject(.badRequest("an HTTP/1.1 request needs exactly one Host header"), host: rawHost, path: displayPath)
@@ -70,6 +85,9 @@ enum RequestAdmission {
         if let max = snapshot.limits.maxBodySize, case .contentLength(let length) = framing, length > max {
             return .reject(
                 LocalResponse(.payloadTooLarge, message: "the body is larger than \(max) bytes", closesConnection: true), host: rawHost, path: displayPath)
+        }
+        if head.uri == "*" {
+            return asteriskForm(head, snapshot: snapshot, client: client, host: rawHost, framing: framing)
         }
         let target: RequestTarget
         switch RequestTarget.parse(head.uri) {
@@ -100,6 +118,40 @@ enum RequestAdmission {
         return .admitted(
             AdmittedRequest(
                 route: route, uri: target.rewritten ? target.forwarded : head.uri, framing: framing, host: rawHost, path: String(target.path)))
+    }
+
+    /// The methods gantry forwards, for `Allow` in its own answers: all but CONNECT.
+    static let allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+    /// `OPTIONS *` (RFC 9112 §3.2.4) asks about the server rather than a resource: forwarded to
+    /// a route whose path is `*`, else answered here. Any other method with `*` is malformed.
+    private static func asteriskForm(
+        _ head: ClientRequestHead, snapshot: RuntimeSnapshot, client: ClientSide, host: String, framing: Framing
+    ) -> Admission {
+        guard head.method == .OPTIONS else {
+            return .reject(.badRequest("the target * is only for OPTIONS (RFC 9112 §3.2.4)"), host: host, path: "*")
+        }
+        let method = snapshot.routes.readsMethod ? head.method.rawValue : ""
+        let matched =
+            if let service = client.service { snapshot.serviceRoute(named: service) } else {
+                snapshot.routes.match(host: HostPattern.normalize(Substring(host)), path: "*", method: method, headers: head)
+            }
+        guard let route = matched else {
+            var response = LocalResponse(.serverOptions, message: "", extraHeaders: [("allow", allowedMethods)])
+            response.fixedBody = (contentType: "", text: "")
+            return .reject(response, host: host, path: "*")
+        }
+        return .admitted(AdmittedRequest(route: route, uri: "*", framing: framing, host: host, path: "*"))
+    }
+
+    /// `uri-host ":" port` (RFC 9112 §3.2.3), the only form of a CONNECT target.
+    static func isAuthorityForm(_ target: String) -> Bool {
+        guard let colon = target.lastIndex(of: ":") else { return false }
+        let host = target[..<colon]
+        let port = target[target.index(after: colon)...]
+        guard !host.isEmpty, !port.isEmpty, port.utf8.count <= 5, port.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+        if host.hasPrefix("[") { return host.hasSuffix("]") && IPv6Address(String(host.dropFirst().dropLast())) != nil }
+        return host.utf8.allSatisfy { isHostByte($0) && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") }
     }
 
     /// Over the host's bytes in memory: walking a `String`'s UTF-8 view byte by byte took

@@ -133,26 +133,29 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
+        guard error is HTTPParserError || error is UnsupportedHTTPVersion else {
             context.close(promise: nil)
             return
         }
-        requestMalformed(parserError)
+        requestMalformed(error)
     }
 
     /// A malformed request never reaches an upstream: answered in its turn, then the connection closes.
-    private func requestMalformed(_ parserError: HTTPParserError) {
+    private func requestMalformed(_ error: any Error) {
         parserFailed = true
         let response: LocalResponse
-        switch parserError {
-        case .headerOverflow:
+        switch error {
+        case HTTPParserError.headerOverflow:
             let limits = loop.current.runtime.limits
             response = LocalResponse(
                 .headerTooLarge,
                 message: "the request head is larger than \(limits.maxHeadSize) bytes or has more than \(limits.maxHeaderCount) headers",
                 closesConnection: true)
+        case let version as UnsupportedHTTPVersion:
+            response = LocalResponse(
+                .httpVersionNotSupported, message: "\(version) is not HTTP/1; this port speaks HTTP/1.1 and HTTP/2", closesConnection: true)
         default:
-            response = LocalResponse.badRequest("malformed HTTP request (\(parserError))")
+            response = LocalResponse.badRequest("malformed HTTP request (\(error))")
         }
         enqueueOrHandle(.malformed(response))
     }
@@ -190,7 +193,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
             try parser.parse(unwrapInboundIn(data)) { part in
                 if !closing { enqueueOrHandle(.part(part)) }
             }
-        } catch let error as HTTPParserError {
+        } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
             requestMalformed(error)
         } catch {
             closeNow()

@@ -119,8 +119,11 @@ struct HTTPRequestParser {
         guard let targetEnd = rest.firstIndex(of: UInt8(ascii: " ")), targetEnd > 0 else { throw HTTPParserError.invalidURL }
         let target = UnsafeRawBufferPointer(rebasing: rest[..<targetEnd])
         guard target.allSatisfy(isTargetByte) else { throw HTTPParserError.invalidURL }
-        let minor = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: rest[(targetEnd + 1)...]))
-        return (Self.method(method), String(decoding: target, as: UTF8.self), minor)
+        // RFC 9110 §2.5, RFC 9112 §2.3: HTTP/1.2 and later minors are answered as HTTP/1.1;
+        // another major version is not HTTP/1 at all.
+        let (major, minor) = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: rest[(targetEnd + 1)...]))
+        guard major == 1 else { throw UnsupportedHTTPVersion(major: major, minor: minor) }
+        return (Self.method(method), String(decoding: target, as: UTF8.self), min(minor, 1))
     }
 
     /// The common methods without building a string.
@@ -152,6 +155,13 @@ struct HTTPRequestParser {
     private static func isTargetByte(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte < 0x7F
     }
+}
+
+/// A request line whose version's major number is not 1: answered 505 (RFC 9110 §15.6.6).
+struct UnsupportedHTTPVersion: Error, CustomStringConvertible {
+    let major: Int
+    let minor: Int
+    var description: String { "HTTP/\(major).\(minor)" }
 }
 
 extension HTTP1BodyDecoder.Event {

@@ -157,7 +157,10 @@ struct HTTPResponseParser {
     /// `HTTP/1.x SP status-code [SP reason-phrase]`.
     private static func statusLine(_ bytes: UnsafeRawBufferPointer) throws -> (HTTPVersion, HTTPResponseStatus, code: Int) {
         guard bytes.count >= 12, bytes[8] == UInt8(ascii: " ") else { throw HTTPParserError.invalidVersion }
-        let minor = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: bytes[..<8]))
+        // RFC 9110 §2.5: a higher HTTP/1 minor version is read as the highest one known.
+        let (major, minorSent) = try HTTP1Syntax.version(UnsafeRawBufferPointer(rebasing: bytes[..<8]))
+        guard major == 1 else { throw HTTPParserError.invalidVersion }
+        let minor = min(minorSent, 1)
         var code = 0
         for index in 9..<12 {
             let digit = bytes[index]
