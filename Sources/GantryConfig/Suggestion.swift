@@ -1,5 +1,5 @@
 /// "Did you mean …?" for keys, names and enum values, by edit distance.
-enum Suggestion {
+public enum Suggestion {
     /// The candidate closest to `word`, if it is close enough to be a likely typo or abbreviation
     /// (`app-svc` for `app-service`): at most 2/5 of the longer word's length in edits (at least 1,
     /// at most 4), comparing case-insensitively.
@@ -18,7 +18,7 @@ enum Suggestion {
     }
 
     /// ` (did you mean "x"?)` or an empty string.
-    static func hint(for word: String, among candidates: some Sequence<String>) -> String {
+    public static func hint(for word: String, among candidates: some Sequence<String>) -> String {
         closest(to: word, among: candidates).map { " (did you mean \"\($0)\"?)" } ?? ""
     }
 

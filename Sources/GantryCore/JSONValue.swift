@@ -1,5 +1,5 @@
 /// A JSON value, for claims whose shape gantry does not know in advance.
-public enum JSONValue: Sendable, Hashable, Decodable {
+public enum JSONValue: Sendable, Hashable, Codable {
     case string(String)
     case number(Double)
     case bool(Bool)
@@ -21,6 +21,20 @@ public enum JSONValue: Sendable, Hashable, Decodable {
             self = .array(value)
         } else {
             self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let text): try container.encode(text)
+        case .number(let number):
+            // Whole numbers (times, counts) as integers, not 1.8e9.
+            if number == number.rounded(), abs(number) < 1e15 { try container.encode(Int64(number)) } else { try container.encode(number) }
+        case .bool(let flag): try container.encode(flag)
+        case .array(let items): try container.encode(items)
+        case .object(let members): try container.encode(members)
+        case .null: try container.encodeNil()
         }
     }
 

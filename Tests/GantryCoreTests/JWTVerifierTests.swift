@@ -134,6 +134,94 @@ struct JWTVerifierTests {
     }
 }
 
+/// RFC 7515 §4.1.11 (`crit`), RFC 7515 §2 and RFC 4648 §5 (base64url, one spelling per
+/// token), and the report `gantry jwt check` prints.
+struct JOSEStrictnessTests {
+    static func token(header: [String: Any]) throws -> String {
+        try Sign.token(header: header, claims: JWTVerifierTests.good) { try JWTVerifierTests.ecKey.signature(for: $0).rawRepresentation }
+    }
+
+    static func verify(_ token: String) -> Result<[String: JSONValue], JWTFailure> {
+        JWTVerifier.verify(token, keys: JWTVerifierTests.ecJWK, rules: JWTVerifierTests.rules, now: JWTVerifierTests.now)
+    }
+
+    @Test(arguments: [
+        (["crit": "exp"], "crit must be an array of header names"),
+        (["crit": [String]()], "crit must not be empty"),
+        (["crit": [7]], "crit must list header names as strings"),
+        (["crit": ["alg"]], "crit lists alg, which the JWS specifications define"),
+        (["crit": ["kid"]], "crit lists kid, which the JWS specifications define"),
+        (["crit": ["b64"], "b64": false], "crit lists b64, an extension gantry does not implement"),
+        (["crit": ["exp"], "exp": 1_800_000_600], "crit lists exp, an extension gantry does not implement"),
+        (["crit": ["missing"]], "crit lists missing, which the header does not have"),
+        (["crit": ["x", "x"], "x": 1], "crit lists x twice"),
+    ] as [([String: any Sendable], String)])
+    func critIsRefusedUnlessEveryNameIsHonoured_RFC7515_4_1_11(extra: [String: any Sendable], why: String) throws {
+        var header: [String: Any] = ["alg": "ES256", "kid": "k1"]
+        for (name, value) in extra { header[name] = value }
+        // Signed correctly: only crit is wrong.
+        #expect(Self.verify(try Self.token(header: header)) == .failure(.critical(why)))
+    }
+
+    @Test func aHeaderWithoutCritStillVerifies() throws {
+        #expect((try? Self.verify(try Self.token(header: ["alg": "ES256", "kid": "k1", "x-extra": 1])).get()) != nil)
+    }
+
+    /// RFC 7515 §2, RFC 4648 §5 and §3.5: only the URL-safe alphabet, no padding, zero bits
+    /// past the last byte. Each other spelling of a valid token is refused.
+    @Test func base64urlHasOneSpelling_RFC7515_2() throws {
+        let token = try Self.token(header: ["alg": "ES256", "kid": "k1"])
+        #expect((try? Self.verify(token).get()) != nil)
+        var parts = token.split(separator: ".").map(String.init)
+        // A 64-byte signature is 86 characters: the last one carries 2 bits of no byte. Setting
+        // them spells the same bytes, which a lenient decoder would take.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let last = parts[2].removeLast()
+        let value = alphabet.firstIndex(of: last)!
+        #expect(value & 0b11 == 0)
+        let respelled = parts[0] + "." + parts[1] + "." + parts[2] + String(alphabet[value | 0b01])
+        #expect(Self.verify(respelled) == .failure(.malformed))
+        parts[2].append(last)
+        for variant in [
+            token + "=",  // padding
+            token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/"),  // base64, not base64url
+            parts[0] + "=." + parts[1] + "." + parts[2],
+            parts[0] + "." + parts[1] + "." + parts[2] + "AAA",  // 89 characters: one left over
+        ] where variant != token {
+            #expect(Self.verify(variant) == .failure(.malformed), "\(variant)")
+        }
+        #expect(Base64URL.decode("TWFu") == Data("Man".utf8))
+        #expect(Base64URL.decode("TWE") == Data("Ma".utf8))
+        #expect(Base64URL.decode("TQ") == Data("M".utf8))
+        #expect(Base64URL.decode("TR") == nil)  // non-zero trailing bits
+        #expect(Base64URL.decode("TWF") == nil)
+        #expect(Base64URL.decode("") == Data())
+        #expect(Base64URL.decode("T") == nil)
+        #expect(Base64URL.decode("-_-_") == Data([0xFB, 0xFF, 0xBF]))
+    }
+
+    /// The report names every check, in the proxy's order, and goes on past the first failure.
+    @Test func theReportShowsEachCheck() throws {
+        let good = JWTReport(try JWTVerifierTests.es256(JWTVerifierTests.good), keys: JWTVerifierTests.ecJWK, rules: JWTVerifierTests.rules, now: JWTVerifierTests.now)
+        #expect(good.accepted)
+        #expect(good.checks.map(\.name) == ["format", "alg", "kid", "signature", "exp", "iat", "iss", "aud", "sub"])
+        #expect(good.checks.first { $0.name == "kid" }?.detail == "k1")
+
+        var claims = JWTVerifierTests.good
+        claims["exp"] = 1_800_000_000 - 100
+        claims["aud"] = "elsewhere"
+        claims.removeValue(forKey: "sub")
+        let other = P256.Signing.PrivateKey()
+        let bad = JWTReport(try JWTVerifierTests.es256(claims, key: other), keys: JWTVerifierTests.ecJWK, rules: JWTVerifierTests.rules, now: JWTVerifierTests.now)
+        #expect(!bad.accepted)
+        #expect(bad.failure == .badSignature, "the proxy's answer: the first failure")
+        #expect(bad.checks.filter { !$0.passed }.map(\.name) == ["signature", "exp", "aud", "sub"])
+        let unknown = JWTReport(try JWTVerifierTests.es256(JWTVerifierTests.good, kid: "k9"), keys: JWTVerifierTests.ecJWK, rules: JWTVerifierTests.rules, now: JWTVerifierTests.now)
+        #expect(unknown.failure == .unknownKey("k9"))
+        #expect(JWTReport("a.b", keys: [], rules: JWTRules(), now: JWTVerifierTests.now).checks.map(\.name) == ["format"])
+    }
+}
+
 struct TokenBucketTests {
     let second: UInt64 = 1_000_000_000
 

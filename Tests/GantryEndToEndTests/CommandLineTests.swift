@@ -71,6 +71,53 @@ import Glibc
         #expect(ok.output.contains("is valid"))
     }
 
+    /// `gantry jwt check` runs the proxy's verifier on a token: the RFC 7515 A.1 example (HS256,
+    /// iss joe, exp 1300819380) with its key in a key-set file.
+    @Test func jwtCheckSaysWhetherAPolicyAcceptsATokenAndWhyNot() async throws {
+        let keys = write("keys.json", #"{"keys": [{"kty":"oct","kid":"a1","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}"#)
+        let path = write(
+            "jwt.yaml",
+            """
+            loadBalancer: {listeners: [{port: 8080}]}
+            gateway:
+              policies:
+                - name: joe-tokens
+                  jwt: {keys: [{jwksFile: \(keys)}], issuer: joe, leeway: 0s}
+                - {name: open, cors: {origins: ["*"]}}
+              routes: [{path: /, service: app, policies: [joe-tokens]}]
+            services: [{name: app, endpoints: [127.0.0.1:9001]}]
+            """)
+        let token =
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        let accepted = try await run(GantryProcess.binary, ["jwt", "check", path, "--policy", "joe-tokens", "--now", "1300819000", token])
+        #expect(accepted.status == 0, "\(accepted.output)\(accepted.error)")
+        let lines = accepted.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains("ok   alg HS256"), "\(accepted.output)")
+        #expect(lines.contains("ok   signature verified by key a1"), "\(accepted.output)")
+        #expect(lines.contains("ok   exp 1300819380"), "\(accepted.output)")
+        #expect(lines.last == "accepted by policy joe-tokens")
+
+        // Later, the same token has expired: the one failure, named, and exit code 1.
+        let expired = try await run(GantryProcess.binary, ["jwt", "check", path, "--policy", "joe-tokens", "--now", "1300819400", "Bearer \(token)"])
+        #expect(expired.status == 1)
+        #expect(expired.output.contains("FAIL exp 1300819380: the token has expired"), "\(expired.output)")
+        #expect(expired.output.split(separator: "\n").last == "refused by policy joe-tokens: the token has expired (the proxy answers 401)")
+
+        // Another spelling of the signature's last character: the same bytes to a lenient
+        // decoder, refused here (RFC 7515 §2).
+        let respelled = String(token.dropLast()) + "l"
+        let malformed = try await run(GantryProcess.binary, ["jwt", "check", path, "--policy", "joe-tokens", "--now", "1300819000", "--json", respelled])
+        #expect(malformed.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(malformed.output.utf8)) as? [String: Any])
+        #expect(report["accepted"] as? Bool == false)
+        #expect(report["error"] as? String == "the token is not a well-formed JWT")
+
+        let wrongKind = try await run(GantryProcess.binary, ["jwt", "check", path, "--policy", "open", token])
+        #expect(wrongKind.status == 2 && wrongKind.error.contains("policy \"open\" is a cors policy, not a jwt policy"), "\(wrongKind.error)")
+        let typo = try await run(GantryProcess.binary, ["jwt", "check", path, "--policy", "joe-token", token])
+        #expect(typo.status == 2 && typo.error.contains("(did you mean \"joe-tokens\"?)"), "\(typo.error)")
+    }
+
     @Test func routesExplainSaysWhereARequestGoesAndWhy() async throws {
         let path = write(
             "routes.yaml",

@@ -325,6 +325,16 @@ import Glibc
         #expect(row.first == "2" && row.contains("apply") && row.contains(file.path), "\(config.output)")
         let limited = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", bearer, "http://127.0.0.1:8080/app/dashboard"])
         #expect(limited.output.lowercased().contains(#"ratelimit-policy: "per-user";q=20;w=1"#), "\(limited.output)")
+        // The policy's verdict on the login's token, and on a forged one, explained; the key set
+        // is fetched from the auth-service pods of the running example.
+        let checked = try await run(
+            GantryProcess.binary, ["jwt", "check", file.path, "--policy", "user-token", "--admin", "127.0.0.1:\(admin)", token ?? ""])
+        #expect(checked.status == 0, "\(checked.output)\(checked.error)")
+        #expect(checked.output.hasSuffix("accepted by policy user-token\n"), "\(checked.output)")
+        let refused = try await run(
+            GantryProcess.binary, ["jwt", "check", file.path, "--policy", "user-token", "--admin", "127.0.0.1:\(admin)", (token ?? "") + "x"])
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("refused by policy user-token"), "\(refused.output)")
         // A file that leaves the replica count as it was keeps the count set by hand.
         #expect(try await pods(admin).filter { $0.service == "app-service" }.count == 3)
 

@@ -228,7 +228,7 @@ public struct JWTPolicy: GatewayPolicy {
     }
 
     /// One fetch of the key set.
-    func fetchKeys(_ environment: any PolicyEnvironment) -> EventLoopFuture<[JWTKey]> {
+    public func fetchKeys(_ environment: any PolicyEnvironment) -> EventLoopFuture<[JWTKey]> {
         guard let keySource else { return environment.eventLoop.makeSucceededFuture([]) }
         guard let target = keySource.target(in: environment) else {
             return environment.eventLoop.makeFailedFuture(KeyFetchFailure(description: "\(keySource) has no ready endpoint yet"))

@@ -32,7 +32,7 @@ struct ControlPolicyEnvironment: PolicyEnvironment {
 
 extension OutgoingRequest {
     /// Sends the request with gantry's small HTTP/1.1 client; the answer completes on `eventLoop`.
-    func send(on eventLoop: any EventLoop) -> EventLoopFuture<OutgoingResponse> {
+    public func send(on eventLoop: any EventLoop) -> EventLoopFuture<OutgoingResponse> {
         let request = self
         return eventLoop.makeFutureWithTask {
             let answer = try await SimpleHTTPClient.request(
