@@ -77,6 +77,7 @@ public struct MetricsPage: Sendable {
         .malformedRequests: "Requests that broke HTTP's rules or the edge's limits (400, 413, 414, 431, 501); every answer gantry gives itself is in gantry_local_responses_total by reason",
         .tlsHandshakeFailures: "TLS handshakes that failed or timed out",
         .http2ProtocolErrors: "HTTP/2 connections closed for protocol errors and floods",
+        .http2StreamErrors: "HTTP/2 streams reset for errors of their own (a malformed request), their connection going on",
         .rateLimited: "Requests refused by a rate limit (429)",
         .unauthorized: "Requests refused by authentication (401)",
     ]

@@ -386,7 +386,7 @@ public final class DataPlane: Sendable {
 
     /// Open client connections on all loops.
     public func connectionCount() async -> Int {
-        await fromEachLoop({ $0.connections.count }).reduce(0, +)
+        await fromEachLoop({ $0.connections.count + $0.http2Sessions.count }).reduce(0, +)
     }
 
     /// Stops accepting, lets requests in flight finish (closing each connection after its

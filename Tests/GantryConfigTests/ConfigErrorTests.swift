@@ -56,7 +56,7 @@ private func issues(_ yaml: String) -> [String] {
                 #"gantry.yaml:3:32: loadBalancer.listeners[0].adress: unknown key "adress" (did you mean "address"?)"#,
                 #"gantry.yaml:6:49: gateway.routes[0].pathType: unknown value "Prefx": expected one of Exact, Prefix (did you mean "Prefix"?)"#,
                 #"gantry.yaml:6:65: gateway.routes[0].service: unknown service "app-svc" (did you mean "app-service"?)"#,
-                #"gantry.yaml:7:33: gateway.routes[1].path: "auth" is not a path: it must start with / and have no query, fragment or spaces"#,
+                #"gantry.yaml:7:33: gateway.routes[1].path: "auth" is not a path: it must start with / and have no query, fragment or spaces (or be * for OPTIONS *)"#,
                 #"gantry.yaml:8:68: gateway.routes[2].timeout: invalid duration "5": write a number with a unit, such as 250ms, 10s, 5m or 1h"#,
                 #"gantry.yaml:11:33: services[0].endpoints[1]: "nope" is not an endpoint: write host:port, e.g. 127.0.0.1:9001"#,
                 #"gantry.yaml:12:20: services[0].loadBalancing: unknown value "leastRequests": expected one of roundRobin, leastRequest, random (did you mean "leastRequest"?)"#,

@@ -119,6 +119,15 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Exactly `count` bytes, as they came: for protocols other than HTTP/1 (HTTP/2 frames).
+    public func readBytes(_ count: Int, timeout: Double = 10) async throws -> [UInt8] {
+        try await blocking {
+            var bytes: [UInt8] = []
+            try self.readExactly(count, deadline: Date().addingTimeInterval(timeout)) { bytes += $0 }
+            return bytes
+        }
+    }
+
     /// True once the peer has closed the connection (read returns end-of-file), polling until
     /// the deadline.
     public func waitForClose(timeout: Double = 5) async -> Bool {

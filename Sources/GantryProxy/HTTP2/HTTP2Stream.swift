@@ -2,6 +2,7 @@ import GantryConfig
 import GantryCore
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 
 /// One HTTP/2 stream, behind NIO's HTTP/2 → HTTP/1 codec: one request, handed to a
 /// ``ProxyExchange``, and its response as parts the codec frames. The connection, its flow
@@ -14,6 +15,10 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 
     let loop: LoopContext
     let client: ClientSide
+    /// The connection this stream is one of.
+    private let session: HTTP2ConnectionHandler
+    /// The write of the response's end, once it is under way.
+    private var responseEnd: EventLoopFuture<Void>?
     private let hsts: String?
     private var context: ChannelHandlerContext?
     private var exchange: ProxyExchange?
@@ -26,8 +31,9 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     private(set) var isInReadBatch = false
     private(set) var isWritable = false
 
-    init(loop: LoopContext, listener: ListenerSettings) {
+    init(loop: LoopContext, listener: ListenerSettings, session: HTTP2ConnectionHandler) {
         self.loop = loop
+        self.session = session
         self.client = ClientSide(listener: listener)
         self.hsts = listener.tls?.hsts
     }
@@ -56,6 +62,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
             client.address = address.ipAddress ?? "unknown"
         }
         loop.connections[ObjectIdentifier(self)] = self
+        session.streamOpened(try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -72,7 +79,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 
     private func forget() {
         active = false
-        loop.connections.removeValue(forKey: ObjectIdentifier(self))
+        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil { session.streamClosed() }
     }
 
     // MARK: Reading
@@ -135,15 +142,22 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         context?.close(promise: nil)
     }
 
-    /// The stream closes by itself once both sides have ended; a request body still arriving is
-    /// cut short with RST_STREAM, as RFC 9113 §8.1 allows.
+    /// The stream closes by itself once both sides have ended. A request body still arriving
+    /// after the whole response is cut short with RST_STREAM(NO_ERROR), as RFC 9113 §8.1 says:
+    /// the client stops sending without taking it as an error (a plain close would say CANCEL).
     func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline) {
         loop.keepForReuse(exchange)
         self.exchange = nil
         setReadsPaused(false)
-        guard active else { return }
+        guard active, let context else { return }
         flush()
-        if requestInProgress { context?.close(promise: nil) }
+        if requestInProgress, let responseEnd, let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
+            // After the response's last frame has gone (NIO drops DATA still waiting for flow
+            // control when the stream is reset), and from the codec's place in the pipeline, so
+            // that the frame passes below it.
+            let bound = NIOLoopBound(codec, eventLoop: context.eventLoop)
+            responseEnd.whenSuccess { bound.value.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil) }
+        }
     }
 
     // MARK: Writing responses (from the exchange)
@@ -185,7 +199,14 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     }
 
     private func write(_ part: HTTPServerResponsePart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+        guard let context else { return }
+        if case .end = part {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            responseEnd = promise.futureResult
+            context.write(wrapOutboundOut(part), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
     }
 
     // MARK: From the loop
@@ -194,6 +215,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         exchange?.checkTimeouts(now: now)
     }
 
-    /// The connection's GOAWAY is NIO's, when the listener closes it.
+    /// The connection drains as a whole, with GOAWAY (``HTTP2ConnectionHandler/drain()``); the
+    /// stream finishes its request.
     func drain() {}
 }

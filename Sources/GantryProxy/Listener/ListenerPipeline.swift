@@ -69,13 +69,14 @@ struct ListenerPipeline: Sendable {
         stream.targetWindowSize = limits.http2StreamWindow
         let listener = self.listener
         let sync = channel.pipeline.syncOperations
+        let session = NIOLoopBound(HTTP2ConnectionHandler(loop: loop.value, listener: listener.name), eventLoop: channel.eventLoop)
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(HTTP2Stream(loop: loop.value, listener: listener))
+                try sync.addHandler(HTTP2Stream(loop: loop.value, listener: listener, session: session.value))
             }
         }
-        try sync.addHandler(HTTP2ConnectionHandler(loop: loop.value))
+        try sync.addHandler(session.value)
     }
 }

@@ -50,7 +50,7 @@ final class LoopContext {
     var connections: [ObjectIdentifier: any Downstream] = [:]
     /// Connections speaking HTTP/2: their streams are in `connections`; these close once the
     /// streams have drained.
-    var http2Sessions: [ObjectIdentifier: any Channel] = [:]
+    var http2Sessions: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
     /// Set when the data plane drains: no new keep-alive, idle connections closed.
     private(set) var draining = false
     private var sweeper: RepeatedTask?
@@ -192,11 +192,13 @@ final class LoopContext {
     func beginDraining() {
         draining = true
         for connection in connections.values { connection.drain() }
+        for session in http2Sessions.values { session.drain() }
     }
 
     /// A listener closed: its connections finish their current requests and close.
     func drainConnections(of listener: String) {
         for connection in connections.values where connection.client.listener.name == listener { connection.drain() }
+        for session in http2Sessions.values where session.listener == listener { session.drain() }
     }
 
     func setAccessLog(_ buffer: AccessLogBuffer?) {
@@ -210,7 +212,7 @@ final class LoopContext {
     }
 
     func stop() {
-        for session in http2Sessions.values { session.close(promise: nil) }
+        for session in http2Sessions.values { session.close() }
         http2Sessions.removeAll()
         sweeper?.cancel()
         sweeper = nil
