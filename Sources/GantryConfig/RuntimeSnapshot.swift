@@ -163,12 +163,15 @@ public struct RouteSettings: Sendable {
     public let retry: RetryPolicy
     /// Indices into `RuntimeSnapshot.policies`, in the order they run.
     public let policies: [Int]
+    /// The route's rate limits as `RateLimit-Policy` items, in order.
+    public let rateLimits: [String]
 
-    public init(responseTimeout: Duration, retry: RetryPolicy, policies: [Int]) {
+    public init(responseTimeout: Duration, retry: RetryPolicy, policies: [Int], rateLimits: [String] = []) {
         self.responseTimeout = responseTimeout
         self.responseTimeoutNanoseconds = responseTimeout.nanoseconds
         self.retry = retry
         self.policies = policies
+        self.rateLimits = rateLimits
     }
 }
 

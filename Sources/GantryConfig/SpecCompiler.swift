@@ -279,11 +279,13 @@ struct SpecCompiler {
                 RouteRule(
                     index: rules.count, name: name, host: host, path: pathRule, methods: methods, headers: headers,
                     service: service.index))
+            let routePolicies = compileRoutePolicies(spec.policies ?? [], policies: policies, byName: policyNames, at: here / "policies")
             settings.append(
                 RouteSettings(
                     responseTimeout: positive(spec.timeout, default: service.responseTimeout, at: here / "timeout"),
                     retry: compileRetry(spec.retries, default: service.retry, at: here / "retries"),
-                    policies: compileRoutePolicies(spec.policies ?? [], policies: policies, byName: policyNames, at: here / "policies")))
+                    policies: routePolicies,
+                    rateLimits: routePolicies.compactMap { (policies[$0].policy as? RateLimitPolicy)?.policyField }))
         }
         return (rules, settings)
     }

@@ -21,7 +21,11 @@ import Testing
         private(set) var answers: [EventLoopPromise<OutgoingResponse>] = []
         private(set) var commands: [[String]] = []
         private(set) var replies: [EventLoopPromise<RedisValue>] = []
-        private(set) var events = 0
+        private(set) var events: [PolicyEvent] = []
+        /// The rate-limit decisions recorded, as `policy:decision`.
+        var decisions: [String] {
+            events.compactMap { if case .rateLimitDecision(let policy, let decision) = $0 { "\(policy):\(decision.rawValue)" } else { nil } }
+        }
 
         func endpoint(ofService name: String) -> EndpointAddress? { EndpointAddress(host: "127.0.0.1", port: 9999) }
 
@@ -39,7 +43,7 @@ import Testing
             return promise.futureResult
         }
 
-        func record(_ event: PolicyEvent) { events += 1 }
+        func record(_ event: PolicyEvent) { events.append(event) }
     }
 
     static let secret = Data("a-shared-secret-long-enough-for-hs256".utf8)
@@ -316,7 +320,89 @@ import Testing
         }
         environment.replies[3].fail(ChannelError.ioOnClosedChannel)
         Self.check(try Self.value(failedClosed).resume(&closed), is: .respond(503, .rateLimitStoreUnavailable))
-        #expect(environment.events == 2)
+        #expect(environment.events.filter { if case .rateLimitStoreFailure = $0 { true } else { false } }.count == 2)
+        #expect(environment.decisions == ["local:allowed", "local:allowed", "local:limited", "local:allowed", "shared:allowed", "shared:limited", "shared:error", "closed:error"])
+    }
+
+    /// draft-ietf-httpapi-ratelimit-headers: `q` is what can be spent at once (the burst), so `r`
+    /// never exceeds it; `w` the time to earn it; `t` the seconds until the bucket is full,
+    /// the same on a refusal as on a pass; `Retry-After` the seconds until one request passes.
+    @Test func rateLimitFieldsMeanTheSameOnEveryResponse() throws {
+        let policies = try Self.policies("- {name: burst, rateLimit: {requests: 10, per: 1s, burst: 30}}")
+        let environment = Environment()
+        var first = Self.request()
+        Self.check(policies["burst"]!.evaluate(&first, environment: environment), is: .proceed)
+        #expect(first.responseEdits.add.first { $0.0 == "ratelimit-policy" }?.1 == #""burst";q=30;w=3"#)
+        #expect(first.responseEdits.add.first { $0.0 == "ratelimit" }?.1 == #""burst";r=29;t=1"#)
+        var remaining: [Int] = []
+        var refusal: PolicyVerdict?
+        for _ in 0..<30 {
+            var request = Self.request()
+            let verdict = policies["burst"]!.evaluate(&request, environment: environment)
+            if case .respond = verdict {
+                refusal = verdict
+                break
+            }
+            let field = request.responseEdits.add.first { $0.0 == "ratelimit" }!.1
+            remaining.append(Int(field.split(separator: ";")[1].dropFirst(2))!)
+        }
+        #expect(remaining.allSatisfy { $0 <= 30 } && remaining.last == 0)
+        guard case .respond(let response) = refusal else {
+            Issue.record("no refusal")
+            return
+        }
+        let headers = Dictionary(response.extraHeaders, uniquingKeysWith: { first, _ in first })
+        #expect(headers["retry-after"] == "1")
+        // Empty: 30 tokens at 10 a second are 3 seconds away.
+        #expect(headers["ratelimit"] == #""burst";r=0;t=3"#)
+
+        #expect(RateLimitFields.policy(name: "m", bucket: TokenBucket(requests: 5, per: .seconds(60))) == #""m";q=5;w=60"#)
+        #expect(RateLimitFields.policy(name: "h", bucket: TokenBucket(requests: 100, per: .seconds(1))) == #""h";q=100;w=1"#)
+        #expect(RateLimitFields.retryAfter(.milliseconds(1)) == 1)
+        #expect(RateLimitFields.retryAfter(.milliseconds(11_500)) == 12)
+    }
+
+    /// A refusal lists every rate limit of the route in `RateLimit-Policy`, and `RateLimit`
+    /// names the one that refused; a shadow limit counts and tells but lets through; the
+    /// refusal's status is the policy's.
+    @Test func rateLimitRefusalsShadowModeAndStatus() throws {
+        let policies = try Self.policies(
+            """
+            - {name: wide, rateLimit: {requests: 100, per: 1s}}
+            - {name: narrow, rateLimit: {requests: 1, per: 1m, status: 503}}
+            - {name: shadow, rateLimit: {requests: 1, per: 1m, enforce: false}}
+            """)
+        let environment = Environment()
+        let route = [#""wide";q=100;w=1"#, #""narrow";q=1;w=60"#]
+        func run(_ names: [String]) -> (PolicyVerdict, PolicyRequest) {
+            var request = Self.request()
+            request.routeRateLimits = route
+            for name in names {
+                let verdict = policies[name]!.evaluate(&request, environment: environment)
+                guard case .proceed = verdict else { return (verdict, request) }
+            }
+            return (.proceed, request)
+        }
+        #expect(run(["wide", "narrow"]).1.responseEdits.add.filter { $0.0 == "ratelimit" }.count == 2)
+        let (refused, _) = run(["wide", "narrow"])
+        guard case .respond(let response) = refused else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(response.status.code == 503)
+        #expect(response.reason == .rateLimited)
+        #expect(response.extraHeaders.filter { $0.0 == "ratelimit-policy" }.map(\.1) == route)
+        #expect(response.extraHeaders.filter { $0.0 == "ratelimit" }.map(\.1) == [#""narrow";r=0;t=60"#])
+
+        let (first, passed) = run(["shadow"])
+        Self.check(first, is: .proceed)
+        #expect(passed.note == nil)
+        let (second, shadowed) = run(["shadow"])
+        Self.check(second, is: .proceed)
+        #expect(shadowed.note == .rateLimitShadow)
+        #expect(shadowed.responseEdits.add.contains { $0 == ("ratelimit", #""shadow";r=0;t=60"#) })
+        #expect(environment.decisions.suffix(2) == ["shadow:allowed", "shadow:limited"])
+        #expect(throws: (any Error).self) { try Self.policies("- {name: odd, rateLimit: {requests: 1, per: 1s, status: 302}}") }
     }
 
     @Test func apiKeyAndACLIdentifyTheConsumer() throws {

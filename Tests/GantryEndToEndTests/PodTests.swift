@@ -204,7 +204,7 @@ import Glibc
             }
         }
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
-        #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=100;w=1"#), "\(dashboard.output)")
+        #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=200;w=2"#), "\(dashboard.output)")
         // Over the per-user limit (100/s, bursts of 200): 429 with the RateLimit headers.
         let burst = try await run(
             "python3",
@@ -324,7 +324,7 @@ import Glibc
         let row = config.output.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").map(String.init) } ?? []
         #expect(row.first == "2" && row.contains("apply") && row.contains(file.path), "\(config.output)")
         let limited = try await run("curl", ["-s", "-i", "-H", "Host: example.com", "-H", bearer, "http://127.0.0.1:8080/app/dashboard"])
-        #expect(limited.output.lowercased().contains(#"ratelimit-policy: "per-user";q=20;w=1"#), "\(limited.output)")
+        #expect(limited.output.lowercased().contains(#"ratelimit-policy: "per-user";q=200;w=10"#), "\(limited.output)")
         // The policy's verdict on the login's token, and on a forged one, explained; the key set
         // is fetched from the auth-service pods of the running example.
         let checked = try await run(

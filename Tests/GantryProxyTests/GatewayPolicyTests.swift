@@ -91,6 +91,51 @@ extension LiveProxyTests {
             // Another user has a bucket of their own.
             let bob = "Authorization: Bearer \(try Self.token(["sub": "bob", "iss": "test"]))"
             #expect(try await harness.get("/app/x", headers: [bob]).status == 200)
+            let metrics = await harness.plane.requestSeries().prometheusText
+            #expect(metrics.contains(#"gantry_rate_limit_decisions_total{policy="five-per-minute",decision="allowed"} 6"#), "\(metrics)")
+            #expect(metrics.contains(#"gantry_rate_limit_decisions_total{policy="five-per-minute",decision="limited"} 3"#), "\(metrics)")
+        }
+    }
+
+    /// A rate limit in shadow mode never refuses: the request over it reaches the upstream with
+    /// the fields saying r=0, is counted as limited, and its access-log line says so.
+    @Test func aShadowRateLimitCountsAndLogsButNeverRefuses() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-shadow-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let sink = try AccessLogSink(destination: .file(path))
+        let yaml = { (ports: [Int]) in
+            """
+            loadBalancer:
+              listeners: [{name: http, port: 0}]
+            gateway:
+              policies:
+                - {name: trial, rateLimit: {requests: 1, per: 1m, enforce: false}}
+              routes:
+                - {path: /, service: app, policies: [trial]}
+            services:
+              - {name: app, endpoints: [127.0.0.1:\(ports[0])]}
+            """
+        }
+        try await withProxy(upstreams: 1, accessLog: sink, yaml: yaml) { harness in
+            #expect(try await harness.get("/one").status == 200)
+            let over = try await harness.get("/two")
+            #expect(over.status == 200)
+            #expect(over.header("RateLimit") == #""trial";r=0;t=60"#)
+            #expect(harness.upstreamRequestCount == 2)
+            var details: [String] = []
+            #expect(
+                await eventually {
+                    sink.sync()
+                    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+                    details = text.split(separator: "\n").compactMap {
+                        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]).map { $0["detail"] as? String ?? "-" }
+                    }
+                    return details.count == 2
+                })
+            #expect(details == ["-", "rate_limited_shadow"])
+            let metrics = await harness.plane.requestSeries().prometheusText
+            #expect(metrics.contains(#"gantry_rate_limit_decisions_total{policy="trial",decision="limited"} 1"#), "\(metrics)")
+            #expect(!metrics.contains("gantry_local_responses_total"), "a shadow refusal is no answer of gantry's own")
         }
     }
 }

@@ -35,6 +35,9 @@ public enum LocalReason: String, CaseIterable, Sendable {
     case redirect
     case fixedResponse = "fixed_response"
     case rateLimited = "rate_limited"
+    /// A rate limit in shadow mode (`enforce: false`) would have refused: noted in the access
+    /// log of a request that went on, never an answer of its own.
+    case rateLimitShadow = "rate_limited_shadow"
     case introspectionUnavailable = "introspection_unavailable"
     case rateLimitStoreUnavailable = "rate_limit_store_unavailable"
     /// A policy's wait ended without an answer it could decide on.
@@ -76,7 +79,7 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .corsPreflight: .noContent
         case .methodNotAllowed: .methodNotAllowed
         case .unsupportedMediaType: .unsupportedMediaType
-        case .fixedResponse, .serverOptions: .ok
+        case .fixedResponse, .serverOptions, .rateLimitShadow: .ok
         case .rateLimited: .tooManyRequests
         case .introspectionUnavailable, .rateLimitStoreUnavailable, .policyUnavailable, .noEndpoint: .serviceUnavailable
         case .upstreamConnectTimeout, .upstreamTimeout, .streamIdleTimeout: .gatewayTimeout

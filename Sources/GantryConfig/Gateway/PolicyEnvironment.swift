@@ -62,4 +62,12 @@ public struct OutgoingResponse: Sendable {
 public enum PolicyEvent: Sendable {
     /// A shared rate-limit store did not answer (the policy then allows or refuses, as configured).
     case rateLimitStoreFailure
+    /// What a rate limit decided for one request (`gantry_rate_limit_decisions_total`).
+    case rateLimitDecision(policy: String, RateLimitDecision)
+}
+
+/// A rate limit's decision: under the limit, over it (refused, or let through in shadow mode),
+/// or not known because its store failed.
+public enum RateLimitDecision: String, Sendable, CaseIterable {
+    case allowed, limited, error
 }

@@ -28,6 +28,11 @@ public struct PolicyRequest: Sendable {
     public var maxBodySize: Int?
     /// A validate policy's JSON Schema: the body is read in full and checked before it goes on.
     public var bodySchema: JSONSchema?
+    /// `RateLimit-Policy` items of every rate limit on the route, in order: a refusal lists them all.
+    public var routeRateLimits: [String] = []
+    /// Something a policy noticed on a request it let through, for the access log's `detail`
+    /// (a rate limit in shadow mode that would have refused).
+    public var note: LocalReason?
 
     public init(original: HTTPRequestHead, upstream: HTTPRequestHead, clientIP: String, route: String, now: Date, monotonic: UInt64) {
         self.original = original

@@ -2,10 +2,11 @@ import GantryCore
 import NIOCore
 import NIOHTTP1
 
-/// `rateLimit:` a token bucket per key: `requests` per `per`, up to `burst` at once; 429 with
-/// `Retry-After` beyond it, and the IETF RateLimit fields on every answer. The buckets live in
-/// gantry's memory, shared by its event loops, or in Redis, shared by several gantry instances
-/// (the request waits for Redis' answer).
+/// `rateLimit:` a token bucket per key: `requests` per `per`, up to `burst` at once; 429 (or the
+/// policy's `status`) with `Retry-After` beyond it, and the IETF RateLimit fields on every
+/// answer. The buckets live in gantry's memory, shared by its event loops, or in Redis, shared
+/// by several gantry instances (the request waits for Redis' answer). With `enforce: false` the
+/// policy only counts, logs and tells, for rolling a limit out.
 public struct RateLimitPolicy: GatewayPolicy {
     public struct Spec: Decodable, Sendable {
         public var requests: Int?
@@ -18,6 +19,11 @@ public struct RateLimitPolicy: GatewayPolicy {
         public var key: KeySpec?
         /// Shared by several gantry instances through Redis: `{redis: 127.0.0.1:6379}`.
         public var store: StoreSpec?
+        /// `false`: shadow mode, where a request over the limit is counted, logged and given the
+        /// fields, and passes. Default `true`.
+        public var enforce: Bool?
+        /// The refusal's status: 429 by default, 503 for load shedding.
+        public var status: Int?
     }
 
     public struct KeySpec: Decodable, Sendable, ExclusiveKeys {
@@ -63,6 +69,10 @@ public struct RateLimitPolicy: GatewayPolicy {
     public let key: Key
     /// nil: the limit is kept in this gantry's memory.
     public let store: SharedStore?
+    public let enforce: Bool
+    public let status: HTTPResponseStatus
+    /// `RateLimit-Policy`'s item for this limit.
+    public let policyField: String
 
     public var requires: (facts: CallerFacts, because: String)? {
         switch key {
@@ -109,8 +119,13 @@ public struct RateLimitPolicy: GatewayPolicy {
                 compilation.problem(at: ["store", "redis"], "write the Redis address as host:port, e.g. 127.0.0.1:6379")
             }
         }
+        let status = spec.status ?? 429
+        if !(400...599).contains(status) { compilation.problem(at: ["status"], "must be a 4xx or 5xx status, e.g. 429 or 503") }
         guard !compilation.hasProblems else { return nil }
-        return RateLimitPolicy(name: name, bucket: TokenBucket(requests: requests, per: per, burst: spec.burst), key: key, store: store)
+        let bucket = TokenBucket(requests: requests, per: per, burst: spec.burst)
+        return RateLimitPolicy(
+            name: name, bucket: bucket, key: key, store: store, enforce: spec.enforce ?? true, status: HTTPResponseStatus(statusCode: status),
+            policyField: RateLimitFields.policy(name: name, bucket: bucket))
     }
 
     public func makeSharedState() -> RateLimiter { RateLimiter(bucket: bucket) }
@@ -126,7 +141,7 @@ public struct RateLimitPolicy: GatewayPolicy {
         case .consumer: bucketKey = request.caller.consumer?.name ?? ""
         case .route: bucketKey = request.route
         }
-        guard let store else { return decide(limiter.take(bucketKey, now: request.monotonic), &request) }
+        guard let store else { return decide(limiter.take(bucketKey, now: request.monotonic), &request, environment: environment) }
         let microsecondsPerToken = bucket.nanosecondsPerToken / 1000
         let answer = environment.redis(
             host: store.host, port: store.port,
@@ -139,48 +154,41 @@ public struct RateLimitPolicy: GatewayPolicy {
                     guard case .array(let values) = value, values.count == 3, case .integer(let allowed) = values[0],
                         case .integer(let tokens) = values[1], case .integer(let wait) = values[2]
                     else { return policy.storeFailed(environment) }
-                    return policy.decide(allowed == 1 ? .allow(remaining: tokens) : .deny(retryAfter: .microseconds(wait)), &request)
+                    return policy.decide(allowed == 1 ? .allow(remaining: tokens) : .deny(retryAfter: .microseconds(wait)), &request, environment: environment)
                 }
             }.recover { _ in PolicyResumption { _ in policy.storeFailed(environment) } })
     }
 
     private func storeFailed(_ environment: any PolicyEnvironment) -> PolicyVerdict {
         environment.record(.rateLimitStoreFailure)
+        environment.record(.rateLimitDecision(policy: name, .error))
         if store?.failOpen ?? true { return .proceed }
         return .respond(LocalResponse(.rateLimitStoreUnavailable, message: "the rate limit could not be checked"))
     }
 
-    /// 429 with `Retry-After` when refused; the RateLimit fields either way.
-    func decide(_ decision: TokenBucket.Decision, _ request: inout PolicyRequest) -> PolicyVerdict {
-        let headers = rateLimitHeaders(decision)
-        if case .deny(let retryAfter) = decision {
-            return .respond(
-                LocalResponse(
-                    .rateLimited, message: "rate limit \(name) exceeded: \(bucket.requests) requests per \(bucket.period)",
-                    extraHeaders: [("retry-after", "\(retryAfter.wholeSeconds)")] + headers))
+    /// The refusal (status, `Retry-After`) when over the limit and enforced; the RateLimit
+    /// fields either way.
+    func decide(_ decision: TokenBucket.Decision, _ request: inout PolicyRequest, environment: any PolicyEnvironment) -> PolicyVerdict {
+        let status = ("ratelimit", RateLimitFields.status(name: name, bucket: bucket, decision: decision))
+        guard case .deny(let retryAfter) = decision else {
+            environment.record(.rateLimitDecision(policy: name, .allowed))
+            request.responseEdits.add += [("ratelimit-policy", policyField), status]
+            return .proceed
         }
-        request.responseEdits.add += headers
-        return .proceed
-    }
-
-    /// The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the policy's
-    /// quota and window, and what is left of it and when it is whole again.
-    func rateLimitHeaders(_ decision: TokenBucket.Decision) -> [(String, String)] {
-        let window = max(1, bucket.period.wholeSeconds)
-        let remaining: Int
-        let reset: Int
-        switch decision {
-        case .allow(let left):
-            remaining = left
-            reset = (bucket.period * Double(bucket.burst - left) / Double(bucket.requests)).wholeSeconds
-        case .deny(let retryAfter):
-            remaining = 0
-            reset = retryAfter.wholeSeconds
+        environment.record(.rateLimitDecision(policy: name, .limited))
+        guard enforce else {
+            request.note = request.note ?? .rateLimitShadow
+            request.responseEdits.add += [("ratelimit-policy", policyField), status]
+            return .proceed
         }
-        return [
-            ("ratelimit-policy", "\"\(name)\";q=\(bucket.requests);w=\(window)"),
-            ("ratelimit", "\"\(name)\";r=\(remaining);t=\(reset)"),
-        ]
+        // On a refusal every limit of the route is listed, and `RateLimit` names the one that
+        // refused: the fields earlier limits added for a response that will not come go.
+        request.responseEdits.add.removeAll { $0.0 == "ratelimit" || $0.0 == "ratelimit-policy" }
+        let policies = (request.routeRateLimits.isEmpty ? [policyField] : request.routeRateLimits).map { ("ratelimit-policy", $0) }
+        return .respond(
+            LocalResponse(
+                .rateLimited, status: self.status, message: "rate limit \(name) exceeded: \(bucket.requests) requests per \(bucket.period)",
+                extraHeaders: [("retry-after", "\(RateLimitFields.retryAfter(retryAfter))")] + policies + [status]))
     }
 
     /// A token bucket in Redis, updated atomically by one script: refill by elapsed time (the

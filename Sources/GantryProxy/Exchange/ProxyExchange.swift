@@ -96,6 +96,7 @@ final class ProxyExchange {
                 var request = PolicyRequest(
                     original: head.nioHead, upstream: context.upstreamHead!.built, clientIP: client.address, route: admitted.route.name,
                     now: Date(), monotonic: NIODeadline.now().uptimeNanoseconds)
+                request.routeRateLimits = context.settings.rateLimits
                 runPolicies(&request, from: 0)
             }
         }
@@ -132,6 +133,7 @@ final class ProxyExchange {
         context.responseEdits = request.responseEdits
         if let limit = request.maxBodySize { context.maxRequestBody = min(context.maxRequestBody ?? limit, limit) }
         context.bodySchema = request.bodySchema
+        if context.outcome == nil { context.outcome = request.note }
         context.policiesPassed = true
         proceed()
     }

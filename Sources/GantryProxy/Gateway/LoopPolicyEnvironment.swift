@@ -33,6 +33,7 @@ final class LoopPolicyEnvironment: PolicyEnvironment, @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         switch event {
         case .rateLimitStoreFailure: loop.metrics.add(.rateLimitStoreFailures)
+        case .rateLimitDecision(let policy, let decision): loop.requestMetrics.recordRateLimit(policy: policy, decision: decision)
         }
     }
 }

@@ -42,6 +42,7 @@ final class RequestMetrics {
 
     private var routes: [RouteKey: RouteCounts] = [:]
     private var local: [RequestSeries.LocalKey: Int] = [:]
+    private var rateLimits: [RequestSeries.RateLimitKey: Int] = [:]
 
     /// The counts of requests that went to a route of this name and service.
     func counts(route: String, service: String) -> RouteCounts {
@@ -58,6 +59,11 @@ final class RequestMetrics {
         local[RequestSeries.LocalKey(reason: reason.label, code: status), default: 0] += 1
     }
 
+    /// A rate limit's decision on one request.
+    func recordRateLimit(policy: String, decision: RateLimitDecision) {
+        rateLimits[RequestSeries.RateLimitKey(policy: policy, decision: decision.rawValue), default: 0] += 1
+    }
+
     /// A copy of the counts, for a reader off the loop.
     var series: RequestSeries {
         var series = RequestSeries()
@@ -71,6 +77,7 @@ final class RequestMetrics {
             }
         }
         series.local = local
+        series.rateLimits = rateLimits
         return series
     }
 }

@@ -18,12 +18,20 @@ public struct RequestSeries: Sendable, Equatable {
         public let code: Int
     }
 
+    public struct RateLimitKey: Hashable, Sendable {
+        public let policy: String
+        /// `allowed`, `limited` or `error`.
+        public let decision: String
+    }
+
     /// `gantry_requests_total`.
     public var requests: [RequestKey: Int] = [:]
     /// `gantry_request_duration_seconds`.
     public var latency: [LatencyKey: LatencyHistogram] = [:]
     /// `gantry_local_responses_total`.
     public var local: [LocalKey: Int] = [:]
+    /// `gantry_rate_limit_decisions_total`.
+    public var rateLimits: [RateLimitKey: Int] = [:]
 
     public init() {}
 
@@ -31,6 +39,7 @@ public struct RequestSeries: Sendable, Equatable {
         requests.merge(other.requests, uniquingKeysWith: +)
         for (key, histogram) in other.latency { latency[key, default: LatencyHistogram()].add(histogram) }
         local.merge(other.local, uniquingKeysWith: +)
+        rateLimits.merge(other.rateLimits, uniquingKeysWith: +)
     }
 
     /// The series as Prometheus text, each family once with its `HELP` and `TYPE`, series in a
@@ -64,6 +73,13 @@ public struct RequestSeries: Sendable, Equatable {
             text += "# TYPE gantry_local_responses_total counter\n"
             for (key, count) in local.sorted(by: { ($0.key.reason, $0.key.code) < ($1.key.reason, $1.key.code) }) {
                 text += "gantry_local_responses_total{reason=\(Self.quoted(key.reason)),code=\"\(key.code)\"} \(count)\n"
+            }
+        }
+        if !rateLimits.isEmpty {
+            text += "# HELP gantry_rate_limit_decisions_total What each rate limit decided: allowed, limited (refused, or let through in shadow mode), error (its store failed)\n"
+            text += "# TYPE gantry_rate_limit_decisions_total counter\n"
+            for (key, count) in rateLimits.sorted(by: { ($0.key.policy, $0.key.decision) < ($1.key.policy, $1.key.decision) }) {
+                text += "gantry_rate_limit_decisions_total{policy=\(Self.quoted(key.policy)),decision=\(Self.quoted(key.decision))} \(count)\n"
             }
         }
         return text
