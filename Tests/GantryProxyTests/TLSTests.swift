@@ -73,10 +73,21 @@ extension LiveProxyTests {
             #expect(echo.output.contains("strict-transport-security: max-age=3600; includeSubDomains"))
             #expect(echo.output.contains(#"["x-forwarded-proto","https"]"#))
 
-            // Plain HTTP to the TLS port is a failed handshake, closed and counted.
+            // Plain HTTP to the TLS port gets a 400 it can read, as nginx answers, and the
+            // connection closes; it never reaches the upstream.
+            let before = harness.upstreamRequestCount
             let plain = try harness.connect(port: port)
             try plain.send(request(["GET / HTTP/1.1", "Host: example.com"]))
+            let refused = try await plain.readResponse()
+            #expect(refused.status == 400)
+            #expect(refused.header("connection") == "close")
+            #expect(try refused.json()["message"] as? String == "a plain HTTP request was sent to an HTTPS port: use https://…:\(port)")
             #expect(await plain.waitForClose())
+            #expect(harness.upstreamRequestCount == before)
+            // Bytes that are neither TLS nor HTTP are a failed handshake, closed and counted.
+            let garbage = try harness.connect(port: port)
+            try garbage.send([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08])
+            #expect(await garbage.waitForClose())
             #expect(await eventually { await harness.plane.counters()[.tlsHandshakeFailures] >= 1 })
         }
     }

@@ -20,6 +20,7 @@ struct ListenerPipeline: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ConnectionGate(loop: loop.value))
         if let tls {
+            try sync.addHandler(PlainHTTPOnTLSGuard(loop: loop.value))
             try sync.addHandler(NIOSSLServerHandler(context: tls.sslContext))
             try sync.addHandler(TLSHandshakeGuard(loop: loop.value, timeout: TimeAmount(limits.requestHeadersTimeout)))
             guard listener.http2 else { return try configureHTTP1(channel, loop: loop) }
