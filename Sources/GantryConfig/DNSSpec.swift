@@ -17,7 +17,26 @@ public struct DNSZoneSpec: Decodable, Sendable {
     public var origin: String?
     /// Mailbox of the zone's administrator, as an email address. Default `hostmaster@<origin>`.
     public var hostmaster: String?
+    /// The SOA's fields (RFC 1035 §3.3.13); each has a default.
+    public var soa: DNSSOASpec?
     public var records: [DNSRecordSpec]?
+}
+
+/// `dns.zones[i].soa`.
+public struct DNSSOASpec: Decodable, Sendable {
+    /// The primary name server: one of the zone's NS names. Default the first apex NS target,
+    /// else `ns.<origin>`.
+    public var mname: String?
+    /// The administrator's mailbox, as an email address (`hostmaster@example.com`) or in DNS
+    /// form (`hostmaster.example.com`). Default `hostmaster@<origin>`.
+    public var rname: String?
+    /// Default: a digest of the records, so it changes when they do.
+    public var serial: UInt32?
+    /// Defaults 1h, 10m, 24h, and the zone's TTL (the TTL of negative answers, RFC 2308).
+    public var refresh: DurationSpec?
+    public var retry: DurationSpec?
+    public var expire: DurationSpec?
+    public var minimum: DurationSpec?
 }
 
 /// `dns.zones[i].records[j]`: one record; which keys apply depends on `type`.

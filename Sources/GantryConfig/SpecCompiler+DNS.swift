@@ -20,17 +20,24 @@ extension SpecCompiler {
                 problem(path / "listen", "\"\(listen)\" is not address:port, e.g. 127.0.0.1:5353")
             }
         }
-        let ttl = seconds(positive(spec.ttl, default: .seconds(30), at: path / "ttl"))
+        let ttl = ttlSeconds(spec.ttl, default: 30, at: path / "ttl")
         var zones: [DNSZone] = []
         var origins: [DNSName: Int] = [:]
+        var pointers: [(record: DNSResourceRecord, at: SpecPath)] = []
         for (index, zone) in (spec.zones ?? []).enumerated() {
-            guard let built = compileZone(zone, ttl: ttl, listeners: listeners, at: path / "zones" / index) else { continue }
+            guard let built = compileZone(zone, ttl: ttl, listeners: listeners, at: path / "zones" / index, pointers: &pointers) else { continue }
             if let first = origins[built.origin] {
                 problem(path / "zones" / index / "origin", "zone \(built.origin) is already defined by zones[\(first)]")
                 continue
             }
             origins[built.origin] = index
             zones.append(built)
+        }
+        // RFC 2181 §10.3: an NS or MX target must be a name with addresses, never an alias.
+        let aliases = Set(zones.flatMap(\.records).filter { $0.type == .cname }.map(\.name))
+        for (record, at) in pointers {
+            guard let target = record.data.additionalTarget, aliases.contains(target), record.type == .ns || record.type == .mx else { continue }
+            problem(at / "target", "\(target) is a CNAME; an \(record.type) record must point at a name with A or AAAA records (RFC 2181 §10.3)")
         }
         var clusterDomain = try! DNSName("cluster.local")
         if let text = spec.clusterDomain {
@@ -41,7 +48,10 @@ extension SpecCompiler {
         return DNSSettings(address: address, port: port, zones: zones, ttl: ttl, clusterDomain: clusterDomain, namespace: namespace)
     }
 
-    private mutating func compileZone(_ spec: DNSZoneSpec, ttl: UInt32, listeners: [ListenerSettings], at path: SpecPath) -> DNSZone? {
+    private mutating func compileZone(
+        _ spec: DNSZoneSpec, ttl: UInt32, listeners: [ListenerSettings], at path: SpecPath,
+        pointers: inout [(record: DNSResourceRecord, at: SpecPath)]
+    ) -> DNSZone? {
         guard let originText = spec.origin else {
             problem(path / "origin", "missing required key \"origin\", e.g. origin: example.com")
             return nil
@@ -52,25 +62,56 @@ extension SpecCompiler {
         }
         var records: [DNSResourceRecord] = []
         for (index, record) in (spec.records ?? []).enumerated() {
-            if let built = compileRecord(record, origin: origin, ttl: ttl, listeners: listeners, at: path / "records" / index) {
+            let here = path / "records" / index
+            if let built = compileRecord(record, origin: origin, ttl: ttl, listeners: listeners, at: here) {
                 records.append(contentsOf: built)
+                pointers += built.map { ($0, here) }
             }
         }
-        let mailbox = spec.hostmaster ?? "hostmaster@\(origin)"
-        guard let rname = try? DNSName(mailbox.replacingOccurrences(of: "@", with: ".")), mailbox.contains("@") else {
-            problem(path / "hostmaster", "\"\(mailbox)\" is not an email address")
-            return nil
-        }
-        let mname = (try? origin.prepending("ns")) ?? origin
-        // No secondary servers transfer these zones, so the serial only has to differ when the
-        // content does: a digest of the records keeps compilation free of clocks.
-        let serial = UInt32(truncatingIfNeeded: StableHash.hash(records.map(\.description).joined(separator: "\n")) >> 33)
+        guard let soa = compileSOA(spec, origin: origin, records: records, ttl: ttl, at: path) else { return nil }
         do {
-            return try DNSZone(origin: origin, soa: DNSZone.SOA(mname: mname, rname: rname, serial: serial, minimum: ttl, ttl: ttl), records: records)
+            return try DNSZone(origin: origin, soa: soa, records: records)
         } catch {
             problem(path, "\(error)")
             return nil
         }
+    }
+
+    /// The SOA from `soa:` (and `hostmaster`), each field defaulting to what gantry chose before
+    /// there was a key for it. MNAME names the primary server, so it must be one of the zone's
+    /// NS names when it has any.
+    private mutating func compileSOA(_ spec: DNSZoneSpec, origin: DNSName, records: [DNSResourceRecord], ttl: UInt32, at path: SpecPath)
+        -> DNSZone.SOA?
+    {
+        let soa = spec.soa ?? DNSSOASpec()
+        let here = path / "soa"
+        if spec.hostmaster != nil, soa.rname != nil { problem(here / "rname", "set either hostmaster or soa.rname, not both") }
+        let mailbox = soa.rname ?? spec.hostmaster ?? "hostmaster@\(origin)"
+        let mailboxKey = soa.rname != nil ? here / "rname" : path / "hostmaster"
+        guard let rname = try? DNSName(mailbox.replacingOccurrences(of: "@", with: ".")), mailbox.contains("@") || soa.rname != nil else {
+            problem(mailboxKey, "\"\(mailbox)\" is not an email address")
+            return nil
+        }
+        let servers = records.filter { $0.name == origin }.compactMap { if case .ns(let target) = $0.data { target } else { nil } }
+        var mname = servers.first ?? (try? origin.prepending("ns")) ?? origin
+        if let text = soa.mname {
+            guard let name = try? Self.ownerName(text, origin: origin) else {
+                problem(here / "mname", "\"\(text)\" is not a DNS name")
+                return nil
+            }
+            mname = name
+        }
+        if !servers.isEmpty, !servers.contains(mname) {
+            problem(
+                here / "mname", "\(mname) is not one of the zone's NS names (\(servers.map(\.description).joined(separator: ", "))): MNAME is its primary name server")
+        }
+        // No secondary servers transfer these zones, so the serial only has to differ when the
+        // content does: a digest of the records keeps compilation free of clocks.
+        let serial = soa.serial ?? UInt32(truncatingIfNeeded: StableHash.hash(records.map(\.description).joined(separator: "\n")) >> 33)
+        return DNSZone.SOA(
+            mname: mname, rname: rname, serial: serial, refresh: ttlSeconds(soa.refresh, default: 3600, at: here / "refresh"),
+            retry: ttlSeconds(soa.retry, default: 600, at: here / "retry"), expire: ttlSeconds(soa.expire, default: 86400, at: here / "expire"),
+            minimum: ttlSeconds(soa.minimum, default: ttl, at: here / "minimum"), ttl: ttl)
     }
 
     private mutating func compileRecord(
@@ -88,7 +129,7 @@ extension SpecCompiler {
             problem(path / "type", "missing required key \"type\" (one of \(Self.dnsTypes.joined(separator: ", ")))")
             return nil
         }
-        let ttl = spec.ttl.map { seconds(positive($0, default: .seconds(30), at: path / "ttl")) } ?? defaultTTL
+        let ttl = ttlSeconds(spec.ttl, default: defaultTTL, at: path / "ttl")
         func record(_ data: DNSRecordData) -> DNSResourceRecord { DNSResourceRecord(name: name, ttl: ttl, data: data) }
         func target() -> DNSName? {
             guard let text = spec.target else {
@@ -166,7 +207,14 @@ extension SpecCompiler {
         return try DNSName(text + "." + origin.description)
     }
 
-    private func seconds(_ duration: Duration) -> UInt32 {
-        UInt32(clamping: max(duration.components.seconds, 0))
+    /// A TTL or SOA interval in whole seconds: from 1 up to 2^31−1 (RFC 2181 §8 makes the top
+    /// bit of a TTL zero).
+    private mutating func ttlSeconds(_ value: DurationSpec?, default fallback: UInt32, at path: SpecPath) -> UInt32 {
+        let seconds = positive(value, default: .seconds(Int64(fallback)), at: path).components.seconds
+        guard seconds <= Int64(Int32.max) else {
+            problem(path, "must be at most 2147483647s, about 68 years (RFC 2181 §8)")
+            return fallback
+        }
+        return UInt32(max(seconds, 1))
     }
 }

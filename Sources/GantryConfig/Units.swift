@@ -25,7 +25,7 @@ public struct DurationSpec: Decodable, Sendable, Hashable, CustomStringConvertib
             rest = rest.dropFirst(unitText.count)
             total += value * unit.nanoseconds
         }
-        guard total.isFinite, total < 1e18 else { return nil }
+        guard total.isFinite, total < 9e18 else { return nil }  // Int64 nanoseconds: about 285 years
         return DurationSpec(.nanoseconds(Int64(total.rounded())), text: text)
     }
 

@@ -1,7 +1,8 @@
 /// One authoritative zone: an origin, its SOA and the records below it, indexed for lookup.
 ///
-/// Delegations (NS records below the apex) are not supported and rejected: serving them
-/// correctly needs referral responses, which nothing in Gantry needs.
+/// NS records below the apex are delegations (RFC 1034 §4.2.1): the zone is cut there, the
+/// names at and below the cut belong to the child zone, and only its NS records and the
+/// address records of its name servers that lie below the cut (glue) are held here.
 public struct DNSZone: Sendable {
     /// The SOA fields (RFC 1035 §3.3.13) plus the TTL of the SOA record itself.
     public struct SOA: Hashable, Sendable {
@@ -37,6 +38,8 @@ public struct DNSZone: Sendable {
     /// Every name that exists: owners and all their ancestors up to the origin, so empty
     /// non-terminals exist too (RFC 4592 §2.2.2).
     private let existing: Set<DNSName>
+    /// The delegation points: names below the apex with NS records.
+    private let cuts: Set<DNSName>
 
     public init(origin: DNSName, soa: SOA, records: [DNSResourceRecord]) throws(DNSZoneError) {
         self.origin = origin
@@ -63,8 +66,29 @@ public struct DNSZone: Sendable {
         for (name, rrs) in nodes where rrs.contains(where: { $0.type == .cname }) && rrs.count > 1 {
             throw .cnameAndOtherData(name.description)
         }
+        let cuts = Set(nodes.compactMap { name, rrs in name != origin && rrs.contains { $0.type == .ns } ? name : nil })
+        try Self.checkDelegations(cuts, nodes: nodes)
         self.nodes = nodes
         self.existing = existing
+        self.cuts = cuts
+    }
+
+    /// At a cut only NS records; below it only glue, the A and AAAA records of the cut's name
+    /// servers (RFC 1034 §4.2.1): anything else would belong to the child zone and never be served.
+    private static func checkDelegations(_ cuts: Set<DNSName>, nodes: [DNSName: [DNSResourceRecord]]) throws(DNSZoneError) {
+        guard !cuts.isEmpty else { return }
+        for (name, rrs) in nodes {
+            if cuts.contains(name), let other = rrs.first(where: { $0.type != .ns }) {
+                throw .dataAtDelegation(record: other.description, cut: name.description)
+            }
+            var ancestor = name.parent
+            while let current = ancestor, !cuts.contains(current) { ancestor = current.parent }
+            guard let cut = ancestor else { continue }
+            let servers = nodes[cut, default: []].compactMap { if case .ns(let target) = $0.data { target } else { nil } }
+            for record in rrs where !((record.type == .a || record.type == .aaaa) && servers.contains(name)) {
+                throw .belowDelegation(record: record.description, cut: cut.description)
+            }
+        }
     }
 
     private static func validate(_ record: DNSResourceRecord, origin: DNSName) throws(DNSZoneError) {
@@ -78,8 +102,6 @@ public struct DNSZone: Sendable {
         case .opt, .any, .axfr, .ixfr:
             // Meta and pseudo types cannot be stored data (RFC 6895 §3.1).
             throw .unsupportedRecord(record.description)
-        case .ns where record.name != origin:
-            throw .unsupportedRecord(record.description + " (delegations are not supported)")
         default:
             break
         }
@@ -126,6 +148,14 @@ public struct DNSZone: Sendable {
         /// The name exists; the records may be empty (an empty non-terminal, or an empty wildcard).
         case exists([DNSResourceRecord])
         case nxdomain
+        /// The name is at or below a zone cut: the child zone's NS records, for a referral.
+        case delegation([DNSResourceRecord])
+    }
+
+    /// The address records held for `name` as they are, glue below a cut included: what a
+    /// referral's additional section carries.
+    package func addresses(of name: DNSName) -> [DNSResourceRecord] {
+        nodes[name, default: []].filter { $0.type == .a || $0.type == .aaaa }
     }
 
     /// Looks `name` (which must be at or below the origin) up, synthesizing from a wildcard
@@ -133,6 +163,13 @@ public struct DNSZone: Sendable {
     /// `*.<closest encloser>` exists, its records answer with the query name as owner. An
     /// existing name, empty non-terminals included, is never covered by a wildcard.
     package func lookup(_ name: DNSName) -> Lookup {
+        if !cuts.isEmpty {
+            var current: DNSName? = name
+            while let candidate = current, candidate != origin {
+                if cuts.contains(candidate) { return .delegation(nodes[candidate, default: []]) }
+                current = candidate.parent
+            }
+        }
         if let records = nodes[name] { return .exists(records) }
         if existing.contains(name) { return .exists([]) }
         guard name.isSubdomain(of: origin) else { return .nxdomain }
@@ -156,9 +193,15 @@ public enum DNSZoneError: Error, Hashable, Sendable, CustomStringConvertible {
     case recordOutsideZone(record: String, origin: String)
     case cnameAndOtherData(String)
     case unsupportedRecord(String)
+    case dataAtDelegation(record: String, cut: String)
+    case belowDelegation(record: String, cut: String)
 
     public var description: String {
         switch self {
+        case .dataAtDelegation(let record, let cut):
+            "record '\(record)' is at \(cut), which NS records delegate to another zone: only NS records may be at a zone cut"
+        case .belowDelegation(let record, let cut):
+            "record '\(record)' is below the delegation at \(cut): only the A and AAAA records of its name servers (glue) may be there"
         case .recordOutsideZone(let record, let origin): "record '\(record)' is outside zone \(origin)"
         case .cnameAndOtherData(let name): "\(name) has a CNAME and other records; a CNAME must be alone at its name"
         case .unsupportedRecord(let record): "record '\(record)' cannot be served"

@@ -5,8 +5,8 @@ public enum DNSTransport: Sendable {
     case tcp
 }
 
-/// An authoritative-only name server over a set of zones (RFC 1034 §4.3.2, minus referrals):
-/// no recursion, no caching, no zone transfers. Pure: bytes in, bytes out.
+/// An authoritative-only name server over a set of zones (RFC 1034 §4.3.2, with referrals for
+/// delegations): no recursion, no caching, no zone transfers. Pure: bytes in, bytes out.
 public struct DNSAuthority: Sendable {
     /// What we advertise in OPT: the size the DNS Flag Day 2020 settled on to avoid IP
     /// fragmentation.
@@ -45,7 +45,7 @@ public struct DNSAuthority: Sendable {
             let flags = DNSHeaderFlags(qr: true, opcode: header.flags.opcode, rd: header.flags.rd)
             return DNSMessage(id: header.id, flags: flags, rcode: .formErr).encode(maxSize: 512)
         }
-        return answer(message).encode(maxSize: Self.sizeLimit(for: message, transport: transport))
+        return answer(message, transport: transport).encode(maxSize: Self.sizeLimit(for: message, transport: transport))
     }
 
     /// The largest response we send: 512 over plain UDP (RFC 1035 §4.2.1); with EDNS the
@@ -61,8 +61,9 @@ public struct DNSAuthority: Sendable {
         }
     }
 
-    /// Builds the response to a decoded query.
-    public func answer(_ query: DNSMessage) -> DNSMessage {
+    /// Builds the response to a decoded query. Over UDP an ANY query gets one RRset (RFC 8482
+    /// §4.1): a full answer to ANY is the classic amplification; over TCP it gets them all.
+    public func answer(_ query: DNSMessage, transport: DNSTransport) -> DNSMessage {
         // RA stays clear: we do not recurse. RD and CD are copied (RFC 1035 §4.1.1, RFC 6840 §5.9).
         var response = DNSMessage(
             id: query.id, flags: DNSHeaderFlags(qr: true, opcode: query.flags.opcode, rd: query.flags.rd, cd: query.flags.cd))
@@ -107,7 +108,7 @@ public struct DNSAuthority: Sendable {
             return response
         }
         response.flags.aa = true
-        resolve(question, in: zone, into: &response)
+        resolve(question, in: zone, minimalAny: transport == .udp, into: &response)
         return response
     }
 
@@ -118,17 +119,30 @@ public struct DNSAuthority: Sendable {
     /// Owner names are the zone's spelling, except for wildcard-synthesized records, which take
     /// the name asked for (RFC 4592 §3.3.1). On the wire, compression makes an answer's owner
     /// point at the question, so clients see their own spelling either way.
-    private func resolve(_ question: DNSQuestion, in zone: DNSZone, into response: inout DNSMessage) {
+    private func resolve(_ question: DNSQuestion, in zone: DNSZone, minimalAny: Bool, into response: inout DNSMessage) {
         var name = question.name
         var zone = zone
         var visited: Set<DNSName> = [name]
         for _ in 0...Self.maxCNAMEChain {
-            guard case .exists(let records) = zone.lookup(name) else {
+            let records: [DNSResourceRecord]
+            switch zone.lookup(name) {
+            case .nxdomain:
                 response.rcode = .nxDomain
                 response.authorities = [zone.negativeSOARecord]
                 return
+            case .delegation(let servers):
+                refer(to: servers, in: zone, into: &response)
+                return
+            case .exists(let found):
+                records = found
             }
-            let matching = question.type == .any ? records : records.filter { $0.type == question.type }
+            let matching: [DNSResourceRecord]
+            if question.type == .any {
+                let firstType = records.first?.type
+                matching = minimalAny ? records.filter { $0.type == firstType } : records
+            } else {
+                matching = records.filter { $0.type == question.type }
+            }
             if !matching.isEmpty {
                 response.answers += matching
                 addAdditionals(to: &response)
@@ -145,6 +159,18 @@ public struct DNSAuthority: Sendable {
             guard visited.insert(target).inserted, let next = self.zone(for: target) else { return }
             name = target
             zone = next
+        }
+    }
+
+    /// A referral (RFC 1034 §4.3.2 step 3b): not authoritative for what lies below the cut
+    /// (unless a CNAME of ours led there), the child's NS records in the authority section, and
+    /// the glue this zone holds for them in the additional section.
+    private func refer(to servers: [DNSResourceRecord], in zone: DNSZone, into response: inout DNSMessage) {
+        if response.answers.isEmpty { response.flags.aa = false }
+        response.authorities = servers
+        var present = Set(response.additionals)
+        for case .ns(let target) in servers.map(\.data) {
+            for record in zone.addresses(of: target) where present.insert(record).inserted { response.additionals.append(record) }
         }
     }
 

@@ -6,16 +6,29 @@ import Synchronization
 /// §4.2, RFC 7766). Every query is answered by ``DNSAuthority``; the zones can be replaced while
 /// it runs (cluster IPs are only known once they are bound).
 public final class DNSServer: Sendable {
+    /// What a TCP client may hold (RFC 7766 §6.2.3, §10): a connection must bring each whole
+    /// message within `messageTimeout` of its first byte, closes after `idleTimeout` without
+    /// one, and connections are capped in total and per client address.
+    public struct TCPLimits: Sendable {
+        public var maxConnections = 1000
+        public var maxConnectionsPerClient = 32
+        public var idleTimeout = TimeAmount.seconds(10)
+        public var messageTimeout = TimeAmount.seconds(5)
+
+        public init() {}
+    }
+
     private let authority: Mutex<DNSAuthority>
     private let channels = Mutex<[any Channel]>([])
     private let group: any EventLoopGroup
+    let limits: TCPLimits
+    /// Open TCP connections by client address, and their total.
+    private let connections = Mutex<(total: Int, byClient: [String: Int])>((0, [:]))
 
-    /// Idle TCP connections are closed after this (RFC 7766 §6.2.3 suggests seconds, not minutes).
-    static let tcpIdleTimeout = TimeAmount.seconds(10)
-
-    public init(authority: DNSAuthority, group: any EventLoopGroup) {
+    public init(authority: DNSAuthority, group: any EventLoopGroup, limits: TCPLimits = TCPLimits()) {
         self.authority = Mutex(authority)
         self.group = group
+        self.limits = limits
     }
 
     public func replace(_ authority: DNSAuthority) {
@@ -24,16 +37,34 @@ public final class DNSServer: Sendable {
 
     var current: DNSAuthority { authority.withLock { $0 } }
 
+    /// The TCP connections open now.
+    public var tcpConnectionCount: Int { connections.withLock { $0.total } }
+
+    /// Counts a new TCP connection from `client`, or refuses it when a cap is reached.
+    func admit(_ client: String) -> Bool {
+        connections.withLock { state in
+            guard state.total < limits.maxConnections, state.byClient[client, default: 0] < limits.maxConnectionsPerClient else { return false }
+            state.total += 1
+            state.byClient[client, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ client: String) {
+        connections.withLock { state in
+            state.total -= 1
+            let left = state.byClient[client, default: 1] - 1
+            state.byClient[client] = left > 0 ? left : nil
+        }
+    }
+
     /// Binds UDP and TCP; returns the port (the system's choice when `port` is 0, the same for both).
     public func start(host: String, port: Int) async throws -> Int {
         let tcp = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(readTimeout: Self.tcpIdleTimeout))
-                    try sync.addHandler(ByteToMessageHandler(DNSLengthPrefixDecoder()))
-                    try sync.addHandler(DNSStreamHandler(server: self))
+                    try channel.pipeline.syncOperations.addHandler(DNSStreamHandler(server: self))
                 }
             }
             .bind(host: host, port: port).get()
@@ -84,50 +115,83 @@ final class DNSDatagramHandler: ChannelInboundHandler {
     }
 }
 
-/// DNS over TCP: each message is preceded by its length in two bytes (RFC 1035 §4.2.2).
-struct DNSLengthPrefixDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
-            buffer.readableBytes >= 2 + Int(length)
-        else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 2)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
-        return .continue
-    }
-}
-
-/// Answers each framed query on a TCP connection, in order; closes a connection that sends
-/// something the authority will not answer, or that stays idle.
+/// DNS over TCP (RFC 1035 §4.2.2, RFC 7766): each message preceded by its length in two bytes,
+/// answered in order. The connection closes when a cap is reached at accept, when a message
+/// does not arrive whole within the message deadline of its first byte (a client trickling a
+/// byte every few seconds), when no message comes for the idle time, or on something the
+/// authority will not answer.
 final class DNSStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let server: DNSServer
+    private var client: String?
+    private var pending: ByteBuffer?
+    private var deadline: Scheduled<Void>?
 
     init(server: DNSServer) {
         self.server = server
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let query = Array(unwrapInboundIn(data).readableBytesView)
-        guard let answer = server.current.respond(to: query, transport: .tcp) else {
+    func channelActive(context: ChannelHandlerContext) {
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard server.admit(address) else {
             context.close(promise: nil)
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: answer.count + 2)
-        buffer.writeInteger(UInt16(answer.count))
-        buffer.writeBytes(answer)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        client = address
+        arm(server.limits.idleTimeout, context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if let client = client.take() { server.release(client) }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var earlier = pending.take() {
+            earlier.writeBuffer(&incoming)
+            buffer = earlier
+        } else {
+            buffer = incoming
+        }
+        while let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self), buffer.readableBytes >= 2 + Int(length) {
+            isMessageDeadline = false  // this message came whole; the next one's runs from its own first byte
+            buffer.moveReaderIndex(forwardBy: 2)
+            let query = Array(buffer.readSlice(length: Int(length))!.readableBytesView)
+            guard let answer = server.current.respond(to: query, transport: .tcp) else {
+                context.close(promise: nil)
+                return
+            }
+            var out = context.channel.allocator.buffer(capacity: answer.count + 2)
+            out.writeInteger(UInt16(answer.count))
+            out.writeBytes(answer)
+            context.write(wrapOutboundOut(out), promise: nil)
+        }
+        // Part of a message: its deadline runs from now unless it is already running; none: idle.
+        if buffer.readableBytes > 0 {
+            if !isMessageDeadline { arm(server.limits.messageTimeout, context: context, message: true) }
+            pending = buffer
+        } else {
+            arm(server.limits.idleTimeout, context: context)
+        }
+    }
+
+    private var isMessageDeadline = false
+
+    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext, message: Bool = false) {
+        deadline?.cancel()
+        isMessageDeadline = message
+        let channel = context.channel
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

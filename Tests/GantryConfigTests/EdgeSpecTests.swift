@@ -133,4 +133,57 @@ import Testing
         }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
     }
+
+    /// The SOA's fields are the file's to set (RFC 1035 §3.3.13), MNAME one of the zone's NS
+    /// names; NS and MX never point at a CNAME (RFC 2181 §10.3); TTLs go up to 2^31−1 seconds
+    /// (RFC 2181 §8).
+    @Test func soaFieldsNSTargetsAndTTLsFollowTheRFCs() throws {
+        let good = """
+            loadBalancer: {listeners: [{port: 8080}]}
+            dns:
+              zones:
+                - origin: example.com
+                  soa: {mname: ns2, rname: dns-admin@example.com, serial: 2026120601, refresh: 2h, retry: 15m, expire: 336h, minimum: 5m}
+                  records:
+                    - {type: NS, target: ns1}
+                    - {type: NS, target: ns2}
+                    - {name: ns1, type: A, address: 192.0.2.1}
+                    - {name: ns2, type: A, address: 192.0.2.2, ttl: 2147483647s}
+            \(Self.services)
+            """
+        let zone = try #require(try load(good).get().snapshot.dns?.zones.first)
+        #expect(zone.soa.mname == (try DNSName("ns2.example.com")))
+        #expect(zone.soa.rname == (try DNSName("dns-admin.example.com")))
+        #expect(zone.soa.serial == 2026120601 && zone.soa.refresh == 7200 && zone.soa.retry == 900 && zone.soa.expire == 1_209_600 && zone.soa.minimum == 300)
+        #expect(zone.records.contains { $0.ttl == 2_147_483_647 })
+        // Without soa: the first NS is the primary, and the old defaults hold.
+        let plain = try #require(try load(good.replacingOccurrences(of: "      soa: {mname: ns2, rname: dns-admin@example.com, serial: 2026120601, refresh: 2h, retry: 15m, expire: 336h, minimum: 5m}\n", with: "")).get().snapshot.dns?.zones.first)
+        #expect(plain.soa.mname == (try DNSName("ns1.example.com")) && plain.soa.refresh == 3600 && plain.soa.retry == 600 && plain.soa.expire == 86400 && plain.soa.minimum == 30)
+
+        let bad = """
+            loadBalancer: {listeners: [{port: 8080}]}
+            dns:
+              zones:
+                - origin: example.com
+                  soa: {mname: ns9}
+                  records:
+                    - {type: NS, target: ns1}
+                    - {type: MX, target: alias}
+                    - {name: ns1, type: A, address: 192.0.2.1, ttl: 2147483648s}
+                    - {name: alias, type: CNAME, target: ns1}
+                    - {name: sub, type: NS, target: alias}
+            \(Self.services)
+            """
+        let found = issues(bad)
+        let expected = [
+            "gantry.yaml:5:20: dns.zones[0].soa.mname: ns9.example.com. is not one of the zone's NS names (ns1.example.com.)",
+            "gantry.yaml:9:57: dns.zones[0].records[2].ttl: must be at most 2147483647s, about 68 years (RFC 2181 §8)",
+            "gantry.yaml:8:30: dns.zones[0].records[1].target: alias.example.com. is a CNAME; an MX record must point at a name with A or AAAA records (RFC 2181 §10.3)",
+            "gantry.yaml:11:41: dns.zones[0].records[4].target: alias.example.com. is a CNAME; an NS record must point at a name with A or AAAA records (RFC 2181 §10.3)",
+        ]
+        for prefix in expected {
+            #expect(found.contains { $0.hasPrefix(prefix) }, "\(found.joined(separator: "\n"))")
+        }
+        #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
+    }
 }

@@ -38,6 +38,10 @@ private let authority: DNSAuthority = {
             rr("*.wild.example.com", v4("192.0.2.99")),
             rr("host.wild.example.com", .txt(["here"])),
             rr("x.y.wild.example.com", v4("192.0.2.98")),
+            // A delegation: child.example.com is another zone's, with glue for its server.
+            rr("child.example.com", .ns(name("ns.child.example.com"))),
+            rr("child.example.com", .ns(name("ns1.example.com"))),
+            rr("ns.child.example.com", v4("192.0.2.60")),
             rr("mail.example.com", .mx(preference: 10, exchange: name("mx.example.com"))),
             rr("mx.example.com", v4("192.0.2.25")),
             rr("_http._tcp.example.com", .srv(priority: 0, weight: 5, port: 8080, target: name("www.example.com"))),
@@ -109,7 +113,7 @@ struct DNSAuthorityTests {
         Case(
             qname: "_http._tcp.example.com", type: .srv, answers: ["_http._tcp.example.com. 300 in srv 0 5 8080 www.example.com."],
             additionals: www.union(["www.example.com. 300 in aaaa 2001:db8::1"])),
-        Case(qname: "www.example.com", type: .any, answers: www.union(["www.example.com. 300 in aaaa 2001:db8::1"])),
+        Case(qname: "www.example.com", type: .any, answers: www),  // one RRset over UDP (RFC 8482)
         Case(qname: "txt.example.com", type: .txt, answers: ["txt.example.com. 300 in txt \"hello\" \"world\""]),
         Case(qname: "a.sub2.example.com", type: .a, answers: ["a.sub2.example.com. 300 in a 198.51.100.1"]),
         Case(qname: "b.sub2.example.com", type: .a, rcode: .nxDomain, soa: ("sub2.example.com", 60)),  // longest zone; min(ttl 60, minimum 600)
@@ -229,11 +233,46 @@ struct DNSAuthorityTests {
         #expect(throws: DNSZoneError.cnameAndOtherData("a.example.com.")) {
             try DNSZone(origin: name("example.com"), soa: soa("example.com"), records: [rr("a.example.com", .cname(name("b.example.com"))), rr("a.example.com", .txt(["x"]))])
         }
-        for bad in [rr("example.com", .cname(name("x.test"))), rr("sub.example.com", .ns(name("ns.test"))), rr("x.example.com", .unknown(type: 1, bytes: [1])), rr("x.example.com", .unknown(type: 41, bytes: []))] {
+        for bad in [rr("example.com", .cname(name("x.test"))), rr("x.example.com", .unknown(type: 1, bytes: [1])), rr("x.example.com", .unknown(type: 41, bytes: []))] {
             #expect(throws: DNSZoneError.self) { try DNSZone(origin: name("example.com"), soa: soa("example.com"), records: [bad]) }
         }
         let duplicated = try? DNSZone(origin: name("example.com"), soa: soa("example.com"), records: [rr("a.example.com", v4("192.0.2.1")), rr("A.example.com", v4("192.0.2.1"))])
         #expect(duplicated?.records.count == 1)
+    }
+
+    /// RFC 1034 §4.2.1, §4.3.2: NS records below the apex cut the zone. A query at or below the
+    /// cut gets a referral: not authoritative, no answer, the child's NS records in the authority
+    /// section and the glue held for them in the additional section.
+    @Test(arguments: [("www.child.example.com", DNSRecordType.a), ("child.example.com", .ns), ("deep.x.child.example.com", .txt), ("ns.child.example.com", .a)])
+    func delegationsGetReferrals_RFC1034_4_3_2(qname: String, type: DNSRecordType) throws {
+        let response = try ask(query(qname, type))
+        #expect(response.rcode == .noError)
+        #expect(!response.flags.aa)
+        #expect(response.answers.isEmpty)
+        #expect(lines(response.authorities) == ["child.example.com. 300 in ns ns.child.example.com.", "child.example.com. 300 in ns ns1.example.com."])
+        // Glue below the cut, and the in-zone server's address from elsewhere in the zone.
+        #expect(lines(response.additionals) == ["ns.child.example.com. 300 in a 192.0.2.60", "ns1.example.com. 300 in a 192.0.2.53"])
+    }
+
+    /// Only NS at a cut, only glue below it: anything else belongs to the child zone.
+    @Test func delegationsHoldOnlyNSAndGlue() {
+        let delegation = [rr("sub.example.com", .ns(name("ns.sub.example.com"))), rr("ns.sub.example.com", v4("192.0.2.9"))]
+        #expect((try? DNSZone(origin: name("example.com"), soa: soa("example.com"), records: delegation)) != nil)
+        #expect(throws: DNSZoneError.dataAtDelegation(record: "sub.example.com. 300 IN A 192.0.2.1", cut: "sub.example.com.")) {
+            try DNSZone(origin: name("example.com"), soa: soa("example.com"), records: delegation + [rr("sub.example.com", v4("192.0.2.1"))])
+        }
+        #expect(throws: DNSZoneError.belowDelegation(record: "www.sub.example.com. 300 IN A 192.0.2.2", cut: "sub.example.com.")) {
+            try DNSZone(origin: name("example.com"), soa: soa("example.com"), records: delegation + [rr("www.sub.example.com", v4("192.0.2.2"))])
+        }
+        #expect(throws: DNSZoneError.self) {
+            try DNSZone(origin: name("example.com"), soa: soa("example.com"), records: delegation + [rr("ns.sub.example.com", .txt(["not glue"]))])
+        }
+    }
+
+    /// RFC 8482 §4.1: ANY over UDP is one RRset; over TCP the whole node.
+    @Test func anyIsMinimalOverUDPOnly_RFC8482() throws {
+        #expect(lines(try ask(query("www.example.com", .any)).answers) == DNSAuthorityTests.www)
+        #expect(lines(try ask(query("www.example.com", .any), over: .tcp).answers) == DNSAuthorityTests.www.union(["www.example.com. 300 in aaaa 2001:db8::1"]))
     }
 
     @Test func seededMutationsNeverCrashTheServer() throws {

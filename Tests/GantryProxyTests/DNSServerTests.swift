@@ -21,11 +21,15 @@ struct DNSServerTests {
             ])
     }
 
-    func withServer(_ body: (Int) async throws -> Void) async throws {
+    func withServer(limits: DNSServer.TCPLimits = DNSServer.TCPLimits(), _ body: (Int) async throws -> Void) async throws {
+        try await withServer(limits: limits) { port, _ in try await body(port) }
+    }
+
+    func withServer(limits: DNSServer.TCPLimits = DNSServer.TCPLimits(), _ body: (Int, DNSServer) async throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let server = DNSServer(authority: DNSAuthority(zones: [try Self.zone()]), group: group)
+        let server = DNSServer(authority: DNSAuthority(zones: [try Self.zone()]), group: group, limits: limits)
         let port = try await server.start(host: "127.0.0.1", port: 0)
-        do { try await body(port) } catch {
+        do { try await body(port, server) } catch {
             await server.stop()
             try? await group.shutdownGracefully()
             throw error
@@ -68,6 +72,57 @@ struct DNSServerTests {
             // With EDNS0 a 1232-byte payload fits the answer over UDP, and the OPT is echoed.
             let edns = try await dig(port, "+bufsize=1232", "+ignore", "big.example.com", "TXT")
             #expect(edns.contains("ANSWER: 1") && edns.contains("OPT PSEUDOSECTION") && !edns.contains(" tc"))
+        }
+    }
+
+    /// RFC 8482: ANY over UDP gets one RRset, not the whole node (the amplification); over TCP,
+    /// where the client has shown its address is its own, everything.
+    @Test func anyOverUDPIsMinimalAndWholeOverTCP_RFC8482() async throws {
+        try await withServer { port in
+            // dig asks ANY over TCP unless told not to.
+            let udp = try await dig(port, "+notcp", "+noall", "+answer", "example.com", "ANY")
+            let records = { (text: String) in text.split(separator: "\n").filter { $0.contains("\tIN\t") } }
+            #expect(records(udp).count == 1 && udp.contains("\tSOA\t"), "\(udp)")
+            let tcp = try await dig(port, "+tcp", "+noall", "+answer", "example.com", "ANY")
+            #expect(records(tcp).count == 2 && tcp.contains("\tSOA\t") && tcp.contains("\tA\t"), "\(tcp)")
+        }
+    }
+
+    /// RFC 7766 §6.2.3 and §10: a TCP client that trickles its message is closed at the
+    /// message deadline, an idle one at the idle timeout, and connections are capped per
+    /// client; the server answers others meanwhile.
+    @Test func tcpConnectionsAreBoundedInTimeAndNumber_RFC7766() async throws {
+        var limits = DNSServer.TCPLimits()
+        limits.messageTimeout = .milliseconds(600)
+        limits.idleTimeout = .milliseconds(900)
+        limits.maxConnectionsPerClient = 3
+        try await withServer(limits: limits) { port, server in
+            // A message of 40 bytes announced, a byte at a time every 200 ms: closed before its end.
+            let trickle = try RawHTTPConnection(port: port)
+            let started = ContinuousClock.now
+            try trickle.send([0, 40])
+            var sent = 0
+            while sent < 38, (try? trickle.send([0x41])) != nil {
+                sent += 1
+                try await Task.sleep(for: .milliseconds(200))
+                if await trickle.waitForClose(timeout: 0.01) { break }
+            }
+            #expect(sent < 38, "the trickling client was never closed")
+            #expect(ContinuousClock.now - started < .seconds(3))
+
+            // Idle: closed without a word.
+            let idle = try RawHTTPConnection(port: port)
+            #expect(await idle.waitForClose(timeout: 5))
+
+            // Three connections from one address are held; a fourth is closed at once.
+            let held = try (0..<3).map { _ in try RawHTTPConnection(port: port) }
+            #expect(await eventually { server.tcpConnectionCount == 3 })
+            let fourth = try RawHTTPConnection(port: port)
+            #expect(await fourth.waitForClose(timeout: 2))
+            #expect(try await dig(port, "+short", "example.com", "A") == "127.0.0.1\n", "UDP is answered meanwhile")
+            for connection in held { connection.closeNow() }
+            #expect(await eventually { server.tcpConnectionCount == 0 })
+            #expect(try await dig(port, "+short", "+tcp", "example.com", "A") == "127.0.0.1\n")
         }
     }
 
