@@ -128,7 +128,7 @@ let package = Package(
         // The Horizontal Pod Autoscaler loop: samples pods, applies GantryCore's HPA math.
         .target(
             name: "GantryAutoscaler",
-            dependencies: ["GantryCore", "GantryConfig", "GantryPods", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["GantryCore", "GantryConfig", "GantryPods", "GantryHTTP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The admin API (JSON on loopback) and its client, used by `gantry get`, `scale`, `logs`.

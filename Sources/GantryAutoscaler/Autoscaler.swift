@@ -1,8 +1,20 @@
 import Foundation
 import GantryConfig
 import GantryCore
+import GantryHTTP
 import GantryPods
 import Logging
+
+/// Requests so far through each route and to each service, as the data plane counts them.
+public struct RequestTotals: Sendable {
+    public var routes: [String: Int]
+    public var services: [String: Int]
+
+    public init(routes: [String: Int] = [:], services: [String: Int] = [:]) {
+        self.routes = routes
+        self.services = services
+    }
+}
 
 /// The Horizontal Pod Autoscaler of one service: every sync period it samples each pod's CPU
 /// (whole process group, against its CPU request), requests per second and requests in flight,
@@ -15,6 +27,10 @@ public actor Autoscaler {
     private var cpuRequestMillicores: Double?
     private let supervisor: PodSupervisor
     private let publisher: any EndpointPublisher
+    /// Requests so far by route and by service, for `Object` metrics.
+    private let requestTotals: @Sendable () async -> RequestTotals
+    /// The last reading of each `Object` metric's counter, for its rate.
+    private var previousTotals: [String: (time: ContinuousClock.Instant, count: Int)] = [:]
     private let logger: Logger
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
@@ -26,8 +42,12 @@ public actor Autoscaler {
     private var previous: [String: (time: ContinuousClock.Instant, cpuSeconds: Double, requests: Int)] = [:]
     public private(set) var lastDecision: Autoscaling.Decision?
 
-    public init(service: ServiceSettings, settings: AutoscalingSettings, supervisor: PodSupervisor, publisher: any EndpointPublisher, logger: Logger) {
+    public init(
+        service: ServiceSettings, settings: AutoscalingSettings, supervisor: PodSupervisor, publisher: any EndpointPublisher,
+        requestTotals: @escaping @Sendable () async -> RequestTotals = { RequestTotals() }, logger: Logger
+    ) {
         self.service = service.name
+        self.requestTotals = requestTotals
         self.settings = settings
         self.cpuRequestMillicores = service.pods?.cpuRequestMillicores.map(Double.init)
         self.supervisor = supervisor
@@ -61,7 +81,7 @@ public actor Autoscaler {
         let input = Autoscaling.Input(
             currentReplicas: current, minReplicas: settings.minReplicas, maxReplicas: settings.maxReplicas, targets: settings.targets,
             pods: pods, behavior: settings.behavior, recommendations: recommendations, scaleUpEvents: scaleUpEvents,
-            scaleDownEvents: scaleDownEvents, now: now)
+            scaleDownEvents: scaleDownEvents, now: now, metricValues: await metricValues())
         let decision = HPACalculator.decide(input)
         lastDecision = decision
         if let record = decision.recommendationToRecord { recommendations.append(record) }
@@ -94,8 +114,10 @@ public actor Autoscaler {
             let endpoint = EndpointAddress(parsing: status.address)
             let requests = endpoint.map(publisher.requestCount) ?? 0
             let cpu = status.pid.flatMap { usage[$0]?.cpuSeconds }
+            var window: Double?
             if let cpu, let before = previous[status.name] {
                 let elapsed = Double((now - before.time).components.attoseconds) / 1e18 + Double((now - before.time).components.seconds)
+                window = elapsed
                 if elapsed > 0 {
                     samples["cpu"] = max(0, cpu - before.cpuSeconds) * 1000 / elapsed
                     samples["requestsPerSecond"] = Double(max(0, requests - before.requests)) / elapsed
@@ -106,10 +128,49 @@ public actor Autoscaler {
             pods.append(
                 Autoscaling.Pod(
                     name: status.name, ready: status.ready, started: status.created.timeIntervalSince(startedAt),
-                    cpuRequest: cpuRequestMillicores, samples: samples, pending: status.phase == "Pending"))
+                    cpuRequest: cpuRequestMillicores, samples: samples, pending: status.phase == "Pending",
+                    failed: status.phase == "Failed" || status.reason == "CrashLoopBackOff",
+                    readyTransition: status.readyTransition?.timeIntervalSince(startedAt), sampleTime: seconds(now), sampleWindow: window))
         }
         previous = previous.filter { seen.contains($0.key) }
         return pods
+    }
+
+    /// The current value of each `Object` and `External` metric: request rates from two
+    /// readings of gantry's counters (none at the first), and the sum of a Prometheus series.
+    /// A metric that cannot be read has no value, as in Kubernetes.
+    private func metricValues() async -> [String: Double] {
+        guard !settings.sources.isEmpty else { return [:] }
+        var values: [String: Double] = [:]
+        var totals: RequestTotals?
+        let now = clock.now
+        for (name, source) in settings.sources {
+            switch source {
+            case .routeRequests(let object), .serviceRequests(let object):
+                if totals == nil { totals = await requestTotals() }
+                let counts = if case .routeRequests = source { totals?.routes } else { totals?.services }
+                let count = counts?[object] ?? 0
+                if let before = previousTotals[name] {
+                    let elapsed = (now - before.time) / .seconds(1)
+                    if elapsed > 0 { values[name] = Double(max(0, count - before.count)) / elapsed }
+                }
+                previousTotals[name] = (now, count)
+            case .prometheus(let host, let port, let path, let series):
+                do {
+                    let answer = try await SimpleHTTPClient.request(.GET, host: host, port: port, path: path, timeout: .seconds(2))
+                    guard answer.status == 200 else { throw ScrapeFailure(description: "HTTP \(answer.status)") }
+                    if let value = series.value(in: String(decoding: answer.body, as: UTF8.self)) { values[name] = value }
+                } catch {
+                    logger.warning("external metric unavailable", metadata: ["service": "\(service)", "series": "\(series)", "error": "\(error)"])
+                }
+            }
+        }
+        previousTotals = previousTotals.filter { settings.sources[$0.key] != nil }
+        return values
+    }
+
+    private struct ScrapeFailure: Error, CustomStringConvertible {
+        let description: String
     }
 
     private func forgetOld(now: Double) {

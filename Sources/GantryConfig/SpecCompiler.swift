@@ -23,6 +23,7 @@ struct SpecCompiler {
         let (policies, policyNames) = compilePolicies(spec.gateway?.policies ?? [], services: services, at: root / "gateway" / "policies")
         let (rules, routeSettings) = compileRoutes(
             spec.gateway?.routes ?? [], services: services, policies: policies, policyNames: policyNames, at: root / "gateway" / "routes")
+        checkObjectMetrics(services, routes: rules)
         let listeners = compileListeners(spec.loadBalancer?.listeners, at: root / "loadBalancer" / "listeners")
         var limits = compileLimits(spec.loadBalancer?.limits, at: root / "loadBalancer" / "limits")
         limits.requestHeadersTimeout = positive(

@@ -8,11 +8,45 @@ public enum Autoscaling {
         case cpuUtilization(percent: Double)
         /// A per-pod value, e.g. requests per second (`averageValue`).
         case averageValue(metric: String, value: Double)
+        /// A value that describes another object than the pods (Kubernetes' `Object` metric): a
+        /// route's or a service's total requests per second, read from ``Input/metricValues``.
+        case object(metric: String, target: Quantity)
+        /// A value from outside (Kubernetes' `External` metric): a series of a Prometheus
+        /// endpoint, read from ``Input/metricValues``.
+        case external(metric: String, target: Quantity)
 
         public var name: String {
             switch self {
             case .cpuUtilization: return "cpu"
-            case .averageValue(let metric, _): return metric
+            case .averageValue(let metric, _), .object(let metric, _), .external(let metric, _): return metric
+            }
+        }
+    }
+
+    /// An `Object` or `External` metric's target: the value itself (`Value`), or the value per
+    /// replica (`AverageValue`). JSON: `{"value": 100}` or `{"averageValue": 20}`.
+    public enum Quantity: Sendable, Hashable, Codable {
+        case value(Double)
+        case averageValue(Double)
+
+        private enum CodingKeys: String, CodingKey {
+            case value, averageValue
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            if let value = try container.decodeIfPresent(Double.self, forKey: .value) {
+                self = .value(value)
+            } else {
+                self = .averageValue(try container.decode(Double.self, forKey: .averageValue))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .value(let value): try container.encode(value, forKey: .value)
+            case .averageValue(let value): try container.encode(value, forKey: .averageValue)
             }
         }
     }
@@ -31,14 +65,30 @@ public enum Autoscaling {
         public var samples: [String: Double]
         /// Not running yet (starting, or waiting out a restart backoff): counted as unready.
         public var pending: Bool?
+        /// Failed for good or crash-looping: left out of the calculation, not counted as missing.
+        public var failed: Bool?
+        /// Seconds: when the pod's readiness last changed (its Ready condition's
+        /// `lastTransitionTime`). Default: `started`.
+        public var readyTransition: Double?
+        /// Seconds: when the samples were taken, and over how long a window (for CPU during the
+        /// initialization period). Default: `now`, and no window.
+        public var sampleTime: Double?
+        public var sampleWindow: Double?
 
-        public init(name: String, ready: Bool, started: Double, cpuRequest: Double?, samples: [String: Double], pending: Bool = false) {
+        public init(
+            name: String, ready: Bool, started: Double, cpuRequest: Double?, samples: [String: Double], pending: Bool = false,
+            failed: Bool = false, readyTransition: Double? = nil, sampleTime: Double? = nil, sampleWindow: Double? = nil
+        ) {
             self.name = name
             self.ready = ready
             self.started = started
             self.cpuRequest = cpuRequest
             self.samples = samples
             self.pending = pending
+            self.failed = failed
+            self.readyTransition = readyTransition
+            self.sampleTime = sampleTime
+            self.sampleWindow = sampleWindow
         }
     }
 
@@ -141,11 +191,16 @@ public enum Autoscaling {
         public var tolerance: Double
         /// Kubernetes' `--horizontal-pod-autoscaler-cpu-initialization-period`, default 300 s.
         public var cpuInitializationPeriod: Double
+        /// Kubernetes' `--horizontal-pod-autoscaler-initial-readiness-delay`, default 30 s.
+        public var initialReadinessDelay: Double
+        /// The current value of each `Object` and `External` metric, by its name.
+        public var metricValues: [String: Double]
 
         public init(
             currentReplicas: Int, minReplicas: Int, maxReplicas: Int, targets: [Target], pods: [Pod], behavior: Behavior = Behavior(),
             recommendations: [Recommendation] = [], scaleUpEvents: [ScaleEvent] = [], scaleDownEvents: [ScaleEvent] = [],
-            now: Double, tolerance: Double = 0.1, cpuInitializationPeriod: Double = 300
+            now: Double, tolerance: Double = 0.1, cpuInitializationPeriod: Double = 300, initialReadinessDelay: Double = 30,
+            metricValues: [String: Double] = [:]
         ) {
             self.currentReplicas = currentReplicas
             self.minReplicas = minReplicas
@@ -159,6 +214,8 @@ public enum Autoscaling {
             self.now = now
             self.tolerance = tolerance
             self.cpuInitializationPeriod = cpuInitializationPeriod
+            self.initialReadinessDelay = initialReadinessDelay
+            self.metricValues = metricValues
         }
 
         /// Everything but the replica counts, targets, pods and `now` may be left out and takes
@@ -177,7 +234,9 @@ public enum Autoscaling {
                 scaleDownEvents: try container.decodeIfPresent([ScaleEvent].self, forKey: .scaleDownEvents) ?? [],
                 now: try container.decode(Double.self, forKey: .now),
                 tolerance: try container.decodeIfPresent(Double.self, forKey: .tolerance) ?? 0.1,
-                cpuInitializationPeriod: try container.decodeIfPresent(Double.self, forKey: .cpuInitializationPeriod) ?? 300)
+                cpuInitializationPeriod: try container.decodeIfPresent(Double.self, forKey: .cpuInitializationPeriod) ?? 300,
+                initialReadinessDelay: try container.decodeIfPresent(Double.self, forKey: .initialReadinessDelay) ?? 30,
+                metricValues: try container.decodeIfPresent([String: Double].self, forKey: .metricValues) ?? [:])
         }
     }
 
@@ -190,6 +249,21 @@ public enum Autoscaling {
         public var current: Double?
         public var target: Double
         public var note: String
+        /// For a per-pod metric, how its pods were grouped (Kubernetes' `groupPods`): with a
+        /// usable sample, unready (pending, or a CPU sample not to trust yet), without a sample,
+        /// and left out (failed).
+        public var ready: [String]?
+        public var unready: [String]?
+        public var missing: [String]?
+        public var ignored: [String]?
+
+        public init(metric: String, replicas: Int?, current: Double?, target: Double, note: String) {
+            self.metric = metric
+            self.replicas = replicas
+            self.current = current
+            self.target = target
+            self.note = note
+        }
     }
 
     public struct Decision: Sendable, Hashable, Codable {

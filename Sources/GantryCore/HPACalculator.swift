@@ -48,6 +48,7 @@ public enum HPACalculator {
     static func describe(_ proposal: Autoscaling.Proposal) -> String {
         guard let current = proposal.current else { return "\(proposal.metric): \(proposal.note)" }
         if proposal.metric == "cpu" { return "cpu \(format(current))%/\(format(proposal.target))% of request" }
+        if proposal.ready == nil { return "\(proposal.metric) \(format(current))/\(format(proposal.target)) \(proposal.note)" }
         return "\(proposal.metric) \(format(current))/\(format(proposal.target)) per pod"
     }
 
@@ -64,19 +65,21 @@ public enum HPACalculator {
         switch target {
         case .cpuUtilization(let percent): (isCPU, targetValue) = (true, percent)
         case .averageValue(_, let value): (isCPU, targetValue) = (false, value)
+        case .object(_, let quantity), .external(_, let quantity): return proposal(total: name, quantity, input)
         }
-        func invalid(_ note: String) -> Autoscaling.Proposal {
-            Autoscaling.Proposal(metric: name, replicas: nil, current: nil, target: targetValue, note: note)
-        }
-
-        // groupPods: pending → unready; no sample → missing; for CPU, an unready pod still in
-        // its initialization period → unready.
+        // groupPods: failed → ignored; pending → unready; no sample → missing; for CPU, a sample
+        // not to trust yet → unready.
         var metrics: [String: Double] = [:]
         var requests: [String: Double] = [:]
         var unready: [String] = []
         var missing: [String] = []
+        var ignored: [String] = []
         for pod in input.pods {
             requests[pod.name] = pod.cpuRequest
+            if pod.failed == true {
+                ignored.append(pod.name)
+                continue
+            }
             if pod.pending == true {
                 unready.append(pod.name)
                 continue
@@ -85,11 +88,22 @@ public enum HPACalculator {
                 missing.append(pod.name)
                 continue
             }
-            if isCPU, !pod.ready, input.now - pod.started < input.cpuInitializationPeriod {
+            if isCPU, cpuSampleIsUnready(pod, input) {
                 unready.append(pod.name)
                 continue
             }
             metrics[pod.name] = sample
+        }
+        func grouped(_ proposal: Autoscaling.Proposal) -> Autoscaling.Proposal {
+            var proposal = proposal
+            proposal.ready = metrics.keys.sorted()
+            proposal.unready = unready
+            proposal.missing = missing
+            proposal.ignored = ignored
+            return proposal
+        }
+        func invalid(_ note: String) -> Autoscaling.Proposal {
+            grouped(Autoscaling.Proposal(metric: name, replicas: nil, current: nil, target: targetValue, note: note))
         }
         let readyCount = metrics.count
         guard readyCount > 0 else { return invalid("no samples from ready pods") }
@@ -111,7 +125,7 @@ public enum HPACalculator {
         let current = input.currentReplicas
         let (usageRatio, average) = ratio(metrics)
         func result(_ replicas: Int, _ note: String) -> Autoscaling.Proposal {
-            Autoscaling.Proposal(metric: name, replicas: replicas, current: average, target: targetValue, note: note)
+            grouped(Autoscaling.Proposal(metric: name, replicas: replicas, current: average, target: targetValue, note: note))
         }
 
         let scaleUpWithUnready = !unready.isEmpty && usageRatio > 1
@@ -141,6 +155,52 @@ public enum HPACalculator {
             return result(current, "no change once pods without samples are counted")
         }
         return result(replicas, "from \(readyCount) pods, \(missing.count) without samples, \(unready.count) unready")
+    }
+
+    /// Whether a pod's CPU sample is not to be trusted yet (Kubernetes' `groupPods`). Inside
+    /// the CPU initialization period a sample counts only from a ready pod, and only if it was
+    /// taken a whole metric window after the pod became ready (before, it mixes in start-up
+    /// work); past the period, only a pod that never became ready (its readiness last changed
+    /// within the initial-readiness delay of its start) is left out.
+    static func cpuSampleIsUnready(_ pod: Autoscaling.Pod, _ input: Autoscaling.Input) -> Bool {
+        let transition = pod.readyTransition ?? pod.started
+        if input.now < pod.started + input.cpuInitializationPeriod {
+            return !pod.ready || (pod.sampleTime ?? input.now) < transition + (pod.sampleWindow ?? 0)
+        }
+        return !pod.ready && pod.started + input.initialReadinessDelay > transition
+    }
+
+    /// An `Object` or `External` metric (`GetObjectMetricReplicas`, `GetExternalMetricReplicas`
+    /// and their per-pod forms): a `Value` target scales the ready pods by usage ÷ target; an
+    /// `AverageValue` target asks for usage ÷ target replicas, unless usage per current replica
+    /// is within tolerance of it.
+    static func proposal(total name: String, _ quantity: Autoscaling.Quantity, _ input: Autoscaling.Input) -> Autoscaling.Proposal {
+        let current = input.currentReplicas
+        let target: Double
+        switch quantity {
+        case .value(let value), .averageValue(let value): target = value
+        }
+        guard let usage = input.metricValues[name] else {
+            return Autoscaling.Proposal(metric: name, replicas: nil, current: nil, target: target, note: "no value")
+        }
+        switch quantity {
+        case .value:
+            let ratio = usage / target
+            if abs(1 - ratio) <= input.tolerance {
+                return Autoscaling.Proposal(metric: name, replicas: current, current: usage, target: target, note: "in total, within tolerance")
+            }
+            let ready = input.pods.filter { $0.ready && $0.failed != true && $0.pending != true }.count
+            return Autoscaling.Proposal(
+                metric: name, replicas: Int((ratio * Double(ready)).rounded(.up)), current: usage, target: target,
+                note: "in total, from \(ready) ready pods")
+        case .averageValue:
+            let ratio = usage / (target * Double(current))
+            if abs(1 - ratio) <= input.tolerance {
+                return Autoscaling.Proposal(metric: name, replicas: current, current: usage, target: target, note: "per replica, within tolerance")
+            }
+            return Autoscaling.Proposal(
+                metric: name, replicas: Int((usage / target).rounded(.up)), current: usage, target: target, note: "per replica")
+        }
     }
 
     // MARK: Stabilization and rate (horizontal.go)
@@ -178,13 +238,20 @@ public enum HPACalculator {
         events.filter { $0.time > now - Double(periodSeconds) }.reduce(0) { $0 + $1.change }
     }
 
+    /// The replica count at the start of a policy's period: the pods added in it taken away,
+    /// the pods removed in it put back (both directions, as Kubernetes counts them).
+    static func periodStart(_ periodSeconds: Int, _ input: Autoscaling.Input) -> Int {
+        input.currentReplicas - changed(in: periodSeconds, input.scaleUpEvents, now: input.now)
+            + changed(in: periodSeconds, input.scaleDownEvents, now: input.now)
+    }
+
     static func scaleUpLimit(_ input: Autoscaling.Input) -> Int {
         let rules = input.behavior.scaleUp
         let current = input.currentReplicas
         if rules.selectPolicy == .disabled { return current }
         var result = rules.selectPolicy == .min ? Int.max : Int.min
         for policy in rules.policies {
-            let start = current - changed(in: policy.periodSeconds, input.scaleUpEvents, now: input.now)
+            let start = periodStart(policy.periodSeconds, input)
             let proposed: Int
             switch policy.type {
             case .pods: proposed = start + policy.value
@@ -202,7 +269,7 @@ public enum HPACalculator {
         // For scaling down, Min selects the policy that removes the fewest pods.
         var result = rules.selectPolicy == .min ? Int.min : Int.max
         for policy in rules.policies {
-            let start = current + changed(in: policy.periodSeconds, input.scaleDownEvents, now: input.now)
+            let start = periodStart(policy.periodSeconds, input)
             let proposed: Int
             switch policy.type {
             case .pods: proposed = start - policy.value

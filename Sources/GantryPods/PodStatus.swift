@@ -17,6 +17,9 @@ public struct PodStatus: Sendable, Codable, Hashable {
     public let log: String
     /// Resident memory of the pod's whole process group.
     public let memoryBytes: Int?
+    /// When `ready` last changed (the Ready condition's `lastTransitionTime`); the pod's creation
+    /// until it first does.
+    public var readyTransition: Date?
 }
 
 /// One service as `gantry get services` and the admin API show it.

@@ -36,7 +36,11 @@ public actor PodSupervisor {
         /// pods of older generations.
         let generation: Int
         let environment: [String: String]
-        var lifecycle: PodLifecycle
+        var lifecycle: PodLifecycle {
+            didSet { if oldValue.ready != lifecycle.ready { readyTransition = Date() } }
+        }
+        /// When `lifecycle.ready` last changed, for the autoscaler's CPU rules.
+        var readyTransition = Date()
         var pid: pid_t?
         var run: Task<Void, Never>?
         var probes: [Task<Void, Never>] = []
@@ -286,7 +290,8 @@ public actor PodSupervisor {
                 name: pod.name, service: pod.service, phase: pod.lifecycle.phase.rawValue, reason: pod.lifecycle.reason,
                 ready: pod.lifecycle.ready, restarts: pod.lifecycle.restarts, created: pod.created,
                 address: "\(pod.address):\(pod.port)", pid: pod.pid, inFlight: publisher.inFlight(pod.endpoint),
-                lastExitCode: pod.lifecycle.lastExitCode, log: pod.logPath, memoryBytes: pod.pid.flatMap { usage[$0]?.residentBytes })
+                lastExitCode: pod.lifecycle.lastExitCode, log: pod.logPath, memoryBytes: pod.pid.flatMap { usage[$0]?.residentBytes },
+                readyTransition: pod.readyTransition)
         }
     }
 

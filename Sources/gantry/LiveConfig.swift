@@ -253,8 +253,17 @@ actor LiveConfig: ConfigController {
                 await entry.autoscaler.update(service: service, settings: settings)
                 continue
             }
+            let plane = parts.plane
             let autoscaler = Autoscaler(
-                service: service, settings: settings, supervisor: parts.supervisor, publisher: parts.endpoints, logger: parts.logger)
+                service: service, settings: settings, supervisor: parts.supervisor, publisher: parts.endpoints,
+                requestTotals: {
+                    var totals = RequestTotals()
+                    for (key, count) in await plane.requestSeries().requests {
+                        totals.routes[key.route, default: 0] += count
+                        totals.services[key.service, default: 0] += count
+                    }
+                    return totals
+                }, logger: parts.logger)
             autoscalers[service.name] = (autoscaler, Task { await autoscaler.run() })
         }
     }

@@ -91,4 +91,56 @@ import Testing
         }
         #expect(found.allSatisfy { $0.hasPrefix("/srv/site/gantry.yaml:") })
     }
+
+    /// Kubernetes' `Object` and `External` metrics: a route's or a service's requests per second,
+    /// and a Prometheus series, each with a `value` or an `averageValue` target.
+    @Test func objectAndExternalMetricsCompileAndTheirMistakesAreNamed() throws {
+        let service = """
+              - name: app-service
+                pods: {command: [gantry, example, echo], replicas: 2}
+                autoscaling:
+                  maxReplicas: 8
+                  metrics:
+            """
+        let loaded = try load(
+            service + """
+
+                    - {object: {route: /app, value: 200}}
+                    - {object: {service: app-service, metric: requestsPerSecond, averageValue: 50}}
+                    - {external: {url: "http://127.0.0.1:9100/metrics", series: 'jobs{queue="email"}', averageValue: 30}}
+            """
+        ).get()
+        let autoscaling = try #require(loaded.snapshot.services[0].autoscaling)
+        #expect(
+            autoscaling.targets == [
+                .object(metric: #"requestsPerSecond{route="/app"}"#, target: .value(200)),
+                .object(metric: #"requestsPerSecond{service="app-service"}"#, target: .averageValue(50)),
+                .external(metric: #"jobs{queue="email"}"#, target: .averageValue(30)),
+            ])
+        #expect(autoscaling.sources[#"requestsPerSecond{route="/app"}"#] == .routeRequests("/app"))
+        #expect(
+            autoscaling.sources[#"jobs{queue="email"}"#]
+                == .prometheus(host: "127.0.0.1", port: 9100, path: "/metrics", series: PrometheusSeries(name: "jobs", labels: ["queue": "email"])))
+
+        guard case .failure(let unknown) = load(service + "\n        - {object: {route: /ap, value: 200}}") else {
+            Issue.record("an unknown route was accepted")
+            return
+        }
+        #expect(unknown.description.contains(#"unknown route "/ap" (did you mean "/app"?)"#), "\(unknown)")
+        guard case .failure(let error) = load(
+            service + """
+
+                    - {object: {service: app-service, value: 1, averageValue: 2}}
+                    - {external: {url: "ftp://x/metrics", series: jobs, value: 1}}
+                    - {external: {url: "http://x/metrics", series: 'jobs{queue=email}', value: 1}}
+            """)
+        else {
+            Issue.record("the mistakes were accepted")
+            return
+        }
+        let text = error.description
+        #expect(text.contains("set one of value (the total) and averageValue (per replica), above 0"), "\(text)")
+        #expect(text.contains("needs the http:// URL of a Prometheus text endpoint"), "\(text)")
+        #expect(text.contains("needs a series as Prometheus writes it"), "\(text)")
+    }
 }

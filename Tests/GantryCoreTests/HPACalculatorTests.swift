@@ -63,9 +63,11 @@ struct HPACalculatorTests {
         let decision = HPACalculator.decide(
             input(current: 3, pods: [pod("a", cpu: 100), pod("b", cpu: 100), pod("c", cpu: 300, ready: false, age: 30)]))
         #expect(decision.recommendedReplicas == 4)  // (100 + 100 + 0) / 3 = 66.7 % → ceil(1.33 × 3)
-        // Past its initialization period an unready pod's CPU counts as it is.
-        let old = HPACalculator.decide(
-            input(current: 3, pods: [pod("a", cpu: 100), pod("b", cpu: 100), pod("c", cpu: 300, ready: false, age: 1000)]))
+        // Past its initialization period the CPU of a pod that was ready and is not any more
+        // counts as it is.
+        var fallen = pod("c", cpu: 300, ready: false, age: 1000)
+        fallen.readyTransition = Self.now - 60
+        let old = HPACalculator.decide(input(current: 3, pods: [pod("a", cpu: 100), pod("b", cpu: 100), fallen]))
         #expect(old.recommendedReplicas == 10)
         // Pending pods are unready for every metric.
         let pending = HPACalculator.decide(
@@ -168,5 +170,96 @@ struct HPACalculatorTests {
         #expect(HPACalculator.decide(input(current: 12, max: 10, pods: [])).desiredReplicas == 10)
         #expect(HPACalculator.decide(input(current: 1, min: 2, pods: [])).desiredReplicas == 2)
         #expect(HPACalculator.decide(input(current: 0, pods: [])).desiredReplicas == 0)
+    }
+
+    /// Kubernetes' `groupPods` for CPU. Inside the initialization period (300 s) a sample counts
+    /// only from a ready pod and only if taken a whole window after it became ready; past it,
+    /// only a pod that never became ready (its readiness last changed within 30 s of its start)
+    /// is left out.
+    @Test func cpuSamplesAreGroupedAsKubernetesDoes() {
+        func grouping(_ pod: A.Pod) -> (ready: [String], unready: [String]) {
+            let decision = HPACalculator.decide(input(current: 2, pods: [pod, self.pod("steady", cpu: 50)]))
+            return (decision.proposals[0].ready ?? [], decision.proposals[0].unready ?? [])
+        }
+        func young(ready: Bool, becameReady: Double, sampledAt: Double) -> A.Pod {
+            A.Pod(
+                name: "new", ready: ready, started: Self.now - 100, cpuRequest: 100, samples: ["cpu": 90], readyTransition: Self.now - becameReady,
+                sampleTime: Self.now - sampledAt, sampleWindow: 30)
+        }
+        // Became ready 40 s ago: a sample taken 5 s ago covers 30 s of readiness, one taken 20 s ago does not.
+        #expect(grouping(young(ready: true, becameReady: 40, sampledAt: 5)).ready == ["new", "steady"])
+        #expect(grouping(young(ready: true, becameReady: 40, sampledAt: 20)).unready == ["new"])
+        #expect(grouping(young(ready: false, becameReady: 40, sampledAt: 5)).unready == ["new"])
+        func old(becameUnready: Double) -> A.Pod {
+            A.Pod(name: "old", ready: false, started: Self.now - 1000, cpuRequest: 100, samples: ["cpu": 90], readyTransition: Self.now - becameUnready)
+        }
+        // Unready since 10 s after its start (never ready): left out. Unready since a minute ago,
+        // after having been ready: its sample counts.
+        #expect(grouping(old(becameUnready: 990)).unready == ["old"])
+        #expect(grouping(old(becameUnready: 60)).ready == ["old", "steady"])
+    }
+
+    /// A failed or crash-looping pod is left out of the calculation, not counted as a pod
+    /// without metrics (which would hold a scale-down back).
+    @Test func failedPodsAreLeftOutNotMissing() {
+        var broken = pod("c")
+        broken.failed = true
+        let decision = HPACalculator.decide(input(current: 3, pods: [pod("a", cpu: 10), pod("b", cpu: 10), broken]))
+        #expect(decision.proposals[0].ignored == ["c"] && decision.proposals[0].missing == [])
+        #expect(decision.recommendedReplicas == 1)  // ceil(0.2 × 2 ready pods); as missing, "c" would have counted at the target
+    }
+
+    /// A rate policy counts from the replicas at the start of its period: the pods added in it
+    /// taken away and the pods removed in it put back.
+    @Test func aPeriodStartsFromBothDirectionsOfScaling() {
+        let onePodPerMinute = A.Behavior(
+            scaleUp: A.ScalingRules(stabilizationWindowSeconds: 0, selectPolicy: .max, policies: [A.ScalingPolicy(type: .pods, value: 1, periodSeconds: 60)]))
+        // 4 now, after +2 and −2 within the minute: the period began at 4, so one more is allowed.
+        let decision = HPACalculator.decide(
+            input(
+                current: 4, targets: [.averageValue(metric: "requestsPerSecond", value: 10)],
+                pods: (0..<4).map { pod("p\($0)", rps: 100) }, behavior: onePodPerMinute,
+                up: [A.ScaleEvent(time: Self.now - 30, change: 2)], down: [A.ScaleEvent(time: Self.now - 20, change: 2)]))
+        #expect(decision.desiredReplicas == 5)
+        #expect(decision.limits == ["ScaleUpLimit"])
+    }
+
+    /// `Object` and `External` metrics: a `Value` target scales the ready pods by usage ÷
+    /// target, an `AverageValue` target asks for usage ÷ target replicas.
+    @Test func objectAndExternalMetrics() {
+        func decide(_ target: A.Target, value: Double?) -> A.Decision {
+            var moment = input(current: 2, targets: [target], pods: [pod("a"), pod("b"), pod("c", ready: false)])
+            moment.metricValues = value.map { [target.name: $0] } ?? [:]
+            return HPACalculator.decide(moment)
+        }
+        let route = "requestsPerSecond{route=\"app\"}"
+        #expect(decide(.object(metric: route, target: .value(100)), value: 300).recommendedReplicas == 6)  // 3 × 2 ready pods
+        #expect(decide(.object(metric: route, target: .value(100)), value: 105).recommendedReplicas == 2)  // within tolerance
+        #expect(decide(.external(metric: "jobs", target: .averageValue(50)), value: 300).recommendedReplicas == 6)  // 300 ÷ 50
+        #expect(decide(.external(metric: "jobs", target: .averageValue(50)), value: 95).recommendedReplicas == 2)  // 95 ÷ (50 × 2) within tolerance
+        let none = decide(.external(metric: "jobs", target: .averageValue(50)), value: nil)
+        #expect(none.limits == ["MetricsUnavailable"] && none.desiredReplicas == 2)
+        #expect(decide(.external(metric: "jobs", target: .value(10)), value: 40).reason == "jobs 40/10 in total, from 2 ready pods")
+    }
+
+    /// A Prometheus series is the sum of the samples of its name whose labels include the
+    /// selector's, as `sum(name{…})` gives.
+    @Test func prometheusSeriesAreReadFromTheTextFormat() throws {
+        let scrape = """
+            # HELP jobs_waiting Jobs in the queue
+            # TYPE jobs_waiting gauge
+            jobs_waiting{queue="email",shard="1"} 12
+            jobs_waiting{queue="email",shard="2"} 7.5
+            jobs_waiting{queue="sms"} 100
+            jobs_waiting_total 3
+            other 1e3 1700000000000
+            """
+        #expect(try #require(PrometheusSeries(parsing: #"jobs_waiting{queue="email"}"#)).value(in: scrape) == 19.5)
+        #expect(try #require(PrometheusSeries(parsing: "jobs_waiting")).value(in: scrape) == 119.5)
+        #expect(try #require(PrometheusSeries(parsing: "other")).value(in: scrape) == 1000)
+        #expect(try #require(PrometheusSeries(parsing: #"jobs_waiting{queue="none"}"#)).value(in: scrape) == nil)
+        #expect(PrometheusSeries(parsing: "jobs{queue=email}") == nil)
+        #expect(PrometheusSeries(parsing: "9lives") == nil)
+        #expect(PrometheusSeries(parsing: #"a{b="c",d="e"}"#)?.description == #"a{b="c",d="e"}"#)
     }
 }

@@ -11,18 +11,18 @@ import Glibc
 @Suite(.serialized) struct AutoscalerTests {
     let directory = GantryProcess.scratchDirectory()
 
-    func desiredReplicas(_ admin: Int) async -> Int? {
+    func desiredReplicas(_ admin: Int, of service: String = "app-service") async -> Int? {
         guard let answer = try? await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/services"]),
             let services = try? JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [[String: Any]]
         else { return nil }
-        return services.first { $0["name"] as? String == "app-service" }?["desiredReplicas"] as? Int
+        return services.first { $0["name"] as? String == service }?["desiredReplicas"] as? Int
     }
 
-    func readyPods(_ admin: Int) async -> Int {
+    func readyPods(_ admin: Int, of service: String = "app-service") async -> Int {
         guard let answer = try? await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/pods"]),
             let pods = try? JSONSerialization.jsonObject(with: Data(answer.output.utf8)) as? [[String: Any]]
         else { return 0 }
-        return pods.filter { $0["service"] as? String == "app-service" && $0["ready"] as? Bool == true }.count
+        return pods.filter { $0["service"] as? String == service && $0["ready"] as? Bool == true }.count
     }
 
     @Test func appServiceScalesOutUnderLoadAndBackIn() async throws {
@@ -85,5 +85,47 @@ import Glibc
         #expect(events.output.contains("app-service 2 → "), "\(events.output)")
         #expect(events.output.contains("requestsPerSecond"))
         print("autoscaling under load: \(heavyResult.ok + lightResult.ok) requests, 0 failed; events: \(events.output.components(separatedBy: "SuccessfulRescale").count - 1) rescales")
+    }
+
+    /// An `External` metric (Kubernetes' autoscaling/v2): the sum of a series at a Prometheus
+    /// text endpoint (here a file served by Python's http.server) decides the replicas. 35 jobs
+    /// at 10 per replica ask for 4 pods; 5 jobs bring the service back to its minimum.
+    @Test func anExternalPrometheusSeriesScalesTheService() async throws {
+        let metrics = directory.appendingPathComponent("metrics")
+        try "jobs_waiting{queue=\"email\"} 35\njobs_waiting{queue=\"sms\"} 900\n".write(to: metrics, atomically: true, encoding: .utf8)
+        let exporter = try GantryProcess(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"], directory: directory, executable: "python3")
+        defer { exporter.stop() }
+        let exporterPort = try #require(await exporter.waitForPort(after: "Serving HTTP on 127.0.0.1 port ", in: \.stdout), "\(exporter.stderr)")
+        let config = directory.appendingPathComponent("external.yaml")
+        try """
+        accessLog: {enabled: false}
+        admin: {port: 0}
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        gateway: {routes: [{path: /, service: workers}]}
+        services:
+          - name: workers
+            clusterIP: None
+            pods:
+              command: [gantry, example, echo]
+              replicas: 1
+              readinessProbe: {httpGet: {path: /ready}, periodSeconds: 1}
+            autoscaling:
+              minReplicas: 1
+              maxReplicas: 6
+              syncPeriod: 1s
+              metrics: [{external: {url: "http://127.0.0.1:\(exporterPort)/metrics", series: 'jobs_waiting{queue="email"}', averageValue: 10}}]
+              behavior: {scaleDown: {stabilizationWindowSeconds: 2}}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        #expect(await eventually(timeout: .seconds(20)) { await readyPods(admin, of: "workers") == 4 }, "\(gantry.stderr)")
+        #expect(await desiredReplicas(admin, of: "workers") == 4)
+        try "jobs_waiting{queue=\"email\"} 5\njobs_waiting{queue=\"sms\"} 900\n".write(to: metrics, atomically: true, encoding: .utf8)
+        #expect(await eventually(timeout: .seconds(20)) { await desiredReplicas(admin, of: "workers") == 1 }, "\(gantry.stderr)")
+        let events = try await run("curl", ["-sf", "http://127.0.0.1:\(admin)/api/events"])
+        let messages = (try JSONSerialization.jsonObject(with: Data(events.output.utf8)) as? [[String: Any]] ?? []).compactMap { $0["message"] as? String }
+        #expect(messages.contains(#"workers 1 → 4: jobs_waiting{queue="email"} 35/10 per replica"#), "\(messages)")
+        #expect(messages.contains(#"workers 4 → 1: jobs_waiting{queue="email"} 5/10 per replica"#), "\(messages)")
     }
 }

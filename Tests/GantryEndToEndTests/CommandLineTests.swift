@@ -172,6 +172,28 @@ extension CommandLineTests {
         #expect(decision["limits"] as? [String] == ["ScaleUpLimit"])
         #expect(decision["reason"] as? String == "requestsPerSecond 412/50 per pod")
 
+        // Readiness times and sample times, a failed pod, and an External metric's value: the
+        // decision says how it grouped the pods.
+        try """
+        {"currentReplicas": 4, "maxReplicas": 10, "now": 1000,
+         "targets": [{"cpuUtilization": {"percent": 50}}, {"external": {"metric": "jobs_waiting", "target": {"averageValue": 10}}}],
+         "metricValues": {"jobs_waiting": 35},
+         "pods": [{"name": "a", "ready": true, "started": 0, "cpuRequest": 100, "samples": {"cpu": 40}},
+                  {"name": "b", "ready": true, "started": 900, "readyTransition": 950, "sampleTime": 990, "sampleWindow": 60,
+                   "cpuRequest": 100, "samples": {"cpu": 200}},
+                  {"name": "c", "ready": false, "started": 0, "readyTransition": 5, "cpuRequest": 100, "samples": {"cpu": 300}},
+                  {"name": "d", "ready": false, "started": 0, "failed": true, "cpuRequest": 100, "samples": {}}]}
+        """.write(to: input, atomically: true, encoding: .utf8)
+        let grouped = try await run(GantryProcess.binary, ["autoscaler", "simulate", input.path])
+        #expect(grouped.status == 0, "\(grouped.error)")
+        let moment = try #require(try JSONSerialization.jsonObject(with: Data(grouped.output.utf8)) as? [String: Any])
+        let proposals = try #require(moment["proposals"] as? [[String: Any]])
+        #expect(proposals[0]["ready"] as? [String] == ["a"])
+        #expect(proposals[0]["unready"] as? [String] == ["b", "c"])  // b's sample predates a window of readiness; c never became ready
+        #expect(proposals[0]["ignored"] as? [String] == ["d"])
+        #expect(proposals[0]["missing"] as? [String] == [])
+        #expect(proposals[1]["replicas"] as? Int == 4 && proposals[1]["note"] as? String == "per replica")
+
         try "{\"pods\": []}".write(to: input, atomically: true, encoding: .utf8)
         let bad = try await run(GantryProcess.binary, ["autoscaler", "simulate", input.path])
         #expect(bad.status == 2)

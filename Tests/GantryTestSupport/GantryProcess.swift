@@ -41,15 +41,16 @@ public final class GantryProcess: @unchecked Sendable {
         return root
     }()
 
-    public init(_ arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
+    /// Runs gantry with `arguments`, or another program (`executable`, found on the PATH).
+    public init(_ arguments: [String], directory: URL, environment: [String: String] = [:], executable: String? = nil) throws {
         let words = arguments.prefix(2).map { $0.split(separator: "/").last.map(String.init) ?? $0 }
         let name = words.joined(separator: "-") + "-\(UUID().uuidString.prefix(8))"
         stdoutPath = directory.appendingPathComponent("\(name).out").path
         stderrPath = directory.appendingPathComponent("\(name).err").path
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: executable == nil ? Self.binary : "/usr/bin/env")
+        process.arguments = executable.map { [$0] + arguments } ?? arguments
         process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
