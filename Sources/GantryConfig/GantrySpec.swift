@@ -172,8 +172,16 @@ public struct RouteSpec: Decodable, Sendable {
     public var methods: [String]?
     /// Every header condition must hold.
     public var headers: [HeaderMatchSpec]?
-    /// Required: the service that answers.
+    /// Every query-parameter condition must hold: `[{name: v, value: "2"}]` or `{name, regex}`.
+    public var queryParams: [QueryMatchSpec]?
+    /// The service that answers; or `backends`.
     public var service: String?
+    /// Several services by weight (Gateway API `backendRefs`): `[{service: app-v1, weight: 95},
+    /// {service: app-v2, weight: 5}]`.
+    public var backends: [BackendSpec]?
+    /// With `backends`: keep a caller on one service by a header's or cookie's value,
+    /// `{header: X-User-ID}` or `{cookie: session}`.
+    public var sticky: StickySpec?
     /// Overrides the service's `timeouts.response` for this route.
     public var timeout: DurationSpec?
     /// Overrides the service's `retries` for this route.
@@ -192,6 +200,28 @@ public struct HeaderMatchSpec: Decodable, Sendable, ExclusiveKeys {
     public var present: Bool?
 
     public static let exclusiveKeys = ExclusiveKeySet(["value", "regex", "present"])
+}
+
+/// `{name: v, value: "2"}` or `{name: v, regex: "[0-9]+"}`.
+public struct QueryMatchSpec: Decodable, Sendable, ExclusiveKeys {
+    public var name: String?
+    public var value: String?
+    public var regex: String?
+
+    public static let exclusiveKeys = ExclusiveKeySet(["value", "regex"])
+}
+
+/// `{service: app-v2, weight: 5}`; the weight defaults to 1, as in Gateway API.
+public struct BackendSpec: Decodable, Sendable {
+    public var service: String?
+    public var weight: Int?
+}
+
+public struct StickySpec: Decodable, Sendable, ExclusiveKeys {
+    public var header: String?
+    public var cookie: String?
+
+    public static let exclusiveKeys = ExclusiveKeySet(["header", "cookie"])
 }
 
 /// `services[i]`.

@@ -33,7 +33,7 @@ extension RouteTable {
         }
         let host = HostPattern.normalize(Substring(rawHost))
         var tracer = RecordingTracer()
-        let matched = match(host: host, path: parsed.path, method: method.uppercased(), headers: headers, tracer: &tracer)
+        let matched = match(host: host, path: parsed.path, query: parsed.query, method: method.uppercased(), headers: headers, tracer: &tracer)
         let seen = Set(tracer.steps.map(\.rule.index))
         let others = rules.filter { !seen.contains($0.index) }.map { RouteExplanation.Step(rule: $0, outcome: .hostMismatch) }
         return .success(

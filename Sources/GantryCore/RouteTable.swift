@@ -9,12 +9,15 @@ public final class RouteRule: Sendable {
     /// Uppercased methods, or empty for any method.
     public let methods: [String]
     public let headers: [HeaderMatch]
-    /// Index of the target service in the snapshot.
+    public let query: [QueryMatch]
+    /// Index of the target service in the snapshot: the only one, or the first of a split.
     public let service: Int
+    /// Several services by weight, when the route splits its traffic.
+    public let split: BackendSplit?
 
     public init(
         index: Int, name: String, host: HostPattern, path: PathRule, methods: [String] = [],
-        headers: [HeaderMatch] = [], service: Int
+        headers: [HeaderMatch] = [], query: [QueryMatch] = [], service: Int, split: BackendSplit? = nil
     ) {
         self.index = index
         self.name = name
@@ -22,7 +25,9 @@ public final class RouteRule: Sendable {
         self.path = path
         self.methods = methods.map { $0.uppercased() }
         self.headers = headers
+        self.query = query
         self.service = service
+        self.split = split
     }
 }
 
@@ -33,6 +38,7 @@ public enum RuleOutcome: Sendable, Equatable {
     case pathMismatch
     case methodMismatch
     case headerMismatch(String)
+    case queryMismatch(String)
     /// A rule of a more specific host group matched first.
     case shadowed
 }
@@ -51,9 +57,9 @@ public struct NoTrace: RouteTracer {
 /// The ingress rules, grouped by host and sorted by precedence at compile time.
 ///
 /// A request's host selects rule groups in order: the exact host's rules, then the rules of the
-/// wildcard covering it, then the rules without a host. Within a group the longest matching path
-/// wins, `Exact` beats `Prefix` at equal length, then rules with more header matches, then rules
-/// with a method match, then file order. The first group with a matching rule decides, so a
+/// wildcard covering it, then the rules without a host. Within a group an `Exact` path wins, then
+/// the longest matching prefix, then rules with a method match, then rules with more header
+/// matches, then rules with more query matches, then file order. The first group with a matching rule decides, so a
 /// request for `example.com/x` falls through to host-less rules when `example.com` has none for
 /// `/x` (Gateway API precedence; Kubernetes Ingress leaves this to the controller).
 public struct RouteTable: Sendable {
@@ -88,11 +94,14 @@ public struct RouteTable: Sendable {
     /// and the proxy need not normalise it.
     public var readsHost: Bool { !exact.isEmpty || !wildcard.isEmpty }
 
+    /// Gateway API's precedence: an exact path, then the longest prefix, then a method match,
+    /// then the most header matches, then the most query matches, then file order.
     static func precedes(_ a: RouteRule, _ b: RouteRule) -> Bool {
-        if a.path.specificity != b.path.specificity { return a.path.specificity > b.path.specificity }
         if a.path.type != b.path.type { return a.path.type == .exact }
-        if a.headers.count != b.headers.count { return a.headers.count > b.headers.count }
+        if a.path.specificity != b.path.specificity { return a.path.specificity > b.path.specificity }
         if a.methods.isEmpty != b.methods.isEmpty { return !a.methods.isEmpty }
+        if a.headers.count != b.headers.count { return a.headers.count > b.headers.count }
+        if a.query.count != b.query.count { return a.query.count > b.query.count }
         return a.index < b.index
     }
 
@@ -101,31 +110,31 @@ public struct RouteTable: Sendable {
     ///   - host: normalised with ``HostPattern/normalize(_:)``.
     ///   - path: normalised with ``RequestTarget/parse(_:)``.
     @inlinable
-    public func match(host: Substring, path: Substring, method: String, headers: some HeaderLookup) -> RouteRule? {
+    public func match(host: Substring, path: Substring, query: Substring? = nil, method: String, headers: some HeaderLookup) -> RouteRule? {
         var trace = NoTrace()
-        return match(host: host, path: path, method: method, headers: headers, tracer: &trace)
+        return match(host: host, path: path, query: query, method: method, headers: headers, tracer: &trace)
     }
 
     public func match<T: RouteTracer>(
-        host: Substring, path: Substring, method: String, headers: some HeaderLookup, tracer: inout T
+        host: Substring, path: Substring, query: Substring? = nil, method: String, headers: some HeaderLookup, tracer: inout T
     ) -> RouteRule? {
         var found: RouteRule?
         // A file without host rules (or without wildcards) skips the lookups, and the `String`s
         // they build.
         if !exact.isEmpty, let group = exact[String(host)] {
-            found = firstMatch(in: group, path: path, method: method, headers: headers, tracer: &tracer)
+            found = firstMatch(in: group, path: path, query: query, method: method, headers: headers, tracer: &tracer)
         }
         if !wildcard.isEmpty, let dot = host.firstIndex(of: "."), dot != host.startIndex,
             let group = wildcard[String(host[host.index(after: dot)...])]
         {
-            found = firstMatch(in: group, skip: found != nil, path: path, method: method, headers: headers, tracer: &tracer) ?? found
+            found = firstMatch(in: group, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: &tracer) ?? found
         }
-        found = firstMatch(in: anyHost, skip: found != nil, path: path, method: method, headers: headers, tracer: &tracer) ?? found
+        found = firstMatch(in: anyHost, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: &tracer) ?? found
         return found
     }
 
     private func firstMatch<T: RouteTracer>(
-        in group: [Int], skip: Bool = false, path: Substring, method: String, headers: some HeaderLookup,
+        in group: [Int], skip: Bool = false, path: Substring, query: Substring?, method: String, headers: some HeaderLookup,
         tracer: inout T
     ) -> RouteRule? {
         if skip {
@@ -139,7 +148,7 @@ public struct RouteTable: Sendable {
                 tracer.considered(rule, .shadowed)
                 continue
             }
-            let outcome = evaluate(rule, path: path, method: method, headers: headers)
+            let outcome = evaluate(rule, path: path, query: query, method: method, headers: headers)
             tracer.considered(rule, outcome)
             if outcome == .matched {
                 winner = rule
@@ -150,11 +159,14 @@ public struct RouteTable: Sendable {
     }
 
     @inline(__always)
-    private func evaluate(_ rule: RouteRule, path: Substring, method: String, headers: some HeaderLookup) -> RuleOutcome {
+    private func evaluate(_ rule: RouteRule, path: Substring, query: Substring?, method: String, headers: some HeaderLookup) -> RuleOutcome {
         guard rule.path.matches(path) else { return .pathMismatch }
         if !rule.methods.isEmpty && !rule.methods.contains(method) { return .methodMismatch }
         for header in rule.headers where !header.matches(headers) {
             return .headerMismatch(header.description)
+        }
+        for condition in rule.query where !condition.matches(query) {
+            return .queryMismatch(condition.description)
         }
         return .matched
     }

@@ -27,6 +27,9 @@ struct Routes: ParsableCommand {
         @Option(help: "The request target: a path, optionally with a query.")
         var path: String
 
+        @Option(help: "The request's query, e.g. version=2&debug=1 (or give it in --path).")
+        var query: String?
+
         @Option(help: "The request method.")
         var method: String = "GET"
 
@@ -47,7 +50,8 @@ struct Routes: ParsableCommand {
                 list.pairs.append((String(header[..<colon]), String(value)))
             }
             let snapshot = loaded.snapshot
-            switch snapshot.routes.explain(host: host, target: path, method: method, headers: list) {
+            let target = query.map { path + (path.contains("?") ? "&" : "?") + $0 } ?? path
+            switch snapshot.routes.explain(host: host, target: target, method: method, headers: list) {
             case .failure(let problem):
                 printError("the path \(path) is not a valid request target (\(problem)); the proxy would answer 400")
                 throw ExitCode(1)
@@ -72,6 +76,10 @@ enum ExplanationText {
             let service = snapshot.services[rule.service]
             let settings = snapshot.routeSettings[rule.index]
             lines.append("matched: routes[\(rule.index)] \(rule.name) (\(hostText(rule)) \(rule.path))")
+            if let split = rule.split {
+                let shares = split.backends.map { "\(snapshot.services[$0.service].name) \(ExplanationText.percent(split.percent(of: $0)))%" }
+                lines.append("split: \(shares.joined(separator: ", "))" + (split.sticky.map { ", sticky by \($0)" } ?? ", at random"))
+            }
             lines.append("service: \(service.name) (\(service.balancer), endpoints: \(endpointsText(service)))")
             lines.append("policies: none")
             lines.append(
@@ -85,6 +93,10 @@ enum ExplanationText {
             lines.append("  routes[\(step.rule.index)] \(hostText(step.rule)) \(step.rule.path) → \(reason(step.outcome))")
         }
         return lines.joined(separator: "\n")
+    }
+
+    static func percent(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 
     static func hostText(_ rule: RouteRule) -> String {
@@ -102,6 +114,7 @@ enum ExplanationText {
         case .pathMismatch: return "path does not match"
         case .methodMismatch: return "method does not match"
         case .headerMismatch(let header): return "header condition \(header) does not hold"
+        case .queryMismatch(let condition): return "query condition \(condition) does not hold"
         case .shadowed: return "not reached: a more specific rule matched first"
         }
     }

@@ -66,6 +66,57 @@ struct RouteTableTests {
         #expect(service("example.com", "/app/beta") == 7)
     }
 
+    /// Gateway API `HTTPQueryParamMatch`: case-sensitive names and values, the first value of
+    /// a repeated name, percent-decoded; and its precedence: an exact path, then the longest
+    /// prefix, then a method match, then more header matches, then more query matches, then
+    /// file order.
+    @Test func queryMatchesAndGatewayAPIPrecedence() throws {
+        let table = RouteTable(rules: [
+            Self.rule(0, "/api", service: 0),
+            RouteRule(
+                index: 1, name: "v2", host: .any, path: PathRule(type: .prefix, path: "/api"),
+                query: [QueryMatch(name: "version", kind: .exact("2"))], service: 1),
+            RouteRule(
+                index: 2, name: "v2-debug", host: .any, path: PathRule(type: .prefix, path: "/api"),
+                query: [QueryMatch(name: "version", kind: .exact("2")), QueryMatch(name: "debug", kind: .regex(try RegexPattern("[0-9]+")))],
+                service: 2),
+            RouteRule(
+                index: 3, name: "canary", host: .any, path: PathRule(type: .prefix, path: "/api"),
+                headers: [HeaderMatch(name: "x-canary", kind: .present)], service: 3),
+            Self.rule(4, "/api", methods: ["DELETE"], service: 4),
+        ])
+        func service(_ query: String?, method: String = "GET", headers: [(String, String)] = []) -> Int? {
+            table.match(
+                host: "a", path: "/api/x", query: query.map { Substring($0) }, method: method,
+                headers: HeaderList(headers.map { (name: $0.0, value: $0.1) }))?.service
+        }
+        #expect(service(nil) == 0)
+        #expect(service("version=2") == 1)
+        #expect(service("Version=2") == 0, "names are case-sensitive")
+        #expect(service("version=2&debug=17") == 2, "more query matches win")
+        #expect(service("version=2&debug=on") == 1)
+        #expect(service("version=1&version=2") == 0, "the first value counts")
+        #expect(service("v%65rsion=%32") == 1, "percent-decoded")
+        #expect(service("version=2", headers: [("X-Canary", "1")]) == 3, "a header match outranks query matches")
+        #expect(service("version=2", method: "DELETE", headers: [("X-Canary", "1")]) == 4, "a method match outranks header matches")
+        // An exact path outranks any prefix.
+        let exact = RouteTable(rules: [Self.rule(0, "/a/b", service: 0), Self.rule(1, "/a/b", type: .exact, service: 1)])
+        #expect(exact.match(host: "a", path: "/a/b", method: "GET", headers: HeaderList([]))?.service == 1)
+    }
+
+    /// A split sends each backend its weight's share of draws, and a sticky key's value always
+    /// to the same backend.
+    @Test func backendSplitsFollowTheirWeights() {
+        let split = BackendSplit(backends: [.init(service: 7, weight: 95), .init(service: 8, weight: 5), .init(service: 9, weight: 0)])
+        let counts = (0..<UInt64(1000)).reduce(into: [Int: Int]()) { $0[split.service(for: $1), default: 0] += 1 }
+        #expect(counts == [7: 950, 8: 50])
+        let users = (0..<200).map { "user-\($0)" }
+        #expect(users.allSatisfy { split.service(forKey: $0) == split.service(forKey: $0) })
+        let placed = Set(users.map { split.service(forKey: $0) })
+        #expect(placed.isSubset(of: [7, 8]) && placed.contains(8), "hashing spreads keys over the weighted backends")
+        #expect(split.percent(of: split.backends[1]) == 5)
+    }
+
     @Test func noRuleNoMatch() {
         let hostOnly = RouteTable(rules: [Self.rule(0, host: "example.com", "/app")])
         #expect(hostOnly.match(host: "example.com", path: "/", method: "GET", headers: HeaderList()) == nil)

@@ -452,4 +452,72 @@ import Glibc
         #expect(!running.gantry.stderr.contains("listener extra"))
         await stop(running)
     }
+
+    // MARK: A canary, as the README shows it
+
+    /// A route split between app-v1 and app-v2 by weight: 100/0, then 50/50 with callers kept on
+    /// one version by a header, then 0/100, each by `gantry apply`; every request answered, each
+    /// by the version its weights allow.
+    @Test func aCanaryGoesFromNoneToAllOfTheTraffic() async throws {
+        func canary(v1: Int, v2: Int, sticky: Bool = false) -> String {
+            let pod = "pods: {command: [gantry, example, echo], replicas: 1, readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1}}"
+            return """
+                runtime: {shutdownGracePeriod: 10s}
+                accessLog: {enabled: false}
+                admin: {port: 0}
+                loadBalancer: {listeners: [{name: http, port: 0}]}
+                gateway:
+                  routes:
+                    - path: /
+                      backends: [{service: app-v1, weight: \(v1)}, {service: app-v2, weight: \(v2)}]
+                \(sticky ? "      sticky: {header: X-User}" : "")
+                services:
+                  - {name: app-v1, clusterIP: None, \(pod)}
+                  - {name: app-v2, clusterIP: None, \(pod)}
+                """
+        }
+        let running = try await start(canary(v1: 100, v2: 0), name: "canary.yaml", pods: false)
+        let bothReady = await eventually(timeout: .seconds(60)) {
+            let v1 = (try? await self.readyPods(running, service: "app-v1")) ?? 0
+            let v2 = (try? await self.readyPods(running, service: "app-v2")) ?? 0
+            return v1 == 1 && v2 == 1
+        }
+        #expect(bothReady, "\(running.gantry.stderr)")
+        let connection = try RawHTTPConnection(port: running.ports["http"]!)
+        func versions(_ count: Int, user: String? = nil) async throws -> [String: Int] {
+            var seen: [String: Int] = [:]
+            for _ in 0..<count {
+                let lines = ["GET /work HTTP/1.1", "Host: example.com"] + (user.map { ["X-User: \($0)"] } ?? [])
+                try connection.send(lines.joined(separator: "\r\n") + "\r\n\r\n")
+                let response = try await connection.readResponse()
+                #expect(response.status == 200)
+                let server = try response.json()["server"] as? String ?? "?"
+                seen[server.hasPrefix("app-v2") ? "v2" : server.hasPrefix("app-v1") ? "v1" : server, default: 0] += 1
+            }
+            return seen
+        }
+        func apply(_ text: String) async throws {
+            try text.write(to: running.file, atomically: true, encoding: .utf8)
+            let applied = try await gantryCommand(["apply", running.file.path], admin: running.admin)
+            #expect(applied.status == 0, "\(applied.output)\(applied.error)")
+        }
+        #expect(try await versions(50) == ["v1": 50])
+
+        try await apply(canary(v1: 50, v2: 50))
+        let even = try await versions(300)
+        #expect(even.keys.sorted() == ["v1", "v2"] && (100...200).contains(even["v1"] ?? 0), "\(even)")
+
+        try await apply(canary(v1: 50, v2: 50, sticky: true))
+        var placed: Set<String> = []
+        for user in ["ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal"] {
+            let seen = try await versions(10, user: user)
+            #expect(seen.count == 1, "\(user) moved between versions: \(seen)")
+            placed.formUnion(seen.keys)
+        }
+        #expect(placed == ["v1", "v2"], "eight users all on one version")
+
+        try await apply(canary(v1: 0, v2: 100))
+        #expect(try await versions(50) == ["v2": 50])
+        await stop(running)
+    }
 }

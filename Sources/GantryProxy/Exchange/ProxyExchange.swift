@@ -67,7 +67,8 @@ final class ProxyExchange {
     private func admit(_ head: ClientRequestHead, keptClientID: Bool, incoming: TraceContext?) {
         let runtime = context.snapshot.runtime
         guard let client = downstream?.client else { return }
-        switch RequestAdmission.admit(head, snapshot: runtime, client: client) {
+        let admission = loop.drawRandom { RequestAdmission.admit(head, snapshot: runtime, client: client, random: &$0) }
+        switch admission {
         case .reject(let response, let host, let path):
             context.host = host
             context.path = path
@@ -76,7 +77,7 @@ final class ProxyExchange {
         case .admitted(let admitted):
             context.route = admitted.route
             context.routeIndex = admitted.route.index
-            context.serviceIndex = admitted.route.service
+            context.serviceIndex = admitted.service
             context.host = admitted.host
             context.path = admitted.path
             context.hasBody = admitted.framing.hasBody

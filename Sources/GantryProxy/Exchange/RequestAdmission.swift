@@ -6,6 +6,8 @@ import NIOHTTP1
 /// A request head that may go on: its route, the target to send upstream and how its body is framed.
 struct AdmittedRequest {
     let route: RouteRule
+    /// Index of the service that answers: the route's, or the one its split chose.
+    let service: Int
     let uri: String
     let framing: Framing
     /// The Host the client named, as it came.
@@ -39,7 +41,7 @@ enum RequestAdmission {
         return "https://\(name)" + (port == 443 ? "" : ":\(port)") + path
     }
 
-    static func admit(_ head: ClientRequestHead, snapshot: RuntimeSnapshot, client: ClientSide) -> Admission {
+    static func admit(_ head: ClientRequestHead, snapshot: RuntimeSnapshot, client: ClientSide, random: inout FastRandom) -> Admission {
         // The head's facts and the limits are read in place: bound to locals, both were copied,
         // with a retain of each of their strings.
         let rawHost = head.facts.host ?? ""
@@ -108,7 +110,7 @@ enum RequestAdmission {
         let method = snapshot.routes.readsMethod ? head.method.rawValue : ""
         let matched =
             if let service = client.service { snapshot.serviceRoute(named: service) } else {
-                snapshot.routes.match(host: routingHost, path: target.path, method: method, headers: head)
+                snapshot.routes.match(host: routingHost, path: target.path, query: target.query, method: method, headers: head)
             }
         guard let route = matched else {
             return .reject(
@@ -117,7 +119,27 @@ enum RequestAdmission {
         }
         return .admitted(
             AdmittedRequest(
-                route: route, uri: target.rewritten ? target.forwarded : head.uri, framing: framing, host: rawHost, path: String(target.path)))
+                route: route, service: service(of: route, for: head, random: &random), uri: target.rewritten ? target.forwarded : head.uri,
+                framing: framing, host: rawHost, path: String(target.path)))
+    }
+
+    /// The route's service, or for a split, the backend a sticky key's value chooses (a caller
+    /// without one is placed at random, as anyone is without stickiness).
+    static func service(of route: RouteRule, for head: ClientRequestHead, random: inout FastRandom) -> Int {
+        guard let split = route.split else { return route.service }
+        switch split.sticky {
+        case .header(let name)?:
+            if let value = head.first(name: name) { return split.service(forKey: value) }
+        case .cookie(let name)?:
+            var cookies: [String] = []
+            head.forEachField { field, value in
+                if HeaderFacts.equal(field, "cookie") { cookies.append(String(decoding: value, as: UTF8.self)) }
+            }
+            if let value = Cookies.value(named: name, in: cookies) { return split.service(forKey: value) }
+        case nil:
+            break
+        }
+        return split.service(for: random.next())
     }
 
     /// The methods gantry forwards, for `Allow` in its own answers: all but CONNECT.
@@ -141,7 +163,7 @@ enum RequestAdmission {
             response.fixedBody = (contentType: "", text: "")
             return .reject(response, host: host, path: "*")
         }
-        return .admitted(AdmittedRequest(route: route, uri: "*", framing: framing, host: host, path: "*"))
+        return .admitted(AdmittedRequest(route: route, service: route.service, uri: "*", framing: framing, host: host, path: "*"))
     }
 
     /// `uri-host ":" port` (RFC 9112 §3.2.3), the only form of a CONNECT target.
