@@ -33,23 +33,21 @@ public struct HeaderMatch: Sendable, CustomStringConvertible {
     }
 }
 
-/// A compiled regular expression that is `Sendable` and matches whole strings.
+/// A compiled regular expression, matched in time linear in the input (``LinearRegex``).
 public struct RegexPattern: Sendable {
     public let source: String
-    private let regex: Regex<AnyRegexOutput>
+    private let regex: LinearRegex
 
     public init(_ source: String) throws {
         self.source = source
-        self.regex = try Regex(source)
+        self.regex = try LinearRegex(source)
     }
 
     public func wholeMatch(_ value: String) -> Bool {
-        (try? regex.wholeMatch(in: value)) != nil
+        regex.wholeMatch(value)
     }
 
     public func containsMatch(_ value: String) -> Bool {
-        (try? regex.firstMatch(in: value)) != nil
+        regex.containsMatch(value)
     }
 }
-
-extension Regex: @retroactive @unchecked Sendable where Output == AnyRegexOutput {}

@@ -74,7 +74,7 @@ public indirect enum JSONSchema: Sendable {
         if case .number(let number)? = object["minLength"] { node.minLength = Int(number) }
         if case .number(let number)? = object["maxLength"] { node.maxLength = Int(number) }
         if case .string(let pattern)? = object["pattern"] {
-            do { node.pattern = try RegexPattern(pattern) } catch { throw Invalid(description: "\(path)/pattern: invalid regular expression") }
+            do { node.pattern = try RegexPattern(pattern) } catch { throw Invalid(description: "\(path)/pattern: invalid regular expression: \(error)") }
         }
         if let items = object["items"] { node.items = try compile(items, at: "\(path)/items") }
         return .schema(node)

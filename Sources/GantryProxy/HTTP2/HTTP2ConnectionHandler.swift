@@ -151,10 +151,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         // A stream closes as its last frame is written, before NIO's handler has flushed it:
         // closing in the same tick would drop those bytes (NIO's own connection manager waits
         // a tick for the same reason).
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.execute {
-            bound.value.flush()
-            bound.value.close(promise: nil)
+            guard let context = bound.value.context else { return }  // removed meanwhile: closed already
+            context.flush()
+            context.close(promise: nil)
         }
     }
 

@@ -151,13 +151,21 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         setReadsPaused(false)
         guard active, let context else { return }
         flush()
-        if requestInProgress, let responseEnd, let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
+        if requestInProgress, let responseEnd {
             // After the response's last frame has gone (NIO drops DATA still waiting for flow
-            // control when the stream is reset), and from the codec's place in the pipeline, so
-            // that the frame passes below it.
-            let bound = NIOLoopBound(codec, eventLoop: context.eventLoop)
-            responseEnd.whenSuccess { bound.value.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil) }
+            // control when the stream is reset), if the stream is still there.
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            responseEnd.whenSuccess { bound.value.resetWithNoError() }
         }
+    }
+
+    /// RST_STREAM(NO_ERROR), written from the codec's place in the pipeline so that the frame
+    /// passes below it.
+    private func resetWithNoError() {
+        guard let context, let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) else {
+            return
+        }
+        codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
     }
 
     // MARK: Writing responses (from the exchange)
