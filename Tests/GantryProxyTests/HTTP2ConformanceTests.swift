@@ -1,4 +1,5 @@
 import Foundation
+import GantryConfig
 import GantryTestSupport
 import Testing
 
@@ -143,6 +144,35 @@ extension LiveProxyTests {
             #expect(await connection.waitForClose())
             await draining.value
             #expect(harness.upstreamRequestCount == 1, "the refused stream never reached the upstream")
+        }
+    }
+
+    /// RFC 9113 §6.8 when a listener is removed by a new configuration: its HTTP/2
+    /// connections get the same two-step GOAWAY, finish the stream in flight and close, while
+    /// the other listener serves on.
+    @Test func aRemovedListenersConnectionsGetTheTwoStepGoAway_RFC9113_6_8() async throws {
+        let yaml = { (ports: [Int]) in
+            Self.h2cYAML(ports).replacingOccurrences(
+                of: "listeners: [{name: plain, port: 0, http2: true}]",
+                with: "listeners: [{name: plain, port: 0, http2: true}, {name: leaving, port: 0, http2: true}]")
+        }
+        try await withProxy(upstreams: 1, yaml: yaml) { harness in
+            let connection = try harness.connect(port: harness.ports[1])
+            try connection.send(Self.preface + Self.headers(stream: 1, Self.requestBlock(path: "/slow", extra: [("x-echo-delay", "500ms")])))
+            #expect(await eventually { harness.upstreamRequestCount == 1 })
+            let without = try ConfigLoader.load(yaml: Self.h2cYAML(harness.upstreamPorts), file: "test.yaml", coreCount: 2).get().snapshot
+            let applying = Task { try await harness.plane.applyListeners(without) }
+
+            let announced = try await Self.readFrames(connection) { $0.contains { $0.type == Frame.ping && $0.flags & 0x1 == 0 } }
+            #expect(announced.first { $0.type == Frame.goAway }?.lastStreamID == 0x7FFF_FFFF)
+            try connection.send(Self.frame(type: Frame.ping, flags: 0x1, stream: 0, announced.last!.payload))
+            var rest: [Frame] = []
+            while let frame = try? await Self.readFrame(connection, timeout: 5) { rest.append(frame) }
+            #expect(rest.first { $0.type == Frame.goAway }?.lastStreamID == 1, "\(rest)")
+            #expect(rest.filter { $0.stream == 1 && $0.type == Frame.data }.map(\.text).joined().contains(#""path":"/slow""#))
+            #expect(await connection.waitForClose())
+            _ = try await applying.value
+            #expect(try await harness.get("/still", port: harness.ports[0]).status == 200)
         }
     }
 

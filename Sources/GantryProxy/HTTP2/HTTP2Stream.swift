@@ -208,7 +208,9 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 
     private func write(_ part: HTTPServerResponsePart) {
         guard let context else { return }
-        if case .end = part {
+        // The end's write is awaited only when the request is still coming: then the stream is
+        // reset once the response has gone. Otherwise no promise, which costs an allocation.
+        if case .end = part, requestInProgress {
             let promise = context.eventLoop.makePromise(of: Void.self)
             responseEnd = promise.futureResult
             context.write(wrapOutboundOut(part), promise: promise)
