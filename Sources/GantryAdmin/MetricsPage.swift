@@ -79,6 +79,7 @@ public struct MetricsPage: Sendable {
         .http2ProtocolErrors: "HTTP/2 connections closed for protocol errors and floods",
         .http2StreamErrors: "HTTP/2 streams reset for errors of their own (a malformed request), their connection going on",
         .rateLimited: "Requests refused by a rate limit (429)",
+        .mirroredRequests: "Requests copied to a route's mirror service (their answers are dropped)",
         .unauthorized: "Requests refused by authentication (401)",
     ]
 

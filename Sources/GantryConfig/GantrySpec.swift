@@ -182,6 +182,9 @@ public struct RouteSpec: Decodable, Sendable {
     /// With `backends`: keep a caller on one service by a header's or cookie's value,
     /// `{header: X-User-ID}` or `{cookie: session}`.
     public var sticky: StickySpec?
+    /// A copy of a share of the requests to a shadow service, its answers dropped:
+    /// `{service: app-next, percent: 10}` (default 100).
+    public var mirror: MirrorSpec?
     /// Overrides the service's `timeouts.response` for this route.
     public var timeout: DurationSpec?
     /// Overrides the service's `retries` for this route.
@@ -209,6 +212,11 @@ public struct QueryMatchSpec: Decodable, Sendable, ExclusiveKeys {
     public var regex: String?
 
     public static let exclusiveKeys = ExclusiveKeySet(["value", "regex"])
+}
+
+public struct MirrorSpec: Decodable, Sendable {
+    public var service: String?
+    public var percent: Double?
 }
 
 /// `{service: app-v2, weight: 5}`; the weight defaults to 1, as in Gateway API.

@@ -261,6 +261,20 @@ struct SpecCompiler {
             }
             let headers = compileHeaderMatches(spec.headers ?? [], at: here / "headers")
             let query = compileQueryMatches(spec.queryParams ?? [], at: here / "queryParams")
+            var mirror: RouteMirror?
+            if let spec = spec.mirror {
+                let percent = spec.percent ?? 100
+                if !(0...100).contains(percent) { problem(here / "mirror" / "percent", "must be between 0 and 100") }
+                if let name = spec.service {
+                    if let shadow = services.first(where: { $0.name == name }) {
+                        mirror = RouteMirror(service: shadow.index, percent: percent)
+                    } else {
+                        problem(here / "mirror" / "service", "unknown service \"\(name)\"" + Suggestion.hint(for: name, among: serviceNames))
+                    }
+                } else {
+                    problem(here / "mirror" / "service", "missing required key \"service\"")
+                }
+            }
             guard let (service, split) = compileBackends(spec, services: services, at: here) else { continue }
             let name = spec.name ?? "\(host == .any ? "" : host.description)\(pathRule.path)"
             let signature = "\(host)|\(pathRule)|\(methods.sorted())|\(headers.map(\.description).sorted())|\(query.map(\.description).sorted())"
@@ -271,7 +285,7 @@ struct SpecCompiler {
             rules.append(
                 RouteRule(
                     index: rules.count, name: name, host: host, path: pathRule, methods: methods, headers: headers, query: query,
-                    service: service.index, split: split))
+                    service: service.index, split: split, mirror: mirror))
             let routePolicies = compileRoutePolicies(spec.policies ?? [], policies: policies, byName: policyNames, at: here / "policies")
             settings.append(
                 RouteSettings(

@@ -14,10 +14,11 @@ public final class RouteRule: Sendable {
     public let service: Int
     /// Several services by weight, when the route splits its traffic.
     public let split: BackendSplit?
+    public let mirror: RouteMirror?
 
     public init(
         index: Int, name: String, host: HostPattern, path: PathRule, methods: [String] = [],
-        headers: [HeaderMatch] = [], query: [QueryMatch] = [], service: Int, split: BackendSplit? = nil
+        headers: [HeaderMatch] = [], query: [QueryMatch] = [], service: Int, split: BackendSplit? = nil, mirror: RouteMirror? = nil
     ) {
         self.index = index
         self.name = name
@@ -28,6 +29,7 @@ public final class RouteRule: Sendable {
         self.query = query
         self.service = service
         self.split = split
+        self.mirror = mirror
     }
 }
 

@@ -186,4 +186,40 @@ import Testing
         }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
     }
+
+    /// Backends, stickiness and a mirror compile to the route; their mistakes are named.
+    @Test func splitsAndMirrorsCompileAndTheirMistakesAreNamed() throws {
+        let services = "services: [{name: v1, endpoints: [127.0.0.1:9001]}, {name: v2, endpoints: [127.0.0.1:9002]}]\n"
+        let good = try load(
+            """
+            loadBalancer: {listeners: [{port: 8080}]}
+            gateway:
+              routes: [{path: /, backends: [{service: v1, weight: 9}, {service: v2}], sticky: {cookie: sid}, mirror: {service: v2, percent: 12.5}}]
+            \(services)
+            """
+        ).get().snapshot.routes.rules[0]
+        #expect(good.split?.backends.map(\.weight) == [9, 1] && good.split?.sticky == .cookie("sid"))
+        #expect(good.mirror == RouteMirror(service: 1, percent: 12.5))
+        let found = issues(
+            """
+            loadBalancer: {listeners: [{port: 8080}]}
+            gateway:
+              routes:
+                - {path: /a, backends: [{service: v1, weight: 0}], mirror: {service: v3, percent: 150}}
+                - {path: /b, service: v1, backends: [{service: v2}]}
+                - {path: /c, service: v1, sticky: {header: X-User}}
+            \(services)
+            """)
+        let expected = [
+            "gantry.yaml:4:28: gateway.routes[0].backends: every weight is 0",
+            "gantry.yaml:4:87: gateway.routes[0].mirror.percent: must be between 0 and 100",
+            "gantry.yaml:4:74: gateway.routes[0].mirror.service: unknown service \"v3\"",
+            "gantry.yaml:5:41: gateway.routes[1].backends: set either service or backends, not both",
+            "gantry.yaml:6:39: gateway.routes[2].sticky: sticky needs backends",
+        ]
+        for prefix in expected {
+            #expect(found.contains { $0.hasPrefix(prefix) }, "\(found.joined(separator: "\n"))")
+        }
+        #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
+    }
 }

@@ -91,6 +91,7 @@ final class ProxyExchange {
             context.upstreamHead = consume upstreamHead
             if context.settings.policies.isEmpty {
                 context.policiesPassed = true
+                if admitted.route.mirror != nil { startMirror() }
                 // Admission without policies takes a microsecond or two: not worth reading the clock.
                 proceed(now: context.started)
             } else {
@@ -136,6 +137,7 @@ final class ProxyExchange {
         context.bodySchema = request.bodySchema
         if context.outcome == nil { context.outcome = request.note }
         context.policiesPassed = true
+        if context.route?.mirror != nil { startMirror() }
         proceed()
     }
 
@@ -325,10 +327,29 @@ final class ProxyExchange {
         context.responseDeadline = now + .nanoseconds(context.settings.responseTimeoutNanoseconds)
     }
 
+    // MARK: The mirror
+
+    /// Copies the request for the route's mirror when its share draws it: the head as it goes
+    /// upstream, after the policies, and the body read so far; sent now if there is no more to
+    /// come, else when the body ends.
+    private func startMirror() {
+        guard let mirror = context.route?.mirror, loop.drawRandom({ mirror.takes($0.next()) }), let head = context.upstreamHead else { return }
+        let copy = RequestMirror(head: head.built)
+        for part in context.pending { copy.append(part) }
+        loop.metrics.add(.mirroredRequests)
+        if !context.hasBody || context.requestEnded { sendMirror(copy, to: mirror.service) } else { context.mirror = copy }
+    }
+
+    private func sendMirror(_ copy: RequestMirror, to service: Int) {
+        guard let endpoint = context.snapshot.clusters[service].endpoints.endpoints.randomElement() else { return }
+        copy.send(to: endpoint.address, on: loop.eventLoop)
+    }
+
     // MARK: The request's body, from the client
 
     func requestBody(_ buffer: ByteBuffer) {
         context.requestBytes += buffer.readableBytes
+        context.mirror?.append(buffer)
         if let limit = context.maxRequestBody, context.requestBytes > limit {
             // A chunked body grew past the limit while streaming.
             guard context.responseSide == .waiting else {
@@ -360,6 +381,7 @@ final class ProxyExchange {
     /// the gateway checked (`X-Forwarded-For`, `Host`).
     func requestEnd() {
         context.requestEnded = true
+        if let copy = context.mirror.take(), let mirror = context.route?.mirror { sendMirror(copy, to: mirror.service) }
         if context.policiesPassed, context.bodySchema != nil, context.hasBody, context.requestSide == .buffering, context.attempts == 0,
             !context.finished
         {

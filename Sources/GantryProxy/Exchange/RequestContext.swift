@@ -56,6 +56,8 @@ struct RequestContext {
     var expectsContinue = false
     /// Changes to the client's response from the route's policies (rate-limit and CORS
     /// headers, transforms).
+    /// The copy for the route's mirror, while the request's body is still coming.
+    var mirror: RequestMirror?
     var responseEdits = HeaderEdits()
     /// The most request body the edge and the route's policies allow.
     var maxRequestBody: Int?

@@ -4,7 +4,7 @@ public enum ProxyCounter: Int, CaseIterable, Sendable {
     case downstreamConnections, activeConnections, connectionsRefused, headerTimeouts, requests
     case responses1xx, responses2xx, responses3xx, responses4xx, responses5xx
     case upstreamConnects, upstreamConnectFailures, upstreamReused, retries, outlierEjections
-    case http2Connections, http2ProtocolErrors, http2StreamErrors, tlsHandshakeFailures, redirects
+    case http2Connections, http2ProtocolErrors, http2StreamErrors, tlsHandshakeFailures, redirects, mirroredRequests
     case malformedRequests, noRoute, unauthorized, rateLimited, rateLimitStoreFailures, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
 }
 
