@@ -128,6 +128,8 @@ final class DNSStreamHandler: ChannelInboundHandler {
     private var client: String?
     private var pending: ByteBuffer?
     private var deadline: Scheduled<Void>?
+    /// The deadline running is a message's (from its first byte), not the idle one.
+    private var isMessageDeadline = false
 
     init(server: DNSServer) {
         self.server = server
@@ -180,8 +182,6 @@ final class DNSStreamHandler: ChannelInboundHandler {
             arm(server.limits.idleTimeout, context: context)
         }
     }
-
-    private var isMessageDeadline = false
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext, message: Bool = false) {
         deadline?.cancel()

@@ -53,8 +53,7 @@ struct JWTCommand: AsyncParsableCommand {
         var token: String
 
         func run() async throws {
-            let snapshot: RuntimeSnapshot
-            do { snapshot = try ConfigFile.load(file).snapshot } catch let exit as ExitCode { throw ExitCode(exit.rawValue == 0 ? 0 : 2) }
+            let snapshot = try ConfigFile.load(file).snapshot  // problems printed as `validate` prints them, exit 2
             guard let compiled = snapshot.policies.first(where: { $0.name == policy }) else {
                 let names = snapshot.policies.map(\.name)
                 printError("gantry: no policy \"\(policy)\" in \(file)" + Suggestion.hint(for: policy, among: names))
