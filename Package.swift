@@ -67,6 +67,7 @@ let package = Package(
             dependencies: [
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -106,7 +107,8 @@ let package = Package(
         .target(
             name: "GantryPods",
             dependencies: [
-                "GantryCore", "GantryConfig",
+                "GantryCore", "GantryConfig", "GantryTLS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,7 +121,9 @@ let package = Package(
         .target(
             name: "GantryHTTP",
             dependencies: [
+                "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

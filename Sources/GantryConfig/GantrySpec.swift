@@ -256,6 +256,8 @@ public struct ServiceSpec: Decodable, Sendable {
     public var autoscaling: AutoscalingSpec?
     /// The load balancer's own active checks of every target, beside pod probes.
     public var healthCheck: HealthCheckSpec?
+    /// The endpoints speak HTTPS: gantry verifies them and may present a client certificate.
+    public var tls: UpstreamTLSSpec?
 }
 
 /// `services[i].healthCheck:` checks as a cloud load balancer's target group makes them.

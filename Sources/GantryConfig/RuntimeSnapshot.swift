@@ -193,6 +193,8 @@ public struct ServiceSettings: Sendable {
     public let autoscaling: AutoscalingSettings?
     public let clusterIP: ClusterIP
     public var healthCheck: HealthCheckSettings?
+    /// Set when the endpoints speak HTTPS.
+    public var tls: UpstreamTLS?
 }
 
 /// A service's load-balancer health check.
@@ -204,6 +206,9 @@ public struct HealthCheckSettings: Sendable, Hashable {
     public let healthyThreshold: Int
     public let unhealthyThreshold: Int
     public let matcher: StatusMatcher
+    /// The service's TLS options: the checks of an HTTPS service speak HTTPS, verified as its
+    /// requests are (a target whose certificate fails would fail every request).
+    public var tls: UpstreamTLS?
 }
 
 /// A service's stable virtual address.

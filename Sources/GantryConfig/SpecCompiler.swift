@@ -165,6 +165,8 @@ struct SpecCompiler {
                     clusterIP: clusterIP
                 )
             settings.healthCheck = spec.healthCheck.map { compileHealthCheck($0, at: here / "healthCheck") }
+            settings.tls = spec.tls.map { $0.compile(resolve: resolve, problem: { problem(here / "tls" / [$0], $1) }) }
+            settings.healthCheck?.tls = settings.tls
             result.append(settings)
         }
         return result

@@ -1,11 +1,26 @@
 import Foundation
+import GantryTLS
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
-/// One HTTP/1.1 request per connection, for the control plane: the admin client, key fetches.
+/// One HTTP/1.1 request per connection, for the control plane: the admin client, key fetches
+/// (over TLS for `https://` key sets and introspection endpoints).
 public enum SimpleHTTPClient {
+    /// A TLS context and the name to send as SNI and verify (nil: the certificate must carry the
+    /// peer's IP address).
+    public struct TLS: Sendable {
+        public let context: NIOSSLContext
+        public let serverName: String?
+
+        public init(context: NIOSSLContext, serverName: String?) {
+            self.context = context
+            self.serverName = serverName
+        }
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
 
@@ -16,12 +31,16 @@ public enum SimpleHTTPClient {
 
     public static func request(
         _ method: HTTPMethod, host: String, port: Int, path: String, hostHeader: String? = nil, body: Data? = nil,
-        headers extra: [(String, String)] = [], timeout: Duration = .seconds(5), maxBody: Int = 4 << 20
+        headers extra: [(String, String)] = [], timeout: Duration = .seconds(5), maxBody: Int = 4 << 20, tls: TLS? = nil
     ) async throws -> (status: Int, body: Data) {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: tls.serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
@@ -29,7 +48,7 @@ public enum SimpleHTTPClient {
         let exchange = Task {
             try await channel.executeThenClose { inbound, outbound in
                 var headers = HTTPHeaders()
-                headers.add(name: "host", value: hostHeader ?? "\(host):\(port)")
+                headers.add(name: "host", value: hostHeader ?? (port == (tls == nil ? 80 : 443) ? host : "\(host):\(port)"))
                 headers.add(name: "user-agent", value: "gantry")
                 headers.add(name: "connection", value: "close")
                 headers.add(name: "content-length", value: "\(body?.count ?? 0)")

@@ -1,5 +1,6 @@
 import GantryConfig
 import GantryCore
+import GantryTLS
 import Logging
 import NIOCore
 import Synchronization
@@ -146,11 +147,12 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
         let port = check.port ?? target.port
         let result = await ProbeRunner.withTimeout(check.timeout) {
             try await self.runner.httpStatus(
-                host: target.host, port: port, path: check.path, headers: [], timeout: check.timeout, userAgent: "gantry-health-check")
+                host: target.host, port: port, path: check.path, headers: [], timeout: check.timeout, userAgent: "gantry-health-check",
+                tls: check.tls)
         }
         switch result {
         case .success(let status): return check.matcher.matches(status) ? nil : "status \(status), want \(check.matcher)"
-        case .failure(let error): return "\(error)"
+        case .failure(let error): return check.tls == nil ? "\(error)" : TLSClientContext.explain(error)
         case nil: return "timed out after \(check.timeout)"
         }
     }

@@ -1,6 +1,8 @@
 import GantryCore
+import GantryTLS
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Subprocess
 
 /// Performs one probe against a pod, as the kubelet does: an HTTP GET whose status must be
@@ -29,13 +31,21 @@ struct ProbeRunner: Sendable {
     }
 
     /// A minimal HTTP/1.1 GET that reads only the status line, like kube-probe: the status code,
-    /// 0 for a reply that is not HTTP/1.x.
+    /// 0 for a reply that is not HTTP/1.x. Over TLS when `tls` is set (a load-balancer check of
+    /// an HTTPS service).
     func httpStatus(
-        host: String, port: Int, path: String, headers: [Probe.HeaderField], timeout: Duration, userAgent: String = "kube-probe/gantry"
+        host: String, port: Int, path: String, headers: [Probe.HeaderField], timeout: Duration, userAgent: String = "kube-probe/gantry",
+        tls: UpstreamTLS? = nil
     ) async throws -> Int {
+        let context = try tls.map { try TLSClientContext.shared.context(for: $0) }
         let channel = try await bootstrap(timeout: timeout).connect(host: host, port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                if let context, let tls {
+                    let name = tls.serverName(forHost: host)
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: name))
+                }
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
         return try await channel.executeThenClose { inbound, outbound in

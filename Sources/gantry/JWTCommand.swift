@@ -41,7 +41,7 @@ struct JWTCommand: AsyncParsableCommand {
         @Option(help: "Check as of this time, in seconds since 1970 (default: now).")
         var now: Double?
 
-        @Option(help: "A key set (JWKS) file or http:// URL to use instead of the one the policy fetches.")
+        @Option(help: "A key set (JWKS) file or http(s):// URL to use instead of the one the policy fetches.")
         var jwks: String?
 
         @Flag(help: "Print JSON instead of text.")
@@ -76,10 +76,10 @@ struct JWTCommand: AsyncParsableCommand {
         private func fetchedKeys(_ policy: JWTPolicy, snapshot: RuntimeSnapshot) async throws -> [JWTKey] {
             if let jwks {
                 let data: Data
-                if jwks.hasPrefix("http://") {
+                if jwks.hasPrefix("http://") || jwks.hasPrefix("https://") {
                     let environment = CommandPolicyEnvironment(snapshot: snapshot, running: [:])
                     guard let target = RemoteSource.url(jwks).target(in: environment) else { throw ValidationError("--jwks \(jwks): not a URL") }
-                    data = try await environment.send(OutgoingRequest(method: .GET, host: target.host, port: target.port, path: target.path)).get().body
+                    data = try await environment.send(OutgoingRequest(method: .GET, to: target)).get().body
                 } else {
                     guard let contents = FileManager.default.contents(atPath: jwks) else { throw ValidationError("--jwks \(jwks): cannot read the file") }
                     data = contents
@@ -120,6 +120,10 @@ private struct CommandPolicyEnvironment: PolicyEnvironment {
     func endpoint(ofService name: String) -> EndpointAddress? {
         let endpoints = snapshot.services.first { $0.name == name }?.staticEndpoints ?? []
         return endpoints.first ?? running[name]?.first
+    }
+
+    func upstreamTLS(ofService name: String) -> UpstreamTLS? {
+        snapshot.services.first { $0.name == name }?.tls
     }
 
     func send(_ request: OutgoingRequest) -> EventLoopFuture<OutgoingResponse> {

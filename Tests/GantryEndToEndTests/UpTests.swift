@@ -128,3 +128,49 @@ extension UpTests {
         #expect(await eventually(timeout: .seconds(10)) { (try? await servers(6)) == ["echo-0", "echo-1"] })
     }
 }
+
+extension UpTests {
+    /// The load balancer's checks of an HTTPS service speak HTTPS and verify the target as its
+    /// requests do: a target whose certificate gantry cannot trust is taken out, and the event
+    /// says why; the trusted one serves.
+    @Test func anHTTPSServiceIsHealthCheckedOverTLS() async throws {
+        let pki = try await TestPKI.make()
+        let server = try await PythonHTTPSServer(pki: pki)
+        let check = "{path: /healthz, interval: 200ms, timeout: 150ms, healthyThreshold: 1, unhealthyThreshold: 1}"
+        let config = directory.appendingPathComponent("gantry.yaml")
+        try """
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        admin: {port: 0}
+        gateway:
+          routes:
+            - {path: /secure, service: secure}
+            - {path: /rogue, service: rogue}
+        services:
+          - name: secure
+            endpoints: [127.0.0.1:\(server.port)]
+            tls: {caFile: \(pki.ca), serverName: backend.internal}
+            healthCheck: \(check)
+          - name: rogue
+            endpoints: [127.0.0.1:\(server.port)]
+            tls: {caFile: \(pki.rogueCA)}
+            healthCheck: \(check)
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "gantry did not start: \(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"))
+
+        let secure = try await run("curl", ["-s", "http://127.0.0.1:\(port)/secure/x"])
+        #expect(secure.output.contains(#""sni": "backend.internal""#), "\(secure.output)")
+        #expect(
+            await eventually {
+                let events = (try? await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"]))?.output ?? ""
+                return events.contains("TargetUnhealthy") && events.contains("service/rogue") && events.contains("did not verify")
+            })
+        let rogue = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/rogue/x"])
+        #expect(rogue.output == "503")
+        let table = try await run(GantryProcess.binary, ["get", "services", "--admin", "127.0.0.1:\(admin)"])
+        #expect(table.output.contains("(unhealthy)"), "\(table.output)")
+        #expect(!gantry.stderr.contains("service/secure"), "\(gantry.stderr)")
+    }
+}

@@ -28,9 +28,9 @@ import Testing
             self.events = events
         }
 
-        func connect(_ handler: UpstreamHandler, to address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop)
-            -> EventLoopFuture<Void>
-        {
+        func connect(
+            _ handler: UpstreamHandler, to address: SocketAddress, tls: UpstreamSecurity?, timeout: TimeAmount, on eventLoop: any EventLoop
+        ) -> EventLoopFuture<Void> {
             let port = address.port ?? 0
             events.entries.append("connect \(port)")
             if refused.contains(port) { return loop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect")) }

@@ -233,7 +233,7 @@ public struct JWTPolicy: GatewayPolicy {
         guard let target = keySource.target(in: environment) else {
             return environment.eventLoop.makeFailedFuture(KeyFetchFailure(description: "\(keySource) has no ready endpoint yet"))
         }
-        return environment.send(OutgoingRequest(method: .GET, host: target.host, port: target.port, path: target.path))
+        return environment.send(OutgoingRequest(method: .GET, to: target))
             .flatMapThrowing { answer in
                 guard answer.status == 200 else { throw KeyFetchFailure(description: "HTTP \(answer.status)") }
                 let keys = try JWKSet.keys(from: answer.body)

@@ -48,6 +48,9 @@ public enum LocalReason: String, CaseIterable, Sendable {
     case upstreamAddressUnresolvable = "upstream_address_unresolvable"
     case upstreamConnectFailure = "upstream_connect_failure"
     case upstreamConnectTimeout = "upstream_connect_timeout"
+    /// The TLS handshake with an HTTPS endpoint failed (its certificate did not verify, no
+    /// version in common…): never retried in plain text.
+    case upstreamTLSFailure = "upstream_tls_failure"
     case upstreamTimeout = "upstream_timeout"
     case streamIdleTimeout = "stream_idle_timeout"
     case upstreamReset = "upstream_reset"
@@ -83,7 +86,8 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .rateLimited: .tooManyRequests
         case .introspectionUnavailable, .rateLimitStoreUnavailable, .policyUnavailable, .noEndpoint: .serviceUnavailable
         case .upstreamConnectTimeout, .upstreamTimeout, .streamIdleTimeout: .gatewayTimeout
-        case .upstreamAddressUnresolvable, .upstreamConnectFailure, .upstreamReset, .upstreamProtocolError, .upstreamErrorResponse:
+        case .upstreamAddressUnresolvable, .upstreamConnectFailure, .upstreamTLSFailure, .upstreamReset, .upstreamProtocolError,
+            .upstreamErrorResponse:
             .badGateway
         case .clientClosed: HTTPResponseStatus(statusCode: 499)
         }
@@ -103,6 +107,7 @@ public enum LocalReason: String, CaseIterable, Sendable {
         switch self {
         case .upstreamTimeout, .streamIdleTimeout, .upstreamConnectTimeout: "the upstream did not answer in time"
         case .upstreamConnectFailure: "could not connect to the upstream"
+        case .upstreamTLSFailure: "could not make a secure connection to the upstream"
         case .upstreamProtocolError: "the upstream sent an invalid response"
         case .upstreamReset: "the upstream closed the connection before responding"
         case .upstreamAddressUnresolvable: "the upstream address could not be resolved"

@@ -73,7 +73,7 @@ public struct OAuth2Policy: GatewayPolicy {
             headers.append(("authorization", "Basic " + Data("\(clientId):\(clientSecret)".utf8).base64EncodedString()))
         }
         let answer = environment.send(
-            OutgoingRequest(method: .POST, host: target.host, port: target.port, path: target.path, headers: headers, body: Data(form.utf8)))
+            OutgoingRequest(method: .POST, to: target, headers: headers, body: Data(form.utf8)))
         let policy = self
         return .wait(
             answer.hop(to: environment.eventLoop).map { answer in

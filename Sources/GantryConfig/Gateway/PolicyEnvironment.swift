@@ -14,6 +14,9 @@ public protocol PolicyEnvironment: Sendable {
     /// The address of a ready endpoint of a service in gantry, or nil when it has none.
     func endpoint(ofService name: String) -> EndpointAddress?
 
+    /// How to speak TLS to a service's endpoints, or nil when they speak plain HTTP.
+    func upstreamTLS(ofService name: String) -> UpstreamTLS?
+
     /// One HTTP/1.1 request; the future fails when no complete answer came within `timeout`.
     func send(_ request: OutgoingRequest) -> EventLoopFuture<OutgoingResponse>
 
@@ -33,6 +36,8 @@ public struct OutgoingRequest: Sendable {
     public var headers: [(String, String)]
     public var body: Data?
     public var timeout: Duration
+    /// Set for HTTPS.
+    public var tls: UpstreamTLS?
 
     public init(
         method: HTTPMethod, host: String, port: Int, path: String, headers: [(String, String)] = [], body: Data? = nil,
@@ -46,6 +51,15 @@ public struct OutgoingRequest: Sendable {
         self.body = body
         self.timeout = timeout
     }
+
+    public init(method: HTTPMethod, to target: RemoteTarget, headers: [(String, String)] = [], body: Data? = nil, timeout: Duration = .seconds(5)) {
+        self.init(method: method, host: target.host, port: target.port, path: target.path, headers: headers, body: body, timeout: timeout)
+        self.tls = target.tls
+    }
+}
+
+extension PolicyEnvironment {
+    public func upstreamTLS(ofService name: String) -> UpstreamTLS? { nil }
 }
 
 public struct OutgoingResponse: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import GantryConfig
 import GantryCore
+import GantryTLS
 import NIOCore
 import NIOHTTP1
 
@@ -251,7 +252,8 @@ final class ProxyExchange {
     // MARK: 6. A connection to the endpoint
 
     private func connect(to endpoint: EndpointState, now: NIODeadline) {
-        if let connection = loop.pool.take(endpoint) {
+        let cluster = context.cluster
+        if let connection = cluster.pool.take(endpoint) {
             loop.metrics.add(.upstreamReused)
             // Inside the client's read batch, the flush waits for the batch's end, so a request
             // that turns out malformed later in the same batch never leaves.
@@ -262,12 +264,22 @@ final class ProxyExchange {
             attemptFailed(.connectFailure, reason: .upstreamAddressUnresolvable)
             return
         }
-        let service = context.cluster.settings
+        let service = cluster.settings
+        var security: UpstreamSecurity?
+        if let tls = service.tls {
+            do {
+                security = UpstreamSecurity(context: try TLSClientContext.shared.context(for: tls), serverName: tls.serverName(forHost: endpoint.address.host))
+            } catch {
+                context.outcomeDetail = "service \(service.name): \(error)"
+                attemptFailed(.connectFailure, reason: .upstreamTLSFailure, canRetry: false)
+                return
+            }
+        }
         downstream?.setReadsPaused(true)
         loop.metrics.add(.upstreamConnects)
-        let connection = UpstreamHandler(endpoint: endpoint, service: service, loop: loop)
+        let connection = UpstreamHandler(endpoint: endpoint, service: service, pool: cluster.pool, loop: loop)
         let attempt = context.attempts
-        loop.connector.connect(connection, to: socketAddress, timeout: TimeAmount(service.connectTimeout), on: loop.eventLoop)
+        loop.connector.connect(connection, to: socketAddress, tls: security, timeout: TimeAmount(service.connectTimeout), on: loop.eventLoop)
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {
@@ -275,7 +287,7 @@ final class ProxyExchange {
                     guard !context.finished, attempt == context.attempts else {
                         // The client left, or the exchange moved on while connecting: keep the
                         // fresh connection for the next request.
-                        loop.pool.release(connection, now: .now())
+                        connection.pool.release(connection, now: .now())
                         return
                     }
                     endpoint.connectSucceeded()
@@ -286,6 +298,12 @@ final class ProxyExchange {
                     }
                     guard !context.finished, attempt == context.attempts else { return }
                     loop.metrics.add(.upstreamConnectFailures)
+                    if let failure = error as? UpstreamTLSFailure {
+                        // Said in the log, with the endpoint: which certificate, and why.
+                        context.outcomeDetail = "\(endpoint.address): \(failure)"
+                        attemptFailed(.connectFailure, reason: .upstreamTLSFailure)
+                        return
+                    }
                     let timedOut: Bool
                     if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
                     attemptFailed(.connectFailure, reason: timedOut ? .upstreamConnectTimeout : .upstreamConnectFailure)
@@ -493,6 +511,11 @@ final class ProxyExchange {
         context.upstream = nil
         if error is HTTPParserError {
             attemptFailed(.reset, reason: .upstreamProtocolError, canRetry: false)
+        } else if let error, UpstreamTLSFailure.isRefusal(error), let endpoint = context.endpoint {
+            // A TLS 1.3 server checks the client's certificate after gantry's side of the
+            // handshake is done, and refuses with an alert on the first read.
+            context.outcomeDetail = "\(endpoint.address): \(UpstreamTLSFailure(underlying: error))"
+            attemptFailed(.reset, reason: .upstreamTLSFailure)
         } else {
             loop.metrics.add(.upstreamResets)
             attemptFailed(.reset, reason: .upstreamReset)
@@ -572,7 +595,7 @@ final class ProxyExchange {
         upstream.setReadsPaused(false)
         context.endpoint?.requestEnded()
         if context.requestSide == .complete {
-            loop.pool.release(upstream, now: context.lastActivity)
+            upstream.pool.release(upstream, now: context.lastActivity)
         } else {
             upstream.close()
         }

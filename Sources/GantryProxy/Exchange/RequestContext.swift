@@ -97,6 +97,13 @@ struct RequestContext {
     /// Why gantry answered itself or cut the exchange short; for a request that was tried again
     /// and then answered by an upstream, why the last failed attempt failed.
     var outcome: LocalReason?
+    /// What the log adds to ``outcome``: why a TLS handshake with the upstream failed.
+    var outcomeDetail: String?
+    /// The log's and the span's `detail`: the outcome, and why when there is more to say.
+    var detail: String? {
+        guard let outcome else { return nil }
+        return outcomeDetail.map { "\(outcome.label): \($0)" } ?? outcome.label
+    }
     /// Gantry answered the request itself (``outcome`` says why).
     var answeredLocally = false
     var requestBytes = 0

@@ -2,6 +2,7 @@ import Foundation
 import GantryConfig
 import GantryCore
 import GantryHTTP
+import GantryTLS
 import NIOCore
 
 /// What policies' background work may ask of the world (a jwt policy refreshing its keys): the
@@ -19,6 +20,10 @@ struct ControlPolicyEnvironment: PolicyEnvironment {
         plane.endpoints(forService: name)?.endpoints.randomElement()?.address
     }
 
+    func upstreamTLS(ofService name: String) -> UpstreamTLS? {
+        plane.snapshot.services.first { $0.name == name }?.tls
+    }
+
     func send(_ request: OutgoingRequest) -> EventLoopFuture<OutgoingResponse> {
         request.send(on: eventLoop)
     }
@@ -31,13 +36,14 @@ struct ControlPolicyEnvironment: PolicyEnvironment {
 }
 
 extension OutgoingRequest {
-    /// Sends the request with gantry's small HTTP/1.1 client; the answer completes on `eventLoop`.
+    /// Sends the request with gantry's small HTTP/1.1 client, over TLS for an HTTPS target; the answer completes on `eventLoop`.
     public func send(on eventLoop: any EventLoop) -> EventLoopFuture<OutgoingResponse> {
         let request = self
         return eventLoop.makeFutureWithTask {
+            let tls = try request.tls.map { ($0, try TLSClientContext.shared.context(for: $0)) }
             let answer = try await SimpleHTTPClient.request(
                 request.method, host: request.host, port: request.port, path: request.path, body: request.body, headers: request.headers,
-                timeout: request.timeout)
+                timeout: request.timeout, tls: tls.map { .init(context: $0.1, serverName: $0.0.serverName(forHost: request.host)) })
             return OutgoingResponse(status: answer.status, body: answer.body)
         }
     }

@@ -20,6 +20,10 @@ final class LoopPolicyEnvironment: PolicyEnvironment, @unchecked Sendable {
         return loop.current.cluster(named: name)?.endpoints.endpoints.randomElement()?.address
     }
 
+    func upstreamTLS(ofService name: String) -> UpstreamTLS? {
+        loop.current.cluster(named: name)?.settings.tls
+    }
+
     func send(_ request: OutgoingRequest) -> EventLoopFuture<OutgoingResponse> {
         request.send(on: eventLoop)
     }

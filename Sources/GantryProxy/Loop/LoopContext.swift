@@ -26,7 +26,8 @@ final class LoopContext {
     private var registry = LoopRegistry()
     /// Lent out through ``drawRandom(_:)`` only.
     private var random = FastRandom()
-    let pool = UpstreamPool()
+    /// Idle connections to plain-HTTP endpoints; those over TLS are in ``LoopRegistry/securePools``.
+    let pool: UpstreamPool
     /// Opens upstream connections (sockets; an in-memory pipe in tests).
     let connector: any UpstreamConnector
     private(set) var accessLog: AccessLogBuffer?
@@ -73,7 +74,9 @@ final class LoopContext {
         var registry = LoopRegistry()
         let gateway = LoopGateway(policies: registry.bindPolicies(of: state), routeCount: state.runtime.routeSettings.count)
         // Round robin starts at a different place on each loop, as Envoy does per worker.
-        let clusters = registry.clusters(for: state) { Int.random(in: 0..<1024, using: &random) }
+        let plainPool = UpstreamPool()
+        let clusters = registry.clusters(for: state, plainPool: plainPool) { Int.random(in: 0..<1024, using: &random) }
+        self.pool = plainPool
         self.current = LoopSnapshot(runtime: state.runtime, gateway: gateway, clusters: clusters, version: state.version)
         self.registry = registry
         self.random = random
@@ -90,11 +93,13 @@ final class LoopContext {
         let gateway =
             state.runtime === previous.runtime
             ? previous.gateway : LoopGateway(policies: registry.bindPolicies(of: state), routeCount: state.runtime.routeSettings.count)
-        let clusters = registry.clusters(for: state) { drawRandom { Int.random(in: 0..<1024, using: &$0) } }
+        let clusters = registry.clusters(for: state, plainPool: pool) { drawRandom { Int.random(in: 0..<1024, using: &$0) } }
         current = LoopSnapshot(runtime: state.runtime, gateway: gateway, clusters: clusters, version: state.version)
         let kept = Set(clusters.flatMap { $0.endpoints.endpoints.map(\.address) })
         for cluster in previous.clusters {
-            for endpoint in cluster.endpoints.endpoints where !kept.contains(endpoint.address) { pool.closeIdle(to: endpoint.address) }
+            for endpoint in cluster.endpoints.endpoints where !kept.contains(endpoint.address) {
+                for pool in pools { pool.closeIdle(to: endpoint.address) }
+            }
         }
     }
 
@@ -180,6 +185,9 @@ final class LoopContext {
         return resolved
     }
 
+    /// Every pool of idle upstream connections on this loop.
+    private var pools: [UpstreamPool] { [pool] + registry.securePools.values }
+
     // MARK: Sweeping and stopping
 
     func startSweeping() {
@@ -216,7 +224,7 @@ final class LoopContext {
         http2Sessions.removeAll()
         sweeper?.cancel()
         sweeper = nil
-        pool.closeAll()
+        for pool in pools { pool.closeAll() }
         spareExchanges.removeAll()
         accessLog?.flush()
     }
@@ -228,6 +236,7 @@ final class LoopContext {
         let now = NIODeadline.now()
         for connection in connections.values { connection.checkTimeouts(now: now) }
         pool.closeExpired(now: now)
+        for pool in registry.securePools.values { pool.closeExpired(now: now) }
         accessLog?.flushIfStale(now: now)
     }
 }

@@ -1,23 +1,38 @@
 import GantryConfig
+import GantryCore
 
 /// What one loop keeps across snapshots, found again by stable identity when a new snapshot is
-/// installed: each service's round-robin position (by service name) and each policy's
-/// loop state (by ``PolicyIdentity``). What a new snapshot no longer names is let go.
+/// installed: each service's round-robin position (by service name), each policy's loop state
+/// (by ``PolicyIdentity``), and the pools of TLS connections (by their TLS options, so that a
+/// connection is only reused by a service that would have made it the same way). What a new
+/// snapshot no longer names is let go.
 struct LoopRegistry {
     private var cursors: [String: BalancerCursor] = [:]
     private var policyStates: [PolicyIdentity: Any] = [:]
+    private(set) var securePools: [UpstreamTLS: UpstreamPool] = [:]
 
     /// The clusters of a new snapshot, with the cursors of the services they share with the last.
     /// `start` draws a new service's first position (round robin starts at a different place on
     /// each loop, as Envoy's workers do).
-    mutating func clusters(for state: PlaneState, start: () -> Int) -> [UpstreamCluster] {
+    /// Plain-HTTP services share `plainPool`. Pools of TLS options no service uses any more are
+    /// closed.
+    mutating func clusters(for state: PlaneState, plainPool: UpstreamPool, start: () -> Int) -> [UpstreamCluster] {
         var kept: [String: BalancerCursor] = [:]
+        var keptPools: [UpstreamTLS: UpstreamPool] = [:]
         let clusters = state.runtime.services.map { settings in
             let cursor = cursors[settings.name] ?? BalancerCursor(position: start())
             kept[settings.name] = cursor
-            return UpstreamCluster(settings: settings, endpoints: state.endpoints[settings.name] ?? .empty(settings.balancer), cursor: cursor)
+            var pool = plainPool
+            if let tls = settings.tls {
+                pool = keptPools[tls] ?? securePools[tls] ?? UpstreamPool()
+                keptPools[tls] = pool
+            }
+            return UpstreamCluster(
+                settings: settings, endpoints: state.endpoints[settings.name] ?? .empty(settings.balancer), cursor: cursor, pool: pool)
         }
         cursors = kept
+        for (tls, pool) in securePools where keptPools[tls] == nil { pool.closeAll() }
+        securePools = keptPools
         return clusters
     }
 

@@ -50,16 +50,20 @@ final class LoopGateway {
 }
 
 /// A service as one snapshot sees it: its settings, its endpoints and the balancer built for
-/// them, and the loop's round-robin position, which is kept by the service's name across snapshots.
+/// them, the loop's round-robin position, which is kept by the service's name across snapshots,
+/// and the loop's pool of idle connections its endpoints are reached by (TLS connections are
+/// pooled apart, by their options).
 final class UpstreamCluster {
     let settings: ServiceSettings
     let endpoints: EndpointSet
     let cursor: BalancerCursor
+    let pool: UpstreamPool
 
-    init(settings: ServiceSettings, endpoints: EndpointSet, cursor: BalancerCursor) {
+    init(settings: ServiceSettings, endpoints: EndpointSet, cursor: BalancerCursor, pool: UpstreamPool) {
         self.settings = settings
         self.endpoints = endpoints
         self.cursor = cursor
+        self.pool = pool
     }
 }
 

@@ -20,7 +20,7 @@ extension ProxyExchange {
                 method: context.methodName, host: context.host, path: context.path, client: downstream?.client.address ?? "unknown",
                 version: context.version.major == 2 ? "2" : "\(context.version.major).\(context.version.minor)",
                 listener: downstream?.client.listener ?? ListenerSettings(name: "-", address: "", port: 0, scheme: "http"),
-                requestID: context.id.description, status: context.status, detail: context.outcome?.label)
+                requestID: context.id.description, status: context.status, detail: context.detail)
             if let route = context.route {
                 facts.route = route
                 facts.service = context.cluster.settings.name
@@ -37,7 +37,7 @@ extension ProxyExchange {
                 route: context.route?.name, service: context.route.map { _ in context.cluster.settings.name },
                 endpoint: context.endpoint?.address.description, status: context.status, bytesIn: context.requestBytes,
                 bytesOut: context.responseBytes, upstreamMs: context.upstreamMs, totalMs: now.milliseconds(since: context.started),
-                attempts: context.attempts, detail: context.outcome?.label))
+                attempts: context.attempts, detail: context.detail))
     }
 
     /// Each stage of this request so far, for `Server-Timing` (milliseconds): the gateway

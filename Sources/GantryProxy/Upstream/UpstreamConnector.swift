@@ -1,31 +1,78 @@
+import GantryTLS
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Opens the connection an ``UpstreamHandler`` speaks on. Sockets in gantry; tests give the
 /// loop one that hands out in-memory channels, so that the whole exchange runs on an embedded
 /// event loop, one step at a time.
 protocol UpstreamConnector {
     /// Connects `handler` to `address` on `eventLoop`; the future completes when the connection
-    /// is up, with the handler in its pipeline.
-    func connect(_ handler: UpstreamHandler, to address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop)
-        -> EventLoopFuture<Void>
+    /// is up (for TLS, once the handshake has verified the peer), with the handler in its
+    /// pipeline.
+    func connect(
+        _ handler: UpstreamHandler, to address: SocketAddress, tls: UpstreamSecurity?, timeout: TimeAmount, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void>
 }
 
-/// TCP connections with `TCP_NODELAY`.
+/// What a TLS connection to an upstream is made with.
+struct UpstreamSecurity {
+    let context: NIOSSLContext
+    /// SNI and the name the certificate must carry; nil: the certificate must carry the peer's
+    /// IP address.
+    let serverName: String?
+}
+
+/// A TLS handshake with an upstream failed or did not finish in time: the connection was never
+/// usable, and the log says why.
+struct UpstreamTLSFailure: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { TLSClientContext.explain(underlying) }
+
+    /// An error on an open TLS connection that is the peer refusing it (an alert), rather than
+    /// the connection ending.
+    static func isRefusal(_ error: any Error) -> Bool {
+        if let error = error as? NIOSSLError {
+            if case .uncleanShutdown = error { return false }
+            return true
+        }
+        return error is BoringSSLError
+    }
+}
+
+/// TCP connections with `TCP_NODELAY`, and TLS over them when the service asks.
 struct SocketConnector: UpstreamConnector {
-    func connect(_ handler: UpstreamHandler, to address: SocketAddress, timeout: TimeAmount, on eventLoop: any EventLoop)
-        -> EventLoopFuture<Void>
-    {
+    func connect(
+        _ handler: UpstreamHandler, to address: SocketAddress, tls: UpstreamSecurity?, timeout: TimeAmount, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
-        return ClientBootstrap(group: eventLoop)
+        let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
+        let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                    let sync = channel.pipeline.syncOperations
+                    if let tls, let handshake {
+                        try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+                        try sync.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: tls.serverName))
+                    }
+                    try sync.addHandler(bound.value)
                 }
             }
             .connect(to: address)
-            .map { _ in }
+        guard let handshake else { return connected.map { _ in } }
+        connected.whenFailure { handshake.fail($0) }
+        return connected.flatMap { channel in
+            // The connect timeout bounds the handshake too: a peer that accepts and says
+            // nothing must not hold the request until its response timeout.
+            let timer = channel.eventLoop.scheduleTask(in: timeout) {
+                handshake.fail(UpstreamTLSFailure(underlying: ChannelError.connectTimeout(timeout)))
+                channel.close(promise: nil)
+            }
+            return handshake.futureResult.always { _ in timer.cancel() }.flatMapErrorThrowing { error in
+                throw error is UpstreamTLSFailure ? error : UpstreamTLSFailure(underlying: error)
+            }
+        }
     }
 }

@@ -15,6 +15,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     let address: EndpointAddress
     /// The endpoint's ``EndpointState/slot``, where the pool keeps it while idle.
     let slot: Int
+    /// The loop's pool for connections made as this one was (plain, or with its TLS options).
+    let pool: UpstreamPool
     /// Strong, as in ``DownstreamHandler``; the pool empties its lists when it closes them.
     private let loop: LoopContext
     private var context: ChannelHandlerContext?
@@ -42,9 +44,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     let maxIdle: Int
     let poolIdleTimeout: TimeAmount
 
-    init(endpoint: EndpointState, service: ServiceSettings, loop: LoopContext) {
+    init(endpoint: EndpointState, service: ServiceSettings, pool: UpstreamPool, loop: LoopContext) {
         self.address = endpoint.address
         self.slot = endpoint.slot
+        self.pool = pool
         self.maxIdle = service.maxIdlePerEndpoint
         self.poolIdleTimeout = TimeAmount(service.poolIdleTimeout)
         self.loop = loop
@@ -161,7 +164,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
             self.exchange = nil
             exchange.upstreamClosed(error: nil)
         } else {
-            loop.pool.remove(self)
+            pool.remove(self)
         }
     }
 
