@@ -29,6 +29,9 @@ public struct MetricsPage: Sendable {
             let name = Self.snakeCase("\(counter)")
             if counter == .activeConnections {
                 now.makeGauge(descriptor: Self.metric("gantry_active_connections", help: "Open client connections")).set(Int64(counters[counter]))
+            } else if counter == .openTunnels {
+                now.makeGauge(descriptor: Self.metric("gantry_open_tunnels", help: "Upgraded connections (WebSockets) open now"))
+                    .set(Int64(counters[counter]))
             } else {
                 now.makeCounter(descriptor: Self.metric("gantry_proxy_\(name)_total", help: Self.help[counter] ?? name.replacingOccurrences(of: "_", with: " ")))
                     .increment(by: Int64(counters[counter]))
@@ -81,6 +84,9 @@ public struct MetricsPage: Sendable {
         .rateLimited: "Requests refused by a rate limit (429)",
         .mirroredRequests: "Requests copied to a route's mirror service (their answers are dropped)",
         .unauthorized: "Requests refused by authentication (401)",
+        .tunnels: "Connections that switched protocols (WebSockets) through gantry",
+        .tunnelBytesFromClients: "Bytes clients sent through switched connections",
+        .tunnelBytesFromUpstreams: "Bytes upstreams sent through switched connections",
     ]
 
     /// A series named in full (its unit already in the name, e.g. `_total`, `_bytes`).

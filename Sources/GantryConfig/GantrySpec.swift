@@ -191,6 +191,11 @@ public struct RouteSpec: Decodable, Sendable {
     public var retries: RetrySpec?
     /// Names of `gateway.policies`, run in this order before the request goes upstream.
     public var policies: [String]?
+    /// Protocols a client may switch to with HTTP/1.1 `Upgrade` (RFC 9110 §7.8). Default
+    /// `[websocket]`; `[]` refuses every upgrade (the request goes on without `Upgrade`).
+    public var upgrades: [String]?
+    /// Timeouts of an upgraded connection (a WebSocket).
+    public var tunnel: TunnelSpec?
 }
 
 extension PathType: SpecEnum {}
@@ -358,4 +363,12 @@ public struct ConnectionPoolSpec: Decodable, Sendable {
     public var maxIdlePerEndpoint: Int?
     /// An idle pooled connection is closed after this. Default 60s.
     public var idleTimeout: DurationSpec?
+}
+
+/// `routes[i].tunnel:` how long an upgraded connection (a WebSocket) may stay open.
+public struct TunnelSpec: Decodable, Sendable {
+    /// Closed after this long with no byte either way. Default 1h.
+    public var idleTimeout: DurationSpec?
+    /// Closed after this long whatever its traffic. Default: none.
+    public var maxDuration: DurationSpec?
 }

@@ -165,6 +165,9 @@ public struct RouteSettings: Sendable {
     public let policies: [Int]
     /// The route's rate limits as `RateLimit-Policy` items, in order.
     public let rateLimits: [String]
+    /// Protocols a client may switch to (`Upgrade`), lowercased.
+    public var upgrades: [String] = ["websocket"]
+    public var tunnel = TunnelSettings()
 
     public init(responseTimeout: Duration, retry: RetryPolicy, policies: [Int], rateLimits: [String] = []) {
         self.responseTimeout = responseTimeout
@@ -173,6 +176,15 @@ public struct RouteSettings: Sendable {
         self.policies = policies
         self.rateLimits = rateLimits
     }
+}
+
+/// How long an upgraded connection may stay open.
+public struct TunnelSettings: Sendable, Hashable {
+    public var idleTimeout: Duration = .seconds(3600)
+    /// nil: no limit.
+    public var maxDuration: Duration?
+
+    public init() {}
 }
 
 public struct ServiceSettings: Sendable {

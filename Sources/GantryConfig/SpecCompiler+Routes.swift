@@ -50,12 +50,28 @@ extension SpecCompiler {
                     index: rules.count, name: name, host: host, path: pathRule, methods: methods, headers: headers, query: query,
                     service: service.index, split: split, mirror: mirror))
             let routePolicies = compileRoutePolicies(spec.policies ?? [], policies: policies, byName: policyNames, at: here / "policies")
-            settings.append(
-                RouteSettings(
-                    responseTimeout: positive(spec.timeout, default: service.responseTimeout, at: here / "timeout"),
-                    retry: compileRetry(spec.retries, default: service.retry, at: here / "retries"),
-                    policies: routePolicies,
-                    rateLimits: routePolicies.compactMap { (policies[$0].policy as? RateLimitPolicy)?.policyField }))
+            var route = RouteSettings(
+                responseTimeout: positive(spec.timeout, default: service.responseTimeout, at: here / "timeout"),
+                retry: compileRetry(spec.retries, default: service.retry, at: here / "retries"),
+                policies: routePolicies,
+                rateLimits: routePolicies.compactMap { (policies[$0].policy as? RateLimitPolicy)?.policyField })
+            if let upgrades = spec.upgrades {
+                for (position, name) in upgrades.enumerated() where !Self.isToken(name) || name.lowercased() == "h2c" {
+                    problem(
+                        here / "upgrades" / position,
+                        name.lowercased() == "h2c"
+                            ? "h2c is not an upgrade gantry forwards: HTTP/2 is spoken to clients on the listener itself (http2: true)"
+                            : "\"\(name)\" is not a protocol name, e.g. websocket")
+                }
+                route.upgrades = upgrades.map { $0.lowercased() }
+            }
+            if let tunnel = spec.tunnel {
+                route.tunnel.idleTimeout = positive(tunnel.idleTimeout, default: route.tunnel.idleTimeout, at: here / "tunnel" / "idleTimeout")
+                if tunnel.maxDuration != nil {
+                    route.tunnel.maxDuration = positive(tunnel.maxDuration, default: .seconds(0), at: here / "tunnel" / "maxDuration")
+                }
+            }
+            settings.append(route)
         }
         return (rules, settings)
     }

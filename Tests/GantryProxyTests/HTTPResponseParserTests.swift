@@ -7,7 +7,7 @@ import Testing
 struct HTTPResponseParserTests {
     /// The parts a parser hands out for `wire`, fed in the given pieces, written one per line
     /// with the bodies' bytes joined: what arrives must not depend on how the bytes were split.
-    private static func parts(_ pieces: [String], method: HTTPMethod = .GET, closeAtEnd: Bool = false) throws -> [String] {
+    private static func parts(_ pieces: [String], method: HTTPMethod = .GET, closeAtEnd: Bool = false, upgrading: Bool = false) throws -> [String] {
         var parser = HTTPResponseParser()
         var out: [String] = []
         var body = ""
@@ -24,15 +24,25 @@ struct HTTPResponseParserTests {
                 out.append(
                     "end" + (trailers.map { " [" + $0.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "]" } ?? "")
                         + (followedByBytes ? " +bytes" : ""))
+            case .switched(let rest):
+                out.append("switched \(String(buffer: rest))")
             }
             return true
         }
         for piece in pieces {
-            try parser.parse(ByteBuffer(string: piece), method: method, emit: take)
+            try parser.parse(ByteBuffer(string: piece), method: method, upgrading: upgrading, emit: take)
         }
         if closeAtEnd, parser.endOfInput() { _ = take(.end(nil, followedByBytes: false)) }
         if !body.isEmpty { out.append("body \(body) (unfinished)") }
         return out
+    }
+
+    /// A 101 to a request that asked to switch: its head without the hop-by-hop fields (gantry
+    /// writes its own), then the bytes after it, which are the new protocol's, untouched.
+    @Test func aSwitchAskedForHandsOnTheBytesAfterTheHead() throws {
+        let wire = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc=\r\n\r\nframe bytes"
+        let parsed = try Self.parts([wire], upgrading: true)
+        #expect(parsed == ["head HTTP/1.1 101 [Sec-WebSocket-Accept=abc=] close", "switched frame bytes"])
     }
 
     /// Every way of cutting `wire` in two, and byte by byte, gives the same parts as in one piece.

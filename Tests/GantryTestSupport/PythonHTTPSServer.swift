@@ -1,15 +1,11 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Python's ssl module (OpenSSL) serving HTTPS on loopback: another TLS stack than gantry's.
 /// Each answer says what the server saw: the SNI, the client certificate's name, the TLS
 /// version, and how many connections it has accepted so far. `/healthz` answers 200.
 public final class PythonHTTPSServer: Sendable {
-    public let process: GantryProcess
-    public let port: Int
+    let peer: PythonPeer
+    public var port: Int { peer.port }
 
     static let script = #"""
         import json, ssl, sys, http.server
@@ -58,20 +54,8 @@ public final class PythonHTTPSServer: Sendable {
     ///   - maxVersion: "1.2" to refuse TLS 1.3.
     ///   - jwks: the file served at `/jwks.json`.
     public init(pki: TestPKI, clientCA: String? = nil, maxVersion: String = "1.3", jwks: String = "/dev/null") async throws {
-        let directory = GantryProcess.scratchDirectory()
-        let script = directory.appendingPathComponent("https-server.py").path
-        try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
-        process = try GantryProcess(
-            [script, pki.serverCertificate, pki.serverKey, clientCA ?? "-", maxVersion, jwks], directory: directory, executable: "python3")
-        guard let port = await process.waitForPort(after: "https on 127.0.0.1:", in: \.stdout) else {
-            throw TestPKI.Failure(description: "the Python HTTPS server did not start: \(process.stderr)")
-        }
-        self.port = port
-    }
-
-    /// SIGKILL: a child inherits the test process's ignored SIGTERM.
-    deinit {
-        process.signal(SIGKILL)
-        process.process.waitForEnd()
+        peer = try await PythonPeer(
+            script: Self.script, named: "https-server.py",
+            arguments: [pki.serverCertificate, pki.serverKey, clientCA ?? "-", maxVersion, jwks], marker: "https on 127.0.0.1:")
     }
 }

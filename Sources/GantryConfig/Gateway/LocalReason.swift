@@ -62,6 +62,12 @@ public enum LocalReason: String, CaseIterable, Sendable {
     /// The client went away before its response ended (nginx's 499).
     case clientClosed = "client_closed"
 
+    // How a switched connection (a WebSocket) ended, when gantry ended it: access log only.
+    case tunnelIdleTimeout = "tunnel_idle_timeout"
+    case tunnelMaxDuration = "tunnel_max_duration"
+    /// The endpoint was leaving, or gantry was stopping, and the drain period ran out.
+    case tunnelDrained = "tunnel_drained"
+
     /// The name in logs and metrics.
     public var label: String { rawValue }
 
@@ -90,6 +96,7 @@ public enum LocalReason: String, CaseIterable, Sendable {
             .upstreamErrorResponse:
             .badGateway
         case .clientClosed: HTTPResponseStatus(statusCode: 499)
+        case .tunnelIdleTimeout, .tunnelMaxDuration, .tunnelDrained: .switchingProtocols
         }
     }
 

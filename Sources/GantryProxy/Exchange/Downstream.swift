@@ -33,6 +33,19 @@ protocol Downstream: AnyObject {
     /// The exchange has ended and been logged; the front end takes the next request.
     func exchangeEnded(_ exchange: ProxyExchange, now: NIODeadline)
 
+    // MARK: A switched protocol (a WebSocket)
+
+    /// Whether this front end can carry a connection that switches protocols: an HTTP/1.1
+    /// connection can; an HTTP/2 stream cannot.
+    var canSwitchProtocols: Bool { get }
+    /// The upstream agreed to switch (101 has been written): from now on the client's bytes go
+    /// to ``ProxyExchange/tunnelFromClient(_:)`` as they come, starting with any that arrived
+    /// after the request.
+    func switchToTunnel()
+    /// Bytes from the upstream, as they came. The tunnel ends with its exchange, and the
+    /// connection closes once what was written has gone out.
+    func writeTunnelBytes(_ buffer: ByteBuffer)
+
     // MARK: From the loop
 
     /// Checks the front end's deadlines and its exchange's.

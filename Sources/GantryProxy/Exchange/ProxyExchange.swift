@@ -88,6 +88,14 @@ final class ProxyExchange {
                 client: head, clientIP: client.address, scheme: client.scheme, host: admitted.host, requestID: context.id,
                 keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
             var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
+            if let wanted = head.facts.requestedUpgrade, let field = head.facts.upgradeField, !admitted.framing.hasBody,
+                head.version == .http1_1, downstream?.canSwitchProtocols == true, context.settings.upgrades.contains(wanted)
+            {
+                // RFC 9110 §7.8: asked again on gantry's own hop. Any other upgrade goes no
+                // further than gantry, and the request is answered as a plain one.
+                context.upgrade = field
+                upstreamHead.setUpgrade(field)
+            }
             traceUpstream(&upstreamHead, facts: head.facts, incoming: incoming)
             context.upstreamHead = consume upstreamHead
             if context.settings.policies.isEmpty {
@@ -427,6 +435,10 @@ final class ProxyExchange {
     /// connection is not reused. 499 is nginx's "client closed request".
     func downstreamClosed(status: Int = 499, reason: LocalReason = .clientClosed) {
         guard !context.finished else { return }
+        if context.tunnelStarted != nil {
+            endTunnel(nil)  // the client's close ends a tunnel as any other close does
+            return
+        }
         if reason == .clientClosed { loop.metrics.add(.clientAborts) }
         context.status = status
         context.outcome = reason
@@ -457,6 +469,10 @@ final class ProxyExchange {
     func upstreamReceivedHead(_ head: UpstreamResponseHead) {
         context.responseDeadline = .distantFuture
         let code = head.code
+        if code == 101, let upgrade = context.upgrade {
+            switchToTunnel(head, upgrade: upgrade)
+            return
+        }
         if (502...504).contains(code), context.responseSide == .waiting,
             context.settings.retry.shouldRetry(after: .gatewayError, attempts: context.attempts, method: method.rawValue, hasBody: context.hasBody)
         {
@@ -507,6 +523,10 @@ final class ProxyExchange {
     /// The upstream connection closed or failed before the response ended.
     func upstreamClosed(error: (any Error)?) {
         guard !context.finished, context.responseSide != .complete else { return }
+        if context.tunnelStarted != nil {
+            endTunnel(nil)
+            return
+        }
         context.endpoint?.requestEnded()
         context.upstream = nil
         if error is HTTPParserError {
@@ -525,7 +545,9 @@ final class ProxyExchange {
     /// Called on the loop's sweep: the response-head timeout and the stream idle timeout.
     func checkTimeouts(now: NIODeadline) {
         guard !context.finished else { return }
-        if now >= context.responseDeadline {
+        if let started = context.tunnelStarted {
+            checkTunnelTimeouts(now: now, started: started)
+        } else if now >= context.responseDeadline {
             context.responseDeadline = .distantFuture
             loop.metrics.add(.upstreamTimeouts)
             abandonUpstream()
@@ -534,6 +556,80 @@ final class ProxyExchange {
             loop.metrics.add(.upstreamTimeouts)
             abandonUpstream()
             attemptFailed(.timeout, reason: .streamIdleTimeout, canRetry: false)
+        }
+    }
+
+    // MARK: A switched protocol (a WebSocket)
+
+    /// Whether the request asks the upstream to switch protocols: a 101 is then its answer.
+    var isUpgrading: Bool { context.upgrade != nil }
+
+    /// The upstream switched (101): the client gets the 101, and from now on both connections
+    /// carry the new protocol's bytes as they come, each way with backpressure, until either
+    /// side closes or a tunnel timeout ends it. The request stays in flight to its endpoint
+    /// all that time (a pod's drain waits for it) and is logged once, at its end.
+    private func switchToTunnel(_ head: UpstreamResponseHead, upgrade: String) {
+        if let started = context.upstreamStarted { context.upstreamMs = context.lastActivity.milliseconds(since: started) }
+        context.status = 101
+        context.responseSide = .streaming
+        context.requestSide = .streaming
+        context.tunnelStarted = context.lastActivity
+        loop.metrics.add(.tunnels)
+        loop.metrics.add(.openTunnels)
+        var headers = head.headers
+        headers.add(name: "connection", value: "upgrade")
+        headers.add(name: "upgrade", value: upgrade)
+        var switched = head
+        switched.fields = .built(headers)
+        downstream?.writeResponseHead(switched)
+        downstream?.switchToTunnel()
+        // Reading was held back while the connection was made; the client speaks now.
+        downstream?.setReadsPaused(!(context.upstream?.isWritable ?? false))
+    }
+
+    /// The client's bytes, after the switch.
+    func tunnelFromClient(_ buffer: ByteBuffer) {
+        guard let upstream = context.upstream else { return }
+        context.requestBytes += buffer.readableBytes
+        loop.metrics.add(.tunnelBytesFromClients, buffer.readableBytes)
+        context.lastActivity = .now()
+        upstream.writeTunnelBytes(buffer)
+        if !upstream.isWritable { downstream?.setReadsPaused(true) }
+    }
+
+    /// The upstream's bytes, after the switch.
+    func tunnelFromUpstream(_ buffer: ByteBuffer) {
+        guard let downstream else { return }
+        context.responseBytes += buffer.readableBytes
+        loop.metrics.add(.tunnelBytesFromUpstreams, buffer.readableBytes)
+        downstream.writeTunnelBytes(buffer)
+        if !downstream.isWritable { context.upstream?.setReadsPaused(true) }
+    }
+
+    /// Ends a tunnel from either side: the other side's connection closes once what was
+    /// written to it has gone out. `reason`: why gantry ended it, if gantry did.
+    private func endTunnel(_ reason: LocalReason?) {
+        guard context.tunnelStarted != nil, !context.finished else { return }
+        loop.metrics.subtract(.openTunnels)
+        if let reason { context.outcome = reason }
+        if let upstream = context.upstream.take() {
+            upstream.exchange = nil
+            upstream.flush()
+            upstream.close()
+            context.endpoint?.requestEnded()
+        }
+        context.responseSide = .complete
+        downstream?.flush()
+        complete()
+    }
+
+    /// The tunnel's deadlines, from the loop's sweep: its idle timeout and maximum duration.
+    private func checkTunnelTimeouts(now: NIODeadline, started: NIODeadline) {
+        let tunnel = context.settings.tunnel
+        if now - context.lastActivity >= TimeAmount(tunnel.idleTimeout) {
+            endTunnel(.tunnelIdleTimeout)
+        } else if let limit = tunnel.maxDuration, now - started >= TimeAmount(limit) {
+            endTunnel(.tunnelMaxDuration)
         }
     }
 

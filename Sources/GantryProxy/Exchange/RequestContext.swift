@@ -58,6 +58,11 @@ struct RequestContext {
     /// headers, transforms).
     /// The copy for the route's mirror, while the request's body is still coming.
     var mirror: RequestMirror?
+    /// The client's `Upgrade` field, when its route lets it switch protocols and the request
+    /// asks upstream to.
+    var upgrade: String?
+    /// When the upstream switched protocols (101): the connection relays bytes both ways since.
+    var tunnelStarted: NIODeadline?
     var responseEdits = HeaderEdits()
     /// The most request body the edge and the route's policies allow.
     var maxRequestBody: Int?

@@ -65,6 +65,15 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     private var closing = false
     private var active = true
     private(set) var isInReadBatch = false
+    /// The connection switched protocols (a WebSocket): what the client sends goes upstream as
+    /// it comes, and nothing on it is HTTP any more.
+    private var isTunnel = false
+    /// The request in flight asked to switch protocols, and its answer has not ended: what the
+    /// parser holds after it waits for that answer.
+    private var awaitingSwitch = false
+    /// Inside `parser.parse`, whose callbacks may end an exchange: the parser is not touched
+    /// again until it returns.
+    private var isParsing = false
     /// Kept from writability events rather than read from the channel on every body part.
     private(set) var isWritable = false
 
@@ -189,8 +198,39 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         // Lingering: read and drop until the client closes. After a malformed request, what
         // follows is not a request.
         if closing || parserFailed { return }
+        if isTunnel {
+            if case .proxying(let exchange) = current { exchange.tunnelFromClient(unwrapInboundIn(data)) }
+            return
+        }
         do {
+            isParsing = true
+            defer { isParsing = false }
             try parser.parse(unwrapInboundIn(data)) { part in
+                if !closing { enqueueOrHandle(.part(part)) }
+            }
+        } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
+            requestMalformed(error)
+            return
+        } catch {
+            closeNow()
+            return
+        }
+        // After a request that asks to switch protocols, nothing more is read until the
+        // answer says what the next bytes are (it may have come already: a local answer).
+        if parser.holdsAfterUpgrade {
+            if awaitingSwitch { pausedForPipelining = true } else { readHeldBytes() }
+        }
+    }
+
+    /// The request that asked to switch was answered without switching: what followed it is
+    /// read as requests again.
+    private func readHeldBytes() {
+        parser.stopHolding()
+        pausedForPipelining = false
+        isParsing = true
+        defer { isParsing = false }
+        do {
+            try parser.parse(ByteBuffer()) { part in
                 if !closing { enqueueOrHandle(.part(part)) }
             }
         } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
@@ -285,6 +325,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         requestVersion = head.version
         requestMethod = head.method
         if !requestKeepsAlive || loop.draining { keepAlive = false }
+        awaitingSwitch = head.facts.requestedUpgrade != nil
         let exchange = loop.takeExchange()
         current = .proxying(exchange)
         exchange.begin(head, from: self)
@@ -312,7 +353,28 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         loop.keepForReuse(exchange)
         pausedByExchange = false
         current = .idle
+        awaitingSwitch = false
+        if !isParsing, !isTunnel, parser.holdsAfterUpgrade { readHeldBytes() }
         responseDone(now: now)
+    }
+
+    // MARK: A switched protocol (from the exchange)
+
+    var canSwitchProtocols: Bool { true }
+
+    func switchToTunnel() {
+        isTunnel = true
+        keepAlive = false  // when the tunnel ends, so does the connection
+        output.startTunnel()
+        let held = parser.takeHeldBytes()
+        pausedForPipelining = false
+        if held.readableBytes > 0, case .proxying(let exchange) = current { exchange.tunnelFromClient(held) }
+        resumeReadingIfAllowed()
+    }
+
+    func writeTunnelBytes(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        output.writeBody(buffer, allocator: allocator, through: context)
     }
 
     // MARK: Writing responses (from the exchange)

@@ -128,6 +128,11 @@ struct HTTP1MessageWriter {
         pending = buffer
     }
 
+    /// The connection switched protocols: what is written from now on goes as it is.
+    mutating func startTunnel() {
+        framing = .plain
+    }
+
     /// A body part. `emit` receives what must be handed to the channel now, in order: a part
     /// too large to copy, and the bytes gathered before it.
     mutating func writeBody(_ part: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void) {

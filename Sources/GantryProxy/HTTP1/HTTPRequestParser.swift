@@ -33,7 +33,10 @@ struct HTTPRequestParser {
     private var headScan = HTTP1Syntax.SectionScanner()
 
     /// Part of a request head has come, not all of it.
-    var isReadingHead: Bool { body == nil && !leftover.isEmpty }
+    var isReadingHead: Bool { body == nil && !leftover.isEmpty && !holdsAfterUpgrade }
+    /// The last request asked to switch protocols (`Upgrade`): what follows it is held as it
+    /// came, unparsed, until the answer says whether it is a request or the new protocol's.
+    private(set) var holdsAfterUpgrade = false
 
     init(maxHeadSize: Int, maxHeaderCount: Int) {
         self.maxHeadSize = maxHeadSize
@@ -44,6 +47,7 @@ struct HTTPRequestParser {
     /// consumed, so that the read's buffer is moved into the parse rather than copied.
     mutating func parse(_ incoming: consuming ByteBuffer, emit: (Part) -> Void) throws {
         var buffer = leftover.prepended(to: incoming)
+        if holdsAfterUpgrade { return leftover.keep(buffer) }
         while true {
             if body != nil {
                 guard let event = try body!.next(&buffer) else { return leftover.keep(buffer) }
@@ -60,14 +64,31 @@ struct HTTPRequestParser {
                 return leftover.keep(buffer)
             }
             let (head, keepAlive, framing) = try parseHead(buffer.readSlice(length: end)!)
+            let asksToSwitch = head.facts.requestedUpgrade != nil
             emit(.head(consume head, keepAlive: keepAlive))
             switch framing {
             case .length(0), .untilClose:
                 emit(.end(nil))
+                if asksToSwitch {
+                    holdsAfterUpgrade = true
+                    return leftover.keep(buffer)
+                }
             case .length, .chunked:
                 body = HTTP1BodyDecoder(framing, maxTrailerSize: maxHeadSize, maxTrailerCount: maxHeaderCount)
             }
         }
+    }
+
+    /// The protocol switched: the bytes held since the request are the new protocol's, and
+    /// this parser reads nothing more.
+    mutating func takeHeldBytes() -> ByteBuffer {
+        leftover.prepended(to: ByteBuffer())
+    }
+
+    /// The upstream did not switch: the held bytes are read as requests again, at the next
+    /// ``parse(_:emit:)``.
+    mutating func stopHolding() {
+        holdsAfterUpgrade = false
     }
 
     // MARK: Heads

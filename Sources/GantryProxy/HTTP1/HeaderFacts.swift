@@ -1,3 +1,4 @@
+import Foundation
 import GantryCore
 import NIOHTTP1
 
@@ -28,6 +29,11 @@ struct HeaderFacts {
     var hasTracestate = false
     /// The first `X-Gantry-Trace` is `1`: the client asks for `Server-Timing`.
     var asksForTiming = false
+    /// The `Upgrade` field's first protocol, lowercased without a version (`websocket`), and
+    /// the field as sent; an upgrade is asked for only when `Connection` names it too.
+    var upgradeProtocol: String?
+    var upgradeField: String?
+    private var connectionNamesUpgrade = false
     private var sawGantryTrace = false
 
     init() {}
@@ -79,6 +85,14 @@ struct HeaderFacts {
             if traceparent == nil { traceparent = String(decoding: value, as: UTF8.self) }
         case 10 where Self.equal(name, "tracestate"):
             hasTracestate = true
+        case 7 where Self.equal(name, "upgrade"):
+            hasHopByHop = true
+            if upgradeField == nil {
+                let field = String(decoding: value, as: UTF8.self)
+                upgradeField = field
+                let first = field.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                upgradeProtocol = first.split(separator: "/").first.map { $0.lowercased() }
+            }
         case 2, 7, 10, 16:
             if HTTP1Syntax.isOtherHopByHop(name) { hasHopByHop = true }
         default:
@@ -90,11 +104,15 @@ struct HeaderFacts {
     /// `close`, nearly always the only tokens, are recognised without allocating.
     private mutating func collectNominated(_ value: UnsafeRawBufferPointer) {
         if Self.equal(value, "keep-alive") || Self.equal(value, "close") { return }
-        for name in HopByHop.nominated(by: CollectionOfOne(String(decoding: value, as: UTF8.self)))
-        where name != "close" && !HopByHop.fields.contains(name) && !Self.isProtected(name) {
-            nominated.append(name)
+        for name in HopByHop.nominated(by: CollectionOfOne(String(decoding: value, as: UTF8.self))) {
+            if name == "upgrade" { connectionNamesUpgrade = true }
+            if name != "close" && !HopByHop.fields.contains(name) && !Self.isProtected(name) { nominated.append(name) }
         }
     }
+
+    /// The protocol the client asks to switch to (RFC 9110 §7.8): `Upgrade` with `Connection:
+    /// upgrade`.
+    var requestedUpgrade: String? { connectionNamesUpgrade ? upgradeProtocol : nil }
 
     /// Fields a client may not remove by naming them in `Connection`: the proxy's own
     /// forwarding facts and the message's framing and routing.

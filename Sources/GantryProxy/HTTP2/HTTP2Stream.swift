@@ -229,3 +229,10 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     /// stream finishes its request.
     func drain() {}
 }
+
+extension HTTP2Stream {
+    /// A stream cannot switch protocols: HTTP/2 forbids `Upgrade` (RFC 9113 §8.6).
+    var canSwitchProtocols: Bool { false }
+    func switchToTunnel() {}
+    func writeTunnelBytes(_ buffer: ByteBuffer) {}
+}

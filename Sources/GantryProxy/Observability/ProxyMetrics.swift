@@ -6,6 +6,9 @@ public enum ProxyCounter: Int, CaseIterable, Sendable {
     case upstreamConnects, upstreamConnectFailures, upstreamReused, retries, outlierEjections
     case http2Connections, http2ProtocolErrors, http2StreamErrors, tlsHandshakeFailures, redirects, mirroredRequests
     case malformedRequests, noRoute, unauthorized, rateLimited, rateLimitStoreFailures, noEndpoint, upstreamTimeouts, upstreamResets, clientAborts
+    /// Connections switched to another protocol (WebSockets): open now, ever opened, and the
+    /// bytes they carried each way.
+    case openTunnels, tunnels, tunnelBytesFromClients, tunnelBytesFromUpstreams
 }
 
 /// One loop's counters, touched only on its loop. A class over storage allocated once: as an

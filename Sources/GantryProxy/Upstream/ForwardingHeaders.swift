@@ -26,6 +26,9 @@ struct ForwardingHeaders {
     var trace: TraceContext?
     /// The client's `tracestate` belonged to a `traceparent` that was not valid, and goes too.
     var dropsTracestate = false
+    /// The client's `Upgrade` field, when its route lets it switch protocols: the request asks
+    /// the upstream again, for its own hop (`Connection: upgrade`).
+    var upgrade: String?
 
     init(
         client head: ClientRequestHead, clientIP: String, scheme: String, host: String, requestID: RequestIdentifier, keptClientID: Bool,
@@ -83,5 +86,9 @@ struct ForwardingHeaders {
         if let requestID { id(requestID) }
         if chunked { body("transfer-encoding", "chunked") }
         if let host { body("host", host) }
+        if let upgrade {
+            body("connection", "upgrade")
+            body("upgrade", upgrade)
+        }
     }
 }

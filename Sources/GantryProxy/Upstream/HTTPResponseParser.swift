@@ -29,6 +29,9 @@ struct HTTPResponseParser {
         /// `followedByBytes`: more bytes came after the response, which answer no request; the
         /// connection must not be used again.
         case end(HTTPHeaders?, followedByBytes: Bool)
+        /// After a 101 to a request that asked to switch: the bytes after the head, which are
+        /// the new protocol's; the connection is no longer HTTP.
+        case switched(ByteBuffer)
     }
 
     /// The body being read; nil while reading a head.
@@ -47,7 +50,11 @@ struct HTTPResponseParser {
     /// whether there were any. `method` is the request's: a response to HEAD has no body
     /// whatever its headers say. `requestID`, when given, is added to the head as it is built
     /// (adding it afterwards copied the fields, which the caller does not own alone).
-    mutating func parse(_ incoming: consuming ByteBuffer, method: HTTPMethod, requestID: RequestIdentifier? = nil, emit: (Part) -> Bool) throws {
+    /// `upgrading`: the request asked to switch protocols, so a 101 is its answer; otherwise a
+    /// 101 is a protocol error.
+    mutating func parse(
+        _ incoming: consuming ByteBuffer, method: HTTPMethod, requestID: RequestIdentifier? = nil, upgrading: Bool = false, emit: (Part) -> Bool
+    ) throws {
         var buffer = leftover.prepended(to: incoming)
         while true {
             if body != nil {
@@ -64,9 +71,15 @@ struct HTTPResponseParser {
             guard let end = try headScan.end(in: buffer, limit: Self.maxHeadSize) else {
                 return leftover.keep(buffer)
             }
-            let (head, framing, keepAlive, informational) = try Self.parseHead(buffer.readSlice(length: end)!, requestID: requestID)
+            let (head, framing, keepAlive, informational) = try Self.parseHead(
+                buffer.readSlice(length: end)!, requestID: requestID, upgrading: upgrading)
             if informational { continue }  // 100 Continue, 103 Early Hints: not passed on
             let code = head.code
+            if code == 101 {
+                guard emit(.head(consume head, keepAlive: false)) else { return }
+                _ = emit(.switched(buffer))
+                return
+            }
             // Moved on: a copy of the head retained and released its buffer and request ID.
             guard emit(.head(consume head, keepAlive: keepAlive)) else { return }
             if method == .HEAD || code == 204 || code == 304 {
@@ -100,14 +113,14 @@ struct HTTPResponseParser {
 
     /// One pass over a head (its bytes end with the blank line): the status line, then each
     /// field line, learning the framing and keep-alive from the bytes as they go by.
-    private static func parseHead(_ head: ByteBuffer, requestID: RequestIdentifier?) throws -> ParsedHead {
+    private static func parseHead(_ head: ByteBuffer, requestID: RequestIdentifier?, upgrading: Bool) throws -> ParsedHead {
         try head.withUnsafeReadableBytes { bytes in
             var lines = HTTP1Syntax.Lines(bytes: bytes)
             let (version, status, code) = try statusLine(try lines.next())
-            if code == 101 { throw HTTPParserError.invalidStatus }  // gantry never asks to switch protocols
+            if code == 101, !upgrading { throw HTTPParserError.invalidStatus }  // nobody asked to switch protocols
             var facts = HTTP1Syntax.FieldFacts()
             facts.forwarding = true
-            if code < 200 {
+            if code < 200, code != 101 {
                 try HTTP1Syntax.scanFields(&lines, maxCount: maxHeaderCount, facts: &facts) { _, _, _ in }
                 return (
                     head: UpstreamResponseHead(version: version, status: status, code: code, fields: .built([:]), hasContentLength: false),

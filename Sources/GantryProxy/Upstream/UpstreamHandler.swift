@@ -38,6 +38,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// Inside `parser.parse`, whose callbacks may close this connection: the parser must not
     /// be touched again until it returns.
     private var isParsing = false
+    /// The upstream switched protocols (101): bytes go both ways as they come, unparsed.
+    private(set) var isTunnel = false
 
     /// The service's pool settings when the connection was made (converted once, not on every
     /// return to the pool): how many idle connections its endpoint keeps, and for how long.
@@ -92,6 +94,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
         output.flush(through: context)
     }
 
+    /// Bytes of the switched protocol, gathered until the next ``flush()``.
+    func writeTunnelBytes(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        output.writeBody(buffer, allocator: allocator, through: context)
+    }
+
     func setReadsPaused(_ paused: Bool) {
         readsPaused = paused
         if !paused, readPending, let context {
@@ -115,10 +123,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
         let now = NIODeadline.now()
         current.upstreamRead(at: now)
+        if isTunnel {
+            current.tunnelFromUpstream(unwrapInboundIn(data))
+            return
+        }
         isParsing = true
         defer { isParsing = false }
         do {
-            try parser.parse(unwrapInboundIn(data), method: current.method, requestID: current.requestID) { part in
+            try parser.parse(unwrapInboundIn(data), method: current.method, requestID: current.requestID, upgrading: current.isUpgrading) {
+                part in
                 // Every part read here answers the exchange that was using the connection when
                 // the read began; once it lets go, the rest answers nothing. (Compared rather
                 // than bound: binding retained and released the exchange for each part.)
@@ -138,6 +151,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
                     // to the pool, where they would be read as the next request's response.
                     if followedByBytes { keepAlive = false }
                     current.upstreamReceivedEnd(trailers, at: now)
+                case .switched(let rest):
+                    isTunnel = true
+                    keepAlive = false
+                    output.startTunnel()
+                    if rest.readableBytes > 0 { current.tunnelFromUpstream(rest) }
                 }
                 return true
             }
@@ -159,7 +177,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         keepAlive = false
         // A body without framing ends with the connection (unless gantry is the one closing
         // it, from inside the parser's callback).
-        if !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceivedEnd(nil, at: .now()) }
+        if !isTunnel, !isParsing, parser.endOfInput(), let exchange { exchange.upstreamReceivedEnd(nil, at: .now()) }
         if let exchange {
             self.exchange = nil
             exchange.upstreamClosed(error: nil)

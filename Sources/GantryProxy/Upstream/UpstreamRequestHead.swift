@@ -77,6 +77,16 @@ struct UpstreamRequestHead {
         }
     }
 
+    /// Asks the upstream to switch to the protocol the client asked for (`Upgrade`).
+    mutating func setUpgrade(_ field: String) {
+        if builtHead == nil {
+            forwarding.upgrade = field
+        } else {
+            built.headers.replaceOrAdd(name: "connection", value: "upgrade")
+            built.headers.replaceOrAdd(name: "upgrade", value: field)
+        }
+    }
+
     private func build() -> HTTPRequestHead {
         var fields = client.pairs { !forwarding.drops($0, facts: client.facts) }
         forwarding.forEachAdded { fields.append(($0, $1)) }

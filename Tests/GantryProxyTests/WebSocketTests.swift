@@ -1,0 +1,131 @@
+import Foundation
+import GantryConfig
+import GantryTestSupport
+import Testing
+
+@testable import GantryProxy
+
+/// WebSockets (RFC 6455) through gantry over HTTP/1.1: Python's `websockets` as the browser
+/// and as the service, gantry's route, policies and balancer between them.
+extension LiveProxyTests {
+    static func webSocketYAML(serverPort: Int, route: String = "", policies: String = "[]") -> ([Int]) -> String {
+        { ports in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway:
+              policies: \(policies)
+              routes:
+                - {path: /ws, service: live\(route)}
+                - {path: /, service: echo}
+            services:
+              - {name: live, endpoints: [127.0.0.1:\(serverPort)]}
+              - {name: echo, endpoints: [\(ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]}
+            """
+        }
+    }
+
+    /// The handshake goes through the route to the service with gantry's forwarding fields, the
+    /// 101 comes back, and messages go both ways, a 1 MiB one included (more than the socket
+    /// buffers hold, so backpressure runs); the tunnel is counted while open and logged once,
+    /// as a 101 with its bytes, when the client closes it.
+    @Test func aWebSocketIsCarriedBothWaysCountedAndLoggedOnce() async throws {
+        let server = try await PythonWebSocket.server()
+        let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
+        let sink = try AccessLogSink(destination: .file(log))
+        try await withProxy(upstreams: 1, accessLog: sink, yaml: Self.webSocketYAML(serverPort: server.port)) { harness in
+            let answer = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/chat")
+            let greeting = answer["greeting"] as? [String: Any]
+            #expect(greeting?["path"] as? String == "/ws/chat", "\(answer)")
+            #expect(greeting?["forwardedFor"] as? String == "127.0.0.1")
+            #expect((greeting?["requestId"] as? String)?.isEmpty == false)
+            #expect(answer["echo"] as? String == "hello")
+            #expect(answer["bigEchoed"] as? Bool == true)
+
+            var lines: [[String: Any]] = []
+            #expect(
+                await eventually {
+                    sink.sync()
+                    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                    lines = text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+                    return !lines.isEmpty
+                })
+            #expect(lines.count == 1)
+            #expect(lines.first?["status"] as? Int == 101, "\(lines)")
+            #expect(lines.first?["path"] as? String == "/ws/chat")
+            #expect((lines.first?["bytesIn"] as? Int ?? 0) > 1 << 20)
+            #expect((lines.first?["bytesOut"] as? Int ?? 0) > 1 << 20)
+            let counters = await harness.plane.counters()
+            #expect(counters[.tunnels] == 1)
+            #expect(counters[.openTunnels] == 0)
+            #expect(counters[.tunnelBytesFromClients] > 1 << 20)
+            #expect(counters[.tunnelBytesFromUpstreams] > 1 << 20)
+            #expect(harness.plane.endpoints(forService: "live")?.endpoints.first?.inFlight == 0)
+        }
+    }
+
+    /// The route's policies run on the handshake: a rate limit of one allows the first
+    /// WebSocket and answers the second handshake 429, which never reaches the service.
+    @Test func policiesRunOnTheHandshake() async throws {
+        let server = try await PythonWebSocket.server()
+        let yaml = Self.webSocketYAML(
+            serverPort: server.port, route: ", policies: [one]", policies: "[{name: one, rateLimit: {requests: 1, per: 1m}}]")
+        try await withProxy(upstreams: 1, yaml: yaml) { harness in
+            let first = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/a")
+            #expect(first["echo"] as? String == "hello", "\(first)")
+            let second = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/b")
+            #expect(second["status"] as? Int == 429, "\(second)")
+        }
+    }
+
+    /// A route that allows no upgrade sends the request on without `Upgrade`, as a plain one
+    /// (the service then refuses the handshake); an `h2c` upgrade is never forwarded either.
+    @Test func upgradesARouteDoesNotAllowGoNoFurtherThanGantry() async throws {
+        let server = try await PythonWebSocket.server()
+        try await withProxy(upstreams: 1, yaml: Self.webSocketYAML(serverPort: server.port, route: ", upgrades: []")) { harness in
+            let refused = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/a")
+            #expect(refused["status"] as? Int == 426, "\(refused)")  // the service's "Upgrade Required"
+
+            let connection = try harness.connect()
+            try connection.send(
+                request(["GET /plain HTTP/1.1", "Host: example.com", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAAP__"]))
+            let response = try await connection.readResponse()
+            #expect(response.status == 200)
+            let seen = String(decoding: response.body, as: UTF8.self).lowercased()
+            #expect(!seen.contains("h2c") && !seen.contains("http2-settings"), "\(seen)")
+            // The connection is still HTTP/1.1: a second request on it is answered.
+            try connection.send(request(["GET /again HTTP/1.1", "Host: example.com"]))
+            #expect(try await connection.readResponse().status == 200)
+        }
+    }
+
+    /// A tunnel with no traffic for the route's idle timeout is closed by gantry, and the log
+    /// says why.
+    @Test func anIdleTunnelIsClosedAtTheRoutesTimeout() async throws {
+        let server = try await PythonWebSocket.server()
+        let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
+        let sink = try AccessLogSink(destination: .file(log))
+        let yaml = Self.webSocketYAML(serverPort: server.port, route: ", tunnel: {idleTimeout: 500ms}")
+        try await withProxy(upstreams: 1, accessLog: sink, yaml: yaml) { harness in
+            let answer = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/quiet", mode: "wait")
+            #expect(answer["closeCode"] as? Int == 1006, "\(answer)")  // closed without a close frame
+            #expect((answer["seconds"] as? Double ?? 0) >= 0.4, "\(answer)")
+            var details: [String] = []
+            #expect(await eventually { details = Self.details(in: log, sink: sink); return !details.isEmpty })
+            #expect(details == ["tunnel_idle_timeout"])
+        }
+    }
+
+    @Test func upgradesAreCheckedWhenTheFileLoads() throws {
+        let yaml = """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: app, upgrades: [websocket, h2c, "no good"]}]}
+            services: [{name: app, endpoints: [127.0.0.1:9]}]
+            """
+        guard case .failure(let error) = ConfigLoader.load(yaml: yaml, file: "gantry.yaml", coreCount: 2) else {
+            Issue.record("loaded")
+            return
+        }
+        #expect(error.description.contains("gateway.routes[0].upgrades[1]: h2c is not an upgrade gantry forwards"), "\(error)")
+        #expect(error.description.contains("gateway.routes[0].upgrades[2]: \"no good\" is not a protocol name"), "\(error)")
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Python script run as a server on loopback, for a peer written by others (OpenSSL's TLS,
+/// the `websockets` library): it prints `MARKER PORT` once listening, and is killed with the
+/// object that started it (SIGKILL: a child inherits the test process's ignored SIGTERM).
+public final class PythonPeer: Sendable {
+    public let process: GantryProcess
+    public let port: Int
+
+    public init(script: String, named name: String, arguments: [String] = [], marker: String, interpreter: String = "python3") async throws {
+        let directory = GantryProcess.scratchDirectory()
+        let path = directory.appendingPathComponent(name).path
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        process = try GantryProcess([path] + arguments, directory: directory, executable: interpreter)
+        guard let port = await process.waitForPort(after: marker, in: \.stdout) else {
+            throw TestPKI.Failure(description: "\(name) did not start: \(process.stderr)")
+        }
+        self.port = port
+    }
+
+    deinit {
+        process.signal(SIGKILL)
+        process.process.waitForEnd()
+    }
+}
