@@ -11,4 +11,10 @@ public protocol EndpointPublisher: Sendable {
     func inFlight(_ endpoint: EndpointAddress) -> Int
     /// Requests ever sent to an endpoint.
     func requestCount(_ endpoint: EndpointAddress) -> Int
+    /// Closes the tunnels (WebSockets) still open to an endpoint whose drain period is over.
+    func closeTunnels(to endpoint: EndpointAddress) async
+}
+
+extension EndpointPublisher {
+    public func closeTunnels(to endpoint: EndpointAddress) async {}
 }

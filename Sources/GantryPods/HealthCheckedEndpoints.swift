@@ -56,6 +56,7 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
 
     public func settled() async { await inner.settled() }
     public func inFlight(_ endpoint: EndpointAddress) -> Int { inner.inFlight(endpoint) }
+    public func closeTunnels(to endpoint: EndpointAddress) async { await inner.closeTunnels(to: endpoint) }
     public func requestCount(_ endpoint: EndpointAddress) -> Int { inner.requestCount(endpoint) }
 
     /// Each target's health, for the admin API. Empty for services without checks.

@@ -539,10 +539,16 @@ public actor PodSupervisor {
         guard let pod = pods[name] else { return }
         let grace = pod.template.terminationGracePeriod
         let deadline = ContinuousClock.now + grace
+        // What is left of the grace period once requests have had theirs: for the process to
+        // stop after SIGTERM.
+        let stopTime = min(grace / 4, .seconds(2))
         await publisher.settled()
-        while ContinuousClock.now < deadline, publisher.inFlight(pod.endpoint) > 0 {
+        while ContinuousClock.now < deadline - stopTime, publisher.inFlight(pod.endpoint) > 0 {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        // WebSockets do not end by themselves as requests do: at the end of the drain period
+        // gantry closes them, telling both ends they are going away (1001).
+        if publisher.inFlight(pod.endpoint) > 0 { await publisher.closeTunnels(to: pod.endpoint) }
         if let pid = pod.pid {
             PodProcess.signalGroup(pid, SIGTERM)
             while ContinuousClock.now < deadline, pods[name]?.pid == pid {

@@ -253,6 +253,14 @@ public final class DataPlane: Sendable {
         }
     }
 
+    /// Closes every tunnel (WebSocket) to an endpoint whose drain period is over, on all loops,
+    /// with a close frame saying 1001 (going away) to each side; returns once they have.
+    public func closeTunnels(to endpoint: EndpointAddress) async {
+        for context in state.withLock({ Array($0.contexts.values) }) {
+            try? await context.eventLoop.submit { context.value.closeTunnels(to: endpoint) }.get()
+        }
+    }
+
     /// Requests in flight to an endpoint, on all loops.
     public func inFlight(_ endpoint: EndpointAddress) -> Int {
         registry.state(for: endpoint).inFlight

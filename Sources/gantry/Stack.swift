@@ -146,5 +146,7 @@ struct DataPlaneEndpoints: EndpointPublisher {
 
     func inFlight(_ endpoint: EndpointAddress) -> Int { plane.inFlight(endpoint) }
 
+    func closeTunnels(to endpoint: EndpointAddress) async { await plane.closeTunnels(to: endpoint) }
+
     func requestCount(_ endpoint: EndpointAddress) -> Int { plane.requestCount(endpoint) }
 }

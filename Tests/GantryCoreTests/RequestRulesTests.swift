@@ -111,3 +111,44 @@ struct EndpointAddressTests {
         #expect(EndpointAddress(parsing: text) == nil)
     }
 }
+
+/// Frame boundaries of a WebSocket stream (RFC 6455 §5.2), whatever way its bytes are cut.
+@Suite struct WebSocketFrameBoundaryTests {
+    /// A masked text frame, an unmasked 300-byte binary frame (16-bit length), an empty ping,
+    /// and a frame with a 64-bit length of 70,000 bytes.
+    static let frames: [[UInt8]] = [
+        [0x81, 0x85, 1, 2, 3, 4] + Array("hello".utf8).enumerated().map { $0.element ^ UInt8($0.offset % 4 + 1) },
+        [0x82, 126, 0x01, 0x2C] + [UInt8](repeating: 7, count: 300),
+        [0x89, 0x00],
+        [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70] + [UInt8](repeating: 9, count: 70_000),
+    ]
+
+    @Test func boundariesAreFoundInEveryCut() {
+        let stream = Self.frames.flatMap { $0 }
+        var ends: Set<Int> = []
+        var total = 0
+        for frame in Self.frames {
+            total += frame.count
+            ends.insert(total)
+        }
+        for step in [1, 3, 7, 1000, stream.count] {
+            var boundary = WebSocketFrameBoundary()
+            var offset = 0
+            while offset < stream.count {
+                let next = min(offset + step, stream.count)
+                stream[offset..<next].withUnsafeBytes { boundary.consume($0) }
+                offset = next
+                #expect(boundary.atBoundary == ends.contains(offset), "step \(step), offset \(offset)")
+            }
+        }
+    }
+
+    @Test func theGoingAwayFramesSay1001() {
+        #expect(WebSocketFrameBoundary.goingAwayFromServer == [0x88, 0x02, 0x03, 0xE9])
+        let masked = WebSocketFrameBoundary.goingAwayFromClient(mask: 0x0102_0304)
+        #expect(masked == [0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE9 ^ 2])
+        var boundary = WebSocketFrameBoundary()
+        masked.withUnsafeBytes { boundary.consume($0) }
+        #expect(boundary.atBoundary)
+    }
+}

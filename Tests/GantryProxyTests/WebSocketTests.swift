@@ -1,5 +1,6 @@
 import Foundation
 import GantryConfig
+import GantryCore
 import GantryTestSupport
 import Testing
 
@@ -113,6 +114,32 @@ extension LiveProxyTests {
             #expect(await eventually { details = Self.details(in: log, sink: sink); return !details.isEmpty })
             #expect(details == ["tunnel_idle_timeout"])
         }
+    }
+
+    /// When an endpoint's drain period is over, its WebSockets are closed with 1001 (going
+    /// away) to the client, and the log says the tunnel was drained; so are those still open
+    /// when gantry itself stops.
+    @Test func drainedTunnelsCloseWith1001() async throws {
+        let server = try await PythonWebSocket.server()
+        let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
+        let sink = try AccessLogSink(destination: .file(log))
+        try await withProxy(upstreams: 1, accessLog: sink, yaml: Self.webSocketYAML(serverPort: server.port)) { harness in
+            async let waiting = PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/leaving", mode: "wait")
+            #expect(await eventually { await harness.plane.counters()[.openTunnels] == 1 })
+            await harness.plane.closeTunnels(to: EndpointAddress(host: "127.0.0.1", port: server.port))
+            let answer = try await waiting
+            #expect(answer["closeCode"] as? Int == 1001, "\(answer)")
+            var details: [String] = []
+            #expect(await eventually { details = Self.details(in: log, sink: sink); return !details.isEmpty })
+            #expect(details == ["tunnel_drained"])
+            #expect(await harness.plane.counters()[.openTunnels] == 0)
+        }
+        let harness = try await ProxyHarness.start(upstreams: 1, yaml: Self.webSocketYAML(serverPort: server.port))
+        async let waiting = PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/stopping", mode: "wait")
+        #expect(await eventually { await harness.plane.counters()[.openTunnels] == 1 })
+        await harness.plane.drain(gracePeriod: .milliseconds(100))
+        #expect(try await waiting["closeCode"] as? Int == 1001)
+        await harness.stop()
     }
 
     @Test func upgradesAreCheckedWhenTheFileLoads() throws {

@@ -45,6 +45,9 @@ protocol Downstream: AnyObject {
     /// Bytes from the upstream, as they came. The tunnel ends with its exchange, and the
     /// connection closes once what was written has gone out.
     func writeTunnelBytes(_ buffer: ByteBuffer)
+    /// Ends the tunnel this front end carries, if it goes to `endpoint` (any, when nil), with
+    /// WebSocket close frames saying 1001 (``ProxyExchange/closeTunnelGoingAway(ifTo:)``).
+    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?)
 
     // MARK: From the loop
 

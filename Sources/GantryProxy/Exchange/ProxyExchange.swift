@@ -261,7 +261,10 @@ final class ProxyExchange {
 
     private func connect(to endpoint: EndpointState, now: NIODeadline) {
         let cluster = context.cluster
-        if let connection = cluster.pool.take(endpoint) {
+        // A request that asks to switch protocols gets a connection of its own: many servers
+        // (NIO's upgrader among them) switch only on a connection's first request, and the
+        // connection never returns to the pool anyway.
+        if context.upgrade == nil, let connection = cluster.pool.take(endpoint) {
             loop.metrics.add(.upstreamReused)
             // Inside the client's read batch, the flush waits for the batch's end, so a request
             // that turns out malformed later in the same batch never leaves.
@@ -574,6 +577,7 @@ final class ProxyExchange {
         context.responseSide = .streaming
         context.requestSide = .streaming
         context.tunnelStarted = context.lastActivity
+        if upgrade.lowercased().hasPrefix("websocket") { context.webSocketFrames = (WebSocketFrameBoundary(), WebSocketFrameBoundary()) }
         loop.metrics.add(.tunnels)
         loop.metrics.add(.openTunnels)
         var headers = head.headers
@@ -592,6 +596,7 @@ final class ProxyExchange {
         guard let upstream = context.upstream else { return }
         context.requestBytes += buffer.readableBytes
         loop.metrics.add(.tunnelBytesFromClients, buffer.readableBytes)
+        if context.webSocketFrames != nil { buffer.withUnsafeReadableBytes { context.webSocketFrames!.fromClient.consume($0) } }
         context.lastActivity = .now()
         upstream.writeTunnelBytes(buffer)
         if !upstream.isWritable { downstream?.setReadsPaused(true) }
@@ -602,6 +607,7 @@ final class ProxyExchange {
         guard let downstream else { return }
         context.responseBytes += buffer.readableBytes
         loop.metrics.add(.tunnelBytesFromUpstreams, buffer.readableBytes)
+        if context.webSocketFrames != nil { buffer.withUnsafeReadableBytes { context.webSocketFrames!.fromUpstream.consume($0) } }
         downstream.writeTunnelBytes(buffer)
         if !downstream.isWritable { context.upstream?.setReadsPaused(true) }
     }
@@ -621,6 +627,23 @@ final class ProxyExchange {
         context.responseSide = .complete
         downstream?.flush()
         complete()
+    }
+
+    /// Ends the tunnel because its endpoint is leaving or gantry is stopping, and the drain
+    /// period is over: a WebSocket's two ends each get a close frame with 1001 (going away,
+    /// RFC 6455 §7.4.1) where one fits between frames, then both connections close.
+    /// `endpoint`: only a tunnel to that endpoint.
+    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress? = nil) {
+        guard context.tunnelStarted != nil, !context.finished else { return }
+        if let endpoint, context.endpoint?.address != endpoint { return }
+        if let frames = context.webSocketFrames {
+            if frames.fromUpstream.atBoundary { downstream?.writeTunnelBytes(ByteBuffer(bytes: WebSocketFrameBoundary.goingAwayFromServer)) }
+            if frames.fromClient.atBoundary {
+                let mask = loop.drawRandom { UInt32(truncatingIfNeeded: $0.next()) }
+                context.upstream?.writeTunnelBytes(ByteBuffer(bytes: WebSocketFrameBoundary.goingAwayFromClient(mask: mask)))
+            }
+        }
+        endTunnel(.tunnelDrained)
     }
 
     /// The tunnel's deadlines, from the loop's sweep: its idle timeout and maximum duration.

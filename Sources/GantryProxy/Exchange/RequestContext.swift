@@ -63,6 +63,9 @@ struct RequestContext {
     var upgrade: String?
     /// When the upstream switched protocols (101): the connection relays bytes both ways since.
     var tunnelStarted: NIODeadline?
+    /// For a WebSocket tunnel, where each direction's frames begin (from the client, from the
+    /// upstream): gantry's own close frame goes only between two.
+    var webSocketFrames: (fromClient: WebSocketFrameBoundary, fromUpstream: WebSocketFrameBoundary)?
     var responseEdits = HeaderEdits()
     /// The most request body the edge and the route's policies allow.
     var maxRequestBody: Int?

@@ -340,6 +340,11 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
 
     func abort() {
         keepAlive = false
+        if isTunnel, case .proxying(let exchange) = current {
+            // The end of the grace period: a WebSocket hears why (1001) before the close.
+            exchange.closeTunnelGoingAway(ifTo: nil)
+            return
+        }
         closeNow()
     }
 
@@ -370,6 +375,11 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         pausedForPipelining = false
         if held.readableBytes > 0, case .proxying(let exchange) = current { exchange.tunnelFromClient(held) }
         resumeReadingIfAllowed()
+    }
+
+    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?) {
+        guard isTunnel, case .proxying(let exchange) = current else { return }
+        exchange.closeTunnelGoingAway(ifTo: endpoint)
     }
 
     func writeTunnelBytes(_ buffer: ByteBuffer) {

@@ -235,4 +235,5 @@ extension HTTP2Stream {
     var canSwitchProtocols: Bool { false }
     func switchToTunnel() {}
     func writeTunnelBytes(_ buffer: ByteBuffer) {}
+    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?) {}
 }

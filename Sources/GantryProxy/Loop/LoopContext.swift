@@ -209,6 +209,11 @@ final class LoopContext {
         for session in http2Sessions.values where session.listener == listener { session.drain() }
     }
 
+    /// An endpoint is leaving and its drain period is over: its tunnels close, saying why.
+    func closeTunnels(to endpoint: EndpointAddress) {
+        for connection in connections.values { connection.closeTunnelGoingAway(ifTo: endpoint) }
+    }
+
     func setAccessLog(_ buffer: AccessLogBuffer?) {
         accessLog?.flush()
         accessLog = buffer
