@@ -6,6 +6,7 @@ import SQLiteNIO
 /// `gantry example app-service`: the application behind example.com/app.
 ///
 ///     GET /app/dashboard          the dashboard of the user the gateway names in X-User-ID
+///     GET /app/live               a WebSocket: the dashboard's live updates, one a second
 ///     GET /app/work?cpu=50ms      burns that much CPU, then answers (for autoscaling demos)
 ///     GET /api/reports            for machine clients (OAuth 2.0 client credentials), named in X-Client-ID
 ///     GET /healthz
@@ -46,6 +47,46 @@ public struct AppService: Sendable {
         default:
             return .error(404, "not found")
         }
+    }
+
+    /// `/app/live`: a WebSocket that sends the user's dashboard figures every second (with the
+    /// pod that serves them, so a reconnection after a pod leaves shows on another), and
+    /// answers each message the client sends with its echo.
+    public func live(_ request: SimpleHTTPServer.Request, socket: SimpleWebSocket, messages: AsyncStream<String>) async {
+        let user = request.header(Self.identityHeader) ?? ""
+        let pod = podName
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var tick = 0
+                while !Task.isCancelled {
+                    tick += 1
+                    let update = LiveUpdate(user: user, tick: tick, servedBy: pod, time: Date().timeIntervalSince1970)
+                    guard let text = try? String(decoding: encoder.encode(update), as: UTF8.self), (try? await socket.send(text)) != nil
+                    else { return }
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            group.addTask {
+                for await message in messages {
+                    guard (try? await socket.send(#"{"echo":\#(Self.quoted(message)),"servedBy":\#(Self.quoted(pod))}"#)) != nil else { return }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private struct LiveUpdate: Encodable {
+        let user: String
+        let tick: Int
+        let servedBy: String
+        let time: Double
+    }
+
+    private static func quoted(_ text: String) -> String {
+        (try? String(decoding: JSONEncoder().encode(text), as: UTF8.self)) ?? "\"\""
     }
 
     private func dashboard(user: String?) async -> SimpleHTTPServer.Response {

@@ -2,12 +2,14 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 import Synchronization
 
 /// A small HTTP/1.1 server for the control plane and the example pods (not the data plane):
-/// a handler from request to response, async, one task per connection. When `until` returns
-/// it stops accepting, lets requests in flight finish, and returns, which is what a pod
-/// should do on SIGTERM.
+/// a handler from request to response, async, one task per connection, and WebSockets at the
+/// paths given handlers for them (a connection's first request may switch, as NIO's upgrader
+/// allows). When `until` returns it stops accepting, lets requests in flight finish, closes its
+/// WebSockets with 1001 (going away), and returns, which is what a pod should do on SIGTERM.
 public struct SimpleHTTPServer: Sendable {
     public struct Request: Sendable {
         public let method: String
@@ -46,12 +48,24 @@ public struct SimpleHTTPServer: Sendable {
     }
 
     public typealias Handler = @Sendable (Request) async -> Response
+    /// A WebSocket's life: the handshake's request, the socket, and the text messages the
+    /// client sends. The socket closes when it returns.
+    public typealias WebSocketHandler = @Sendable (Request, SimpleWebSocket, AsyncStream<String>) async -> Void
     private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
-    private let handler: Handler
+    /// What a new connection turned out to be once its first request head came.
+    private enum Accepted: Sendable {
+        case http(Connection)
+        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, Request, WebSocketHandler)
+    }
 
-    public init(handler: @escaping Handler) {
+    private let handler: Handler
+    private let webSockets: [String: WebSocketHandler]
+
+    /// - Parameter webSockets: handlers by exact path.
+    public init(handler: @escaping Handler, webSockets: [String: WebSocketHandler] = [:]) {
         self.handler = handler
+        self.webSockets = webSockets
     }
 
     /// Serves on `host:port` until `stop` returns, then drains. `ready` receives the bound port.
@@ -60,11 +74,8 @@ public struct SimpleHTTPServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try Connection(wrappingChannelSynchronously: channel)
-                }
+            .bind(host: host, port: port) { [webSockets] channel in
+                channel.eventLoop.makeCompletedFuture { try Self.configure(channel, webSockets: webSockets) }
             }
         ready(server.channel.localAddress?.port ?? port)
         let handler = self.handler
@@ -78,16 +89,64 @@ public struct SimpleHTTPServer: Sendable {
                 connections.drain()
             }
             try? await server.executeThenClose { inbound in
-                for try await connection in inbound {
-                    group.addTask { await Self.serve(connection, handler: handler, connections: connections) }
+                for try await accepted in inbound {
+                    group.addTask {
+                        switch try? await accepted.get() {
+                        case .http(let connection):
+                            await Self.serve(connection, handler: handler, connections: connections)
+                        case .webSocket(let channel, let request, let session):
+                            await SimpleWebSocket.serve(channel, request: request, handler: session) { connections.opened($0) }
+                        case nil:
+                            break
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Open connections and whether each is in the middle of a request.
+    /// HTTP/1.1, switching to a WebSocket when the first request asks for one at a path that
+    /// has a handler.
+    private static func configure(_ channel: any Channel, webSockets: [String: WebSocketHandler]) throws -> EventLoopFuture<Accepted> {
+        let upgrader = NIOTypedWebSocketServerUpgrader<Accepted>(
+            maxFrameSize: 1 << 20,
+            shouldUpgrade: { channel, head in
+                channel.eventLoop.makeSucceededFuture(webSockets[Self.path(of: head.uri)] == nil ? nil : HTTPHeaders())
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    let socket = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
+                    return .webSocket(socket, Self.request(head, body: ByteBuffer()), webSockets[Self.path(of: head.uri)]!)
+                }
+            })
+        let upgrade = NIOTypedHTTPServerUpgradeConfiguration<Accepted>(
+            upgraders: webSockets.isEmpty ? [] : [upgrader],
+            notUpgradingCompletionHandler: { channel in
+                channel.eventLoop.makeCompletedFuture { .http(try Connection(wrappingChannelSynchronously: channel)) }
+            })
+        return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: .init(upgradeConfiguration: upgrade))
+    }
+
+    private static func path(of uri: String) -> String {
+        String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+    }
+
+    /// Open connections and whether each is in the middle of a request, and open WebSockets.
     private final class Connections: Sendable {
         private let state = Mutex<(draining: Bool, idle: [ObjectIdentifier: any Channel])>((false, [:]))
+        private let sockets = Mutex<(next: Int, open: [Int: SimpleWebSocket])>((0, [:]))
+
+        /// Keeps an open WebSocket for the drain; returns what forgets it, or nil when the
+        /// server is draining already.
+        func opened(_ socket: SimpleWebSocket) -> (() -> Void)? {
+            guard !state.withLock({ $0.draining }) else { return nil }
+            let id = sockets.withLock { sockets in
+                sockets.next += 1
+                sockets.open[sockets.next] = socket
+                return sockets.next
+            }
+            return { [self] in _ = sockets.withLock { $0.open.removeValue(forKey: id) } }
+        }
 
         /// Marks a connection idle; false when the server drains and it should close instead.
         func idle(_ channel: any Channel) -> Bool {
@@ -109,6 +168,8 @@ public struct SimpleHTTPServer: Sendable {
                 return Array(state.idle.values)
             }
             for channel in idle { channel.close(promise: nil) }
+            let open = sockets.withLock { $0.open.values }
+            for socket in open { Task { await socket.close(code: .goingAway) } }
         }
     }
 

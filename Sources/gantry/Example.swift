@@ -65,12 +65,14 @@ struct Example: AsyncParsableCommand {
     struct AppServiceCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "app-service",
-            abstract: "The example's application: GET /app/dashboard for the user in X-User-ID; /app/work?cpu=50ms.",
+            abstract: "The example's application: GET /app/dashboard for the user in X-User-ID; /app/work?cpu=50ms; a WebSocket at /app/live.",
             discussion: "Listens on $POD_IP:$PORT (127.0.0.1:8080 by default). Data in $DATABASE_PATH (SQLite).")
 
         func run() async throws {
             let service = try await AppService.open()
-            try await ExamplePod.serve(name: "app-service") { await service.handle($0) }
+            try await ExamplePod.serve(
+                name: "app-service", webSockets: ["/app/live": { await service.live($0, socket: $1, messages: $2) }]
+            ) { await service.handle($0) }
             try await service.close()
         }
     }
@@ -78,10 +80,12 @@ struct Example: AsyncParsableCommand {
 
 /// How the example pods run: on `$POD_IP:$PORT`, until SIGTERM or SIGINT, then drain and exit 0.
 enum ExamplePod {
-    static func serve(name: String, handler: @escaping SimpleHTTPServer.Handler) async throws {
+    static func serve(
+        name: String, webSockets: [String: SimpleHTTPServer.WebSocketHandler] = [:], handler: @escaping SimpleHTTPServer.Handler
+    ) async throws {
         let host = ProcessEnvironment.value("POD_IP") ?? "127.0.0.1"
         let port = Int(ProcessEnvironment.value("PORT") ?? "") ?? 8080
-        try await SimpleHTTPServer(handler: handler).run(
+        try await SimpleHTTPServer(handler: handler, webSockets: webSockets).run(
             host: host, port: port,
             ready: { bound in FileHandleWriter.write("\(name) listening on http://\(host):\(bound)\n", to: 1) },
             until: { try? await SignalWaiter.wait(for: [SIGINT, SIGTERM]) })

@@ -204,6 +204,12 @@ import Glibc
             }
         }
         #expect(dashboard.output.contains(#""user":"demo""#), "\(dashboard.output)")
+        // The live dashboard, a WebSocket: the handshake meets the same token check.
+        let live = try await PythonWebSocket.client("ws://example.com:8080/app/live", mode: "chat", headers: [bearer])
+        #expect((live["greeting"] as? [String: Any])?["user"] as? String == "demo", "\(live)")
+        #expect((live["echo"] as? [String: Any])?["echo"] as? String == "hello", "\(live)")
+        let tokenless = try await PythonWebSocket.client("ws://example.com:8080/app/live")
+        #expect(tokenless["status"] as? Int == 401, "\(tokenless)")
         #expect(dashboard.output.lowercased().contains(#"ratelimit-policy: "per-user";q=200;w=2"#), "\(dashboard.output)")
         // Over the per-user limit (100/s, bursts of 200): 429 with the RateLimit headers.
         let burst = try await run(
@@ -459,3 +465,48 @@ import Glibc
     }
 }
 
+
+extension PodTests {
+    /// The example app's live dashboard is a WebSocket: through gantry it sends updates every
+    /// second from its pod and echoes what the client sends. When that pod is replaced (a
+    /// rollout), the socket stays open through the pod's drain period, then gantry closes it
+    /// with 1001 (going away), and a new one lands on the new pod.
+    @Test func aWebSocketToADrainedPodIsClosedWith1001() async throws {
+        let config = directory.appendingPathComponent("live.yaml")
+        let pods = "{command: [gantry, example, app-service], terminationGracePeriodSeconds: 2, readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 1}}"
+        try """
+        accessLog: {enabled: false}
+        admin: {port: 0}
+        loadBalancer: {listeners: [{name: http, port: 0}]}
+        gateway: {routes: [{path: /app, service: app}]}
+        services: [{name: app, pods: \(pods)}]
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "\(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+        #expect(await waitForReady(admin, count: 1), "\(gantry.stderr)")
+        let first = try #require(try await self.pods(admin).first?.name)
+
+        let chat = try await PythonWebSocket.client("ws://127.0.0.1:\(port)/app/live", mode: "chat")
+        #expect((chat["greeting"] as? [String: Any])?["servedBy"] as? String == first, "\(chat)")
+        #expect((chat["greeting"] as? [String: Any])?["tick"] as? Int == 1, "\(chat)")
+        #expect((chat["echo"] as? [String: Any])?["echo"] as? String == "hello", "\(chat)")
+
+        async let waiting = PythonWebSocket.client("ws://127.0.0.1:\(port)/app/live", mode: "wait")
+        #expect(
+            await eventually {
+                let metrics = (try? await run("curl", ["-s", "http://127.0.0.1:\(admin)/metrics"]))?.output ?? ""
+                return metrics.contains("gantry_open_tunnels 1")
+            })
+        try await post(admin, "/api/services/app/restart")
+        let closed = try await waiting
+        #expect(closed["closeCode"] as? Int == 1001, "\(closed)")
+        // Open through the drain period (2 s, less the half second kept for the pod to stop).
+        #expect((closed["seconds"] as? Double ?? 0) >= 1, "\(closed)")
+        #expect(await waitForReady(admin, count: 1, excluding: [first]), "\(gantry.stderr)")
+        let again = try await PythonWebSocket.client("ws://127.0.0.1:\(port)/app/live")
+        let second = (again["greeting"] as? [String: Any])?["servedBy"] as? String
+        #expect(second != nil && second != first, "\(again)")
+    }
+}

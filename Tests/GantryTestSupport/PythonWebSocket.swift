@@ -22,8 +22,9 @@ public enum PythonWebSocket {
         asyncio.run(main())
         """#
 
-    /// `client.py URL [echo|wait] [Header: value]…`: prints one JSON line. `echo` sends a text
-    /// message and a 1 MiB binary one and checks their echoes; `wait` waits for the connection
+    /// `client.py URL [echo|chat|wait] [Header: value]…`: prints one JSON line. `echo` sends a
+    /// text message and a 1 MiB binary one and checks their echoes; `chat` sends a text message
+    /// and reads until a message with `echo` comes; `wait` waits for the connection
     /// to close and says how (`closeCode`) and after how long. A refused handshake prints its
     /// `status`.
     static let clientScript = #"""
@@ -31,8 +32,16 @@ public enum PythonWebSocket {
         async def main(url, mode="echo", *headers):
             extra = [tuple(h.split(": ", 1)) for h in headers]
             try:
-                async with websockets.connect(url, extra_headers=extra, max_size=None, ping_interval=None) as ws:
+                # Every server in the tests is on loopback; the URL's host is the Host header.
+                async with websockets.connect(url, host="127.0.0.1", extra_headers=extra, max_size=None, ping_interval=None) as ws:
                     greeting = json.loads(await ws.recv())
+                    if mode == "chat":
+                        await ws.send("hello")
+                        while True:
+                            message = json.loads(await ws.recv())
+                            if "echo" in message:
+                                print(json.dumps({"greeting": greeting, "echo": message}))
+                                return
                     if mode == "wait":
                         started = time.monotonic()
                         await ws.wait_closed()

@@ -618,14 +618,14 @@ final class ProxyExchange {
         guard context.tunnelStarted != nil, !context.finished else { return }
         loop.metrics.subtract(.openTunnels)
         if let reason { context.outcome = reason }
+        // No flush here: this may run inside either side's flush (a write that finds the peer
+        // gone closes the channel at once); the client's connection flushes as it closes.
         if let upstream = context.upstream.take() {
             upstream.exchange = nil
-            upstream.flush()
             upstream.close()
             context.endpoint?.requestEnded()
         }
         context.responseSide = .complete
-        downstream?.flush()
         complete()
     }
 
@@ -641,6 +641,7 @@ final class ProxyExchange {
             if frames.fromClient.atBoundary {
                 let mask = loop.drawRandom { UInt32(truncatingIfNeeded: $0.next()) }
                 context.upstream?.writeTunnelBytes(ByteBuffer(bytes: WebSocketFrameBoundary.goingAwayFromClient(mask: mask)))
+                context.upstream?.flush()
             }
         }
         endTunnel(.tunnelDrained)
