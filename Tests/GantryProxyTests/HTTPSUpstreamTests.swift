@@ -29,13 +29,16 @@ extension LiveProxyTests {
         (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
     }
 
-    /// The access log's `detail` fields so far.
-    static func details(in path: String, sink: AccessLogSink) -> [String] {
+    /// The access log's lines so far, as JSON objects.
+    static func accessLog(_ path: String, sink: AccessLogSink) -> [[String: Any]] {
         sink.sync()
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap {
-            ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["detail"] as? String
-        }
+        return text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+    }
+
+    /// The access log's `detail` fields so far.
+    static func details(in path: String, sink: AccessLogSink) -> [String] {
+        accessLog(path, sink: sink).compactMap { $0["detail"] as? String }
     }
 
     /// The service's endpoints speak HTTPS: gantry verifies the certificate against the CA

@@ -45,9 +45,7 @@ extension LiveProxyTests {
             var lines: [[String: Any]] = []
             #expect(
                 await eventually {
-                    sink.sync()
-                    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                    lines = text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+                    lines = Self.accessLog(log, sink: sink)
                     return !lines.isEmpty
                 })
             #expect(lines.count == 1)
@@ -140,6 +138,69 @@ extension LiveProxyTests {
         await harness.plane.drain(gracePeriod: .milliseconds(100))
         #expect(try await waiting["closeCode"] as? Int == 1001)
         await harness.stop()
+    }
+
+    /// A browser on gantry's HTTP/2 listener opens a WebSocket as RFC 8441 says: an extended
+    /// CONNECT on a stream of the connection it loaded the page on (gantry offers
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL), which gantry carries to the HTTP/1.1 service as an
+    /// upgrade. Debian's chromium is the browser; the page tells the test what it got by
+    /// fetching `/done/<echo>`.
+    @Test func aBrowserOpensAWebSocketOverHTTP2() async throws {
+        let server = try await PythonWebSocket.server()
+        let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
+        let sink = try AccessLogSink(destination: .file(log))
+        let page = #"<html><body><script>const ws = new WebSocket("wss://" + location.host + "/ws/h2"); ws.onmessage = (e) => { if (e.data.startsWith("{")) { ws.send("hello"); } else { fetch("/done/" + e.data); } };</script></body></html>"#
+        let yaml = { (_: [Int]) in
+            """
+            runtime: {stateDirectory: \(Self.scratch())}
+            loadBalancer:
+              listeners: [{name: https, port: 0, http2: true, tls: {selfSigned: [example.com]}}]
+            gateway:
+              policies:
+                - {name: page, respond: {contentType: text/html, body: '\(page)'}}
+                - {name: done, respond: {status: 204}}
+              routes:
+                - {path: /page, service: live, policies: [page]}
+                - {path: /done, service: live, policies: [done]}
+                - {path: /ws, service: live}
+            services:
+              - {name: live, endpoints: [127.0.0.1:\(server.port)]}
+            """
+        }
+        try await withProxy(upstreams: 0, accessLog: sink, yaml: yaml) { harness in
+            let browser = Process()
+            browser.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            browser.arguments = [
+                "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(Self.scratch())",
+                "--host-resolver-rules=MAP example.com 127.0.0.1", "https://example.com:\(harness.port)/page",
+            ]
+            browser.standardOutput = FileHandle.nullDevice
+            browser.standardError = FileHandle.nullDevice
+            try browser.run()
+            defer {
+                browser.terminate()
+                browser.waitForEnd()
+            }
+            var lines: [[String: Any]] = []
+            #expect(
+                await eventually(timeout: .seconds(60)) {
+                    lines = Self.accessLog(log, sink: sink)
+                    return lines.contains { $0["path"] as? String == "/done/hello" }
+                }, "\(lines)")
+            // The tunnel is logged when it ends: when the browser goes.
+            browser.terminate()
+            #expect(
+                await eventually {
+                    lines = Self.accessLog(log, sink: sink)
+                    return lines.contains { $0["path"] as? String == "/ws/h2" }
+                }, "\(lines)")
+            let tunnel = lines.first { $0["path"] as? String == "/ws/h2" }
+            #expect(tunnel?["protocol"] as? String == "HTTP/2", "\(lines)")
+            #expect(tunnel?["status"] as? Int == 101, "\(lines)")
+            let counters = await harness.plane.counters()
+            #expect(counters[.tunnels] == 1)
+            #expect(counters[.http2Connections] >= 1)
+        }
     }
 
     @Test func upgradesAreCheckedWhenTheFileLoads() throws {

@@ -89,7 +89,7 @@ final class ProxyExchange {
                 keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
             var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
             if let wanted = head.facts.requestedUpgrade, let field = head.facts.upgradeField, !admitted.framing.hasBody,
-                head.version == .http1_1, downstream?.canSwitchProtocols == true, context.settings.upgrades.contains(wanted)
+                downstream?.canSwitchProtocols == true, context.settings.upgrades.contains(wanted)
             {
                 // RFC 9110 §7.8: asked again on gantry's own hop. Any other upgrade goes no
                 // further than gantry, and the request is answered as a plain one.

@@ -365,7 +365,8 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
 
     // MARK: A switched protocol (from the exchange)
 
-    var canSwitchProtocols: Bool { true }
+    /// RFC 9110 §7.8: `Upgrade` in an HTTP/1.0 request is ignored.
+    var canSwitchProtocols: Bool { requestVersion == .http1_1 }
 
     func switchToTunnel() {
         isTunnel = true

@@ -1,3 +1,4 @@
+import Foundation
 import GantryConfig
 import GantryCore
 import NIOCore
@@ -30,6 +31,10 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     private var active = true
     private(set) var isInReadBatch = false
     private(set) var isWritable = false
+    /// The protocol an extended CONNECT asks for (RFC 8441), set by ``ExtendedConnectReader``.
+    var extendedConnect: String?
+    /// The upstream switched: the stream's DATA carries the new protocol's bytes each way.
+    private var isTunnel = false
 
     init(loop: LoopContext, listener: ListenerSettings, session: HTTP2ConnectionHandler) {
         self.loop = loop
@@ -88,20 +93,35 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isInReadBatch = true
         switch unwrapInboundIn(data) {
-        case .head(let head):
+        case .head(var head):
             guard exchange == nil, !requestInProgress else { return }
             requestInProgress = true
             requestMethod = head.method
             requestVersion = head.version
+            if head.method == .CONNECT, let wanted = extendedConnect { head = upgradeRequest(for: head, protocol: wanted) }
             let exchange = loop.takeExchange()
             self.exchange = exchange
             exchange.begin(ClientRequestHead(head), from: self)
         case .body(let buffer):
-            exchange?.requestBody(buffer)
+            if isTunnel { exchange?.tunnelFromClient(buffer) } else { exchange?.requestBody(buffer) }
         case .end:
             requestInProgress = false
-            exchange?.requestEnd()
+            // The client's END_STREAM ends a tunnel as a close would (RFC 8441 §4).
+            if isTunnel { exchange?.downstreamClosed() } else { exchange?.requestEnd() }
         }
+    }
+
+    /// An extended CONNECT as the HTTP/1.1 upstream hears it (RFC 8441 §5): a GET asking to
+    /// upgrade, with a WebSocket key of gantry's making, since HTTP/2 clients send none.
+    private func upgradeRequest(for head: HTTPRequestHead, protocol wanted: String) -> HTTPRequestHead {
+        var headers = head.headers
+        headers.add(name: "connection", value: "upgrade")
+        headers.add(name: "upgrade", value: wanted)
+        if wanted == "websocket", !headers.contains(name: "sec-websocket-key") {
+            let key = loop.drawRandom { random in (0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+            headers.add(name: "sec-websocket-key", value: Data(key).base64EncodedString())
+        }
+        return HTTPRequestHead(version: head.version, method: .GET, uri: head.uri, headers: headers)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -134,6 +154,10 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     }
 
     func abort() {
+        if isTunnel, let exchange {
+            exchange.closeTunnelGoingAway(ifTo: nil)
+            return
+        }
         context?.close(promise: nil)
     }
 
@@ -150,6 +174,10 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         self.exchange = nil
         setReadsPaused(false)
         guard active, let context else { return }
+        if isTunnel {
+            isTunnel = false
+            write(.end(nil))  // the tunnel's end is the stream's
+        }
         flush()
         if requestInProgress, let responseEnd {
             // After the response's last frame has gone (NIO drops DATA still waiting for flow
@@ -179,6 +207,11 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     func writeResponseHead(_ upstreamHead: UpstreamResponseHead) {
         var head = upstreamHead.built
         if head.version != requestVersion { head.version = requestVersion }
+        if head.status == .switchingProtocols, extendedConnect != nil {
+            // RFC 8441 §5: a 2xx opens the tunnel; HTTP/2 has no Upgrade, and no key to accept.
+            head.status = .ok
+            for name in ["connection", "upgrade", "sec-websocket-accept"] { head.headers.remove(name: name) }
+        }
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         write(.head(head))
     }
@@ -231,9 +264,19 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 }
 
 extension HTTP2Stream {
-    /// A stream cannot switch protocols: HTTP/2 forbids `Upgrade` (RFC 9113 §8.6).
-    var canSwitchProtocols: Bool { false }
-    func switchToTunnel() {}
-    func writeTunnelBytes(_ buffer: ByteBuffer) {}
-    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?) {}
+    /// HTTP/2 has no `Upgrade` (RFC 9113 §8.6): only an extended CONNECT's stream switches.
+    var canSwitchProtocols: Bool { extendedConnect != nil }
+
+    func switchToTunnel() {
+        isTunnel = true
+    }
+
+    func writeTunnelBytes(_ buffer: ByteBuffer) {
+        write(.body(.byteBuffer(buffer)))
+    }
+
+    func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?) {
+        guard isTunnel else { return }
+        exchange?.closeTunnelGoingAway(ifTo: endpoint)
+    }
 }

@@ -64,6 +64,8 @@ struct ListenerPipeline: Sendable {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeadSize),
             HTTP2Setting(parameter: .initialWindowSize, value: limits.http2StreamWindow),
+            // RFC 8441: WebSockets over a stream (extended CONNECT), carried to HTTP/1.1 upstreams.
+            HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         connection.targetWindowSize = limits.http2ConnectionWindow
         var stream = NIOHTTP2Handler.StreamConfiguration()
@@ -74,8 +76,10 @@ struct ListenerPipeline: Sendable {
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
+                let handler = HTTP2Stream(loop: loop.value, listener: listener, session: session.value)
+                try sync.addHandler(ExtendedConnectReader(stream: handler))
                 try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(HTTP2Stream(loop: loop.value, listener: listener, session: session.value))
+                try sync.addHandler(handler)
             }
         }
         try sync.addHandler(session.value)

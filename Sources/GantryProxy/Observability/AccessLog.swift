@@ -14,6 +14,8 @@ struct AccessLogRecord {
     var client: String
     var listener: String
     var method: String
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`, as the client spoke.
+    var protocolName: StaticString
     var host: String
     var path: String
     var route: String?
@@ -99,6 +101,9 @@ final class AccessLogBuffer {
         field("client", record.client)
         field("listener", record.listener)
         field("method", record.method)
+        bytes.append(contentsOf: ",\"protocol\":\"".utf8)
+        record.protocolName.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
         field("host", record.host)
         field("path", record.path)
         field("route", record.route)

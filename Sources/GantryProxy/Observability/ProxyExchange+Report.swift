@@ -33,7 +33,9 @@ extension ProxyExchange {
         accessLog.append(
             AccessLogRecord(
                 time: context.wallClock, requestID: context.id.description, client: downstream?.client.address ?? "unknown",
-                listener: downstream?.client.listener.name ?? "-", method: context.methodName, host: context.host, path: context.path,
+                listener: downstream?.client.listener.name ?? "-", method: context.methodName,
+                protocolName: context.version.major == 2 ? "HTTP/2" : context.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1", host: context.host,
+                path: context.path,
                 route: context.route?.name, service: context.route.map { _ in context.cluster.settings.name },
                 endpoint: context.endpoint?.address.description, status: context.status, bytesIn: context.requestBytes,
                 bytesOut: context.responseBytes, upstreamMs: context.upstreamMs, totalMs: now.milliseconds(since: context.started),
