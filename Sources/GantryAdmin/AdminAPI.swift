@@ -17,11 +17,16 @@ import GantryPods
 ///     POST /api/services/NAME/restart      rollout restart
 ///     GET  /api/config                     ConfigStatus
 ///     POST /api/config                     ApplyRequest → ApplyOutcome (422 when the file has problems)
+///
+/// With `admin.token` set, every call that changes something must send `Authorization: Bearer
+/// TOKEN`; reads stay open (the dashboard, `/metrics`), as they show no secret.
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public let status: Int
         public let body: Data
         public var contentType = "application/json"
+        /// A 401 that asks for the token (`WWW-Authenticate: Bearer`).
+        public var challenge = false
     }
 
     let config: any ConfigController
@@ -30,6 +35,8 @@ public struct AdminAPI: Sendable {
     let targets: @Sendable (String) -> [TargetStatus]
     let metrics: (@Sendable () async -> [UInt8])?
     let history: ReplicaHistory?
+    /// The token's digest, compared with the presented one's: equal lengths, whatever is sent.
+    let tokenDigest: String?
 
     /// The configuration requests arrive under now.
     var snapshot: RuntimeSnapshot { config.snapshot }
@@ -37,8 +44,9 @@ public struct AdminAPI: Sendable {
     public init(
         config: any ConfigController, supervisor: PodSupervisor, endpoints: @escaping @Sendable (String) -> [String],
         targets: @escaping @Sendable (String) -> [TargetStatus] = { _ in [] },
-        metrics: (@Sendable () async -> [UInt8])? = nil, history: ReplicaHistory? = nil
+        metrics: (@Sendable () async -> [UInt8])? = nil, history: ReplicaHistory? = nil, token: String? = nil
     ) {
+        self.tokenDigest = token.map { ContentDigest.sha256($0) }
         self.metrics = metrics
         self.history = history
         self.config = config
@@ -47,7 +55,15 @@ public struct AdminAPI: Sendable {
         self.targets = targets
     }
 
-    public func handle(method: String, path: String, body: Data) async -> Response {
+    public func handle(method: String, path: String, body: Data, authorization: String? = nil) async -> Response {
+        if let tokenDigest, method != "GET", method != "HEAD" {
+            let presented = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            guard let presented, ContentDigest.sha256(presented) == tokenDigest else {
+                var refused = problem(401, "this admin API changes nothing without its token: send Authorization: Bearer … (gantry commands: $GANTRY_ADMIN_TOKEN or --admin-token-file)")
+                refused.challenge = true
+                return refused
+            }
+        }
         let parts = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/").map(String.init)
         if parts.isEmpty || parts == ["dashboard"] {
             guard method == "GET" else { return problem(405, "\(method) is not allowed here") }

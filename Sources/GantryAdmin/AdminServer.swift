@@ -1,6 +1,6 @@
 import GantryHTTP
 
-/// The admin API over HTTP/1.1 on loopback.
+/// The admin API over HTTP/1.1: on loopback, or anywhere with a token (``AdminAPI``).
 public struct AdminServer: Sendable {
     let api: AdminAPI
 
@@ -14,8 +14,10 @@ public struct AdminServer: Sendable {
     {
         let api = self.api
         let server = SimpleHTTPServer { request in
-            let answer = await api.handle(method: request.method, path: request.path, body: request.body)
-            return SimpleHTTPServer.Response(status: answer.status, headers: [("Content-Type", answer.contentType)], body: answer.body)
+            let answer = await api.handle(method: request.method, path: request.path, body: request.body, authorization: request.header("authorization"))
+            var headers = [("Content-Type", answer.contentType)]
+            if answer.challenge { headers.append(("WWW-Authenticate", #"Bearer realm="gantry-admin""#)) }
+            return SimpleHTTPServer.Response(status: answer.status, headers: headers, body: answer.body)
         }
         try await server.run(host: host, port: port, ready: ready, until: until)
     }

@@ -70,8 +70,9 @@ extension ConfigDiff {
     /// The changes from `old` to `new`.
     public init(from old: LoadedConfig, to new: LoadedConfig) {
         var changes: [Change] = []
-        let before = old.document
-        let after = new.document
+        // Secrets never reach a diff, which `gantry diff`, events and the admin API show.
+        let before = old.document.maskingSecrets()
+        let after = new.document.maskingSecrets()
 
         // Routes, in the order they match.
         let oldRoutes = Self.named(before.at("gateway", "routes"), names: old.snapshot.routeNames)
@@ -262,6 +263,29 @@ extension Node {
             node = mapping.first { $0.key.string == key }?.value
         }
         return node
+    }
+
+    /// Keys whose values are secrets: the admin API's token, an introspection client's secret.
+    static let secretKeys: Set<String> = ["token", "clientSecret"]
+
+    /// The node with every secret value replaced by `(secret #abcdef)`: a short digest, so that
+    /// a changed secret still shows as a change, but not what it is.
+    func maskingSecrets() -> Node {
+        switch self {
+        case .mapping(let mapping):
+            return .mapping(
+                Node.Mapping(
+                    mapping.map { key, value in
+                        if let name = key.string, Self.secretKeys.contains(name), case .scalar(let scalar) = value {
+                            return (key, Node(String("(secret #\(ContentDigest.sha256(scalar.string).prefix(6)))")))
+                        }
+                        return (key, value.maskingSecrets())
+                    }))
+        case .sequence(let sequence):
+            return .sequence(Node.Sequence(sequence.map { $0.maskingSecrets() }))
+        default:
+            return self
+        }
     }
 
     /// A mapping without some of its keys.

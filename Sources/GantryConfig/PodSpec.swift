@@ -117,10 +117,18 @@ public struct ExecActionSpec: Decodable, Sendable {
 }
 
 /// `admin:` the admin API that `gantry get`, `scale`, `logs` and `rollout` talk to. It listens
-/// on loopback only, apart from the public listeners.
+/// on loopback by default, apart from the public listeners; anywhere else it needs a token.
 public struct AdminSpec: Decodable, Sendable {
     /// Default true.
     public var enabled: Bool?
+    /// Default 127.0.0.1. Any other than a loopback address needs `token` or `tokenFile`.
+    public var address: String?
     /// Default 9901 (Envoy's admin port); 0 picks a free one.
     public var port: Int?
+    /// What every call that changes something (and every `gantry` command) must send as
+    /// `Authorization: Bearer …`: at least 16 characters.
+    public var token: String?
+    /// The same, read from a file (trailing whitespace dropped).
+    /// Not with `token`.
+    public var tokenFile: String?
 }

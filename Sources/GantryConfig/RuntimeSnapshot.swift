@@ -249,13 +249,16 @@ public struct AccessLogSettings: Sendable, Hashable {
 
 public struct AdminSettings: Sendable, Hashable {
     public let enabled: Bool
-    /// Always loopback: the admin API can change what runs.
+    /// Loopback unless a token guards it.
     public let address: String
     public let port: Int
+    /// Required of every call that changes something, when set.
+    public let token: String?
 
-    public init(enabled: Bool = true, address: String = "127.0.0.1", port: Int = 9901) {
+    public init(enabled: Bool = true, address: String = "127.0.0.1", port: Int = 9901, token: String? = nil) {
         self.enabled = enabled
         self.address = address
         self.port = port
+        self.token = token
     }
 }

@@ -46,10 +46,7 @@ struct SpecCompiler {
             }
         }
 
-        var admin = AdminSettings(enabled: spec.admin?.enabled ?? true)
-        if let port = within(spec.admin?.port, 0...65535, at: root / "admin" / "port") {
-            admin = AdminSettings(enabled: admin.enabled, port: port)
-        }
+        let admin = compileAdmin(spec.admin, at: root / "admin")
         let stateDirectory = spec.runtime?.stateDirectory ?? Self.defaultStateDirectory(besides: sourceFile)
 
         let dns = spec.dns.map { compileDNS($0, listeners: listeners, at: root / "dns") }
@@ -170,6 +167,41 @@ struct SpecCompiler {
             result.append(settings)
         }
         return result
+    }
+
+    /// The admin API: loopback without a token; elsewhere only with one, since it can change
+    /// what runs.
+    private mutating func compileAdmin(_ spec: AdminSpec?, at path: SpecPath) -> AdminSettings {
+        let port = within(spec?.port, 0...65535, at: path / "port") ?? 9901
+        var token = spec?.token
+        if spec?.token != nil, spec?.tokenFile != nil { problem(path / "tokenFile", "set token or tokenFile, not both") }
+        if let file = spec?.tokenFile {
+            let resolved = resolve(file)
+            if let text = try? String(contentsOfFile: resolved, encoding: .utf8) {
+                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                problem(path / "tokenFile", "cannot read \(resolved): check the path (relative paths start at the file's directory)")
+            }
+        }
+        if let token, token.count < 16 || token.contains(where: { $0.isWhitespace }) {
+            problem(
+                path / (spec?.tokenFile == nil ? "token" : "tokenFile"),
+                "the token must be at least 16 characters without spaces, e.g. the output of `openssl rand -hex 16`")
+        }
+        let address = spec?.address ?? "127.0.0.1"
+        if !Self.isIPLiteral(address) {
+            problem(path / "address", "\"\(address)\" is not an IP address: write 127.0.0.1, or 0.0.0.0 with a token")
+        } else if !Self.isLoopback(address), token == nil {
+            problem(
+                path / "address",
+                "\(address) opens the admin API, which can change what runs, beyond this machine: set admin.token or admin.tokenFile "
+                    + "(every change and every gantry command must then send it), or keep 127.0.0.1")
+        }
+        return AdminSettings(enabled: spec?.enabled ?? true, address: address, port: port, token: token)
+    }
+
+    static func isLoopback(_ address: String) -> Bool {
+        address.hasPrefix("127.") || address == "::1"
     }
 
     private mutating func compileOutlierDetection(_ spec: OutlierDetectionSpec?, at path: SpecPath) -> OutlierDetection {

@@ -8,9 +8,19 @@ struct AdminOptions: ParsableArguments {
     @Option(name: .customLong("admin"), help: "The admin API of a running gantry, host:port. Default: $GANTRY_ADMIN, else 127.0.0.1:9901.")
     var address: String?
 
+    @Option(name: .customLong("admin-token-file"), help: "A file holding the admin API's token (admin.token). Default: $GANTRY_ADMIN_TOKEN.")
+    var tokenFile: String?
+
     var client: AdminClient {
         get throws {
-            try AdminClient(address: address ?? ProcessEnvironment.value("GANTRY_ADMIN") ?? "127.0.0.1:9901")
+            var token = ProcessEnvironment.value("GANTRY_ADMIN_TOKEN")
+            if let tokenFile {
+                guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                    throw ValidationError("--admin-token-file \(tokenFile): cannot read the file")
+                }
+                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return try AdminClient(address: address ?? ProcessEnvironment.value("GANTRY_ADMIN") ?? "127.0.0.1:9901", token: token)
         }
     }
 

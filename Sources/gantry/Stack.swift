@@ -73,7 +73,7 @@ struct Stack: Service {
                 metrics: { [plane] in
                     await MetricsPage(snapshot: live.snapshot, plane: plane, supervisor: supervisor, config: await live.status()).render()
                 },
-                history: history)
+                history: history, token: snapshot.admin.token)
             let bound = AsyncGate()
             let address = snapshot.admin.address
             let port = snapshot.admin.port

@@ -1,3 +1,4 @@
+import Foundation
 import GantryCore
 import Testing
 
@@ -132,5 +133,46 @@ private func issues(_ yaml: String) -> [String] {
             issues(yaml) == [
                 #"gantry.yaml:5:37: services[0].loadBalancing.consistentHash: set exactly one of clientIP: true, header: NAME or cookie: NAME"#
             ])
+    }
+}
+
+/// `admin:` — loopback by default; anywhere else only behind a token.
+@Suite struct AdminSpecTests {
+    static func admin(_ settings: String) -> String {
+        ConfigErrorTests.valid + "\nadmin: \(settings)\n"
+    }
+
+    @Test func aNonLoopbackAddressNeedsAToken() throws {
+        let open = issues(Self.admin("{address: 0.0.0.0}"))
+        #expect(open.count == 1)
+        #expect(open.first?.contains("admin.address: 0.0.0.0 opens the admin API") == true, "\(open)")
+        #expect(open.first?.contains("set admin.token or admin.tokenFile") == true)
+        #expect(issues(Self.admin("{address: 127.0.0.2}")).isEmpty)
+        #expect(issues(Self.admin("{address: \"::1\"}")).isEmpty)
+        let guarded = try ConfigLoader.load(yaml: Self.admin("{address: 0.0.0.0, token: 0123456789abcdef0123}"), file: "gantry.yaml", coreCount: 2).get()
+        #expect(guarded.snapshot.admin.address == "0.0.0.0")
+        #expect(guarded.snapshot.admin.token == "0123456789abcdef0123")
+    }
+
+    @Test func tokensAreCheckedAndReadFromFiles() throws {
+        #expect(issues(Self.admin("{token: short}")).first?.contains("admin.token: the token must be at least 16 characters") == true)
+        #expect(issues(Self.admin("{token: 0123456789abcdef, tokenFile: t}")).contains { $0.contains("admin.tokenFile: set token or tokenFile, not both") })
+        #expect(issues(Self.admin("{address: example.com, token: 0123456789abcdef}")).first?.contains("is not an IP address") == true)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("admin-token-\(UUID().uuidString)")
+        try "fedcba9876543210fedcba\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let loaded = try ConfigLoader.load(yaml: Self.admin("{tokenFile: \(file.path)}"), file: "gantry.yaml", coreCount: 2).get()
+        #expect(loaded.snapshot.admin.token == "fedcba9876543210fedcba")
+    }
+
+    /// A diff shows that a secret changed, never what it is: `gantry diff`, the RestartNeeded
+    /// event and the admin API's config status all print diffs.
+    @Test func diffsMaskSecrets() throws {
+        let old = try ConfigLoader.load(yaml: Self.admin("{token: first-token-0123456789}"), file: "gantry.yaml", coreCount: 2).get()
+        let new = try ConfigLoader.load(yaml: Self.admin("{token: second-token-0123456789}"), file: "gantry.yaml", coreCount: 2).get()
+        let diff = ConfigDiff(from: old, to: new)
+        #expect(diff.needsRestart.count == 1)
+        #expect(!diff.text.contains("first-token") && !diff.text.contains("second-token"), "\(diff.text)")
+        #expect(diff.text.contains("(secret #") && diff.needsRestart.first?.from != diff.needsRestart.first?.to, "\(diff.text)")
     }
 }

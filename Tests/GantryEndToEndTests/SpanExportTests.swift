@@ -208,3 +208,91 @@ import Glibc
         #expect(body.range(of: Data("gantry".utf8)) != nil, "the default service.name")
     }
 }
+
+extension SpanExportTests {
+    /// Credentials a client sends (a bearer token, a cookie, API keys in a header and in the
+    /// query, on answered and on refused requests) reach none of gantry's sinks: the access
+    /// log, the spans it exports, the events. The admin API's token changes hands only as a
+    /// digest in diffs and events, and calls that change something need it.
+    @Test func secretsReachNoSinkAndTheAdminTokenGuardsChanges() async throws {
+        let collector = try await Collector()
+        let (echo, echoPort) = try await startEcho()
+        defer { echo.stop() }
+        let token = "admin-token-0123456789abcdef"
+        let queryKey = "SECRET-QUERY-KEY-1"
+        // As an operator makes one (docs/configuration.md).
+        let digest = try await run("sh", ["-c", "printf %s \(queryKey) | sha256sum"]).output.prefix(64)
+        func file(token: String) -> String {
+            """
+            accessLog: {path: access.log}
+            admin: {port: 0, token: \(token)}
+            tracing:
+              otlp: {endpoint: "http://127.0.0.1:\(collector.port)/v1/traces", protocol: httpJSON, exportInterval: 100ms}
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway:
+              policies:
+                - {name: keys, apiKey: {consumers: [{name: ci, keySHA256: ["\(String(repeating: "ab", count: 32))"]}]}}
+                - {name: query-keys, apiKey: {from: {query: api_key}, consumers: [{name: ci, keySHA256: ["\(digest)"]}]}}
+              routes:
+                - {name: app, path: /app, service: app}
+                - {name: admin, path: /admin, service: app, policies: [keys]}
+                - {name: query, path: /q, service: app, policies: [query-keys]}
+            services:
+              - {name: app, endpoints: [127.0.0.1:\(echoPort)]}
+            """
+        }
+        let config = directory.appendingPathComponent("secrets.yaml")
+        try file(token: token).write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "\(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"), "\(gantry.stderr)")
+
+        let base = "http://127.0.0.1:\(port)"
+        _ = try await run("curl", ["-s", "-H", "Authorization: Bearer SECRET-BEARER-1", "-H", "Cookie: session=SECRET-COOKIE-1", "\(base)/app/x"])
+        let header = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-API-Key: SECRET-HEADER-KEY-1", "\(base)/admin/x"])
+        #expect(header.output == "401")
+        let query = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(base)/q/x?api_key=\(queryKey)&b=SECRET-QUERY-2"])
+        #expect(query.output == "200")
+        let refused = try await run(
+            "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Bad Name: x", "\(base)/app/x?api_key=SECRET-REFUSED-1"])
+        #expect(refused.output == "400")
+
+        // Changes need the token; reads do not.
+        let reads = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(admin)/api/pods"])
+        #expect(reads.output == "200")
+        let anonymous = try await run(
+            "curl", ["-s", "-i", "-X", "POST", "-d", #"{"replicas": 2}"#, "http://127.0.0.1:\(admin)/api/services/app/scale"])
+        #expect(anonymous.output.hasPrefix("HTTP/1.1 401") && anonymous.output.contains(#"WWW-Authenticate: Bearer realm="gantry-admin""#), "\(anonymous.output)")
+        try file(token: "another-token-0123456789abcdef").write(to: config, atomically: true, encoding: .utf8)
+        let without = try await run(GantryProcess.binary, ["apply", config.path, "--admin", "127.0.0.1:\(admin)"], directory: directory)
+        #expect(without.status == 1 && without.error.contains("changes nothing without its token"), "\(without.error)")
+        let tokenFile = directory.appendingPathComponent("admin.token")
+        try token.write(to: tokenFile, atomically: true, encoding: .utf8)
+        let with = try await run(
+            GantryProcess.binary, ["apply", config.path, "--admin", "127.0.0.1:\(admin)", "--admin-token-file", tokenFile.path], directory: directory)
+        #expect(with.status == 0, "\(with.output) \(with.error)")
+
+        // Every sink, once everything has reached it.
+        let log = directory.appendingPathComponent("access.log")
+        #expect(
+            await eventually(timeout: .seconds(15)) {
+                let lines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").count
+                return lines >= 4 && collector.jsonSpans().count >= 3  // a request that never parsed has no span
+            }, "\(collector.jsonSpans().count) spans")
+        let events = try await run("curl", ["-s", "http://127.0.0.1:\(admin)/api/events"]).output
+        #expect(events.contains("RestartNeeded") && events.contains("(secret #"), "\(events)")
+        let configStatus = try await run("curl", ["-s", "http://127.0.0.1:\(admin)/api/config"]).output
+        let sinks = [
+            ("access log", (try? String(contentsOf: log, encoding: .utf8)) ?? ""),
+            ("spans", collector.received.map { String(decoding: $0.body, as: UTF8.self) }.joined()),
+            ("events", events), ("config status", configStatus), ("gantry's own log", gantry.stderr),
+        ]
+        for (name, text) in sinks {
+            for secret in ["SECRET-", token, "another-token-0123456789abcdef"] {
+                #expect(!text.contains(secret), "\(name) holds \(secret)")
+            }
+        }
+        #expect(sinks[0].1.contains(#""path":"/q/x""#) && sinks[0].1.contains(#""path":"/app/x""#))
+    }
+}

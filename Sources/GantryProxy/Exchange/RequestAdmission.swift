@@ -45,7 +45,9 @@ enum RequestAdmission {
         // The head's facts and the limits are read in place: bound to locals, both were copied,
         // with a retain of each of their strings.
         let rawHost = head.facts.host ?? ""
-        let displayPath = head.uri.utf8.count <= 256 ? head.uri : String(head.uri.prefix(256))
+        // Without the query, which may carry a credential (`?api_key=…`): logs and spans never do.
+        let withoutQuery = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let displayPath = withoutQuery.utf8.count <= 256 ? String(withoutQuery) : String(withoutQuery.prefix(256))
 
         if head.uri.utf8.count > snapshot.limits.maxURILength {
             return .reject(
