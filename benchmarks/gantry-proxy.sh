@@ -14,6 +14,8 @@
 #   GANTRY_IDLE                      loadBalancer.timeouts.idle, e.g. 300s
 #   GANTRY_OTLP                      an OTLP/HTTP traces URL: every request is exported as spans
 #                                    (benchmarks/otlp-sink.py PORT is a receiver for this)
+#   GANTRY_UPSTREAM_TLS              a YAML flow mapping for services[].tls: the upstreams speak
+#                                    HTTPS (tunnelbench.py), e.g. "{caFile: ca.pem, serverName: localhost}"
 set -euo pipefail
 port=$1 upstreams=$2 workdir=$3
 bin=${GANTRY_BIN:?set GANTRY_BIN to the gantry binary}
@@ -47,6 +49,7 @@ load_balancer="listeners: [{$listener}]"
   echo "  - name: backends"
   echo "    loadBalancing: roundRobin"
   echo "    connectionPool: {maxIdlePerEndpoint: 1024, idleTimeout: 300s}"
+  [ -z "${GANTRY_UPSTREAM_TLS:-}" ] || echo "    tls: $GANTRY_UPSTREAM_TLS"
   echo "    endpoints:"
   for upstream in ${upstreams//,/ }; do echo "      - $upstream"; done
 } >"$config"
