@@ -57,7 +57,8 @@ public struct AdminAPI: Sendable {
 
     public func handle(method: String, path: String, body: Data, authorization: String? = nil) async -> Response {
         if let tokenDigest, method != "GET", method != "HEAD" {
-            let presented = authorization.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            let presented = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)) : nil }
             guard let presented, ContentDigest.sha256(presented) == tokenDigest else {
                 var refused = problem(401, "this admin API changes nothing without its token: send Authorization: Bearer … (gantry commands: $GANTRY_ADMIN_TOKEN or --admin-token-file)")
                 refused.challenge = true

@@ -39,6 +39,8 @@ public struct UpstreamTLSSpec: Decodable, Sendable {
         if let serverName {
             if serverName.isEmpty || serverName.contains(where: { $0 == " " || $0 == "/" }) {
                 problem("serverName", "\"\(serverName)\" is not a host name, e.g. api.internal")
+            } else if IPv4Address(serverName) != nil || serverName.contains(":") {
+                problem("serverName", "\(serverName) is an address, which SNI cannot carry: leave serverName out, and the certificate must carry the endpoint's address")
             }
             settings.serverName = serverName
         }

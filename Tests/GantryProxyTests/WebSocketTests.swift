@@ -149,7 +149,7 @@ extension LiveProxyTests {
         let server = try await PythonWebSocket.server()
         let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
         let sink = try AccessLogSink(destination: .file(log))
-        let page = #"<html><body><script>const ws = new WebSocket("wss://" + location.host + "/ws/h2"); ws.onmessage = (e) => { if (e.data.startsWith("{")) { ws.send("hello"); } else { fetch("/done/" + e.data); } };</script></body></html>"#
+        let page = #"<html><body><script>const ws = new WebSocket("wss://" + location.host + "/ws/h2"); ws.onmessage = (e) => { if (e.data.startsWith("{")) { ws.send("hello"); } else { fetch("/done/" + e.data); } }; const no = new WebSocket("wss://" + location.host + "/closed/h2"); no.onerror = () => fetch("/done/refused");</script></body></html>"#
         let yaml = { (_: [Int]) in
             """
             runtime: {stateDirectory: \(Self.scratch())}
@@ -163,6 +163,7 @@ extension LiveProxyTests {
                 - {path: /page, service: live, policies: [page]}
                 - {path: /done, service: live, policies: [done]}
                 - {path: /ws, service: live}
+                - {path: /closed, service: live, upgrades: []}
             services:
               - {name: live, endpoints: [127.0.0.1:\(server.port)]}
             """
@@ -185,8 +186,12 @@ extension LiveProxyTests {
             #expect(
                 await eventually(timeout: .seconds(60)) {
                     lines = Self.accessLog(log, sink: sink)
-                    return lines.contains { $0["path"] as? String == "/done/hello" }
+                    return lines.contains { $0["path"] as? String == "/done/hello" } && lines.contains { $0["path"] as? String == "/done/refused" }
                 }, "\(lines)")
+            // The route that allows no upgrade refused the extended CONNECT itself.
+            let refused = lines.first { $0["path"] as? String == "/closed/h2" }
+            #expect(refused?["status"] as? Int == 403 && refused?["detail"] as? String == "upgrade_not_allowed", "\(lines)")
+            #expect(refused?["protocol"] as? String == "HTTP/2")
             // The tunnel is logged when it ends: when the browser goes.
             browser.terminate()
             #expect(
@@ -200,6 +205,60 @@ extension LiveProxyTests {
             let counters = await harness.plane.counters()
             #expect(counters[.tunnels] == 1)
             #expect(counters[.http2Connections] >= 1)
+        }
+    }
+
+    /// Upgrade requests gantry answers itself, pipelined with a plain one in one write: each is
+    /// answered in turn, the bytes held after each upgrade request read as the next request.
+    @Test func pipelinedUpgradeRequestsAnsweredLocallyAreEachAnswered() async throws {
+        let yaml = { (ports: [Int]) in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{host: example.com, path: /, service: app}]}
+            services: [{name: app, endpoints: [127.0.0.1:\(ports[0])]}]
+            """
+        }
+        try await withProxy(upstreams: 1, yaml: yaml) { harness in
+            let connection = try harness.connect()
+            let upgrade = ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+            try connection.send(
+                request(["GET /a HTTP/1.1", "Host: other.org"] + upgrade) + request(["GET /b HTTP/1.1", "Host: other.org"] + upgrade)
+                    + request(["GET /c HTTP/1.1", "Host: example.com"]))
+            #expect(try await connection.readResponse().status == 404)
+            #expect(try await connection.readResponse().status == 404)
+            #expect(try await connection.readResponse().status == 200)
+            // The same, answered by an upstream that does not switch.
+            let upstream = try harness.connect()
+            try upstream.send(
+                request(["GET /a HTTP/1.1", "Host: example.com"] + upgrade) + request(["GET /b HTTP/1.1", "Host: example.com"] + upgrade)
+                    + request(["GET /c HTTP/1.1", "Host: example.com"]))
+            for path in ["/a", "/b", "/c"] {
+                let response = try await upstream.readResponse()
+                #expect(response.status == 200)
+                #expect(String(decoding: response.body, as: UTF8.self).contains(#""path":"\#(path)""#), "\(path)")
+            }
+        }
+    }
+
+    /// An HTTP/2 request whose head announces no body but whose stream carries DATA (a GET with
+    /// a body and no content-length) is refused: the bytes never reach the upstream, where they
+    /// would read as a request of their own.
+    @Test func unannouncedHTTP2BodiesNeverReachTheUpstream() async throws {
+        let yaml = { (ports: [Int]) in
+            """
+            loadBalancer: {listeners: [{name: h2c, port: 0, http2: true}]}
+            gateway: {routes: [{path: /, service: app}]}
+            services: [{name: app, endpoints: [127.0.0.1:\(ports[0])]}]
+            """
+        }
+        try await withProxy(upstreams: 1, yaml: yaml) { harness in
+            let smuggled = "GET /hidden HTTP/1.1\r\nHost: example.com\r\n\r\n"
+            let sent = try await run(
+                "curl",
+                ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", "-X", "GET", "-H", "Content-Length:", "--data-binary", smuggled,
+                    "http://127.0.0.1:\(harness.port)/visible"])
+            #expect(sent.output == "400", "\(sent.output) \(sent.error)")
+            #expect(harness.upstreamRequestCount == 0)
         }
     }
 

@@ -21,6 +21,8 @@ public enum LocalReason: String, CaseIterable, Sendable {
     /// `OPTIONS *` with no route for `*`: the server's methods.
     case serverOptions = "server_options"
     case noRoute = "no_route"
+    /// An HTTP/2 extended CONNECT for a protocol its route does not switch to (`upgrades`).
+    case upgradeNotAllowed = "upgrade_not_allowed"
 
     // Gateway policies.
     case unauthorized
@@ -84,7 +86,7 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .httpsRedirect, .redirect: .permanentRedirect
         case .noRoute: .notFound
         case .unauthorized: .unauthorized
-        case .forbidden, .insufficientScope, .corsRefused: .forbidden
+        case .forbidden, .insufficientScope, .corsRefused, .upgradeNotAllowed: .forbidden
         case .corsPreflight: .noContent
         case .methodNotAllowed: .methodNotAllowed
         case .unsupportedMediaType: .unsupportedMediaType

@@ -38,6 +38,9 @@ protocol Downstream: AnyObject {
     /// Whether this front end can carry a connection that switches protocols: an HTTP/1.1
     /// connection can; an HTTP/2 stream cannot.
     var canSwitchProtocols: Bool { get }
+    /// The request is a tunnel or nothing (an HTTP/2 extended CONNECT): an upgrade the route
+    /// does not allow is refused, and an upstream that answers 2xx without switching fails.
+    var requiresSwitch: Bool { get }
     /// The upstream agreed to switch (101 has been written): from now on the client's bytes go
     /// to ``ProxyExchange/tunnelFromClient(_:)`` as they come, starting with any that arrived
     /// after the request.

@@ -88,13 +88,21 @@ final class ProxyExchange {
                 client: head, clientIP: client.address, scheme: client.scheme, host: admitted.host, requestID: context.id,
                 keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
             var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
-            if let wanted = head.facts.requestedUpgrade, let field = head.facts.upgradeField, !admitted.framing.hasBody,
-                downstream?.canSwitchProtocols == true, context.settings.upgrades.contains(wanted)
+            if let wanted = head.facts.requestedUpgrade, !admitted.framing.hasBody, downstream?.canSwitchProtocols == true,
+                context.settings.upgrades.contains(wanted)
             {
-                // RFC 9110 §7.8: asked again on gantry's own hop. Any other upgrade goes no
-                // further than gantry, and the request is answered as a plain one.
-                context.upgrade = field
-                upstreamHead.setUpgrade(field)
+                // RFC 9110 §7.8: asked again on gantry's own hop, for the one protocol the route
+                // allows (not the client's whole list). Any other upgrade goes no further than
+                // gantry, and the request is answered as a plain one.
+                context.upgrade = wanted
+                upstreamHead.setUpgrade(wanted)
+            } else if downstream?.requiresSwitch == true {
+                // An HTTP/2 extended CONNECT asks for a tunnel or nothing (RFC 8441 §4).
+                respondLocally(
+                    LocalResponse(
+                        .upgradeNotAllowed,
+                        message: "this route does not switch to \(head.facts.requestedUpgrade ?? "that protocol"): add it to the route's upgrades"))
+                return
             }
             traceUpstream(&upstreamHead, facts: head.facts, incoming: incoming)
             context.upstreamHead = consume upstreamHead
@@ -393,6 +401,17 @@ final class ProxyExchange {
             return
         }
         context.lastActivity = .now()
+        guard context.hasBody else {
+            // Bytes the head did not announce (an HTTP/2 stream's DATA after a GET): never
+            // written upstream, where they would read as another request. Before a switch they
+            // wait for the tunnel; otherwise the request is refused.
+            if context.upgrade != nil, context.tunnelStarted == nil {
+                context.pending.append(buffer)
+            } else {
+                requestBroke(LocalResponse.badRequest("the request carries a body its head does not announce"))
+            }
+            return
+        }
         switch context.requestSide {
         case .buffering:
             context.pending.append(buffer)
@@ -474,6 +493,13 @@ final class ProxyExchange {
         let code = head.code
         if code == 101, let upgrade = context.upgrade {
             switchToTunnel(head, upgrade: upgrade)
+            return
+        }
+        if downstream?.requiresSwitch == true, (200..<300).contains(code) {
+            // A 2xx would tell an HTTP/2 client its tunnel is open (RFC 8441 §5); the upstream
+            // answered without switching.
+            context.upstream?.keepAlive = false
+            attemptFailed(.gatewayError, reason: .upstreamProtocolError, canRetry: false)
             return
         }
         if (502...504).contains(code), context.responseSide == .waiting,
@@ -587,6 +613,9 @@ final class ProxyExchange {
         switched.fields = .built(headers)
         downstream?.writeResponseHead(switched)
         downstream?.switchToTunnel()
+        // What the client sent before the switch (an HTTP/2 client's first frames) goes first.
+        for early in context.pending { tunnelFromClient(early) }
+        context.pending.removeAll()
         // Reading was held back while the connection was made; the client speaks now.
         downstream?.setReadsPaused(!(context.upstream?.isWritable ?? false))
     }
@@ -714,7 +743,9 @@ final class ProxyExchange {
         upstream.exchange = nil
         upstream.setReadsPaused(false)
         context.endpoint?.requestEnded()
-        if context.requestSide == .complete {
+        // A connection that carried a request to switch protocols is not used again, switched
+        // or not: some servers (NIO's decoder among them) read nothing after such a request.
+        if context.requestSide == .complete, context.upgrade == nil {
             upstream.pool.release(upstream, now: context.lastActivity)
         } else {
             upstream.close()

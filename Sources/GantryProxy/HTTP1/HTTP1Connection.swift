@@ -225,19 +225,25 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     /// The request that asked to switch was answered without switching: what followed it is
     /// read as requests again.
     private func readHeldBytes() {
-        parser.stopHolding()
         pausedForPipelining = false
         isParsing = true
         defer { isParsing = false }
-        do {
-            try parser.parse(ByteBuffer()) { part in
-                if !closing { enqueueOrHandle(.part(part)) }
+        // Another upgrade request among the held bytes, answered at once, holds again.
+        while parser.holdsAfterUpgrade, !awaitingSwitch, !isTunnel, !closing {
+            parser.stopHolding()
+            do {
+                try parser.parse(ByteBuffer()) { part in
+                    if !closing { enqueueOrHandle(.part(part)) }
+                }
+            } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
+                requestMalformed(error)
+                return
+            } catch {
+                closeNow()
+                return
             }
-        } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
-            requestMalformed(error)
-        } catch {
-            closeNow()
         }
+        if parser.holdsAfterUpgrade, awaitingSwitch { pausedForPipelining = true }
     }
 
     private func enqueueOrHandle(_ item: Inbound) {
@@ -343,6 +349,8 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         if isTunnel, case .proxying(let exchange) = current {
             // The end of the grace period: a WebSocket hears why (1001) before the close.
             exchange.closeTunnelGoingAway(ifTo: nil)
+            flush()
+            closeNow()
             return
         }
         closeNow()
@@ -367,6 +375,8 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
 
     /// RFC 9110 §7.8: `Upgrade` in an HTTP/1.0 request is ignored.
     var canSwitchProtocols: Bool { requestVersion == .http1_1 }
+    /// HTTP/1.1's `Upgrade` is a request to switch, which may be ignored (RFC 9110 §7.8).
+    var requiresSwitch: Bool { false }
 
     func switchToTunnel() {
         isTunnel = true
@@ -414,7 +424,9 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
             // upstream body goes to it without the chunk framing it cannot read).
             keepAlive = false
         }
-        if !keepAlive {
+        if head.status == .switchingProtocols {
+            // `Connection: upgrade` stays: the connection ends with its tunnel.
+        } else if !keepAlive {
             if requestVersion.minor >= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
         } else if requestVersion.minor == 0 {
             head.headers.replaceOrAdd(name: "connection", value: "keep-alive")

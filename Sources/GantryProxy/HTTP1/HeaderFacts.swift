@@ -29,10 +29,10 @@ struct HeaderFacts {
     var hasTracestate = false
     /// The first `X-Gantry-Trace` is `1`: the client asks for `Server-Timing`.
     var asksForTiming = false
-    /// The `Upgrade` field's first protocol, lowercased without a version (`websocket`), and
-    /// the field as sent; an upgrade is asked for only when `Connection` names it too.
+    /// The `Upgrade` field's first protocol, lowercased without a version (`websocket`); an
+    /// upgrade is asked for only when `Connection` names it too.
     var upgradeProtocol: String?
-    var upgradeField: String?
+    private var sawUpgrade = false
     private var connectionNamesUpgrade = false
     private var sawGantryTrace = false
 
@@ -87,9 +87,9 @@ struct HeaderFacts {
             hasTracestate = true
         case 7 where Self.equal(name, "upgrade"):
             hasHopByHop = true
-            if upgradeField == nil {
+            if !sawUpgrade {
+                sawUpgrade = true
                 let field = String(decoding: value, as: UTF8.self)
-                upgradeField = field
                 let first = field.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
                 upgradeProtocol = first.split(separator: "/").first.map { $0.lowercased() }
             }

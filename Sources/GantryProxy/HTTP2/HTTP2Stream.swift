@@ -266,6 +266,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
 extension HTTP2Stream {
     /// HTTP/2 has no `Upgrade` (RFC 9113 §8.6): only an extended CONNECT's stream switches.
     var canSwitchProtocols: Bool { extendedConnect != nil }
+    var requiresSwitch: Bool { extendedConnect != nil }
 
     func switchToTunnel() {
         isTunnel = true

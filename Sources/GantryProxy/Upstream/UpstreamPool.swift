@@ -22,6 +22,9 @@ final class UpstreamPool {
     /// By ``EndpointState/slot``: found by index on every request, where a dictionary keyed by
     /// address hashed the address each time.
     private var lists: [IdleList?] = []
+    /// Set by ``closeAll()``: the pool is out of use (its TLS options went with a reload, or the
+    /// loop stopped), and a connection returned to it closes.
+    private var closed = false
 
     /// A live idle connection to the endpoint, if there is one.
     func take(_ endpoint: EndpointState) -> UpstreamHandler? {
@@ -36,7 +39,7 @@ final class UpstreamPool {
     /// Keeps a connection whose exchange ended cleanly, or closes it when the pool is full (by
     /// its service's settings, ``UpstreamHandler/maxIdle``).
     func release(_ connection: UpstreamHandler, now: NIODeadline) {
-        guard connection.isReusable else {
+        guard connection.isReusable, !closed else {
             connection.close()
             return
         }
@@ -85,6 +88,7 @@ final class UpstreamPool {
     }
 
     func closeAll() {
+        closed = true
         for slot in lists.indices {
             let connections = lists[slot]?.connections ?? []
             drop(slot)
