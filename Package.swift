@@ -17,7 +17,12 @@ let package = Package(
     name: "gantry",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "gantry", targets: ["gantry"])
+        .executable(name: "gantry", targets: ["gantry"]),
+        // For fuzz/, the libFuzzer targets, which build against the parsers these hold.
+        .library(name: "GantryCore", targets: ["GantryCore"]),
+        .library(name: "GantryConfig", targets: ["GantryConfig"]),
+        .library(name: "GantryDNS", targets: ["GantryDNS"]),
+        .library(name: "GantryProxy", targets: ["GantryProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -128,14 +128,14 @@ extension SpecCompiler {
                 compileObjectMetric(object, at: here / "object", targets: &targets, sources: &sources)
             } else if let external = metric.external {
                 compileExternalMetric(external, at: here / "external", targets: &targets, sources: &sources)
-            } else {
-                let (name, target) = metric.requestsPerSecond.map { ("requestsPerSecond", $0) } ?? ("inFlight", metric.inFlight!)
+            } else if let (name, target) = metric.requestsPerSecond.map({ ("requestsPerSecond", $0) }) ?? metric.inFlight.map({ ("inFlight", $0) }) {
                 guard let value = target.averageValue, value > 0 else {
                     problem(here / name / "averageValue", "needs a value above 0")
                     continue
                 }
                 targets.append(.averageValue(metric: name, value: value))
             }
+            // A metric of no kind (a misspelt key) was reported when the file was read.
         }
         if spec.metrics == nil {
             if pods.cpuRequestMillicores == nil {

@@ -176,3 +176,20 @@ private func issues(_ yaml: String) -> [String] {
         #expect(diff.text.contains("(secret #") && diff.needsRestart.first?.from != diff.needsRestart.first?.to, "\(diff.text)")
     }
 }
+
+/// Inputs the fuzzer found that once crashed the loader (fuzz/corpus/config/regression-*).
+@Suite struct FuzzRegressionTests {
+    /// A metric whose only key is misspelt is a problem at its key, not a crash.
+    @Test func aMetricWithAMisspeltKeyIsAProblem() {
+        let yaml = """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: app}]}
+            services:
+              - name: app
+                pods: {command: [sleep, "100"]}
+                autoscaling: {maxReplicas: 3, metrics: [{reques;tsPerSecond: {averageValue: 20}}]}
+            """
+        let found = issues(yaml)
+        #expect(found.contains { $0.contains("services[0].autoscaling.metrics[0]") && $0.contains(#"unknown key "reques;tsPerSecond""#) }, "\(found)")
+    }
+}

@@ -97,8 +97,8 @@ extension LiveProxyTests {
         }
     }
 
-    /// A tunnel with no traffic for the route's idle timeout is closed by gantry, and the log
-    /// says why.
+    /// A tunnel with no traffic for the route's idle timeout is closed by gantry, and so is one
+    /// open for its maximum duration; the log says why.
     @Test func anIdleTunnelIsClosedAtTheRoutesTimeout() async throws {
         let server = try await PythonWebSocket.server()
         let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
@@ -111,6 +111,17 @@ extension LiveProxyTests {
             var details: [String] = []
             #expect(await eventually { details = Self.details(in: log, sink: sink); return !details.isEmpty })
             #expect(details == ["tunnel_idle_timeout"])
+        }
+        // However busy, a tunnel ends at the route's maximum duration.
+        let limited = GantryProcess.scratchDirectory().appendingPathComponent("limited.log").path
+        let limitedSink = try AccessLogSink(destination: .file(limited))
+        let capped = Self.webSocketYAML(serverPort: server.port, route: ", tunnel: {maxDuration: 700ms}")
+        try await withProxy(upstreams: 1, accessLog: limitedSink, yaml: capped) { harness in
+            let answer = try await PythonWebSocket.client("ws://127.0.0.1:\(harness.port)/ws/capped", mode: "wait")
+            #expect(answer["closeCode"] as? Int == 1006, "\(answer)")
+            var details: [String] = []
+            #expect(await eventually { details = Self.details(in: limited, sink: limitedSink); return !details.isEmpty })
+            #expect(details == ["tunnel_max_duration"])
         }
     }
 
