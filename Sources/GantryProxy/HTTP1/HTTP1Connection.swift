@@ -202,19 +202,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
             if case .proxying(let exchange) = current { exchange.tunnelFromClient(unwrapInboundIn(data)) }
             return
         }
-        do {
-            isParsing = true
-            defer { isParsing = false }
-            try parser.parse(unwrapInboundIn(data)) { part in
-                if !closing { enqueueOrHandle(.part(part)) }
-            }
-        } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
-            requestMalformed(error)
-            return
-        } catch {
-            closeNow()
-            return
-        }
+        guard parse(unwrapInboundIn(data)) else { return }
         // After a request that asks to switch protocols, nothing more is read until the
         // answer says what the next bytes are (it may have come already: a local answer).
         if parser.holdsAfterUpgrade {
@@ -222,26 +210,32 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         }
     }
 
+    /// Parses `bytes` (after what the parser kept), handing each part on; false when they broke
+    /// the protocol and the connection answers or closes instead.
+    private func parse(_ bytes: consuming ByteBuffer) -> Bool {
+        isParsing = true
+        defer { isParsing = false }
+        do {
+            try parser.parse(bytes) { part in
+                if !closing { enqueueOrHandle(.part(part)) }
+            }
+            return true
+        } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
+            requestMalformed(error)
+        } catch {
+            closeNow()
+        }
+        return false
+    }
+
     /// The request that asked to switch was answered without switching: what followed it is
     /// read as requests again.
     private func readHeldBytes() {
         pausedForPipelining = false
-        isParsing = true
-        defer { isParsing = false }
         // Another upgrade request among the held bytes, answered at once, holds again.
         while parser.holdsAfterUpgrade, !awaitingSwitch, !isTunnel, !closing {
             parser.stopHolding()
-            do {
-                try parser.parse(ByteBuffer()) { part in
-                    if !closing { enqueueOrHandle(.part(part)) }
-                }
-            } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
-                requestMalformed(error)
-                return
-            } catch {
-                closeNow()
-                return
-            }
+            guard parse(ByteBuffer()) else { return }
         }
         if parser.holdsAfterUpgrade, awaitingSwitch { pausedForPipelining = true }
     }
