@@ -58,8 +58,8 @@ struct RequestContext {
     /// headers, transforms).
     /// The copy for the route's mirror, while the request's body is still coming.
     var mirror: RequestMirror?
-    /// The client's `Upgrade` field, when its route lets it switch protocols and the request
-    /// asks upstream to.
+    /// The protocol the request asks the upstream to switch to (`websocket`): the client's first
+    /// choice, when its route allows it.
     var upgrade: String?
     /// When the upstream switched protocols (101): the connection relays bytes both ways since.
     var tunnelStarted: NIODeadline?

@@ -26,8 +26,8 @@ struct ForwardingHeaders {
     var trace: TraceContext?
     /// The client's `tracestate` belonged to a `traceparent` that was not valid, and goes too.
     var dropsTracestate = false
-    /// The client's `Upgrade` field, when its route lets it switch protocols: the request asks
-    /// the upstream again, for its own hop (`Connection: upgrade`).
+    /// The protocol the client may switch to, by its route: the request asks the upstream again,
+    /// for gantry's own hop (`Connection: upgrade`).
     var upgrade: String?
 
     init(

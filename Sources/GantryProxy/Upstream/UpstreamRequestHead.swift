@@ -77,13 +77,13 @@ struct UpstreamRequestHead {
         }
     }
 
-    /// Asks the upstream to switch to the protocol the client asked for (`Upgrade`).
-    mutating func setUpgrade(_ field: String) {
+    /// Asks the upstream to switch to `protocolName` (`Upgrade`), the one the route allows.
+    mutating func setUpgrade(_ protocolName: String) {
         if builtHead == nil {
-            forwarding.upgrade = field
+            forwarding.upgrade = protocolName
         } else {
             built.headers.replaceOrAdd(name: "connection", value: "upgrade")
-            built.headers.replaceOrAdd(name: "upgrade", value: field)
+            built.headers.replaceOrAdd(name: "upgrade", value: protocolName)
         }
     }
 
