@@ -263,6 +263,9 @@ public struct ServiceSpec: Decodable, Sendable {
     public var healthCheck: HealthCheckSpec?
     /// The endpoints speak HTTPS: gantry verifies them and may present a client certificate.
     public var tls: UpstreamTLSSpec?
+    /// What the endpoints speak: `http1` (default), `h2c` (HTTP/2 without TLS, as gRPC servers
+    /// usually listen) or `h2` (HTTP/2 over TLS; needs `tls`).
+    public var `protocol`: String?
 }
 
 /// `services[i].healthCheck:` checks as a cloud load balancer's target group makes them.
@@ -281,6 +284,15 @@ public struct HealthCheckSpec: Decodable, Sendable {
     public var unhealthyThreshold: Int?
     /// Status codes that pass: `200`, `200,204`, `200-399`. Default `200`.
     public var matcher: String?
+    /// Checks with `grpc.health.v1.Health/Check` instead of a GET: a target passes when it
+    /// answers `SERVING`. Not with `path` or `matcher`.
+    public var grpc: GRPCHealthCheckSpec?
+}
+
+/// `services[i].healthCheck.grpc:` the gRPC health service a check asks.
+public struct GRPCHealthCheckSpec: Decodable, Sendable {
+    /// The service name the check asks about. Default: empty, the server as a whole.
+    public var service: String?
 }
 
 /// `services[i].outlierDetection:` passive health for endpoints that refuse connections.
@@ -363,6 +375,10 @@ public struct ConnectionPoolSpec: Decodable, Sendable {
     public var maxIdlePerEndpoint: Int?
     /// An idle pooled connection is closed after this. Default 60s.
     public var idleTimeout: DurationSpec?
+    /// For HTTP/2 endpoints: streams one connection carries at once, at most (fewer when the
+    /// endpoint's `SETTINGS_MAX_CONCURRENT_STREAMS` says so); more open another connection.
+    /// Default 100.
+    public var maxConcurrentStreams: Int?
 }
 
 /// `routes[i].tunnel:` how long an upgraded connection (a WebSocket) may stay open.

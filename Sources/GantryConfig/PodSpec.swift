@@ -80,10 +80,11 @@ public struct RestartBackoffSpec: Decodable, Sendable {
     public var max: DurationSpec?
 }
 
-/// A Kubernetes probe: exactly one of `httpGet`, `tcpSocket`, `exec`.
+/// A Kubernetes probe: exactly one of `httpGet`, `tcpSocket`, `grpc`, `exec`.
 public struct ProbeSpec: Decodable, Sendable, ExclusiveKeys {
     public var httpGet: HTTPGetActionSpec?
     public var tcpSocket: TCPSocketActionSpec?
+    public var grpc: GRPCActionSpec?
     public var exec: ExecActionSpec?
     /// Default 0.
     public var initialDelaySeconds: Int?
@@ -96,7 +97,7 @@ public struct ProbeSpec: Decodable, Sendable, ExclusiveKeys {
     /// Default 3.
     public var failureThreshold: Int?
 
-    public static let exclusiveKeys = ExclusiveKeySet(["httpGet", "tcpSocket", "exec"])
+    public static let exclusiveKeys = ExclusiveKeySet(["httpGet", "tcpSocket", "grpc", "exec"])
 }
 
 public struct HTTPGetActionSpec: Decodable, Sendable {
@@ -110,6 +111,14 @@ public struct HTTPGetActionSpec: Decodable, Sendable {
 public struct TCPSocketActionSpec: Decodable, Sendable {
     /// Default: the pod's port.
     public var port: Int?
+}
+
+/// A `grpc.health.v1.Health/Check` call, as Kubernetes' gRPC probe makes it.
+public struct GRPCActionSpec: Decodable, Sendable {
+    /// Default: the pod's port. (Kubernetes requires it; gantry knows the pod's.)
+    public var port: Int?
+    /// The service name the check asks about. Default: empty, the server as a whole.
+    public var service: String?
 }
 
 public struct ExecActionSpec: Decodable, Sendable {

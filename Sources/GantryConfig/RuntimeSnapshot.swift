@@ -207,6 +207,21 @@ public struct ServiceSettings: Sendable {
     public var healthCheck: HealthCheckSettings?
     /// Set when the endpoints speak HTTPS.
     public var tls: UpstreamTLS?
+    public var upstreamProtocol = UpstreamProtocol.http1
+    /// For HTTP/2 endpoints: the most streams gantry opens on one connection at once.
+    public var maxConcurrentStreams = 100
+}
+
+/// What a service's endpoints speak.
+public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
+    /// HTTP/1.1, over TLS when the service has `tls`.
+    case http1
+    /// HTTP/2 with prior knowledge, without TLS (RFC 9113 §3.3).
+    case h2c
+    /// HTTP/2 over TLS, agreed by ALPN.
+    case h2
+
+    public var isHTTP2: Bool { self != .http1 }
 }
 
 /// A service's load-balancer health check.
@@ -221,6 +236,9 @@ public struct HealthCheckSettings: Sendable, Hashable {
     /// The service's TLS options: the checks of an HTTPS service speak HTTPS, verified as its
     /// requests are (a target whose certificate fails would fail every request).
     public var tls: UpstreamTLS?
+    /// Set for a gRPC check (`grpc.health.v1.Health/Check` for this service name, passing on
+    /// `SERVING`) in place of a GET of ``path``.
+    public var grpcService: String?
 }
 
 /// A service's stable virtual address.

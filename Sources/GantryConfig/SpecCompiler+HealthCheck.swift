@@ -20,9 +20,16 @@ extension SpecCompiler {
                 problem(path / "matcher", "\"\(text)\" is not a list of status codes or ranges, e.g. 200 or 200-299 or 200,204")
             }
         }
-        return HealthCheckSettings(
+        if spec.grpc != nil {
+            for (key, value) in [("path", spec.path), ("matcher", spec.matcher)] where value != nil {
+                problem(path / key, "a gRPC check passes on SERVING, not on a path's status: remove \(key), or grpc")
+            }
+        }
+        var settings = HealthCheckSettings(
             path: checkPath, port: spec.port, interval: interval, timeout: min(timeout, interval),
             healthyThreshold: threshold(spec.healthyThreshold, "healthyThreshold", default: 3),
             unhealthyThreshold: threshold(spec.unhealthyThreshold, "unhealthyThreshold", default: 2), matcher: matcher)
+        settings.grpcService = spec.grpc.map { $0.service ?? "" }
+        return settings
     }
 }

@@ -69,6 +69,8 @@ extension SpecCompiler {
             action = .httpGet(path: probePath, port: checkedPort(http.port, podPort: podPort, at: path / "httpGet" / "port"), headers: headers)
         } else if let tcp = spec.tcpSocket {
             action = .tcpSocket(port: checkedPort(tcp.port, podPort: podPort, at: path / "tcpSocket" / "port"))
+        } else if let grpc = spec.grpc {
+            action = .grpc(port: checkedPort(grpc.port, podPort: podPort, at: path / "grpc" / "port"), service: grpc.service ?? "")
         } else {
             let command = spec.exec?.command ?? []
             if command.isEmpty { problem(path / "exec" / "command", "needs a command, e.g. [cat, /tmp/healthy]") }

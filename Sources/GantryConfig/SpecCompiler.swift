@@ -163,10 +163,37 @@ struct SpecCompiler {
                 )
             settings.healthCheck = spec.healthCheck.map { compileHealthCheck($0, at: here / "healthCheck") }
             settings.tls = spec.tls.map { $0.compile(resolve: resolve, problem: { problem(here / "tls" / [$0], $1) }) }
+            compileProtocol(spec, into: &settings, at: here)
             settings.healthCheck?.tls = settings.tls
             result.append(settings)
         }
         return result
+    }
+
+    /// `protocol`: HTTP/2 endpoints, and how many streams a connection to one carries.
+    private mutating func compileProtocol(_ spec: ServiceSpec, into settings: inout ServiceSettings, at path: SpecPath) {
+        if let text = spec.protocol {
+            if let kind = UpstreamProtocol(rawValue: text) {
+                settings.upstreamProtocol = kind
+            } else {
+                problem(path / "protocol", "\"\(text)\" is not a protocol: write http1, h2c (HTTP/2 without TLS, as gRPC servers listen) or h2")
+            }
+        }
+        switch settings.upstreamProtocol {
+        case .h2:
+            if spec.tls == nil { problem(path / "protocol", "h2 is HTTP/2 over TLS: add tls: {} (the system's trust store) or tls: {caFile: ...}, or use h2c") }
+            settings.tls?.http2 = true
+        case .h2c:
+            if spec.tls != nil { problem(path / "protocol", "h2c is HTTP/2 without TLS, but the service has tls: write protocol: h2") }
+        case .http1:
+            break
+        }
+        let streams = path / "connectionPool" / "maxConcurrentStreams"
+        if let value = within(spec.connectionPool?.maxConcurrentStreams, 1...10_000, at: streams) {
+            if settings.upstreamProtocol.isHTTP2 { settings.maxConcurrentStreams = value } else {
+                problem(streams, "streams are HTTP/2's: set protocol: h2c or h2, or remove maxConcurrentStreams")
+            }
+        }
     }
 
     /// The admin API: loopback without a token; elsewhere only with one, since it can change

@@ -61,7 +61,7 @@ final class SpecDecoding {
 }
 
 /// Spec types that are one of several kinds, each a key of their mapping: a policy is jwt or
-/// rateLimit or …, a probe is httpGet, tcpSocket or exec, a hash is on clientIP, a header or a
+/// rateLimit or …, a probe is httpGet, tcpSocket, grpc or exec, a hash is on clientIP, a header or a
 /// cookie. The decoder checks that exactly one is set before the type decodes, the one place
 /// that rule is written, and the problem points at the mapping. The compiler then reads the
 /// one that is set.

@@ -5,6 +5,9 @@ public struct Probe: Sendable, Hashable {
         case httpGet(path: String, port: Int, headers: [HeaderField])
         /// Success is an established TCP connection within the timeout.
         case tcpSocket(port: Int)
+        /// Success is `SERVING` from `grpc.health.v1.Health/Check` for `service` (empty: the
+        /// server as a whole), over HTTP/2 without TLS, as Kubernetes' gRPC probe asks.
+        case grpc(port: Int, service: String)
         /// Success is exit status 0 within the timeout.
         case exec(command: [String])
     }

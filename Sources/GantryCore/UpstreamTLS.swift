@@ -17,6 +17,9 @@ public struct UpstreamTLS: Sendable, Hashable {
     public var clientCertificate: String?
     public var clientKey: String?
     public var minimumVersion: Version
+    /// The connection speaks HTTP/2, agreed by ALPN (`h2`), rather than HTTP/1.1: set by the
+    /// service's `protocol`, and part of what keeps its connections apart from HTTP/1.1 ones.
+    public var http2 = false
 
     public init(
         caFile: String? = nil, serverName: String? = nil, clientCertificate: String? = nil, clientKey: String? = nil,

@@ -146,6 +146,17 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
     /// nil when the target passes; else why not.
     private func failure(of target: EndpointAddress, _ check: HealthCheckSettings) async -> String? {
         let port = check.port ?? target.port
+        if let service = check.grpcService {
+            let result = await ProbeRunner.withTimeout(check.timeout) {
+                try await GRPCHealthCheck(group: self.runner.group).servingStatus(
+                    host: target.host, port: port, service: service, timeout: check.timeout, tls: check.tls)
+            }
+            switch result {
+            case .success(let status): return status == GRPC.serving ? nil : "gRPC health \(GRPCHealthCheck.describe(status)), want SERVING"
+            case .failure(let error): return check.tls == nil ? "\(error)" : TLSClientContext.explain(error)
+            case nil: return "timed out after \(check.timeout)"
+            }
+        }
         let result = await ProbeRunner.withTimeout(check.timeout) {
             try await self.runner.httpStatus(
                 host: target.host, port: port, path: check.path, headers: [], timeout: check.timeout, userAgent: "gantry-health-check",

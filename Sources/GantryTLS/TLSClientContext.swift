@@ -50,7 +50,7 @@ public final class TLSClientContext: Sendable {
         configuration.maximumTLSVersion = .tlsv13
         configuration.cipherSuiteValues = TLSServerContext.cipherSuites
         configuration.certificateVerification = .fullVerification
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = [options.http2 ? "h2" : "http/1.1"]
         if let caFile = options.caFile {
             let roots = try NIOSSLCertificate.fromPEMFile(caFile)
             guard !roots.isEmpty else { throw TLSFileError(path: caFile, reason: "holds no certificate") }
@@ -98,17 +98,25 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
 
     private let promise: EventLoopPromise<Void>?
     private let requiredName: String?
+    private let requiredProtocol: String?
     private var settled = false
 
-    public init(promise: EventLoopPromise<Void>?, requiredName: String?) {
+    /// `requiredProtocol`: the application protocol ALPN must agree on (`h2`), when the
+    /// connection can speak only that.
+    public init(promise: EventLoopPromise<Void>?, requiredName: String?, requiredProtocol: String? = nil) {
         self.promise = promise
         self.requiredName = requiredName
+        self.requiredProtocol = requiredProtocol
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event, !settled {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event, !settled {
             if let requiredName, let mismatch = Self.mismatch(context: context, requiredName: requiredName) {
                 errorCaught(context: context, error: mismatch)
+                return
+            }
+            if let requiredProtocol, negotiated != requiredProtocol {
+                errorCaught(context: context, error: ApplicationProtocolMismatch(required: requiredProtocol, negotiated: negotiated))
                 return
             }
             settled = true
@@ -148,6 +156,15 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
         let host = HostPattern.normalize(Substring(requiredName))
         if names.contains(where: { HostPattern(rule: $0)?.matches(host) == true }) { return nil }
         return CertificateNameMismatch(required: requiredName, names: names)
+    }
+}
+
+/// The upstream finished the handshake without agreeing to the protocol gantry must speak.
+public struct ApplicationProtocolMismatch: Error, CustomStringConvertible {
+    public let required: String
+    public let negotiated: String?
+    public var description: String {
+        "the endpoint did not agree to \(required) by ALPN (it chose \(negotiated ?? "nothing")): does it speak HTTP/2 over TLS? (else use protocol: http1)"
     }
 }
 

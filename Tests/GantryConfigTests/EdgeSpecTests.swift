@@ -222,4 +222,47 @@ import Testing
         }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
     }
+
+    /// `protocol: h2c` and `h2`, streams per connection, gRPC health checks and probes.
+    @Test func http2ServicesAndGRPCHealthCompile() throws {
+        let yaml = """
+            loadBalancer: {listeners: [{name: http, port: 8080}]}
+            gateway: {routes: [{path: /a, service: plain}, {path: /b, service: secure}, {path: /c, service: pods}]}
+            services:
+              - {name: plain, endpoints: [127.0.0.1:9001], protocol: h2c, connectionPool: {maxConcurrentStreams: 8},
+                 healthCheck: {grpc: {service: echo}}}
+              - {name: secure, endpoints: [127.0.0.1:9002], protocol: h2, tls: {serverName: api.internal}}
+              - name: pods
+                pods: {command: [server], port: 50051, readinessProbe: {grpc: {service: echo}}, livenessProbe: {grpc: {port: 50052}}}
+            """
+        let services = try load(yaml).get().snapshot.services
+        #expect(services[0].upstreamProtocol == .h2c && services[0].maxConcurrentStreams == 8 && services[0].tls == nil)
+        #expect(services[0].healthCheck?.grpcService == "echo")
+        #expect(services[1].upstreamProtocol == .h2 && services[1].tls?.http2 == true && services[1].maxConcurrentStreams == 100)
+        #expect(services[2].upstreamProtocol == .http1)
+        #expect(services[2].pods?.readinessProbe?.action == .grpc(port: 50051, service: "echo"))
+        #expect(services[2].pods?.livenessProbe?.action == .grpc(port: 50052, service: ""))
+    }
+
+    @Test func http2MistakesAreExplained() {
+        let problems = issues(
+            """
+            gateway: {routes: [{path: /, service: a}]}
+            services:
+              - {name: a, endpoints: [127.0.0.1:9001], protocol: http2}
+              - {name: b, endpoints: [127.0.0.1:9001], protocol: h2}
+              - {name: c, endpoints: [127.0.0.1:9001], protocol: h2c, tls: {}}
+              - {name: d, endpoints: [127.0.0.1:9001], connectionPool: {maxConcurrentStreams: 4}}
+              - {name: e, endpoints: [127.0.0.1:9001], protocol: h2c, healthCheck: {grpc: {}, path: /healthz}}
+              - name: f
+                pods: {command: [x], readinessProbe: {grpc: {}, tcpSocket: {}}}
+            """)
+        #expect(problems.contains { $0.contains("services[0].protocol") && $0.contains("write http1, h2c") }, "\(problems)")
+        #expect(problems.contains { $0.contains("services[1].protocol") && $0.contains("add tls: {}") }, "\(problems)")
+        #expect(problems.contains { $0.contains("services[2].protocol") && $0.contains("write protocol: h2") }, "\(problems)")
+        #expect(problems.contains { $0.contains("services[3].connectionPool.maxConcurrentStreams") && $0.contains("HTTP/2") }, "\(problems)")
+        #expect(problems.contains { $0.contains("services[4].healthCheck.path") && $0.contains("SERVING") }, "\(problems)")
+        #expect(problems.contains { $0.contains("services[5].pods.readinessProbe") && $0.contains("grpc") }, "\(problems)")
+        #expect(problems.allSatisfy { $0.contains("gantry.yaml:") }, "\(problems)")
+    }
 }

@@ -79,7 +79,7 @@ import Testing
             "services[0].pods.command: missing required key \"command\"",
             "services[0].pods.env[0].name: needs a name",
             "services[0].pods.replicas: must be between 0 and 1000",
-            "services[0].pods.readinessProbe: set exactly one of httpGet, tcpSocket or exec",
+            "services[0].pods.readinessProbe: set exactly one of httpGet, tcpSocket, grpc or exec",
             "services[0].pods.livenessProbe.tcpSocket.port: must be between 1 and 65535",
             "services[0].pods.livenessProbe.periodSeconds: must be at least 1",
             "services[0].pods.livenessProbe.successThreshold: must be 1 for liveness probes",

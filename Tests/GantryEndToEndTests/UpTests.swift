@@ -173,4 +173,53 @@ extension UpTests {
         #expect(table.output.contains("(unhealthy)"), "\(table.output)")
         #expect(!gantry.stderr.contains("service/secure"), "\(gantry.stderr)")
     }
+
+    /// gRPC health (`grpc.health.v1`) as a pod probe and as the load balancer's check: a pod
+    /// running a gRPC server becomes ready on `SERVING` and serves calls through gantry over
+    /// `h2c`; a target that answers `NOT_SERVING` is taken out, and the event says why.
+    @Test func grpcHealthIsAProbeAndAHealthCheck() async throws {
+        let script = try PythonGRPC.writeServerScript(in: directory)
+        let sick = try await PythonGRPC.server(["--sick"])
+        let config = directory.appendingPathComponent("gantry.yaml")
+        try """
+        loadBalancer: {listeners: [{name: http, port: 0, http2: true}]}
+        admin: {port: 0}
+        gateway:
+          routes:
+            - {path: /test.Echo, service: echo}
+            - {path: /sick, service: sick}
+        services:
+          - name: echo
+            protocol: h2c
+            pods:
+              command: [\(PythonGRPC.python), \(script)]
+              replicas: 1
+              port: 50051
+              readinessProbe: {grpc: {port: 50051}, periodSeconds: 1}
+            healthCheck: {grpc: {}, interval: 300ms, timeout: 250ms, healthyThreshold: 1, unhealthyThreshold: 1}
+          - name: sick
+            protocol: h2c
+            endpoints: [127.0.0.1:\(sick.port)]
+            healthCheck: {grpc: {service: ""}, interval: 200ms, timeout: 150ms, healthyThreshold: 1, unhealthyThreshold: 1}
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let gantry = try GantryProcess(["up", config.path], directory: directory)
+        defer { gantry.stop() }
+        let port = try #require(await gantry.waitForPort(after: "listener http on http://127.0.0.1:"), "gantry did not start: \(gantry.stderr)")
+        let admin = try #require(await gantry.waitForPort(after: "admin API on http://127.0.0.1:"))
+
+        var answer: [String: Any] = [:]
+        #expect(
+            await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+                answer = (try? await PythonGRPC.call("127.0.0.1:\(port)", "Unary", "through a pod")) ?? [:]
+                return answer["code"] as? String == "OK"
+            }, "\(answer) \(gantry.stderr)")
+        #expect(
+            await eventually {
+                let events = (try? await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"]))?.output ?? ""
+                return events.contains("TargetUnhealthy") && events.contains("service/sick") && events.contains("NOT_SERVING")
+            })
+        let table = try await run(GantryProcess.binary, ["get", "services", "--admin", "127.0.0.1:\(admin)"])
+        #expect(table.output.contains("(unhealthy)"), "\(table.output)")
+        #expect(!gantry.stderr.contains("service/echo"), "\(gantry.stderr)")
+    }
 }

@@ -56,7 +56,12 @@ public enum LocalReason: String, CaseIterable, Sendable {
     case upstreamTimeout = "upstream_timeout"
     case streamIdleTimeout = "stream_idle_timeout"
     case upstreamReset = "upstream_reset"
+    /// An HTTP/2 endpoint refused the stream (REFUSED_STREAM, or above a GOAWAY's last
+    /// stream): it processed nothing, so any request may be tried again.
+    case upstreamRefusedStream = "upstream_refused_stream"
     case upstreamProtocolError = "upstream_protocol_error"
+    /// A gRPC call's own deadline (`grpc-timeout`) passed.
+    case deadlineExceeded = "deadline_exceeded"
     /// The upstream answered 502, 503 or 504 and the request was tried again elsewhere: noted in
     /// the access log of a request that then succeeded, never an answer of its own.
     case upstreamErrorResponse = "upstream_error_response"
@@ -93,9 +98,9 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .fixedResponse, .serverOptions, .rateLimitShadow: .ok
         case .rateLimited: .tooManyRequests
         case .introspectionUnavailable, .rateLimitStoreUnavailable, .policyUnavailable, .noEndpoint: .serviceUnavailable
-        case .upstreamConnectTimeout, .upstreamTimeout, .streamIdleTimeout: .gatewayTimeout
-        case .upstreamAddressUnresolvable, .upstreamConnectFailure, .upstreamTLSFailure, .upstreamReset, .upstreamProtocolError,
-            .upstreamErrorResponse:
+        case .upstreamConnectTimeout, .upstreamTimeout, .streamIdleTimeout, .deadlineExceeded: .gatewayTimeout
+        case .upstreamAddressUnresolvable, .upstreamConnectFailure, .upstreamTLSFailure, .upstreamReset, .upstreamRefusedStream,
+            .upstreamProtocolError, .upstreamErrorResponse:
             .badGateway
         case .clientClosed: HTTPResponseStatus(statusCode: 499)
         case .tunnelIdleTimeout, .tunnelMaxDuration, .tunnelDrained: .switchingProtocols
@@ -119,6 +124,8 @@ public enum LocalReason: String, CaseIterable, Sendable {
         case .upstreamTLSFailure: "could not make a secure connection to the upstream"
         case .upstreamProtocolError: "the upstream sent an invalid response"
         case .upstreamReset: "the upstream closed the connection before responding"
+        case .upstreamRefusedStream: "the upstream refused the request"
+        case .deadlineExceeded: "the call's deadline passed"
         case .upstreamAddressUnresolvable: "the upstream address could not be resolved"
         default: "the upstream failed (\(label))"
         }

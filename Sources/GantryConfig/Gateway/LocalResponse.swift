@@ -14,6 +14,9 @@ public struct LocalResponse: Sendable {
     public var closesConnection = false
     /// A body of the route's own (a `respond` policy), instead of the JSON error body.
     public var fixedBody: (contentType: String, text: String)?
+    /// Set for a gRPC call: the answer is HTTP 200 with this status in `grpc-status` and the
+    /// message in `grpc-message`, as gRPC clients read errors (they ignore HTTP bodies).
+    public var grpcStatus: GRPC.Status?
 
     public init(
         _ reason: LocalReason, status: HTTPResponseStatus? = nil, message: String, extraHeaders: [(String, String)] = [],
@@ -36,10 +39,35 @@ public struct LocalResponse: Sendable {
         LocalResponse(reason, message: reason.upstreamMessage)
     }
 
-    public func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool) -> HTTPResponseHead {
+    /// The same answer for a gRPC client, unless it is a success of the route's own.
+    public func forGRPC() -> LocalResponse {
+        guard status.code >= 300 else { return self }
+        var answer = self
+        answer.grpcStatus = GRPC.Status(httpStatus: Int(status.code))
+        answer.status = .ok
+        return answer
+    }
+
+    /// `grpc-status` and `grpc-message`, for a gRPC answer's trailers.
+    public var grpcTrailers: HTTPHeaders? {
+        guard let grpcStatus else { return nil }
+        return ["grpc-status": String(grpcStatus.rawValue), "grpc-message": GRPC.encodeMessage(message)]
+    }
+
+    /// `trailers`: for a gRPC answer, whether its status goes in trailers of its own (HTTP/2)
+    /// rather than in the head (a "trailers-only" answer, the form HTTP/1.1 can carry).
+    public func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool, grpcTrailers: Bool = false)
+        -> HTTPResponseHead
+    {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
-        if status != .noContent {
+        if let trailers = self.grpcTrailers {
+            headers.add(name: "content-type", value: "application/grpc")
+            if !grpcTrailers {
+                headers.add(contentsOf: trailers)
+                headers.add(name: "content-length", value: "0")
+            }
+        } else if status != .noContent {
             let contentType = fixedBody?.contentType ?? "application/json"
             if !contentType.isEmpty { headers.add(name: "content-type", value: contentType) }
             headers.add(name: "content-length", value: String(bodyLength))
@@ -55,6 +83,7 @@ public struct LocalResponse: Sendable {
     }
 
     public func body(requestID: RequestIdentifier, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if grpcStatus != nil { return ByteBuffer() }
         if let fixedBody { return allocator.buffer(string: fixedBody.text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + message.utf8.count)

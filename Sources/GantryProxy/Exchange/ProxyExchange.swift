@@ -88,8 +88,11 @@ final class ProxyExchange {
                 client: head, clientIP: client.address, scheme: client.scheme, host: admitted.host, requestID: context.id,
                 keptClientID: keptClientID, chunked: admitted.framing.isChunked, defaultHost: context.cluster.settings.name)
             var upstreamHead = UpstreamRequestHead(client: head, uri: admitted.uri, forwarding: forwarding)
+            if head.version.major == 2, let type = upstreamHead.first(name: "content-type"), GRPC.isCall(contentType: type) {
+                noteGRPCCall(upstreamHead)
+            }
             if let wanted = head.facts.requestedUpgrade, !admitted.framing.hasBody, downstream?.canSwitchProtocols == true,
-                context.settings.upgrades.contains(wanted)
+                context.settings.upgrades.contains(wanted), !context.cluster.settings.upstreamProtocol.isHTTP2
             {
                 // RFC 9110 §7.8: asked again on gantry's own hop, for the one protocol the route
                 // allows (not the client's whole list). Any other upgrade goes no further than
@@ -118,6 +121,14 @@ final class ProxyExchange {
                 request.routeRateLimits = context.settings.rateLimits
                 runPolicies(&request, from: 0)
             }
+        }
+    }
+
+    /// A gRPC call: its deadline, from `grpc-timeout`, which goes upstream as it came.
+    private func noteGRPCCall(_ head: UpstreamRequestHead) {
+        context.isGRPC = true
+        if let timeout = head.first(name: "grpc-timeout").flatMap({ GRPC.timeoutNanoseconds($0) }) {
+            context.callDeadline = context.started + .nanoseconds(min(timeout, Int64.max / 2))
         }
     }
 
@@ -269,6 +280,10 @@ final class ProxyExchange {
 
     private func connect(to endpoint: EndpointState, now: NIODeadline) {
         let cluster = context.cluster
+        if let http2Pool = cluster.http2Pool {
+            openStream(in: http2Pool, to: endpoint)
+            return
+        }
         // A request that asks to switch protocols gets a connection of its own: many servers
         // (NIO's upgrader among them) switch only on a connection's first request, and the
         // connection never returns to the pool anyway.
@@ -284,16 +299,7 @@ final class ProxyExchange {
             return
         }
         let service = cluster.settings
-        var security: UpstreamSecurity?
-        if let tls = service.tls {
-            do {
-                security = UpstreamSecurity(context: try TLSClientContext.shared.context(for: tls), serverName: tls.serverName(forHost: endpoint.address.host))
-            } catch {
-                context.outcomeDetail = "service \(service.name): \(error)"
-                attemptFailed(.connectFailure, reason: .upstreamTLSFailure, canRetry: false)
-                return
-            }
-        }
+        guard let security = security(for: endpoint) else { return }
         downstream?.setReadsPaused(true)
         loop.metrics.add(.upstreamConnects)
         let connection = UpstreamHandler(endpoint: endpoint, service: service, pool: cluster.pool, loop: loop)
@@ -316,25 +322,88 @@ final class ProxyExchange {
                         loop.metrics.add(.outlierEjections)
                     }
                     guard !context.finished, attempt == context.attempts else { return }
-                    loop.metrics.add(.upstreamConnectFailures)
-                    if let failure = error as? UpstreamTLSFailure {
-                        // Said in the log, with the endpoint: which certificate, and why.
-                        context.outcomeDetail = "\(endpoint.address): \(failure)"
-                        attemptFailed(.connectFailure, reason: .upstreamTLSFailure)
-                        return
-                    }
-                    let timedOut: Bool
-                    if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
-                    attemptFailed(.connectFailure, reason: timedOut ? .upstreamConnectTimeout : .upstreamConnectFailure)
+                    connectFailed(error, to: endpoint)
                 }
             }
+    }
+
+    /// The TLS a connection to `endpoint` is made with: `.some(nil)` for none; nil when the
+    /// service's TLS files do not load (the request has been answered).
+    private func security(for endpoint: EndpointState) -> UpstreamSecurity?? {
+        let service = context.cluster.settings
+        guard let tls = service.tls else { return .some(nil) }
+        do {
+            var security = UpstreamSecurity(
+                context: try TLSClientContext.shared.context(for: tls), serverName: tls.serverName(forHost: endpoint.address.host))
+            if tls.http2 { security.requiredProtocol = "h2" }
+            return security
+        } catch {
+            context.outcomeDetail = "service \(service.name): \(error)"
+            attemptFailed(.connectFailure, reason: .upstreamTLSFailure, canRetry: false)
+            return nil
+        }
+    }
+
+    /// A connection to `endpoint` could not be made, for this attempt.
+    private func connectFailed(_ error: any Error, to endpoint: EndpointState) {
+        loop.metrics.add(.upstreamConnectFailures)
+        if let failure = error as? UpstreamTLSFailure {
+            // Said in the log, with the endpoint: which certificate, and why.
+            context.outcomeDetail = "\(endpoint.address): \(failure)"
+            attemptFailed(.connectFailure, reason: .upstreamTLSFailure)
+            return
+        }
+        let timedOut: Bool
+        if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
+        attemptFailed(.connectFailure, reason: timedOut ? .upstreamConnectTimeout : .upstreamConnectFailure)
+    }
+
+    /// A stream on an HTTP/2 connection to `endpoint`: one with room, else a new connection.
+    private func openStream(in pool: HTTP2UpstreamPool, to endpoint: EndpointState) {
+        let connection: HTTP2UpstreamConnection
+        if let open = pool.connection(to: endpoint) {
+            loop.metrics.add(.upstreamReused)
+            connection = open
+        } else {
+            guard let socketAddress = loop.socketAddress(for: endpoint.address) else {
+                attemptFailed(.connectFailure, reason: .upstreamAddressUnresolvable)
+                return
+            }
+            guard let security = security(for: endpoint) else { return }
+            let service = context.cluster.settings
+            loop.metrics.add(.upstreamConnects)
+            connection = HTTP2UpstreamConnection(endpoint: endpoint, service: service, pool: pool, loop: loop)
+            pool.add(connection)
+            connection.connect(
+                to: socketAddress, endpoint: endpoint, security: security, timeout: TimeAmount(service.connectTimeout),
+                outlier: service.outlierDetection)
+        }
+        downstream?.setReadsPaused(true)
+        let attempt = context.attempts
+        connection.openStream { [self] result in
+            switch result {
+            case .success(let stream):
+                guard !context.finished, attempt == context.attempts else {
+                    stream.close()
+                    return
+                }
+                send(on: stream, flush: true, now: .now())
+            case .failure(let error):
+                guard !context.finished, attempt == context.attempts else { return }
+                if error is HTTP2UpstreamConnection.Overflow {
+                    openStream(in: pool, to: endpoint)
+                    return
+                }
+                connectFailed(error, to: endpoint)
+            }
+        }
     }
 
     // MARK: 7. Sending the request
 
     /// `now` is when the endpoint was chosen or the connection came up, microseconds ago: one
     /// clock reading serves the send and the response timeout.
-    private func send(on connection: UpstreamHandler, flush: Bool, now: NIODeadline) {
+    private func send(on connection: any Upstream, flush: Bool, now: NIODeadline) {
         context.upstream = connection
         connection.exchange = self
         context.endpoint?.requestStarted()
@@ -360,7 +429,10 @@ final class ProxyExchange {
         if flush { connection.flush() }
     }
 
+    /// A gRPC call's own deadline stands in for the route's timeout (Envoy's `grpc-timeout`
+    /// handling), and is checked on its own (``checkTimeouts(now:)``).
     private func armResponseTimeout(now: NIODeadline) {
+        guard context.callDeadline == nil else { return }
         context.responseDeadline = now + .nanoseconds(context.settings.responseTimeoutNanoseconds)
     }
 
@@ -558,7 +630,10 @@ final class ProxyExchange {
         }
         context.endpoint?.requestEnded()
         context.upstream = nil
-        if error is HTTPParserError {
+        if let ended = error as? HTTP2StreamEnded, ended.wasRefused {
+            // Never processed: as safe to try elsewhere as a connection never made.
+            attemptFailed(.connectFailure, reason: .upstreamRefusedStream)
+        } else if error is HTTPParserError {
             attemptFailed(.reset, reason: .upstreamProtocolError, canRetry: false)
         } else if let error, UpstreamTLSFailure.isRefusal(error), let endpoint = context.endpoint {
             // A TLS 1.3 server checks the client's certificate after gantry's side of the
@@ -576,6 +651,8 @@ final class ProxyExchange {
         guard !context.finished else { return }
         if let started = context.tunnelStarted {
             checkTunnelTimeouts(now: now, started: started)
+        } else if let deadline = context.callDeadline, now >= deadline {
+            callDeadlinePassed()
         } else if now >= context.responseDeadline {
             context.responseDeadline = .distantFuture
             loop.metrics.add(.upstreamTimeouts)
@@ -586,6 +663,23 @@ final class ProxyExchange {
             abandonUpstream()
             attemptFailed(.timeout, reason: .streamIdleTimeout, canRetry: false)
         }
+    }
+
+    /// A gRPC call's deadline passed: the upstream's stream is reset, and the client hears
+    /// DEADLINE_EXCEEDED, in trailers if its response has begun.
+    private func callDeadlinePassed() {
+        context.callDeadline = nil
+        loop.metrics.add(.upstreamTimeouts)
+        guard context.responseSide == .streaming else {
+            respondLocally(.upstreamFailure(.deadlineExceeded))
+            return
+        }
+        abandonUpstream()
+        context.outcome = .deadlineExceeded
+        context.responseSide = .complete
+        downstream?.writeResponseEnd(LocalResponse.upstreamFailure(.deadlineExceeded).forGRPC().grpcTrailers)
+        downstream?.flush()
+        complete()
     }
 
     // MARK: A switched protocol (a WebSocket)
@@ -723,7 +817,7 @@ final class ProxyExchange {
 
     /// Gantry's own answer, from any step: the request goes no further.
     func respondLocally(_ response: LocalResponse) {
-        var response = response
+        var response = context.isGRPC ? response.forGRPC() : response
         context.status = Int(response.status.code)
         context.outcome = response.reason
         context.answeredLocally = true
@@ -745,11 +839,7 @@ final class ProxyExchange {
         context.endpoint?.requestEnded()
         // A connection that carried a request to switch protocols is not used again, switched
         // or not: some servers (NIO's decoder among them) read nothing after such a request.
-        if context.requestSide == .complete, context.upgrade == nil {
-            upstream.pool.release(upstream, now: context.lastActivity)
-        } else {
-            upstream.close()
-        }
+        upstream.finished(reusable: context.requestSide == .complete && context.upgrade == nil, now: context.lastActivity)
     }
 
     private func complete(now: NIODeadline = .now()) {

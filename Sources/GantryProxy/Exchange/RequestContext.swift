@@ -73,6 +73,11 @@ struct RequestContext {
     var bodySchema: JSONSchema?
     /// The route's policies have all let the request through.
     var policiesPassed = false
+    /// A gRPC call (HTTP/2, `application/grpc`): gantry's own answers are gRPC statuses.
+    var isGRPC = false
+    /// A gRPC call's deadline, from its `grpc-timeout`: the route's response timeout gives way
+    /// to it, and when it passes, the call ends with DEADLINE_EXCEEDED.
+    var callDeadline: NIODeadline?
 
     // MARK: Upstream
 
@@ -81,7 +86,7 @@ struct RequestContext {
     /// that a request answered at the first try allocates no list.
     var tried: [EndpointAddress] = []
     var endpoint: EndpointState?
-    var upstream: UpstreamHandler?
+    var upstream: (any Upstream)?
     /// When the gateway was done with the request and the first endpoint was chosen.
     var gatewayDone: NIODeadline?
     var upstreamStarted: NIODeadline?

@@ -26,8 +26,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     private var requestInProgress = false
     private var requestMethod = HTTPMethod.GET
     private var requestVersion = HTTPVersion(major: 2, minor: 0)
-    private var readsPaused = false
-    private var readPending = false
+    private var reads = ReadGate()
     private var active = true
     private(set) var isInReadBatch = false
     private(set) var isWritable = false
@@ -130,11 +129,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if reads.admitsRead() { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -146,11 +141,7 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     // MARK: Flow control (from the exchange)
 
     func setReadsPaused(_ paused: Bool) {
-        readsPaused = paused
-        if !paused, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if reads.setPaused(paused) { context?.read() }
     }
 
     func abort() {
@@ -227,10 +218,15 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
         guard let context else { return }
         let body = response.body(requestID: requestID, allocator: context.channel.allocator)
-        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: false)
+        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: false, grpcTrailers: true)
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         write(.head(head))
-        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5).
+        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5); a gRPC answer's
+        // status is in its trailers.
+        if let trailers = response.grpcTrailers {
+            write(.end(trailers))
+            return
+        }
         if requestMethod != .HEAD, response.status != .noContent { write(.body(.byteBuffer(body))) }
         write(.end(nil))
     }

@@ -99,6 +99,7 @@ final class LoopContext {
         for cluster in previous.clusters {
             for endpoint in cluster.endpoints.endpoints where !kept.contains(endpoint.address) {
                 for pool in pools { pool.closeIdle(to: endpoint.address) }
+                for pool in registry.http2Pools.values { pool.closeIdle(to: endpoint.address) }
             }
         }
     }
@@ -230,6 +231,7 @@ final class LoopContext {
         sweeper?.cancel()
         sweeper = nil
         for pool in pools { pool.closeAll() }
+        for pool in registry.http2Pools.values { pool.closeAll() }
         spareExchanges.removeAll()
         accessLog?.flush()
     }
@@ -242,6 +244,7 @@ final class LoopContext {
         for connection in connections.values { connection.checkTimeouts(now: now) }
         pool.closeExpired(now: now)
         for pool in registry.securePools.values { pool.closeExpired(now: now) }
+        for pool in registry.http2Pools.values { pool.closeExpired(now: now) }
         accessLog?.flushIfStale(now: now)
     }
 }

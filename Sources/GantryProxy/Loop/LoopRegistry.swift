@@ -10,6 +10,8 @@ struct LoopRegistry {
     private var cursors: [String: BalancerCursor] = [:]
     private var policyStates: [PolicyIdentity: Any] = [:]
     private(set) var securePools: [UpstreamTLS: UpstreamPool] = [:]
+    /// HTTP/2 connections, by their TLS options (nil: `h2c`).
+    private(set) var http2Pools: [UpstreamTLS?: HTTP2UpstreamPool] = [:]
 
     /// The clusters of a new snapshot, with the cursors of the services they share with the last.
     /// `start` draws a new service's first position (round robin starts at a different place on
@@ -19,20 +21,29 @@ struct LoopRegistry {
     mutating func clusters(for state: PlaneState, plainPool: UpstreamPool, start: () -> Int) -> [UpstreamCluster] {
         var kept: [String: BalancerCursor] = [:]
         var keptPools: [UpstreamTLS: UpstreamPool] = [:]
+        var keptHTTP2Pools: [UpstreamTLS?: HTTP2UpstreamPool] = [:]
         let clusters = state.runtime.services.map { settings in
             let cursor = cursors[settings.name] ?? BalancerCursor(position: start())
             kept[settings.name] = cursor
             var pool = plainPool
-            if let tls = settings.tls {
+            var http2Pool: HTTP2UpstreamPool?
+            if settings.upstreamProtocol.isHTTP2 {
+                let found = keptHTTP2Pools[settings.tls] ?? http2Pools[settings.tls] ?? HTTP2UpstreamPool()
+                keptHTTP2Pools[settings.tls] = found
+                http2Pool = found
+            } else if let tls = settings.tls {
                 pool = keptPools[tls] ?? securePools[tls] ?? UpstreamPool()
                 keptPools[tls] = pool
             }
             return UpstreamCluster(
-                settings: settings, endpoints: state.endpoints[settings.name] ?? .empty(settings.balancer), cursor: cursor, pool: pool)
+                settings: settings, endpoints: state.endpoints[settings.name] ?? .empty(settings.balancer), cursor: cursor, pool: pool,
+                http2Pool: http2Pool)
         }
         cursors = kept
         for (tls, pool) in securePools where keptPools[tls] == nil { pool.closeAll() }
         securePools = keptPools
+        for (tls, pool) in http2Pools where keptHTTP2Pools[tls] == nil { pool.closeAll() }
+        http2Pools = keptHTTP2Pools
         return clusters
     }
 

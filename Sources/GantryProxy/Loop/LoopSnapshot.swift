@@ -58,12 +58,15 @@ final class UpstreamCluster {
     let endpoints: EndpointSet
     let cursor: BalancerCursor
     let pool: UpstreamPool
+    /// Set when the service's endpoints speak HTTP/2: its requests go as streams on these.
+    let http2Pool: HTTP2UpstreamPool?
 
-    init(settings: ServiceSettings, endpoints: EndpointSet, cursor: BalancerCursor, pool: UpstreamPool) {
+    init(settings: ServiceSettings, endpoints: EndpointSet, cursor: BalancerCursor, pool: UpstreamPool, http2Pool: HTTP2UpstreamPool? = nil) {
         self.settings = settings
         self.endpoints = endpoints
         self.cursor = cursor
         self.pool = pool
+        self.http2Pool = http2Pool
     }
 }
 

@@ -21,6 +21,8 @@ struct UpstreamSecurity {
     /// SNI and the name the certificate must carry; nil: the certificate must carry the peer's
     /// IP address.
     let serverName: String?
+    /// What ALPN must agree on: `h2` for an HTTP/2 service; nil when HTTP/1.1 is assumed.
+    var requiredProtocol: String?
 }
 
 /// A TLS handshake with an upstream failed or did not finish in time: the connection was never
@@ -46,6 +48,15 @@ struct SocketConnector: UpstreamConnector {
         _ handler: UpstreamHandler, to address: SocketAddress, tls: UpstreamSecurity?, timeout: TimeAmount, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
         let bound = NIOLoopBound(handler, eventLoop: eventLoop)
+        return Self.open(to: address, tls: tls, timeout: timeout, on: eventLoop) { try $0.addHandler(bound.value) }.map { _ in }
+    }
+
+    /// A connection to `address`, up (for TLS, once the handshake has verified the peer), with
+    /// what `configure` adds after TLS in its pipeline.
+    static func open(
+        to address: SocketAddress, tls: UpstreamSecurity?, timeout: TimeAmount, on eventLoop: any EventLoop,
+        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -55,13 +66,13 @@ struct SocketConnector: UpstreamConnector {
                     let sync = channel.pipeline.syncOperations
                     if let tls, let handshake {
                         try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
-                        try sync.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: tls.serverName))
+                        try sync.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: tls.serverName, requiredProtocol: tls.requiredProtocol))
                     }
-                    try sync.addHandler(bound.value)
+                    try configure(sync)
                 }
             }
             .connect(to: address)
-        guard let handshake else { return connected.map { _ in } }
+        guard let handshake else { return connected }
         connected.whenFailure { handshake.fail($0) }
         return connected.flatMap { channel in
             // The connect timeout bounds the handshake too: a peer that accepts and says
@@ -72,7 +83,7 @@ struct SocketConnector: UpstreamConnector {
             }
             return handshake.futureResult.always { _ in timer.cancel() }.flatMapErrorThrowing { error in
                 throw error is UpstreamTLSFailure ? error : UpstreamTLSFailure(underlying: error)
-            }
+            }.map { channel }
         }
     }
 }

@@ -7,7 +7,7 @@ import NIOPosix
 /// The end of one upstream connection: parses its responses (``HTTPResponseParser``), hands
 /// their parts to the exchange that owns the connection, and holds back reads while the client
 /// cannot take more (backpressure).
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, Upstream {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -23,8 +23,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// The exchange using this connection; nil while pooled.
     var exchange: ProxyExchange?
     var idleDeadline = NIODeadline.distantFuture
-    private var readsPaused = false
-    private var readPending = false
+    private var reads = ReadGate()
     /// False once the upstream said `Connection: close`, a response was cut short, or the
     /// connection failed: such a connection never goes back to the pool.
     var keepAlive = true
@@ -101,16 +100,16 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func setReadsPaused(_ paused: Bool) {
-        readsPaused = paused
-        if !paused, readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if reads.setPaused(paused) { context?.read() }
     }
 
     func close() {
         keepAlive = false
         context?.close(promise: nil)
+    }
+
+    func finished(reusable: Bool, now: NIODeadline) {
+        if reusable { pool.release(self, now: now) } else { close() }
     }
 
     // MARK: Channel events
@@ -196,10 +195,6 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
+        if reads.admitsRead() { context.read() }
     }
 }
