@@ -16,6 +16,8 @@
 #                                    (benchmarks/otlp-sink.py PORT is a receiver for this)
 #   GANTRY_UPSTREAM_TLS              a YAML flow mapping for services[].tls: the upstreams speak
 #                                    HTTPS (tunnelbench.py), e.g. "{caFile: ca.pem, serverName: localhost}"
+#   GANTRY_UPSTREAM_PROTOCOL         services[].protocol, e.g. h2c (tunnelbench.py's grpc scenario); the
+#                                    plain listener then also takes HTTP/2 with prior knowledge
 set -euo pipefail
 port=$1 upstreams=$2 workdir=$3
 bin=${GANTRY_BIN:?set GANTRY_BIN to the gantry binary}
@@ -25,6 +27,7 @@ if [ -n "${GANTRY_TLS_CERT:-}" ] || [ -n "${GANTRY_TLS_KEY:-}" ]; then
   : "${GANTRY_TLS_CERT:?set both GANTRY_TLS_CERT and GANTRY_TLS_KEY}" "${GANTRY_TLS_KEY:?set both GANTRY_TLS_CERT and GANTRY_TLS_KEY}"
   listener+=", tls: {certificates: [{certificate: $GANTRY_TLS_CERT, key: $GANTRY_TLS_KEY}]}"
 fi
+[ -z "${GANTRY_UPSTREAM_PROTOCOL:-}" ] || listener+=", http2: true"
 load_balancer="listeners: [{$listener}]"
 [ -z "${GANTRY_LIMITS:-}" ] || load_balancer+=", limits: $GANTRY_LIMITS"
 [ -z "${GANTRY_IDLE:-}" ] || load_balancer+=", timeouts: {idle: $GANTRY_IDLE}"
@@ -50,6 +53,7 @@ load_balancer="listeners: [{$listener}]"
   echo "    loadBalancing: roundRobin"
   echo "    connectionPool: {maxIdlePerEndpoint: 1024, idleTimeout: 300s}"
   [ -z "${GANTRY_UPSTREAM_TLS:-}" ] || echo "    tls: $GANTRY_UPSTREAM_TLS"
+  [ -z "${GANTRY_UPSTREAM_PROTOCOL:-}" ] || echo "    protocol: $GANTRY_UPSTREAM_PROTOCOL"
   echo "    endpoints:"
   for upstream in ${upstreams//,/ }; do echo "      - $upstream"; done
 } >"$config"

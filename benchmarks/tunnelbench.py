@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""tunnelbench.py - WebSocket echo and HTTPS upstreams, gantry beside nginx and Envoy.
+"""tunnelbench.py - WebSocket echo, HTTPS upstreams and gRPC unary, gantry beside nginx and Envoy.
 
-Two scenarios, targets interleaved per round (A B C A B C ...), one worker each, no access log:
+Three scenarios, targets interleaved per round (A B C A B C ...), one worker each, no access log:
 
   ws        WebSocket echo through the proxy: --connections (50) WebSockets, each sending
             --depth (8) masked frames of --size (128) bytes at a time and reading their echo
@@ -13,6 +13,15 @@ Two scenarios, targets interleaved per round (A B C A B C ...), one worker each,
             to two nginx backends, verifying their certificate (the harness's CA, name
             `localhost`) and keeping connections alive. Reported: requests/s and the proxy's CPU
             per request, as in proxybench.
+  grpc      gRPC unary calls, HTTP/2 both ways: h2load sends POST /test.Echo/Unary (a 7-byte
+            length-prefixed message, `content-type: application/grpc`, `te: trailers`) over
+            --connections x --streams (50 x 10) h2c streams to the proxy, which keeps HTTP/2
+            connections to two h2c backends (gantry `protocol: h2c`, nginx `grpc_pass`, Envoy
+            `http2_protocol_options`). The backends are nghttpd answering each call as a gRPC
+            server does on the wire: HEADERS, one DATA message, trailers with `grpc-status: 0`
+            (nghttpd rather than a gRPC library's server, so that the backends cost little next to
+            the proxy). Before measuring, one call through each proxy must bring the trailers back.
+            Reported: calls/s and the proxy's CPU per call.
 
 The proxy's CPU is the utime+stime of its process tree over the run (proxybench's measure).
 CPU layout: backends and load generator on CPU 0, the proxy on CPU 1.
@@ -41,9 +50,14 @@ HOST = pb.HOST
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["gantry", "nginx", "envoy"]
 PORTS = {"ws": {"gantry": 18300, "nginx": 18301, "envoy": 18302},
-         "https_up": {"gantry": 18310, "nginx": 18311, "envoy": 18312}}
+         "https_up": {"gantry": 18310, "nginx": 18311, "envoy": 18312},
+         "grpc": {"gantry": 18330, "nginx": 18331, "envoy": 18332}}
 WS_BACKEND_PORT = 18320
 TLS_BACKEND_PORTS = [18321, 18322]
+GRPC_BACKEND_PORTS = [18323, 18324]
+GRPC_PATH = "/test.Echo/Unary"
+GRPC_REQUEST = b"\x00\x00\x00\x00\x02hi"
+GRPC_RESPONSE = b"\x00\x00\x00\x00\x05hello"
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC65B11"
 
 
@@ -111,10 +125,23 @@ def tls_backend_conf(d, port, pki):
 
 # ----------------------------------------------------------------------------- the proxies
 
+def grpc_backend(work):
+    """nghttpd's document root with the one answer, and its command line for a port."""
+    root = os.path.join(work, "grpc-root")
+    os.makedirs(os.path.join(root, os.path.dirname(GRPC_PATH.lstrip("/"))), exist_ok=True)
+    with open(os.path.join(root, GRPC_PATH.lstrip("/")), "wb") as f:
+        f.write(GRPC_RESPONSE)
+    return lambda port: ["nghttpd", "--no-tls", "-d", root, "--trailer=grpc-status: 0", "--workers=1", str(port)]
+
+
 def nginx_conf(d, port, ups, scenario, pki):
     os.makedirs(d, exist_ok=True)
     servers = "\n".join("    server %s;" % u for u in ups)
-    if scenario == "ws":
+    listen = "    listen {h}:{port} backlog=4096;".format(h=HOST, port=port)
+    if scenario == "grpc":
+        listen = "    listen {h}:{port} http2 backlog=4096;\n    http2_max_requests 1000000000;".format(h=HOST, port=port)
+        location = "      grpc_pass grpc://backends;"
+    elif scenario == "ws":
         location = ('      proxy_pass http://backends;\n      proxy_http_version 1.1;\n'
                     '      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";\n'
                     '      proxy_read_timeout 300s;')
@@ -131,11 +158,11 @@ def nginx_conf(d, port, ups, scenario, pki):
     keepalive_timeout 300s;
   }}
   server {{
-    listen {h}:{port} backlog=4096;
+{listen}
     location / {{
 {location}
     }}
-  }}""".format(servers=servers, h=HOST, port=port, location=location)
+  }}""".format(servers=servers, listen=listen, location=location)
     return pb.write(os.path.join(d, "nginx.conf"), pb.NGINX_COMMON.format(d=d, body=body))
 
 
@@ -147,6 +174,11 @@ def envoy_conf(d, port, ups, scenario, pki):
     cluster = cfg["static_resources"]["clusters"][0]
     if scenario == "ws":
         manager["upgrade_configs"] = [{"upgrade_type": "websocket"}]
+    elif scenario == "grpc":
+        manager["codec_type"] = "AUTO"  # HTTP/2 with prior knowledge from the client
+        cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}}
     else:
         cluster["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
@@ -163,7 +195,8 @@ def envoy_conf(d, port, ups, scenario, pki):
 
 def start_target(name, scenario, ctx):
     port = PORTS[scenario][name]
-    ups = ["%s:%d" % (HOST, WS_BACKEND_PORT)] if scenario == "ws" else ["%s:%d" % (HOST, p) for p in TLS_BACKEND_PORTS]
+    backends = {"ws": [WS_BACKEND_PORT], "https_up": TLS_BACKEND_PORTS, "grpc": GRPC_BACKEND_PORTS}[scenario]
+    ups = ["%s:%d" % (HOST, p) for p in backends]
     d = os.path.join(ctx["work"], "%s-%s" % (name, scenario))
     os.makedirs(d, exist_ok=True)
     cpus = ctx["cpus"]["proxy"]
@@ -178,6 +211,8 @@ def start_target(name, scenario, ctx):
         env = {}
         if scenario == "https_up":
             env["GANTRY_UPSTREAM_TLS"] = "{caFile: %s, serverName: localhost}" % ctx["pki"]["ca"]
+        if scenario == "grpc":
+            env["GANTRY_UPSTREAM_PROTOCOL"] = "h2c"
         proc = pb.REG.start(name, [os.path.join(BENCH_DIR, "gantry-proxy.sh"), str(port), ",".join(ups), d], cpus=cpus, env=env,
                             logdir=d)
     deadline = time.time() + 20
@@ -245,6 +280,46 @@ def run_https_up(args, ctx, port, proxy):
             "p99_ms": r.get("p99"), "proxy_cpu_pct": r.get("proxy_cpu_pct")}
 
 
+# ----------------------------------------------------------------------------- the gRPC load
+
+def grpc_argv(args, port, duration=None, requests=None):
+    body = os.path.join(args.work, "grpc-request.bin")
+    if not os.path.exists(body):
+        with open(body, "wb") as f:
+            f.write(GRPC_REQUEST)
+    argv = ["h2load", "-c%d" % args.connections, "-m%d" % args.streams, "-d", body, "-H", "content-type: application/grpc",
+            "-H", "te: trailers"]
+    argv += ["-D", str(duration)] if duration else ["-n", str(requests)]
+    return argv + ["http://%s:%d%s" % (HOST, port, GRPC_PATH)]
+
+
+def check_grpc(port, name):
+    """One call through the proxy: the answer's message and its trailers must come back."""
+    request = os.path.join(tempfile.mkdtemp(prefix="grpc-check-"), "request.bin")
+    with open(request, "wb") as f:
+        f.write(GRPC_REQUEST)
+    out = subprocess.run(["nghttp", "-v", "-d", request, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                          "http://%s:%d%s" % (HOST, port, GRPC_PATH)], capture_output=True, timeout=10).stdout.decode("latin-1")
+    if "grpc-status: 0" not in out or "recv DATA frame <length=10" not in out:
+        raise SystemExit("grpc: %s did not bring the message and its trailers back:\n%s" % (name, out[-3000:]))
+
+
+def run_grpc(args, ctx, port, proxy):
+    from tlsbench import parse_h2load
+    argv = grpc_argv(args, port, duration=args.duration)
+    if ctx["cpus"]["wrk"] is not None:
+        argv = ["taskset", "-c", ctx["cpus"]["wrk"]] + argv
+    before = pb.cpu_ticks(pb.proc_tree(proxy.pid))
+    out = subprocess.run(argv, capture_output=True, timeout=args.duration + 60).stdout.decode()
+    after = pb.cpu_ticks(pb.proc_tree(proxy.pid))
+    r = parse_h2load(out)
+    if not r["requests"] or r["failed"] or r["errored"] or r["non2xx"]:
+        raise SystemExit("grpc: errors through the proxy: %s" % out[-2000:])
+    cpu = (after - before) / pb.CLK_TCK
+    return {"calls_per_s": round(r["rps"]), "proxy_cpu_us_per_call": round(1e6 * cpu / r["requests"], 2),
+            "mean_ms": r["lat_mean"], "proxy_cpu_pct": round(100.0 * cpu / args.duration, 1)}
+
+
 # ----------------------------------------------------------------------------- main
 
 def median(values):
@@ -254,11 +329,12 @@ def median(values):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenarios", default="ws,https_up")
+    ap.add_argument("--scenarios", default="ws,https_up,grpc")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--streams", type=int, default=10, help="grpc: concurrent streams per connection")
     ap.add_argument("--depth", type=int, default=8)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
@@ -271,6 +347,7 @@ def main():
         log("GANTRY_BIN is not set: gantry skipped")
         targets.remove("gantry")
     work = tempfile.mkdtemp(prefix="tunnelbench-")
+    args.work = work
     ctx = {"work": work, "cpus": pb.layout_cpus("split"), "pki": certificates(work), "nginx": "/usr/sbin/nginx",
            "envoy": pb.find_envoy(), "wrk": "wrk"}
     if "envoy" in targets and not ctx["envoy"]:
@@ -283,13 +360,20 @@ def main():
         for port in TLS_BACKEND_PORTS:
             conf = tls_backend_conf(os.path.join(work, "tls-backend-%d" % port), port, ctx["pki"])
             pb.REG.start("tls-backend-%d" % port, [ctx["nginx"], "-c", conf, "-p", os.path.dirname(conf)], cpus=backend_cpu, logdir=work)
+        grpc_command = grpc_backend(work)
+        for port in GRPC_BACKEND_PORTS:
+            pb.REG.start("grpc-backend-%d" % port, grpc_command(port), cpus=backend_cpu, logdir=work)
         time.sleep(1.0)
+        runs = {"ws": run_ws, "https_up": run_https_up, "grpc": run_grpc}
         for scenario in args.scenarios.split(","):
             running = {name: start_target(name, scenario, ctx) for name in targets}
+            if scenario == "grpc":
+                for name, (_, port) in running.items():
+                    check_grpc(port, name)
             for round_index in range(args.rounds):
                 for name in targets:
                     proxy, port = running[name]
-                    r = run_ws(args, ctx, port, proxy) if scenario == "ws" else run_https_up(args, ctx, port, proxy)
+                    r = runs[scenario](args, ctx, port, proxy)
                     results.setdefault(scenario, {}).setdefault(name, []).append(r)
                     log(scenario, "round", round_index + 1, name, r)
             for proxy, _ in running.values():
@@ -300,11 +384,12 @@ def main():
 
 
 def report(results, args, ctx):
-    lines = ["# tunnelbench: WebSocket echo and HTTPS upstreams", "",
+    lines = ["# tunnelbench: WebSocket echo, HTTPS upstreams and gRPC unary", "",
              "`%s` — %d rounds of %d s, interleaved; medians. One worker each; backends and load generator on CPU 0, the proxy on CPU 1."
              % (" ".join(shlex.quote(a) for a in sys.argv), args.rounds, args.duration), ""]
     units = {"ws": ("messages_per_s", "proxy_cpu_us_per_msg", "messages/s", "CPU µs/message"),
-             "https_up": ("requests_per_s", "proxy_cpu_us_per_req", "requests/s", "CPU µs/request")}
+             "https_up": ("requests_per_s", "proxy_cpu_us_per_req", "requests/s", "CPU µs/request"),
+             "grpc": ("calls_per_s", "proxy_cpu_us_per_call", "calls/s", "CPU µs/call")}
     summary = {}
     for scenario, by_target in results.items():
         rate_key, cpu_key, rate_name, cpu_name = units[scenario]

@@ -239,6 +239,8 @@ public struct HealthCheckSettings: Sendable, Hashable {
     /// Set for a gRPC check (`grpc.health.v1.Health/Check` for this service name, passing on
     /// `SERVING`) in place of a GET of ``path``.
     public var grpcService: String?
+    /// The service's endpoints speak HTTP/2 (`protocol: h2c` or `h2`): so do its checks.
+    public var http2 = false
 }
 
 /// A service's stable virtual address.

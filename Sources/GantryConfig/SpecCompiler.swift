@@ -165,6 +165,7 @@ struct SpecCompiler {
             settings.tls = spec.tls.map { $0.compile(resolve: resolve, problem: { problem(here / "tls" / [$0], $1) }) }
             compileProtocol(spec, into: &settings, at: here)
             settings.healthCheck?.tls = settings.tls
+            settings.healthCheck?.http2 = settings.upstreamProtocol.isHTTP2
             result.append(settings)
         }
         return result

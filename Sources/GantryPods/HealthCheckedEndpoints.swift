@@ -148,17 +148,22 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
         let port = check.port ?? target.port
         if let service = check.grpcService {
             let result = await ProbeRunner.withTimeout(check.timeout) {
-                try await GRPCHealthCheck(group: self.runner.group).servingStatus(
+                try await HTTP2Check(group: self.runner.group).grpcServingStatus(
                     host: target.host, port: port, service: service, timeout: check.timeout, tls: check.tls)
             }
             switch result {
-            case .success(let status): return status == GRPC.serving ? nil : "gRPC health \(GRPCHealthCheck.describe(status)), want SERVING"
+            case .success(let status): return status == GRPC.serving ? nil : "gRPC health \(HTTP2Check.describe(status)), want SERVING"
             case .failure(let error): return check.tls == nil ? "\(error)" : TLSClientContext.explain(error)
             case nil: return "timed out after \(check.timeout)"
             }
         }
         let result = await ProbeRunner.withTimeout(check.timeout) {
-            try await self.runner.httpStatus(
+            if check.http2 {
+                // The service's endpoints speak only HTTP/2: so does its check.
+                return try await HTTP2Check(group: self.runner.group).status(
+                    host: target.host, port: port, path: check.path, timeout: check.timeout, tls: check.tls)
+            }
+            return try await self.runner.httpStatus(
                 host: target.host, port: port, path: check.path, headers: [], timeout: check.timeout, userAgent: "gantry-health-check",
                 tls: check.tls)
         }

@@ -17,7 +17,7 @@ struct ProbeRunner: Sendable {
                 let status = try await httpStatus(host: host, port: port, path: path, headers: headers, timeout: probe.timeout)
                 return (200..<400).contains(status)
             case .grpc(let port, let service):
-                let status = try await GRPCHealthCheck(group: group).servingStatus(host: host, port: port, service: service, timeout: probe.timeout)
+                let status = try await HTTP2Check(group: group).grpcServingStatus(host: host, port: port, service: service, timeout: probe.timeout)
                 return status == GRPC.serving
             case .tcpSocket(let port):
                 let channel = try await bootstrap(timeout: probe.timeout).connect(host: host, port: port).get()

@@ -176,10 +176,20 @@ extension UpTests {
 
     /// gRPC health (`grpc.health.v1`) as a pod probe and as the load balancer's check: a pod
     /// running a gRPC server becomes ready on `SERVING` and serves calls through gantry over
-    /// `h2c`; a target that answers `NOT_SERVING` is taken out, and the event says why.
+    /// `h2c`; a target that answers `NOT_SERVING` is taken out, and the event says why; so is one
+    /// that accepts connections and never says a word (the check's timeout holds).
     @Test func grpcHealthIsAProbeAndAHealthCheck() async throws {
         let script = try PythonGRPC.writeServerScript(in: directory)
         let sick = try await PythonGRPC.server(["--sick"])
+        let silent = try await PythonPeer(
+            script: """
+                import socket, time
+                server = socket.socket()
+                server.bind(("127.0.0.1", 0))
+                server.listen(16)
+                print("silent on 127.0.0.1:%d" % server.getsockname()[1], flush=True)
+                time.sleep(600)
+                """, named: "silent-server.py", marker: "silent on 127.0.0.1:")
         let config = directory.appendingPathComponent("gantry.yaml")
         try """
         loadBalancer: {listeners: [{name: http, port: 0, http2: true}]}
@@ -188,6 +198,7 @@ extension UpTests {
           routes:
             - {path: /test.Echo, service: echo}
             - {path: /sick, service: sick}
+            - {path: /silent, service: silent}
         services:
           - name: echo
             protocol: h2c
@@ -201,6 +212,10 @@ extension UpTests {
             protocol: h2c
             endpoints: [127.0.0.1:\(sick.port)]
             healthCheck: {grpc: {service: ""}, interval: 200ms, timeout: 150ms, healthyThreshold: 1, unhealthyThreshold: 1}
+          - name: silent
+            protocol: h2c
+            endpoints: [127.0.0.1:\(silent.port)]
+            healthCheck: {grpc: {}, interval: 200ms, timeout: 150ms, healthyThreshold: 1, unhealthyThreshold: 1}
         """.write(to: config, atomically: true, encoding: .utf8)
         let gantry = try GantryProcess(["up", config.path], directory: directory)
         defer { gantry.stop() }
@@ -217,6 +232,7 @@ extension UpTests {
             await eventually {
                 let events = (try? await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"]))?.output ?? ""
                 return events.contains("TargetUnhealthy") && events.contains("service/sick") && events.contains("NOT_SERVING")
+                    && events.contains("service/silent")
             })
         let table = try await run(GantryProcess.binary, ["get", "services", "--admin", "127.0.0.1:\(admin)"])
         #expect(table.output.contains("(unhealthy)"), "\(table.output)")

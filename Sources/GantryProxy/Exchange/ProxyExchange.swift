@@ -414,6 +414,7 @@ final class ProxyExchange {
         for buffer in context.pending {
             connection.writeBody(buffer)
         }
+        if context.cluster.http2Pool != nil { context.sentBody = SentBody(context.pending) }
         context.pending.removeAll()
         if context.requestEnded {
             connection.writeEnd()
@@ -489,6 +490,7 @@ final class ProxyExchange {
             context.pending.append(buffer)
         case .streaming:
             guard let upstream = context.upstream else { return }
+            if context.sentBody != nil, !context.sentBody!.append(buffer) { context.sentBody = nil }
             upstream.writeBody(buffer)
             if !upstream.isWritable { downstream?.setReadsPaused(true) }
         case .complete:
@@ -562,6 +564,7 @@ final class ProxyExchange {
     /// wrapping a head in an enum copied it, with a retain and a release of its buffer.
     func upstreamReceivedHead(_ head: UpstreamResponseHead) {
         context.responseDeadline = .distantFuture
+        context.sentBody = nil
         let code = head.code
         if code == 101, let upgrade = context.upgrade {
             switchToTunnel(head, upgrade: upgrade)
@@ -631,8 +634,14 @@ final class ProxyExchange {
         context.endpoint?.requestEnded()
         context.upstream = nil
         if let ended = error as? HTTP2StreamEnded, ended.wasRefused {
-            // Never processed: as safe to try elsewhere as a connection never made.
-            attemptFailed(.connectFailure, reason: .upstreamRefusedStream)
+            if let sent = context.sentBody.take() {
+                // Never processed, and its body is at hand: as safe to send elsewhere as a
+                // request whose connection was never made.
+                context.pending = sent.parts + context.pending
+                attemptFailed(.connectFailure, reason: .upstreamRefusedStream)
+            } else {
+                attemptFailed(.reset, reason: .upstreamRefusedStream)
+            }
         } else if error is HTTPParserError {
             attemptFailed(.reset, reason: .upstreamProtocolError, canRetry: false)
         } else if let error, UpstreamTLSFailure.isRefusal(error), let endpoint = context.endpoint {
@@ -656,10 +665,12 @@ final class ProxyExchange {
         } else if now >= context.responseDeadline {
             context.responseDeadline = .distantFuture
             loop.metrics.add(.upstreamTimeouts)
+            context.upstream?.timedOut()
             abandonUpstream()
             attemptFailed(.timeout, reason: .upstreamTimeout)
         } else if context.requestSide != .buffering, now - context.lastActivity >= TimeAmount(context.cluster.settings.idleTimeout) {
             loop.metrics.add(.upstreamTimeouts)
+            context.upstream?.timedOut()
             abandonUpstream()
             attemptFailed(.timeout, reason: .streamIdleTimeout, canRetry: false)
         }
@@ -670,6 +681,7 @@ final class ProxyExchange {
     private func callDeadlinePassed() {
         context.callDeadline = nil
         loop.metrics.add(.upstreamTimeouts)
+        context.upstream?.timedOut()
         guard context.responseSide == .streaming else {
             respondLocally(.upstreamFailure(.deadlineExceeded))
             return

@@ -87,6 +87,9 @@ struct RequestContext {
     var tried: [EndpointAddress] = []
     var endpoint: EndpointState?
     var upstream: (any Upstream)?
+    /// For an HTTP/2 upstream: the body sent so far, until the response begins (see
+    /// ``SentBody``); nil once it outgrew what is kept.
+    var sentBody: SentBody?
     /// When the gateway was done with the request and the first endpoint was chosen.
     var gatewayDone: NIODeadline?
     var upstreamStarted: NIODeadline?
@@ -150,4 +153,29 @@ struct RequestContext {
     var cluster: UpstreamCluster { snapshot.clusters[serviceIndex] }
 
     var methodName: String { method?.rawValue ?? "-" }
+}
+
+/// The body a request has sent on an HTTP/2 stream, kept until the response begins: an
+/// endpoint that refuses the stream (REFUSED_STREAM, or above a GOAWAY's last stream) never
+/// processed it, and the request goes to another with the same bytes. Up to ``limit`` (Envoy's
+/// retry buffer is as small); a larger body is not kept, and such a request is retried only as
+/// the route's policy allows any other.
+struct SentBody {
+    static let limit = 64 * 1024
+    private(set) var parts: [ByteBuffer]
+    private var bytes: Int
+
+    init?(_ parts: [ByteBuffer]) {
+        self.parts = parts
+        self.bytes = parts.reduce(0) { $0 + $1.readableBytes }
+        if bytes > Self.limit { return nil }
+    }
+
+    /// False once the body is larger than is kept.
+    mutating func append(_ part: ByteBuffer) -> Bool {
+        bytes += part.readableBytes
+        guard bytes <= Self.limit else { return false }
+        parts.append(part)
+        return true
+    }
 }

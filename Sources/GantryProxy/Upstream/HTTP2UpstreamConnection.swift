@@ -58,9 +58,21 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     /// Room for one more stream.
     var hasRoom: Bool {
         guard !isRetiring else { return false }
-        if case .closed = state { return false }
+        switch state {
+        case .closed: return false
+        // NIO ends a connection's streams before its own `channelInactive`: their retries
+        // must not come back to it.
+        case .ready: if context?.channel.isActive != true { return false }
+        case .connecting: break
+        }
         return streams < min(maxStreams, peerMaxStreams)
     }
+
+    /// The last stream a GOAWAY said the endpoint processed: those above it were not.
+    private(set) var goAwayLastStream: HTTP2StreamID?
+    /// A PING sent to learn whether the endpoint is still there, until its answer.
+    private var liveness: HTTP2PingData?
+    private var connectTimeout = TimeAmount.seconds(2)
 
     /// The window gantry reads responses with: larger than HTTP/2's 64 KiB default, so that one
     /// stream's body is not held to a round trip per 64 KiB.
@@ -70,6 +82,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     /// Connects to `socketAddress`; streams asked for meanwhile open once it is up.
     func connect(to socketAddress: SocketAddress, endpoint: EndpointState, security: UpstreamSecurity?, timeout: TimeAmount, outlier: OutlierDetection) {
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+        connectTimeout = timeout
         var connectionSettings = NIOHTTP2Handler.ConnectionConfiguration()
         connectionSettings.initialSettings = [
             HTTP2Setting(parameter: .enablePush, value: 0),
@@ -127,6 +140,14 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
         guard connected, settingsReceived, case .connecting(let waiting) = state, let multiplexer else { return }
         state = .ready(multiplexer)
         let room = max(0, min(maxStreams, peerMaxStreams))
+        guard room > 0 else {
+            // An endpoint that takes no stream at all is refusing work: each request fails
+            // this attempt, rather than opening connection after connection.
+            pool.remove(self)
+            retire()
+            fail(waiting, NoStreamsAllowed())
+            return
+        }
         for (index, opened) in waiting.enumerated() {
             if index < room {
                 open(on: multiplexer, opened)
@@ -137,9 +158,15 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
         }
     }
 
-    /// The endpoint takes fewer streams on a connection than were waiting for this one: the
-    /// request asks the pool again (``ProxyExchange``), without counting a failed attempt.
+    /// The endpoint takes fewer streams on a connection than were waiting for this one (or the
+    /// connection closed as a stream was asked of it): the request asks the pool again
+    /// (``ProxyExchange``), without counting a failed attempt.
     struct Overflow: Error {}
+
+    /// The endpoint's SETTINGS allow no stream (`SETTINGS_MAX_CONCURRENT_STREAMS` 0).
+    struct NoStreamsAllowed: Error, CustomStringConvertible {
+        var description: String { "the endpoint allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0)" }
+    }
 
     private var waiting: [StreamOpened] {
         if case .connecting(let waiting) = state { return waiting }
@@ -162,6 +189,13 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
             waiting.append(opened)
             state = .connecting(waiting)
         case .ready(let multiplexer):
+            guard context?.channel.isActive == true else {
+                streams -= 1
+                state = .closed
+                pool.remove(self)
+                opened(.failure(Overflow()))
+                return
+            }
             open(on: multiplexer, opened)
         case .closed:
             streams -= 1
@@ -197,6 +231,23 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
         }
     }
 
+    /// A request on this connection timed out: a PING tells a slow stream from an endpoint
+    /// that is gone (a dead host, a partition), whose connection would otherwise keep taking
+    /// streams until TCP gave up. No answer within the connect timeout closes the connection.
+    func checkLiveness() {
+        guard liveness == nil, let context, context.channel.isActive else { return }
+        let ping = HTTP2PingData(withInteger: UInt64.random(in: 1...UInt64.max))
+        liveness = ping
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(ping, ack: false))), promise: nil)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: connectTimeout) {
+            let connection = bound.value
+            guard connection.liveness == ping else { return }
+            connection.pool.remove(connection)
+            connection.context?.close(promise: nil)
+        }
+    }
+
     /// Takes no new stream, and closes once the open ones have ended.
     func retire() {
         isRetiring = true
@@ -221,10 +272,14 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
                 settingsReceived = true
                 becomeReady()
             }
-        case .goAway:
-            // The endpoint takes no new stream; NIO ends those it did not process.
+        case .goAway(let lastStream, _, _):
+            // The endpoint takes no new stream; NIO ends those it did not process (with
+            // CANCEL: the streams compare their ids with this one to know they were refused).
+            goAwayLastStream = min(goAwayLastStream ?? lastStream, lastStream)
             pool.remove(self)
             retire()
+        case .ping(let data, ack: true):
+            if data == liveness { liveness = nil }
         default:
             break
         }
@@ -240,9 +295,13 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream's errors reach its stream too; the others are NIO's connection errors, for
-        // which it has sent GOAWAY.
-        guard !HTTP2ConnectionHandler.isStreamError(error) else { return }
-        context.close(promise: nil)
+        // A stream's errors reach its stream too (NIO has reset it). Others may be NIO's
+        // connection errors, for which it has sent GOAWAY: the connection takes no new stream
+        // and closes when its last ends, or when the endpoint closes it.
+        if HTTP2ConnectionHandler.isStreamError(error) || error is NIOHTTP2Errors.StreamClosed || error is NIOHTTP2Errors.NoSuchStream {
+            return
+        }
+        pool.remove(self)
+        retire()
     }
 }

@@ -104,8 +104,19 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
 
     func finished(reusable: Bool, now: NIODeadline) {
         // The stream closes by itself once both sides have ended; one whose request is still
-        // going is reset, as the response needs no more of it.
-        if !reusable { close() }
+        // going is reset, as the response needs no more of it. One whose end is still held
+        // by flow control (an endpoint that answered without reading the body) would stay
+        // open, counted against the connection: reset once this read is over, if still open.
+        guard reusable, let context else { return close() }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let stream = bound.value
+            if stream.context?.channel.isActive == true { stream.close() }
+        }
+    }
+
+    func timedOut() {
+        connection.checkLiveness()
     }
 
     // MARK: The response
@@ -207,9 +218,18 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
         letGo()
         if let exchange, !responseEnded {
             self.exchange = nil
-            exchange.upstreamClosed(error: HTTP2StreamEnded(error: closedWith))
+            exchange.upstreamClosed(error: HTTP2StreamEnded(error: closedWith, wasRefused: wasRefused(context)))
         }
         context.fireChannelInactive()
+    }
+
+    /// The endpoint did not process the stream: it refused it, it is above a GOAWAY's last
+    /// stream, or it never had an id (nothing was sent).
+    private func wasRefused(_ context: ChannelHandlerContext) -> Bool {
+        if (closedWith as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream { return true }
+        guard let id = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) else { return !headReceived }
+        if let last = connection.goAwayLastStream, id > last { return true }
+        return false
     }
 
     func read(context: ChannelHandlerContext) {
@@ -221,12 +241,9 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
 /// refused: then never processed), or with its connection.
 struct HTTP2StreamEnded: Error, CustomStringConvertible {
     let error: (any Error)?
-
     /// The endpoint did not process the request (REFUSED_STREAM, or a stream above a GOAWAY's
-    /// last): any request can be tried again (RFC 9113 §8.7).
-    var wasRefused: Bool {
-        (error as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream
-    }
+    /// last): it can be sent again, whatever its method (RFC 9113 §8.7).
+    let wasRefused: Bool
 
     var description: String { error.map { "\($0)" } ?? "the stream ended" }
 }

@@ -24,6 +24,9 @@ protocol Upstream: AnyObject {
     func setReadsPaused(_ paused: Bool)
     /// Abandons the request: the connection closes, or the stream is reset.
     func close()
+    /// The request's response or idle timeout passed (``close()`` follows): an HTTP/2
+    /// connection checks that its endpoint is still there, since other streams share it.
+    func timedOut()
     /// The exchange has ended with the whole response. `reusable`: the request went whole too,
     /// and asked for no protocol switch, so an HTTP/1.1 connection may go back to its pool.
     func finished(reusable: Bool, now: NIODeadline)

@@ -112,6 +112,9 @@ final class UpstreamHandler: ChannelDuplexHandler, Upstream {
         if reusable { pool.release(self, now: now) } else { close() }
     }
 
+    /// The connection closes with the request: nothing else to check.
+    func timedOut() {}
+
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

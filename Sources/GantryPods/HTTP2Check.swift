@@ -6,20 +6,50 @@ import NIOHTTP2
 import NIOPosix
 import NIOSSL
 
-/// One `grpc.health.v1.Health/Check` call on a connection of its own, as Kubernetes' gRPC probe
-/// and a load balancer's gRPC health check make it: HTTP/2 (over TLS with ALPN `h2` when `tls`
-/// is set), one request, the `SERVING` status back.
-struct GRPCHealthCheck: Sendable {
+/// One request on an HTTP/2 connection of its own, for the checks of services whose endpoints
+/// speak HTTP/2: a `grpc.health.v1.Health/Check` call, as Kubernetes' gRPC probe and a load
+/// balancer's gRPC health check make it, or a GET of a health-check path. Over TLS with ALPN
+/// `h2` when `tls` is set. The whole exchange is bounded by `timeout`, on the connection's
+/// loop: a server that accepts and never answers fails the check, whatever awaits it.
+struct HTTP2Check: Sendable {
     let group: any EventLoopGroup
 
-    /// The serving status the server answered (``GRPC/serving`` passes); throws when the call
-    /// failed (no connection, a gRPC status other than OK, a body that is not the answer).
-    func servingStatus(host: String, port: Int, service: String, timeout: Duration, tls: UpstreamTLS? = nil) async throws -> Int {
+    /// The serving status a gRPC health service answered (``GRPC/serving`` passes); throws
+    /// when the call failed (no connection, a gRPC status other than OK, a body that is not
+    /// the answer).
+    func grpcServingStatus(host: String, port: Int, service: String, timeout: Duration, tls: UpstreamTLS? = nil) async throws -> Int {
+        let headers: HPACKHeaders = ["content-type": "application/grpc", "te": "trailers"]
+        let result = try await request(
+            host: host, port: port, method: "POST", path: GRPC.healthCheckPath, headers: headers, body: GRPC.healthCheckRequest(service: service),
+            timeout: timeout, tls: tls)
+        guard result.grpcStatus == GRPC.Status.ok.rawValue else {
+            throw GRPCCallFailed(status: result.grpcStatus, message: result.grpcMessage, httpStatus: result.httpStatus)
+        }
+        guard let status = GRPC.servingStatus(inResponseBody: result.body) else {
+            throw GRPCCallFailed(status: nil, message: "the answer is not a HealthCheckResponse", httpStatus: result.httpStatus)
+        }
+        return status
+    }
+
+    /// The status of a GET of `path`; 0 when the answer had none.
+    func status(host: String, port: Int, path: String, timeout: Duration, tls: UpstreamTLS? = nil) async throws -> Int {
+        try await request(host: host, port: port, method: "GET", path: path, headers: [:], body: nil, timeout: timeout, tls: tls).httpStatus ?? 0
+    }
+
+    /// Sends one request and gathers its answer: the head, the body, the trailers (or a
+    /// trailers-only answer's head).
+    func request(
+        host: String, port: Int, method: String, path: String, headers: HPACKHeaders, body: [UInt8]?, timeout: Duration, tls: UpstreamTLS?
+    ) async throws -> Answer {
         var options = tls
         options?.http2 = true
         let context = try options.map { try TLSClientContext.shared.context(for: $0) }
         let answer = group.next().makePromise(of: Answer.self)
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        var head: HPACKHeaders = [":method": method, ":scheme": context == nil ? "http" : "https", ":authority": authority, ":path": path]
+        head.add(contentsOf: headers)
+        head.add(name: "user-agent", value: "gantry-health-check")
+        let call = CallHandler(head: head, body: body, answer: answer)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelInitializer { channel in
@@ -27,28 +57,26 @@ struct GRPCHealthCheck: Sendable {
                     if let context, let options {
                         let name = options.serverName(forHost: host)
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: name))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: name, requiredProtocol: "h2"))
                     }
                 }.flatMap {
                     channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil)
                 }.flatMap { multiplexer in
-                    let call = CallHandler(
-                        scheme: context == nil ? "http" : "https", authority: authority, request: GRPC.healthCheckRequest(service: service),
-                        answer: answer)
                     let stream = channel.eventLoop.makePromise(of: (any Channel).self)
                     multiplexer.createStreamChannel(promise: stream) { $0.pipeline.addHandler(call) }
                     return stream.futureResult.map { _ in }
                 }
             }
             .connect(host: host, port: port).get()
-        defer { channel.close(promise: nil) }
-        channel.closeFuture.whenComplete { _ in answer.fail(ChannelError.eof) }
-        let result = try await answer.futureResult.get()
-        guard result.grpcStatus == GRPC.Status.ok.rawValue else {
-            throw GRPCCallFailed(status: result.grpcStatus, message: result.grpcMessage, httpStatus: result.httpStatus)
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            answer.fail(ChannelError.connectTimeout(.nanoseconds(timeout.nanoseconds)))
         }
-        guard let status = GRPC.servingStatus(inResponseBody: result.body) else { throw GRPCCallFailed(status: nil, message: "the answer is not a HealthCheckResponse", httpStatus: result.httpStatus) }
-        return status
+        channel.closeFuture.whenComplete { _ in answer.fail(ChannelError.eof) }
+        defer {
+            timer.cancel()
+            channel.close(promise: nil)
+        }
+        return try await answer.futureResult.get()
     }
 
     static func describe(_ status: Int) -> String {
@@ -68,33 +96,29 @@ struct GRPCHealthCheck: Sendable {
         var body: [UInt8] = []
     }
 
-    /// Sends the request on its stream and gathers the answer: the head, the message, the
-    /// trailers (or a trailers-only answer's head).
+    /// Sends the request on its stream and gathers the answer.
     private final class CallHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTP2Frame.FramePayload
         typealias OutboundOut = HTTP2Frame.FramePayload
 
-        let scheme: String
-        let authority: String
-        let request: [UInt8]
+        let head: HPACKHeaders
+        let body: [UInt8]?
         let answer: EventLoopPromise<Answer>
         var gathered = Answer()
 
-        init(scheme: String, authority: String, request: [UInt8], answer: EventLoopPromise<Answer>) {
-            self.scheme = scheme
-            self.authority = authority
-            self.request = request
+        init(head: HPACKHeaders, body: [UInt8]?, answer: EventLoopPromise<Answer>) {
+            self.head = head
+            self.body = body
             self.answer = answer
         }
 
         func channelActive(context: ChannelHandlerContext) {
-            let headers: HPACKHeaders = [
-                ":method": "POST", ":scheme": scheme, ":authority": authority, ":path": GRPC.healthCheckPath,
-                "content-type": "application/grpc", "te": "trailers", "user-agent": "gantry-health-check",
-            ]
-            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-            let body = context.channel.allocator.buffer(bytes: request)
-            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+            context.write(wrapOutboundOut(.headers(.init(headers: head, endStream: body == nil))), promise: nil)
+            if let body {
+                let buffer = context.channel.allocator.buffer(bytes: body)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer), endStream: true))), promise: nil)
+            }
+            context.flush()
             context.fireChannelActive()
         }
 

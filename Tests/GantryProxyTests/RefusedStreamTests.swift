@@ -1,0 +1,123 @@
+import Foundation
+import GantryTestSupport
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import GantryProxy
+
+/// An HTTP/2 endpoint that turns away the first stream it is sent, in either of HTTP/2's two
+/// ways of saying "not processed": RST_STREAM(REFUSED_STREAM), or a GOAWAY whose last stream
+/// is below it. Every other stream gets 200 and its request's body back. Written on NIO here,
+/// since no peer at hand can be told to refuse one stream.
+final class RefusingHTTP2Server: Sendable {
+    enum Refusal: Sendable { case refusedStream, goAway }
+
+    let channel: any Channel
+    /// Streams turned away so far, and answered, across every server sharing the counts.
+    let counts: Counts
+
+    final class Counts: Sendable {
+        let toRefuse = Atomic<Int>(1)
+        let refused = Atomic<Int>(0)
+        let answered = Atomic<Int>(0)
+    }
+
+    init(refusal: Refusal, counts: Counts, group: any EventLoopGroup) async throws {
+        self.counts = counts
+        channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let http2 = NIOHTTP2Handler(mode: .server, eventLoop: channel.eventLoop) { stream in
+                        stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(StreamHandler(refusal: refusal, counts: counts)) }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(http2)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var port: Int { channel.localAddress!.port! }
+
+    private final class StreamHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        typealias OutboundOut = HTTP2Frame.FramePayload
+
+        let refusal: Refusal
+        let counts: Counts
+        var body = ByteBuffer()
+        var turnedAway = false
+
+        init(refusal: Refusal, counts: Counts) {
+            self.refusal = refusal
+            self.counts = counts
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !turnedAway else { return }
+            switch unwrapInboundIn(data) {
+            case .headers(let headers):
+                if counts.toRefuse.subtract(1, ordering: .relaxed).oldValue > 0 {
+                    turnedAway = true
+                    counts.refused.add(1, ordering: .relaxed)
+                    switch refusal {
+                    case .refusedStream:
+                        context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+                    case .goAway:
+                        // On the connection: no stream was processed.
+                        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
+                        context.channel.parent?.writeAndFlush(goAway, promise: nil)
+                    }
+                    return
+                }
+                if headers.endStream { answer(context) }
+            case .data(let data):
+                if case .byteBuffer(var part) = data.data { body.writeBuffer(&part) }
+                if data.endStream { answer(context) }
+            default:
+                break
+            }
+        }
+
+        private func answer(_ context: ChannelHandlerContext) {
+            counts.answered.add(1, ordering: .relaxed)
+            context.write(wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "text/plain"]))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+        }
+    }
+}
+
+extension LiveProxyTests {
+    /// A POST (never retried after it was processed) whose stream the endpoint refuses goes to
+    /// the other endpoint with its whole body, whichever way the refusal came.
+    @Test(arguments: [RefusingHTTP2Server.Refusal.refusedStream, .goAway])
+    func aRefusedStreamIsSentAgainWithItsBody(_ refusal: RefusingHTTP2Server.Refusal) async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let counts = RefusingHTTP2Server.Counts()
+        let first = try await RefusingHTTP2Server(refusal: refusal, counts: counts, group: group)
+        let second = try await RefusingHTTP2Server(refusal: refusal, counts: counts, group: group)
+        defer {
+            first.channel.close(promise: nil)
+            second.channel.close(promise: nil)
+        }
+        let yaml: ([Int]) -> String = { _ in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: h2}]}
+            services: [{name: h2, protocol: h2c, endpoints: [127.0.0.1:\(first.port), 127.0.0.1:\(second.port)]}]
+            """
+        }
+        try await withProxy(upstreams: 0, yaml: yaml) { harness in
+            let body = String(repeating: "the whole body ", count: 200)
+            let result = try await run("curl", ["-s", "-X", "POST", "--data-binary", body, "http://127.0.0.1:\(harness.port)/orders"])
+            #expect(result.output == body, "\(result.output.prefix(200))")
+            #expect(counts.refused.load(ordering: .relaxed) == 1)
+            #expect(counts.answered.load(ordering: .relaxed) == 1)
+            let counters = await harness.plane.counters()
+            #expect(counters[.retries] == 1, "\(counters)")
+        }
+    }
+}
