@@ -21,9 +21,13 @@ final class RefusingHTTP2Server: Sendable {
     let counts: Counts
 
     final class Counts: Sendable {
-        let toRefuse = Atomic<Int>(1)
+        let toRefuse: Atomic<Int>
         let refused = Atomic<Int>(0)
         let answered = Atomic<Int>(0)
+
+        init(toRefuse: Int = 1) {
+            self.toRefuse = Atomic(toRefuse)
+        }
     }
 
     init(refusal: Refusal, counts: Counts, group: any EventLoopGroup) async throws {
@@ -118,6 +122,33 @@ extension LiveProxyTests {
             #expect(counts.answered.load(ordering: .relaxed) == 1)
             let counters = await harness.plane.counters()
             #expect(counters[.retries] == 1, "\(counters)")
+        }
+    }
+
+    /// A body far larger than every flow-control window crosses an `h2c` service both ways:
+    /// gantry's request waits for the endpoint's window, and gantry gives its own back as the
+    /// client reads the response (a curl that reads slowly included).
+    @Test func aLargeBodyCrossesAnH2CServiceBothWays() async throws {
+        let counts = RefusingHTTP2Server.Counts(toRefuse: 0)
+        let server = try await RefusingHTTP2Server(refusal: .refusedStream, counts: counts, group: MultiThreadedEventLoopGroup.singleton)
+        defer { server.channel.close(promise: nil) }
+        let yaml: ([Int]) -> String = { _ in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: h2}]}
+            services: [{name: h2, protocol: h2c, endpoints: [127.0.0.1:\(server.port)]}]
+            """
+        }
+        try await withProxy(upstreams: 0, yaml: yaml) { harness in
+            let directory = GantryProcess.scratchDirectory()
+            let input = directory.appendingPathComponent("big.bin")
+            let output = directory.appendingPathComponent("back.bin")
+            let bytes = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            try Data(bytes).write(to: input)
+            let result = try await run(
+                "curl", ["-s", "--limit-rate", "8M", "-o", output.path, "-w", "%{http_code}", "--data-binary", "@\(input.path)", "http://127.0.0.1:\(harness.port)/big"])
+            #expect(result.output == "200")
+            #expect(try Data(contentsOf: output) == Data(bytes))
         }
     }
 }

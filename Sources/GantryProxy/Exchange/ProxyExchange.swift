@@ -387,7 +387,9 @@ final class ProxyExchange {
                     stream.close()
                     return
                 }
-                send(on: stream, flush: true, now: .now())
+                // Inside the client's read batch, the flush waits for the batch's end, as for
+                // a pooled HTTP/1.1 connection.
+                send(on: stream, flush: !(downstream?.isInReadBatch ?? false), now: .now())
             case .failure(let error):
                 guard !context.finished, attempt == context.attempts else { return }
                 if error is HTTP2UpstreamConnection.Overflow {

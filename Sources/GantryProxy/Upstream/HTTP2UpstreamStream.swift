@@ -5,40 +5,42 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// One request on an HTTP/2 connection to an endpoint (``HTTP2UpstreamConnection``): the
-/// exchange's head and body go out as HEADERS and DATA on a stream of NIO's multiplexer, and
-/// the response's frames come back to the exchange as the parts an HTTP/1.1 response is read
-/// as: a head, body parts, an end with its trailers (gRPC's `grpc-status` among them).
-/// Backpressure is the stream's own: reads held back leave its flow-control window unopened.
-final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
+/// exchange's head and body go out as HEADERS and DATA frames on a stream of its own, and the
+/// response's frames come back to the exchange as the parts an HTTP/1.1 response is read as: a
+/// head, body parts, an end with its trailers (gRPC's `grpc-status` among them).
+///
+/// Backpressure is HTTP/2's: the stream's window is given back only as the exchange's client
+/// takes the bytes, so a slow client holds the endpoint to one window of data; and a request
+/// body waits (the client's reads pause) while more than ``outboundLimit`` of it is held by
+/// the endpoint's window.
+final class HTTP2UpstreamStream: Upstream {
     let connection: HTTP2UpstreamConnection
     var exchange: ProxyExchange?
     /// A stream carries one request; this only says the exchange gave up on the response.
     var keepAlive = true
-    private(set) var isWritable = false
-    private var context: ChannelHandlerContext?
+    private(set) var id: HTTP2StreamID?
     /// The request's HEADERS, held until the first body part, the end (when they carry
     /// END_STREAM) or a flush.
     private var pendingHead: HPACKHeaders?
     private var headReceived = false
     private var responseEnded = false
-    private var reads = ReadGate()
-    /// Why NIO closed the stream, when it said.
-    private var closedWith: (any Error)?
+    private var isClosed = false
+    /// Why NIO reset the stream, when it said.
+    private var failure: (any Error)?
     private var counted = true
+    /// While the client cannot take more, response bytes are not given back to the window.
+    private var readsPaused = false
+    private var bytesToReturn = 0
+    /// Request body bytes written and not yet sent on by NIO (held by the endpoint's window).
+    private var outboundHeld = 0
+    static let outboundLimit = 64 * 1024
+    private var connectionWritable = true
+    private(set) var isWritable = true
 
     init(connection: HTTP2UpstreamConnection) {
         self.connection = connection
-    }
-
-    /// Tells the connection, once, that this stream no longer counts against its limit.
-    func letGo() {
-        guard counted else { return }
-        counted = false
-        connection.streamClosed()
+        self.connectionWritable = connection.context?.channel.isWritable ?? false
+        self.isWritable = connectionWritable
     }
 
     // MARK: The request (from the exchange)
@@ -64,42 +66,61 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
     }
 
     func writeBody(_ buffer: ByteBuffer) {
-        guard let context else { return }
+        guard !isClosed else { return }
         writePendingHead(endStream: false)
-        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+        guard let id else { return }
+        // Each part's write completes when NIO has sent it, past flow control: what is held
+        // meanwhile is counted, and past the limit the client's reads wait.
+        let promise = connection.context?.eventLoop.makePromise(of: Void.self)
+        outboundHeld += buffer.readableBytes
+        let size = buffer.readableBytes
+        promise?.futureResult.whenComplete { [self] _ in
+            outboundHeld -= size
+            updateWritability()
+        }
+        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
+        updateWritability()
     }
 
     func writeEnd() {
-        guard let context else { return }
+        guard !isClosed else { return }
         if pendingHead != nil {
             writePendingHead(endStream: true)
-        } else {
-            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+        } else if let id {
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
         }
     }
 
     func flush() {
-        guard let context else { return }
         writePendingHead(endStream: false)
-        context.flush()
+        connection.flush()
     }
 
     private func writePendingHead(endStream: Bool) {
-        guard let headers = pendingHead.take(), let context else { return }
-        context.write(wrapOutboundOut(.headers(.init(headers: headers, endStream: endStream))), promise: nil)
+        guard let headers = pendingHead.take(), !isClosed else { return }
+        let id = connection.assignID(to: self)
+        self.id = id
+        connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: endStream))))
     }
 
     /// HTTP/2 has no `Upgrade` (RFC 9113 §8.6): a route to an HTTP/2 service does not switch.
     func writeTunnelBytes(_ buffer: ByteBuffer) {}
 
     func setReadsPaused(_ paused: Bool) {
-        if reads.setPaused(paused) { context?.read() }
+        readsPaused = paused
+        if !paused { returnBytes() }
     }
 
-    /// Resets the stream (RST_STREAM CANCEL, NIO's for a stream closed while open).
+    /// Resets the stream (RST_STREAM CANCEL), if it is still open.
     func close() {
         keepAlive = false
-        context?.close(promise: nil)
+        guard !isClosed else { return }
+        if let id {
+            connection.write(HTTP2Frame(streamID: id, payload: .rstStream(.cancel)))
+            connection.flush()
+            // NIO's close of the stream follows; the stream no longer waits for it.
+        }
+        closed(reason: nil)
     }
 
     func finished(reusable: Bool, now: NIODeadline) {
@@ -107,36 +128,26 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
         // going is reset, as the response needs no more of it. One whose end is still held
         // by flow control (an endpoint that answered without reading the body) would stay
         // open, counted against the connection: reset once this read is over, if still open.
-        guard reusable, let context else { return close() }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let stream = bound.value
-            if stream.context?.channel.isActive == true { stream.close() }
-        }
+        guard reusable, let eventLoop = connection.context?.eventLoop else { return close() }
+        guard !isClosed else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute { bound.value.close() }
     }
 
     func timedOut() {
         connection.checkLiveness()
     }
 
-    // MARK: The response
+    // MARK: The response (from the connection)
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        isWritable = context.channel.isWritable
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        isWritable = false
-        letGo()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let current = exchange else { return }
+    func receive(_ payload: HTTP2Frame.FramePayload) {
+        guard let current = exchange else {
+            if case .data(let data) = payload { giveBack(data) }
+            return
+        }
         let now = NIODeadline.now()
         current.upstreamRead(at: now)
-        switch unwrapInboundIn(data) {
+        switch payload {
         case .headers(let frame):
             if headReceived {
                 end(current, trailers: Self.fields(of: frame.headers), at: now)
@@ -171,10 +182,29 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
             if frame.endStream, exchange === current { end(current, trailers: trailers, at: now) }
         case .data(let frame):
             if case .byteBuffer(let buffer) = frame.data, buffer.readableBytes > 0 { current.upstreamReceivedBody(buffer) }
+            giveBack(frame)
             if frame.endStream, exchange === current { end(current, trailers: nil, at: now) }
+        case .rstStream(let code):
+            failure = NIOHTTP2Errors.streamClosed(streamID: id ?? .rootStream, errorCode: code)
         default:
             break
         }
+    }
+
+    /// The bytes a DATA frame took from the windows: the connection's go back at once, the
+    /// stream's once the client can take more.
+    private func giveBack(_ data: HTTP2Frame.FramePayload.Data) {
+        let size = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+        connection.returnToConnectionWindow(size)
+        bytesToReturn += size
+        if !readsPaused { returnBytes() }
+    }
+
+    private func returnBytes() {
+        guard bytesToReturn >= HTTP2UpstreamConnection.streamWindow / 2, !isClosed, !responseEnded, let id else { return }
+        connection.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytesToReturn)))
+        bytesToReturn = 0
+        if !readsPaused { connection.flush() }
     }
 
     private func end(_ current: ProxyExchange, trailers: HTTPHeaders?, at now: NIODeadline) {
@@ -186,8 +216,7 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
     /// parser's are.
     private func brokenResponse(_ current: ProxyExchange) {
         exchange = nil
-        keepAlive = false
-        context?.close(promise: nil)
+        close()
         current.upstreamClosed(error: HTTPParserError.invalidStatus)
     }
 
@@ -199,41 +228,50 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, Upstream {
         return fields
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func readComplete() {
         exchange?.upstreamReadComplete()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        isWritable = context.channel.isWritable
-        exchange?.upstreamWritabilityChanged(isWritable)
+    func connectionWritabilityChanged(_ writable: Bool) {
+        connectionWritable = writable
+        updateWritability()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closedWith = error
-        context.close(promise: nil)
+    private func updateWritability() {
+        let writable = connectionWritable && outboundHeld <= Self.outboundLimit
+        guard writable != isWritable else { return }
+        isWritable = writable
+        exchange?.upstreamWritabilityChanged(writable)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    /// NIO reset the stream for a protocol error of the endpoint's.
+    func failed(_ error: any Error) {
+        failure = error
+    }
+
+    /// The stream closed: both sides ended, it was reset, or the connection went. `reason`:
+    /// the error code it was reset with, if it was.
+    func closed(reason: HTTP2ErrorCode?) {
+        guard !isClosed else { return }
+        isClosed = true
         keepAlive = false
-        letGo()
-        if let exchange, !responseEnded {
-            self.exchange = nil
-            exchange.upstreamClosed(error: HTTP2StreamEnded(error: closedWith, wasRefused: wasRefused(context)))
+        if counted {
+            counted = false
+            connection.streamClosed(id)
         }
-        context.fireChannelInactive()
+        guard let exchange, !responseEnded else { return }
+        self.exchange = nil
+        if let reason, failure == nil { failure = NIOHTTP2Errors.streamClosed(streamID: id ?? .rootStream, errorCode: reason) }
+        exchange.upstreamClosed(error: HTTP2StreamEnded(error: failure, wasRefused: wasRefused(reason)))
     }
 
     /// The endpoint did not process the stream: it refused it, it is above a GOAWAY's last
     /// stream, or it never had an id (nothing was sent).
-    private func wasRefused(_ context: ChannelHandlerContext) -> Bool {
-        if (closedWith as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream { return true }
-        guard let id = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) else { return !headReceived }
+    private func wasRefused(_ reason: HTTP2ErrorCode?) -> Bool {
+        if reason == .refusedStream || (failure as? NIOHTTP2Errors.StreamClosed)?.errorCode == .refusedStream { return true }
+        guard let id else { return true }
         if let last = connection.goAwayLastStream, id > last { return true }
         return false
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if reads.admitsRead() { context.read() }
     }
 }
 
