@@ -22,7 +22,7 @@ import Glibc
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
         shell.arguments = ["-c", "sleep 30 & echo $! > \(pidFile); exit 3"]
-        try shell.run()
+        try GantryProcess.spawning { try shell.run() }
         #expect(await eventually(timeout: .seconds(10)) { shell.hasEnded })
         #expect(shell.endStatus == 3)
         if let sleeper = try? String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), let pid = Int32(sleeper) {

@@ -16,7 +16,7 @@ import Glibc
         redis.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         redis.arguments = ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         redis.standardOutput = FileHandle.nullDevice
-        try redis.run()
+        try GantryProcess.spawning { try redis.run() }
         defer {
             kill(redis.processIdentifier, SIGKILL)
             redis.waitForEnd()

@@ -35,7 +35,7 @@ final class LoadGenerator {
             "\(ProcessInfo.processInfo.processIdentifier)",
         ]
         process.standardOutput = FileHandle(forWritingAtPath: outputFile)
-        try process.run()
+        try GantryProcess.spawning { try process.run() }
     }
 
     /// Successful requests so far.

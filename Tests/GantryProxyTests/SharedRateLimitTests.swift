@@ -19,7 +19,7 @@ final class RedisServer {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        try GantryProcess.spawning { try process.run() }
     }
 
     func waitUntilReady() async -> Bool {

@@ -118,7 +118,7 @@ extension LiveProxyTests {
             client.arguments = ["python3", "-c", Self.twoRequestsOnOneConnection, String(port), otherCA.certificatePath, marker]
             let output = Pipe()
             client.standardOutput = output
-            try client.run()
+            try GantryProcess.spawning { try client.run() }
             // The first answer comes with the old certificate, before the files change.
             var firstLine = Data()
             while !firstLine.contains(UInt8(ascii: "\n")) {

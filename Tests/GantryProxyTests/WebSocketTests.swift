@@ -188,7 +188,7 @@ extension LiveProxyTests {
             ]
             browser.standardOutput = FileHandle.nullDevice
             browser.standardError = FileHandle.nullDevice
-            try browser.run()
+            try GantryProcess.spawning { try browser.run() }
             defer {
                 browser.terminate()
                 browser.waitForEnd()

@@ -55,7 +55,18 @@ public final class GantryProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        try process.run()
+        try Self.spawning { try process.run() }
+    }
+
+    /// Foundation's `Process.run()` is not safe to call from several threads at once on Linux
+    /// (a run crashed in its memcpy while tests started processes in parallel): every start
+    /// goes through this lock.
+    private static let spawnLock = NSLock()
+
+    public static func spawning(_ body: () throws -> Void) rethrows {
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
+        try body()
     }
 
     public var pid: Int32 { process.processIdentifier }
@@ -129,7 +140,7 @@ public func run(_ executable: String, _ arguments: [String], directory workingDi
     _ = FileManager.default.createFile(atPath: err, contents: nil)
     process.standardOutput = FileHandle(forWritingAtPath: out)
     process.standardError = FileHandle(forWritingAtPath: err)
-    try process.run()
+    try GantryProcess.spawning { try process.run() }
     _ = await eventually(timeout: timeout) { process.hasEnded }
     if !process.hasEnded {
         // A tool past its time (a browser, say) may not heed SIGTERM: waiting for it then

@@ -1,12 +1,16 @@
+import GantryConfig
 import NIOCore
 import NIOHTTP2
 
-/// The connection under an HTTP/2 session (admitted and counted at accept by ``ConnectionGate``),
-/// after NIO's `NIOHTTP2Handler`, which frames, validates and multiplexes. What RFC 9113 asks of
-/// a server beyond that is here:
+/// An HTTP/2 connection from a client (admitted and counted at accept by ``ConnectionGate``),
+/// after NIO's `NIOHTTP2Handler`, which frames, validates, enforces the limits and flow
+/// control's accounting. This handler takes the frames and is the rest:
 ///
-/// - a stream error resets that stream only (§5.4.2): NIO has sent RST_STREAM, and the
-///   connection and its other streams go on;
+/// - each stream is an ``HTTP2Stream``, made on its first HEADERS and handed its frames, with
+///   no channel of its own; the windows its request body is read with are given back as the
+///   exchange takes the bytes;
+/// - a stream error resets that stream only (RFC 9113 §5.4.2): NIO has sent RST_STREAM, and
+///   the connection and its other streams go on;
 /// - a connection error ends the connection with a GOAWAY naming the last stream gantry
 ///   processed (§5.4.1, §6.8), after NIO's, which names 2^31−1: a client retries the streams
 ///   above it knowing they were never seen;
@@ -27,25 +31,41 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     private unowned let loop: LoopContext
-    let listener: String
+    private let settings: ListenerSettings
+    var listener: String { settings.name }
+    /// The window each stream's request body is read with (the listener's configuration).
+    let streamWindow: Int
+    private let connectionWindow: Int
     private var context: ChannelHandlerContext?
+    private(set) var allocator = ByteBufferAllocator()
     private var registered = false
     private var drainState = Drain.serving
     /// The highest stream accepted.
     private var lastProcessed = HTTP2StreamID(0)
+    private var streams: [HTTP2StreamID: HTTP2Stream] = [:]
     private var openStreams = 0
+    /// Streams given frames in the current read, told when it ends.
+    private var readBatch: [HTTP2Stream] = []
+    private var clientAddress = "unknown"
+    private var settingsReceived = false
+    /// Request body bytes taken off the connection's window and not yet given back.
+    private var connectionBytesToReturn = 0
     /// A connection error ended the connection.
     private var failed = false
     /// How long a drain waits for its PING's answer before sending the final GOAWAY anyway.
     static let pingTimeout = TimeAmount.seconds(2)
 
-    init(loop: LoopContext, listener: String) {
+    init(loop: LoopContext, listener: ListenerSettings, streamWindow: Int, connectionWindow: Int) {
         self.loop = loop
-        self.listener = listener
+        self.settings = listener
+        self.streamWindow = streamWindow
+        self.connectionWindow = connectionWindow
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
+        clientAddress = context.channel.remoteAddress?.ipAddress ?? "unknown"
         registered = true
         loop.http2Sessions[ObjectIdentifier(self)] = self
         loop.metrics.add(.http2Connections)
@@ -59,6 +79,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         forget()
+        for stream in Array(streams.values) { stream.closed() }
+        streams.removeAll()
         context.fireChannelInactive()
     }
 
@@ -68,27 +90,129 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
         loop.http2Sessions[ObjectIdentifier(self)] = nil
     }
 
-    // MARK: Streams (from ``HTTP2Stream``)
+    // MARK: Frames
 
-    /// A stream was accepted: it will be processed, so a GOAWAY must not tell the client it is
-    /// safe to retry it.
-    func streamOpened(_ id: HTTP2StreamID?) {
-        openStreams += 1
-        if let id, id > lastProcessed { lastProcessed = id }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard frame.streamID == .rootStream else {
+            let stream: HTTP2Stream
+            if let known = streams[frame.streamID] {
+                stream = known
+            } else if case .headers = frame.payload {
+                // A new stream (NIO has checked its id and the concurrency limit): accepted,
+                // so a GOAWAY must not tell the client it is safe to retry it.
+                stream = HTTP2Stream(
+                    id: frame.streamID, loop: loop, listener: settings, session: self, clientAddress: clientAddress,
+                    writable: context.channel.isWritable)
+                streams[frame.streamID] = stream
+                openStreams += 1
+                if frame.streamID > lastProcessed { lastProcessed = frame.streamID }
+            } else {
+                if case .data(let data) = frame.payload {
+                    // For a stream already closed here: its bytes still count against the
+                    // connection's window.
+                    returnToConnectionWindow(StreamFlow.size(of: data))
+                }
+                return
+            }
+            if !stream.isInReadBatch {
+                stream.isInReadBatch = true
+                readBatch.append(stream)
+            }
+            stream.receive(frame.payload)
+            return
+        }
+        switch frame.payload {
+        case .settings(.settings):
+            if !settingsReceived {
+                settingsReceived = true
+                // The connection's window beyond HTTP/2's initial 64 KiB (NIO's preface has
+                // gone by now: nothing may precede it).
+                if connectionWindow > 65_535 {
+                    write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionWindow - 65_535)))
+                    context.flush()
+                }
+            }
+        case .ping(let data, ack: true):
+            if case .announced(let sent) = drainState, data == sent { sendFinalGoAway() }
+        default:
+            break
+        }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        let batch = readBatch
+        readBatch.removeAll(keepingCapacity: true)
+        for stream in batch { stream.readComplete() }
+        context.flush()  // window updates given back during the read
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
+            stream.closed()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        for stream in streams.values { stream.connectionWritabilityChanged(writable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: From the streams
+
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    /// Resets a stream (`code`): NIO's close of it follows; the stream ends here at once.
+    func reset(_ stream: HTTP2Stream, _ code: HTTP2ErrorCode) {
+        guard streams.removeValue(forKey: stream.id) != nil else { return }
+        write(HTTP2Frame(streamID: stream.id, payload: .rstStream(code)))
+        flush()
+        stream.closed()
+    }
+
+    /// A stream has ended (it says so once).
     func streamClosed() {
         openStreams -= 1
         closeIfDrained()
     }
 
+    /// Request body bytes a stream has taken: the connection's window is given back once half
+    /// of it is used, whatever the streams do with theirs (each stream's own window is what
+    /// holds a slow one back).
+    func returnToConnectionWindow(_ bytes: Int) {
+        connectionBytesToReturn += bytes
+        guard connectionBytesToReturn >= connectionWindow / 2 else { return }
+        write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionBytesToReturn)))
+        connectionBytesToReturn = 0
+    }
+
     // MARK: Errors
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            // NIO has reset the stream; its close follows.
+            loop.metrics.add(.http2StreamErrors)
+            _ = streamError
+            return
+        }
         if Self.isStreamError(error) {
             loop.metrics.add(.http2StreamErrors)
             return
         }
+        // A frame for a stream that has just closed (a reset crossing the client's end).
+        if error is NIOHTTP2Errors.NoSuchStream { return }
         // Once: a GOAWAY NIO refuses comes back here as an error of its own.
         guard !failed else { return }
         failed = true
@@ -118,13 +242,6 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     // MARK: Draining
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .ping(let data, ack: true) = unwrapInboundIn(data).payload, case .announced(let sent) = drainState, data == sent {
-            sendFinalGoAway()
-        }
-        context.fireChannelRead(data)
-    }
 
     /// The first step of a graceful close: new streams are still taken until the PING's
     /// answer shows the client has seen the GOAWAY.

@@ -2,146 +2,185 @@ import Foundation
 import GantryConfig
 import GantryCore
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
-/// One HTTP/2 stream, behind NIO's HTTP/2 → HTTP/1 codec: one request, handed to a
-/// ``ProxyExchange``, and its response as parts the codec frames. The connection, its flow
-/// control and its limits are NIO's (``ListenerPipeline/configureHTTP2(_:loop:)``); keep-alive
-/// and pipelining do not arise.
-final class HTTP2Stream: ChannelDuplexHandler, Downstream {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
+/// One HTTP/2 stream from a client: its request, read from the frames its connection
+/// (``HTTP2ConnectionHandler``) hands it and given to a ``ProxyExchange`` in the HTTP/1.1 form
+/// the exchange works on, and its response, written back as frames. No channel or pipeline of
+/// its own: NIO's multiplexer made one per stream, with a codec to HTTP/1 parts in it, and
+/// that cost more than the proxying. Keep-alive and pipelining do not arise.
+///
+/// Backpressure is HTTP/2's: the request body's window is given back only as the exchange
+/// takes it (reads paused keep it shut), and the response waits (the upstream's reads pause)
+/// while more than ``StreamFlow/outboundLimit`` of it is held by the client's window.
+final class HTTP2Stream: Downstream {
     let loop: LoopContext
     let client: ClientSide
+    let id: HTTP2StreamID
     /// The connection this stream is one of.
     private let session: HTTP2ConnectionHandler
-    /// The write of the response's end, once it is under way.
-    private var responseEnd: EventLoopFuture<Void>?
     private let hsts: String?
-    private var context: ChannelHandlerContext?
     private var exchange: ProxyExchange?
     private var requestInProgress = false
     private var requestMethod = HTTPMethod.GET
-    private var requestVersion = HTTPVersion(major: 2, minor: 0)
-    private var reads = ReadGate()
+    private var readsPaused = false
     private var active = true
-    private(set) var isInReadBatch = false
-    private(set) var isWritable = false
-    /// The protocol an extended CONNECT asks for (RFC 8441), set by ``ExtendedConnectReader``.
-    var extendedConnect: String?
+    var isInReadBatch = false
+    /// The response's HEADERS, held until its first DATA, its end (so that an answer without
+    /// a body is one frame) or a flush.
+    private var pendingHead: HPACKHeaders?
+    /// The request body's window, and the response held by the client's.
+    private var flow: StreamFlow
+    var isWritable: Bool { flow.isWritable }
+    /// The write of the response's end, once it is under way and the request still comes.
+    private var responseEnd: EventLoopFuture<Void>?
+    /// The protocol an extended CONNECT asks for (RFC 8441).
+    private(set) var extendedConnect: String?
     /// The upstream switched: the stream's DATA carries the new protocol's bytes each way.
     private var isTunnel = false
+    /// The response's end has been written: the stream's close that NIO reports then (at once,
+    /// from inside that write, when the request had ended) is the exchange's normal end.
+    private var responseWritten = false
 
-    init(loop: LoopContext, listener: ListenerSettings, session: HTTP2ConnectionHandler) {
+    init(id: HTTP2StreamID, loop: LoopContext, listener: ListenerSettings, session: HTTP2ConnectionHandler, clientAddress: String, writable: Bool) {
+        self.id = id
         self.loop = loop
         self.session = session
         self.client = ClientSide(listener: listener)
+        self.client.address = clientAddress
         self.hsts = listener.tls?.hsts
-    }
-
-    var bufferedOutboundBytes: Int {
-        (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-    }
-
-    // MARK: Stream lifecycle
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        isWritable = context.channel.isWritable
-        if context.channel.isActive { becameActive(context) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        becameActive(context)
-        context.fireChannelActive()
-    }
-
-    private func becameActive(_ context: ChannelHandlerContext) {
-        guard loop.connections[ObjectIdentifier(self)] == nil, active else { return }
-        // The stream's own address is the connection's, the client's.
-        if let address = context.channel.parent?.remoteAddress ?? context.channel.remoteAddress {
-            client.address = address.ipAddress ?? "unknown"
-        }
+        self.flow = StreamFlow(window: session.streamWindow, connectionWritable: writable)
         loop.connections[ObjectIdentifier(self)] = self
-        session.streamOpened(try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        forget()
-        self.context = nil
-        isWritable = false
-    }
+    var bufferedOutboundBytes: Int { flow.held }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        forget()
-        if let exchange = exchange.take() { exchange.downstreamClosed() }
-        context.fireChannelInactive()
-    }
+    // MARK: Reading (from the connection)
 
-    private func forget() {
-        active = false
-        if loop.connections.removeValue(forKey: ObjectIdentifier(self)) != nil { session.streamClosed() }
-    }
-
-    // MARK: Reading
-
-    /// NIO's codec marks a body without content-length as chunked, so the upstream request is framed.
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        isInReadBatch = true
-        switch unwrapInboundIn(data) {
-        case .head(var head):
-            guard exchange == nil, !requestInProgress else { return }
-            requestInProgress = true
+    func receive(_ payload: HTTP2Frame.FramePayload) {
+        guard active else { return }
+        switch payload {
+        case .headers(let frame):
+            if requestInProgress || exchange != nil {
+                // Trailers: not forwarded (see ``ProxyExchange/requestEnd()``); they end the body.
+                if frame.endStream { endOfRequest() }
+                return
+            }
+            guard let head = requestHead(frame.headers, endStream: frame.endStream) else {
+                session.reset(self, .protocolError)
+                return
+            }
+            requestInProgress = !frame.endStream
             requestMethod = head.method
-            requestVersion = head.version
-            if head.method == .CONNECT, let wanted = extendedConnect { head = upgradeRequest(for: head, protocol: wanted) }
             let exchange = loop.takeExchange()
             self.exchange = exchange
             exchange.begin(ClientRequestHead(head), from: self)
-        case .body(let buffer):
-            if isTunnel { exchange?.tunnelFromClient(buffer) } else { exchange?.requestBody(buffer) }
-        case .end:
-            requestInProgress = false
-            // The client's END_STREAM ends a tunnel as a close would (RFC 8441 §4).
-            if isTunnel { exchange?.downstreamClosed() } else { exchange?.requestEnd() }
+            if frame.endStream { self.exchange?.requestEnd() }
+        case .data(let frame):
+            let size = StreamFlow.size(of: frame)
+            session.returnToConnectionWindow(size)
+            flow.took(size)
+            if case .byteBuffer(let buffer) = frame.data, buffer.readableBytes > 0 {
+                if isTunnel { exchange?.tunnelFromClient(buffer) } else { exchange?.requestBody(buffer) }
+            }
+            if !readsPaused { returnBytes() }
+            if frame.endStream { endOfRequest() }
+        default:
+            break
         }
     }
 
-    /// An extended CONNECT as the HTTP/1.1 upstream hears it (RFC 8441 §5): a GET asking to
-    /// upgrade, with a WebSocket key of gantry's making, since HTTP/2 clients send none.
-    private func upgradeRequest(for head: HTTPRequestHead, protocol wanted: String) -> HTTPRequestHead {
-        var headers = head.headers
-        headers.add(name: "connection", value: "upgrade")
-        headers.add(name: "upgrade", value: wanted)
-        if wanted == "websocket", !headers.contains(name: "sec-websocket-key") {
-            let key = loop.drawRandom { random in (0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
-            headers.add(name: "sec-websocket-key", value: Data(key).base64EncodedString())
-        }
-        return HTTPRequestHead(version: head.version, method: .GET, uri: head.uri, headers: headers)
+    private func endOfRequest() {
+        requestInProgress = false
+        // The client's END_STREAM ends a tunnel as a close would (RFC 8441 §4).
+        if isTunnel { exchange?.downstreamClosed() } else { exchange?.requestEnd() }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// The request's head as the exchange reads it (as NIO's HTTP/2 → HTTP/1 codec made it):
+    /// `Host` from `:authority`, and a body without `Content-Length` marked chunked so that it
+    /// goes upstream framed. An extended CONNECT (RFC 8441) becomes the GET asking to upgrade
+    /// that the HTTP/1.1 upstream hears (§5), with a WebSocket key of gantry's making, since
+    /// HTTP/2 clients send none. nil when a pseudo-field is missing or repeated (NIO has checked
+    /// the block otherwise).
+    private func requestHead(_ block: HPACKHeaders, endStream: Bool) -> HTTPRequestHead? {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var protocolName: String?
+        for (name, value, _) in block where name.first == ":" {
+            switch name {
+            case ":method": if method != nil { return nil } else { method = value }
+            case ":path": if path != nil { return nil } else { path = value }
+            case ":authority": if authority != nil { return nil } else { authority = value }
+            case ":protocol": protocolName = value
+            default: break
+            }
+        }
+        guard let method else { return nil }
+        var headers = HTTP2Fields.fields(of: block, reservingExtra: 4)
+        if let authority, !headers.contains(name: "host") { headers.add(name: "host", value: authority) }
+        if method == "CONNECT", let wanted = protocolName?.lowercased() {
+            extendedConnect = wanted
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: wanted)
+            if wanted == "websocket", !headers.contains(name: "sec-websocket-key") {
+                let key = loop.drawRandom { random in (0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+                headers.add(name: "sec-websocket-key", value: Data(key).base64EncodedString())
+            }
+            return HTTPRequestHead(version: .http2, method: .GET, uri: path ?? "/", headers: headers)
+        }
+        let httpMethod = HTTPMethod(rawValue: method)
+        switch httpMethod {
+        case .GET, .HEAD, .DELETE, .CONNECT, .TRACE:
+            break
+        default:
+            if !headers.contains(name: "content-length") {
+                headers.add(name: endStream ? "content-length" : "transfer-encoding", value: endStream ? "0" : "chunked")
+            }
+        }
+        guard let uri = path ?? (httpMethod == .CONNECT ? authority : nil) else { return nil }
+        return HTTPRequestHead(version: .http2, method: httpMethod, uri: uri, headers: headers)
+    }
+
+    func readComplete() {
         isInReadBatch = false
         exchange?.downstreamReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if reads.admitsRead() { context.read() }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        isWritable = context.channel.isWritable
-        exchange?.downstreamWritabilityChanged(isWritable)
-        context.fireChannelWritabilityChanged()
     }
 
     // MARK: Flow control (from the exchange)
 
     func setReadsPaused(_ paused: Bool) {
-        if reads.setPaused(paused) { context?.read() }
+        readsPaused = paused
+        if !paused { returnBytes() }
+    }
+
+    /// Gives the stream's window back once half of it has been taken.
+    private func returnBytes() {
+        guard requestInProgress, let increment = flow.increment() else { return }
+        session.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        if !isInReadBatch { session.flush() }
+    }
+
+    func connectionWritabilityChanged(_ writable: Bool) {
+        flow.connectionWritable = writable
+        updateWritability()
+    }
+
+    private func updateWritability() {
+        if let writable = flow.writabilityChange() { exchange?.downstreamWritabilityChanged(writable) }
+    }
+
+    // MARK: Stream lifecycle
+
+    /// The stream closed (both sides ended, or reset), or its connection did.
+    func closed() {
+        guard active else { return }
+        active = false
+        loop.connections[ObjectIdentifier(self)] = nil
+        session.streamClosed()
+        if !responseWritten, let exchange = exchange.take() { exchange.downstreamClosed() }
     }
 
     func abort() {
@@ -149,12 +188,12 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
             exchange.closeTunnelGoingAway(ifTo: nil)
             return
         }
-        context?.close(promise: nil)
+        session.reset(self, .cancel)
     }
 
     func cutShort() {
         exchange = nil  // detached first: the reset must not end the exchange as the client's
-        context?.close(promise: nil)
+        session.reset(self, .internalError)
     }
 
     /// The stream closes by itself once both sides have ended. A request body still arriving
@@ -164,88 +203,103 @@ final class HTTP2Stream: ChannelDuplexHandler, Downstream {
         loop.keepForReuse(exchange)
         self.exchange = nil
         setReadsPaused(false)
-        guard active, let context else { return }
+        guard active else {
+            session.flush()  // the end, written as the stream closed
+            return
+        }
         if isTunnel {
             isTunnel = false
-            write(.end(nil))  // the tunnel's end is the stream's
+            writeResponseEnd(nil)  // the tunnel's end is the stream's
         }
         flush()
         if requestInProgress, let responseEnd {
             // After the response's last frame has gone (NIO drops DATA still waiting for flow
-            // control when the stream is reset), if the stream is still there.
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            responseEnd.whenSuccess { bound.value.resetWithNoError() }
+            // control when the stream is reset).
+            let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
+            responseEnd.whenSuccess {
+                let stream = bound.value
+                if stream.active { stream.session.reset(stream, .noError) }
+            }
         }
-    }
-
-    /// RST_STREAM(NO_ERROR), written from the codec's place in the pipeline so that the frame
-    /// passes below it.
-    private func resetWithNoError() {
-        guard let context, let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) else {
-            return
-        }
-        codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.noError)), promise: nil)
     }
 
     // MARK: Writing responses (from the exchange)
 
     func sendContinue() {
-        write(.head(HTTPResponseHead(version: requestVersion, status: .continue)))
+        session.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: [":status": "100"]))))
         flush()
     }
 
     /// HTTP/2 frames the body itself; connection-specific headers are not allowed.
     func writeResponseHead(_ upstreamHead: UpstreamResponseHead) {
-        var head = upstreamHead.built
-        if head.version != requestVersion { head.version = requestVersion }
-        if head.status == .switchingProtocols, extendedConnect != nil {
+        var code = upstreamHead.code
+        var headers = upstreamHead.headers
+        if code == 101, extendedConnect != nil {
             // RFC 8441 §5: a 2xx opens the tunnel; HTTP/2 has no Upgrade, and no key to accept.
-            head.status = .ok
-            for name in ["connection", "upgrade", "sec-websocket-accept"] { head.headers.remove(name: name) }
+            code = 200
+            headers.remove(name: "sec-websocket-accept")
         }
-        if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
-        write(.head(head))
+        if let hsts { headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
+        pendingHead = HTTP2Fields.block(pseudo: [":status": String(code)], headers)
     }
 
     func writeResponseBody(_ buffer: ByteBuffer) {
-        write(.body(.byteBuffer(buffer)))
+        guard active else { return }
+        writePendingHead(endStream: false)
+        let size = buffer.readableBytes
+        flow.wrote(size)
+        let promise = loop.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in
+            flow.sent(size)
+            updateWritability()
+        }
+        session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
+        updateWritability()
     }
 
     func writeResponseEnd(_ trailers: HTTPHeaders?) {
-        write(.end(trailers))
+        guard active else { return }
+        // The end's write is awaited only when the request is still coming: then the stream is
+        // reset once the response has gone. Otherwise no promise, which costs an allocation.
+        let promise = requestInProgress ? loop.eventLoop.makePromise(of: Void.self) : nil
+        responseEnd = promise?.futureResult
+        responseWritten = true
+        if let trailers {
+            writePendingHead(endStream: false)
+            session.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: HTTP2Fields.block(pseudo: [:], trailers), endStream: true))), promise: promise)
+        } else if pendingHead != nil {
+            writePendingHead(endStream: true, promise: promise)
+        } else {
+            session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: promise)
+        }
+    }
+
+    private func writePendingHead(endStream: Bool, promise: EventLoopPromise<Void>? = nil) {
+        guard let headers = pendingHead.take() else { return }
+        session.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: endStream))), promise: promise)
     }
 
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
-        guard let context else { return }
-        let body = response.body(requestID: requestID, allocator: context.channel.allocator)
-        var head = response.head(version: requestVersion, requestID: requestID, bodyLength: body.readableBytes, close: false, grpcTrailers: true)
+        guard active else { return }
+        let body = response.body(requestID: requestID, allocator: session.allocator)
+        var head = response.head(version: .http2, requestID: requestID, bodyLength: body.readableBytes, close: false, grpcTrailers: true)
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
-        write(.head(head))
-        // HEAD responses and 204 carry no body (RFC 9110 §9.3.2, §15.3.5); a gRPC answer's
-        // status is in its trailers.
+        pendingHead = HTTP2Fields.block(pseudo: [":status": String(head.status.code)], head.headers)
+        // A gRPC answer's status is in its trailers; HEAD responses and 204 carry no body (RFC
+        // 9110 §9.3.2, §15.3.5).
         if let trailers = response.grpcTrailers {
-            write(.end(trailers))
-            return
+            writeResponseEnd(trailers)
+        } else if requestMethod != .HEAD, response.status != .noContent, body.readableBytes > 0 {
+            writeResponseBody(body)
+            writeResponseEnd(nil)
+        } else {
+            writeResponseEnd(nil)
         }
-        if requestMethod != .HEAD, response.status != .noContent { write(.body(.byteBuffer(body))) }
-        write(.end(nil))
     }
 
     func flush() {
-        context?.flush()
-    }
-
-    private func write(_ part: HTTPServerResponsePart) {
-        guard let context else { return }
-        // The end's write is awaited only when the request is still coming: then the stream is
-        // reset once the response has gone. Otherwise no promise, which costs an allocation.
-        if case .end = part, requestInProgress {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            responseEnd = promise.futureResult
-            context.write(wrapOutboundOut(part), promise: promise)
-        } else {
-            context.write(wrapOutboundOut(part), promise: nil)
-        }
+        writePendingHead(endStream: false)
+        session.flush()
     }
 
     // MARK: From the loop
@@ -269,7 +323,7 @@ extension HTTP2Stream {
     }
 
     func writeTunnelBytes(_ buffer: ByteBuffer) {
-        write(.body(.byteBuffer(buffer)))
+        writeResponseBody(buffer)
     }
 
     func closeTunnelGoingAway(ifTo endpoint: EndpointAddress?) {

@@ -7,8 +7,8 @@ import NIOTLS
 
 /// Builds a client connection's pipeline for its listener: TLS when the listener has it, then
 /// HTTP/2 (chosen by ALPN, or by the connection preface on plain listeners that accept h2c) or
-/// HTTP/1.1. An HTTP/1.1 connection gets an ``HTTP1Connection``; every HTTP/2 stream gets an
-/// ``HTTP2Stream`` behind NIO's HTTP/2 → HTTP/1 codec. Both hand their requests to the same
+/// HTTP/1.1. An HTTP/1.1 connection gets an ``HTTP1Connection``; an HTTP/2 connection an
+/// ``HTTP2ConnectionHandler``, which makes an ``HTTP2Stream`` per stream. Both hand their requests to the same
 /// ``ProxyExchange``, so routing, policies and the upstream exchange are one code for both.
 /// The limits are the loop's current configuration's, read when the connection is accepted.
 struct ListenerPipeline: Sendable {
@@ -57,6 +57,10 @@ struct ListenerPipeline: Sendable {
     /// streams, 64 KiB stream and 1 MiB connection windows, the head size limit as the header
     /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
     /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
+    /// HTTP/2 with the edge limits Envoy recommends for untrusted clients: 100 concurrent
+    /// streams, 64 KiB stream and 1 MiB connection windows, the head size limit as the header
+    /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
+    /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
     func configureHTTP2(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let limits = loop.value.current.runtime.limits
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
@@ -67,21 +71,12 @@ struct ListenerPipeline: Sendable {
             // RFC 8441: WebSockets over a stream (extended CONNECT), carried to HTTP/1.1 upstreams.
             HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
-        connection.targetWindowSize = limits.http2ConnectionWindow
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = limits.http2StreamWindow
-        let listener = self.listener
         let sync = channel.pipeline.syncOperations
-        let session = NIOLoopBound(HTTP2ConnectionHandler(loop: loop.value, listener: listener.name), eventLoop: channel.eventLoop)
-        _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                let sync = stream.pipeline.syncOperations
-                let handler = HTTP2Stream(loop: loop.value, listener: listener, session: session.value)
-                try sync.addHandler(ExtendedConnectReader(stream: handler))
-                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(handler)
-            }
-        }
-        try sync.addHandler(session.value)
+        // Without a multiplexer: the frames go to ``HTTP2ConnectionHandler``, which keeps the
+        // streams itself.
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: nil, connectionConfiguration: connection))
+        try sync.addHandler(
+            HTTP2ConnectionHandler(
+                loop: loop.value, listener: listener, streamWindow: limits.http2StreamWindow, connectionWindow: limits.http2ConnectionWindow))
     }
 }

@@ -286,7 +286,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
             } else if case .data(let data) = frame.payload {
                 // For a stream gantry has let go of: its bytes still count against the
                 // connection's window.
-                returnToConnectionWindow(data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0))
+                returnToConnectionWindow(StreamFlow.size(of: data))
             }
             return
         }

@@ -11,8 +11,8 @@ import NIOHTTP2
 ///
 /// Backpressure is HTTP/2's: the stream's window is given back only as the exchange's client
 /// takes the bytes, so a slow client holds the endpoint to one window of data; and a request
-/// body waits (the client's reads pause) while more than ``outboundLimit`` of it is held by
-/// the endpoint's window.
+/// body waits (the client's reads pause) while more than ``StreamFlow/outboundLimit`` of it is
+/// held by the endpoint's window.
 final class HTTP2UpstreamStream: Upstream {
     let connection: HTTP2UpstreamConnection
     var exchange: ProxyExchange?
@@ -30,17 +30,14 @@ final class HTTP2UpstreamStream: Upstream {
     private var counted = true
     /// While the client cannot take more, response bytes are not given back to the window.
     private var readsPaused = false
-    private var bytesToReturn = 0
-    /// Request body bytes written and not yet sent on by NIO (held by the endpoint's window).
-    private var outboundHeld = 0
-    static let outboundLimit = 64 * 1024
-    private var connectionWritable = true
-    private(set) var isWritable = true
+    /// The response's window, and the request body held by the endpoint's.
+    private var flow: StreamFlow
+    var isWritable: Bool { flow.isWritable }
 
     init(connection: HTTP2UpstreamConnection) {
         self.connection = connection
-        self.connectionWritable = connection.context?.channel.isWritable ?? false
-        self.isWritable = connectionWritable
+        let writable = connection.context?.channel.isWritable ?? false
+        self.flow = StreamFlow(window: HTTP2UpstreamConnection.streamWindow, connectionWritable: writable)
     }
 
     // MARK: The request (from the exchange)
@@ -50,17 +47,11 @@ final class HTTP2UpstreamStream: Upstream {
     /// servers want to hear it.
     func writeHead(_ head: inout UpstreamRequestHead) {
         let built = head.built
-        var headers = HPACKHeaders()
-        headers.reserveCapacity(built.headers.count + 5)
-        headers.add(name: ":method", value: built.method.rawValue)
-        headers.add(name: ":scheme", value: connection.scheme)
-        headers.add(name: ":authority", value: built.headers.first(name: "host") ?? connection.address.description)
-        headers.add(name: ":path", value: built.uri)
-        for (name, value) in built.headers {
-            let lowered = name.lowercased()
-            if lowered == "host" || lowered == "http2-settings" || HopByHop.fields.contains(lowered) { continue }
-            headers.add(name: lowered, value: value)
-        }
+        var headers = HTTP2Fields.block(
+            pseudo: [
+                ":method": built.method.rawValue, ":scheme": connection.scheme,
+                ":authority": built.headers.first(name: "host") ?? connection.address.description, ":path": built.uri,
+            ], built.headers)
         headers.add(name: "te", value: "trailers")
         pendingHead = headers
     }
@@ -72,10 +63,10 @@ final class HTTP2UpstreamStream: Upstream {
         // Each part's write completes when NIO has sent it, past flow control: what is held
         // meanwhile is counted, and past the limit the client's reads wait.
         let promise = connection.context?.eventLoop.makePromise(of: Void.self)
-        outboundHeld += buffer.readableBytes
         let size = buffer.readableBytes
+        flow.wrote(size)
         promise?.futureResult.whenComplete { [self] _ in
-            outboundHeld -= size
+            flow.sent(size)
             updateWritability()
         }
         connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
@@ -150,7 +141,7 @@ final class HTTP2UpstreamStream: Upstream {
         switch payload {
         case .headers(let frame):
             if headReceived {
-                end(current, trailers: Self.fields(of: frame.headers), at: now)
+                end(current, trailers: HTTP2Fields.fields(of: frame.headers), at: now)
                 return
             }
             guard let code = frame.headers.first(name: ":status").flatMap({ Int($0) }) else {
@@ -159,7 +150,7 @@ final class HTTP2UpstreamStream: Upstream {
             }
             if code < 200 { return }  // 100 Continue and the like: gantry answered the client's own
             headReceived = true
-            var headers = Self.fields(of: frame.headers)
+            var headers = HTTP2Fields.fields(of: frame.headers)
             var trailers: HTTPHeaders?
             if frame.endStream, headers.contains(name: "grpc-status") {
                 // A gRPC "trailers-only" answer: all but its content type are trailers (status,
@@ -194,16 +185,15 @@ final class HTTP2UpstreamStream: Upstream {
     /// The bytes a DATA frame took from the windows: the connection's go back at once, the
     /// stream's once the client can take more.
     private func giveBack(_ data: HTTP2Frame.FramePayload.Data) {
-        let size = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+        let size = StreamFlow.size(of: data)
         connection.returnToConnectionWindow(size)
-        bytesToReturn += size
+        flow.took(size)
         if !readsPaused { returnBytes() }
     }
 
     private func returnBytes() {
-        guard bytesToReturn >= HTTP2UpstreamConnection.streamWindow / 2, !isClosed, !responseEnded, let id else { return }
-        connection.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: bytesToReturn)))
-        bytesToReturn = 0
+        guard !isClosed, !responseEnded, let id, let increment = flow.increment() else { return }
+        connection.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
         if !readsPaused { connection.flush() }
     }
 
@@ -220,28 +210,17 @@ final class HTTP2UpstreamStream: Upstream {
         current.upstreamClosed(error: HTTPParserError.invalidStatus)
     }
 
-    /// The fields of a header block, without its pseudo-fields.
-    private static func fields(of block: HPACKHeaders) -> HTTPHeaders {
-        var fields = HTTPHeaders()
-        fields.reserveCapacity(block.count)
-        for (name, value, _) in block where !name.hasPrefix(":") { fields.add(name: name, value: value) }
-        return fields
-    }
-
     func readComplete() {
         exchange?.upstreamReadComplete()
     }
 
     func connectionWritabilityChanged(_ writable: Bool) {
-        connectionWritable = writable
+        flow.connectionWritable = writable
         updateWritability()
     }
 
     private func updateWritability() {
-        let writable = connectionWritable && outboundHeld <= Self.outboundLimit
-        guard writable != isWritable else { return }
-        isWritable = writable
-        exchange?.upstreamWritabilityChanged(writable)
+        if let writable = flow.writabilityChange() { exchange?.upstreamWritabilityChanged(writable) }
     }
 
     /// NIO reset the stream for a protocol error of the endpoint's.
