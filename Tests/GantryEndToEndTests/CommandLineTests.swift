@@ -19,10 +19,10 @@ import Glibc
     /// Foundation still counts the shell as running, and the tests' helpers must not.
     @Test func aChildsExitIsSeenWhileItsOwnChildLivesOn() async throws {
         let pidFile = directory.appendingPathComponent("sleeper.pid").path
-        let shell = Process()
+        let shell = ChildProcess()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
         shell.arguments = ["-c", "sleep 30 & echo $! > \(pidFile); exit 3"]
-        try GantryProcess.spawning { try shell.run() }
+        try shell.run()
         #expect(await eventually(timeout: .seconds(10)) { shell.hasEnded })
         #expect(shell.endStatus == 3)
         if let sleeper = try? String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), let pid = Int32(sleeper) {

@@ -12,11 +12,11 @@ import Glibc
 
     @Test func twoGantryProcessesShareOneLimitThroughRedis() async throws {
         let redisPort = Int.random(in: 40_000...49_999)
-        let redis = Process()
+        let redis = ChildProcess()
         redis.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         redis.arguments = ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         redis.standardOutput = FileHandle.nullDevice
-        try GantryProcess.spawning { try redis.run() }
+        try redis.run()
         defer {
             kill(redis.processIdentifier, SIGKILL)
             redis.waitForEnd()

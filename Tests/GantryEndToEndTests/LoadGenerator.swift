@@ -13,7 +13,7 @@ final class LoadGenerator {
         let failures: [String]
     }
 
-    private let process = Process()
+    private let process = ChildProcess()
     private let stopFile: String
     private let progressFile: String
     private let outputFile: String
@@ -35,7 +35,7 @@ final class LoadGenerator {
             "\(ProcessInfo.processInfo.processIdentifier)",
         ]
         process.standardOutput = FileHandle(forWritingAtPath: outputFile)
-        try GantryProcess.spawning { try process.run() }
+        try process.run()
     }
 
     /// Successful requests so far.

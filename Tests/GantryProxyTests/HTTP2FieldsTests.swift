@@ -28,4 +28,13 @@ import Testing
         let back = HTTP2Fields.fields(of: block)
         #expect(back.map(\.name) == ["content-type", "x-id"])
     }
+
+    @Test func fieldsNewOnEveryMessageAreNotIndexedAndCredentialsNever() {
+        let headers: HTTPHeaders = ["x-request-id": "1", "Authorization": "Bearer x", "content-type": "text/plain"]
+        let block = HTTP2Fields.block(pseudo: [":status": "200"], headers)
+        let indexing = Dictionary(uniqueKeysWithValues: block.map { ($0.name, $0.indexable) })
+        #expect(indexing["x-request-id"] == .nonIndexable)
+        #expect(indexing["authorization"] == .neverIndexed)
+        #expect(indexing["content-type"] == .indexable)
+    }
 }

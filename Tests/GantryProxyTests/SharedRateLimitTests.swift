@@ -11,7 +11,7 @@ import Glibc
 
 /// A real redis-server (Debian's package; `.ci/run` installs it) on a free loopback port.
 final class RedisServer {
-    let process = Process()
+    let process = ChildProcess()
     let port: Int
 
     init(port: Int) throws {
@@ -19,7 +19,7 @@ final class RedisServer {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         process.standardOutput = FileHandle.nullDevice
-        try GantryProcess.spawning { try process.run() }
+        try process.run()
     }
 
     func waitUntilReady() async -> Bool {

@@ -113,12 +113,12 @@ extension LiveProxyTests {
 
             // A connection opened with the old certificate keeps working across the reload.
             let marker = state + "/go"
-            let client = Process()
+            let client = ChildProcess()
             client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             client.arguments = ["python3", "-c", Self.twoRequestsOnOneConnection, String(port), otherCA.certificatePath, marker]
             let output = Pipe()
             client.standardOutput = output
-            try GantryProcess.spawning { try client.run() }
+            try client.run()
             // The first answer comes with the old certificate, before the files change.
             var firstLine = Data()
             while !firstLine.contains(UInt8(ascii: "\n")) {

@@ -180,7 +180,7 @@ extension LiveProxyTests {
             """
         }
         try await withProxy(upstreams: 0, accessLog: sink, yaml: yaml) { harness in
-            let browser = Process()
+            let browser = ChildProcess()
             browser.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             browser.arguments = [
                 "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(Self.scratch())",
@@ -188,7 +188,7 @@ extension LiveProxyTests {
             ]
             browser.standardOutput = FileHandle.nullDevice
             browser.standardError = FileHandle.nullDevice
-            try GantryProcess.spawning { try browser.run() }
+            try browser.run()
             defer {
                 browser.terminate()
                 browser.waitForEnd()

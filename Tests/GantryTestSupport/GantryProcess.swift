@@ -6,7 +6,7 @@ import Glibc
 
 /// The built `gantry` binary, run as a child process the way a user runs it.
 public final class GantryProcess: @unchecked Sendable {
-    public let process = Process()
+    public let process = ChildProcess()
     public let stdoutPath: String
     public let stderrPath: String
 
@@ -55,18 +55,7 @@ public final class GantryProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        try Self.spawning { try process.run() }
-    }
-
-    /// Foundation's `Process.run()` is not safe to call from several threads at once on Linux
-    /// (a run crashed in its memcpy while tests started processes in parallel): every start
-    /// goes through this lock.
-    private static let spawnLock = NSLock()
-
-    public static func spawning(_ body: () throws -> Void) rethrows {
-        spawnLock.lock()
-        defer { spawnLock.unlock() }
-        try body()
+        try process.run()
     }
 
     public var pid: Int32 { process.processIdentifier }
@@ -129,7 +118,7 @@ public final class GantryProcess: @unchecked Sendable {
 public func run(_ executable: String, _ arguments: [String], directory workingDirectory: URL? = nil, timeout: Duration = .seconds(120))
     async throws -> (status: Int32, output: String, error: String)
 {
-    let process = Process()
+    let process = ChildProcess()
     if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
     process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
@@ -140,7 +129,7 @@ public func run(_ executable: String, _ arguments: [String], directory workingDi
     _ = FileManager.default.createFile(atPath: err, contents: nil)
     process.standardOutput = FileHandle(forWritingAtPath: out)
     process.standardError = FileHandle(forWritingAtPath: err)
-    try GantryProcess.spawning { try process.run() }
+    try process.run()
     _ = await eventually(timeout: timeout) { process.hasEnded }
     if !process.hasEnded {
         // A tool past its time (a browser, say) may not heed SIGTERM: waiting for it then
@@ -154,32 +143,4 @@ public func run(_ executable: String, _ arguments: [String], directory workingDi
         process.endStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
         (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
     )
-}
-
-/// A child's end, told by the kernel as well as by Foundation. Foundation's `Process` on Linux
-/// learns of an exit when a socket it hands the child closes; a process another test spawns at
-/// the same moment can inherit that socket and hold it open (swift-corelibs-foundation #4795).
-/// `isRunning` then stays true, and `waitUntilExit()` blocks, until that other process ends:
-/// tests waiting on each other's children that way hung the test run. `waitid` with `WNOWAIT`
-/// sees the exit without reaping the child, which is left for Foundation.
-extension Process {
-    /// The child has exited or been killed.
-    public var hasEnded: Bool { !isRunning || kernelEndStatus != nil }
-
-    /// Its exit status, or the signal that ended it; -1 while it runs.
-    public var endStatus: Int32 { isRunning ? kernelEndStatus ?? -1 : terminationStatus }
-
-    /// Polls until the child has ended (SIGKILL it first to be sure of that), for at most a minute.
-    public func waitForEnd() {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !hasEnded, ContinuousClock.now < deadline { usleep(10_000) }
-    }
-
-    private var kernelEndStatus: Int32? {
-        var info = siginfo_t()
-        guard waitid(P_PID, id_t(processIdentifier), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
-            info._sifields._sigchld.si_pid == processIdentifier
-        else { return nil }
-        return info._sifields._sigchld.si_status
-    }
 }

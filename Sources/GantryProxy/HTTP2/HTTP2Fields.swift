@@ -16,9 +16,24 @@ enum HTTP2Fields {
             // Names from HTTP/2 clients and most servers are lowercase already: no new string.
             let lowered = name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
             if isConnectionSpecific(lowered) { continue }
-            block.add(name: lowered, value: value)
+            block.add(name: lowered, value: value, indexing: indexing(lowered))
         }
         return block
+    }
+
+    /// Whether HPACK may keep a field in its dynamic table (RFC 7541 §6.2): not one whose value
+    /// is new on every message (request IDs, trace context, dates, lengths), which would only
+    /// push out the fields that do repeat and lengthen every lookup; never a credential
+    /// (§7.1.3), so that no intermediary indexes it either.
+    static func indexing(_ name: String) -> HPACKIndexing {
+        switch name {
+        case "x-request-id", "traceparent", "tracestate", "date", "content-length", "last-modified", "etag", "grpc-timeout", "server-timing":
+            .nonIndexable
+        case "authorization", "proxy-authorization", "cookie", "set-cookie":
+            .neverIndexed
+        default:
+            .indexable
+        }
     }
 
     /// ``HopByHop/fields``, `Host` and `HTTP2-Settings`, for a lowercased name: compared by
