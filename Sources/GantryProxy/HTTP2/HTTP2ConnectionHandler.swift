@@ -201,13 +201,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     // MARK: Errors
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let streamError = error as? NIOHTTP2Errors.StreamError {
-            // NIO has reset the stream; its close follows.
-            loop.metrics.add(.http2StreamErrors)
-            _ = streamError
-            return
-        }
         if Self.isStreamError(error) {
+            // NIO has reset the stream; its close follows.
             loop.metrics.add(.http2StreamErrors)
             return
         }
