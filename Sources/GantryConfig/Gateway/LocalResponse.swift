@@ -54,16 +54,16 @@ public struct LocalResponse: Sendable {
         return ["grpc-status": String(grpcStatus.rawValue), "grpc-message": GRPC.encodeMessage(message)]
     }
 
-    /// `trailers`: for a gRPC answer, whether its status goes in trailers of its own (HTTP/2)
-    /// rather than in the head (a "trailers-only" answer, the form HTTP/1.1 can carry).
-    public func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool, grpcTrailers: Bool = false)
+    /// `statusInTrailers`: for a gRPC answer, whether its status goes in trailers of its own
+    /// (HTTP/2) rather than in the head (a "trailers-only" answer, the form HTTP/1.1 can carry).
+    public func head(version: HTTPVersion, requestID: RequestIdentifier, bodyLength: Int, close: Bool, statusInTrailers: Bool = false)
         -> HTTPResponseHead
     {
         var headers = HTTPHeaders()
         headers.reserveCapacity(5 + extraHeaders.count)
-        if let trailers = self.grpcTrailers {
+        if let trailers = grpcTrailers {
             headers.add(name: "content-type", value: "application/grpc")
-            if !grpcTrailers {
+            if !statusInTrailers {
                 headers.add(contentsOf: trailers)
                 headers.add(name: "content-length", value: "0")
             }

@@ -667,13 +667,11 @@ final class ProxyExchange {
         } else if now >= context.responseDeadline {
             context.responseDeadline = .distantFuture
             loop.metrics.add(.upstreamTimeouts)
-            context.upstream?.timedOut()
-            abandonUpstream()
+            abandonUpstream(timedOut: true)
             attemptFailed(.timeout, reason: .upstreamTimeout)
         } else if context.requestSide != .buffering, now - context.lastActivity >= TimeAmount(context.cluster.settings.idleTimeout) {
             loop.metrics.add(.upstreamTimeouts)
-            context.upstream?.timedOut()
-            abandonUpstream()
+            abandonUpstream(timedOut: true)
             attemptFailed(.timeout, reason: .streamIdleTimeout, canRetry: false)
         }
     }
@@ -683,12 +681,12 @@ final class ProxyExchange {
     private func callDeadlinePassed() {
         context.callDeadline = nil
         loop.metrics.add(.upstreamTimeouts)
-        context.upstream?.timedOut()
         guard context.responseSide == .streaming else {
+            abandonUpstream(timedOut: true)
             respondLocally(.upstreamFailure(.deadlineExceeded))
             return
         }
-        abandonUpstream()
+        abandonUpstream(timedOut: true)
         context.outcome = .deadlineExceeded
         context.responseSide = .complete
         downstream?.writeResponseEnd(LocalResponse.upstreamFailure(.deadlineExceeded).forGRPC().grpcTrailers)
@@ -796,8 +794,11 @@ final class ProxyExchange {
 
     // MARK: Failed attempts and retries
 
-    private func abandonUpstream() {
+    /// `timedOut`: the request's own deadline passed, which may say more about the connection
+    /// than about the request (``Upstream/timedOut()``).
+    private func abandonUpstream(timedOut: Bool = false) {
         guard let upstream = context.upstream else { return }
+        if timedOut { upstream.timedOut() }
         context.upstream = nil
         upstream.exchange = nil
         upstream.close()

@@ -18,7 +18,7 @@ import NIOHTTP2
 ///   2^31−1 with a PING, then, when the PING comes back (every stream the client opened before
 ///   it has arrived), GOAWAY with the real last stream; the streams up to it finish, NIO refuses
 ///   those above, and the connection closes when the last one ends.
-final class HTTP2ConnectionHandler: ChannelInboundHandler {
+final class HTTP2ConnectionHandler: ChannelInboundHandler, HTTP2FrameWriter {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -36,7 +36,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     /// The window each stream's request body is read with (the listener's configuration).
     let streamWindow: Int
     private let connectionWindow: Int
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private(set) var allocator = ByteBufferAllocator()
     private var registered = false
     private var drainState = Drain.serving
@@ -161,18 +161,6 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     // MARK: From the streams
-
-    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(wrapOutboundOut(frame), promise: promise)
-    }
-
-    func flush() {
-        context?.flush()
-    }
 
     /// Resets a stream (`code`): NIO's close of it follows; the stream ends here at once.
     func reset(_ stream: HTTP2Stream, _ code: HTTP2ErrorCode) {

@@ -282,7 +282,7 @@ final class HTTP2Stream: Downstream {
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {
         guard active else { return }
         let body = response.body(requestID: requestID, allocator: session.allocator)
-        var head = response.head(version: .http2, requestID: requestID, bodyLength: body.readableBytes, close: false, grpcTrailers: true)
+        var head = response.head(version: .http2, requestID: requestID, bodyLength: body.readableBytes, close: false, statusInTrailers: true)
         if let hsts { head.headers.replaceOrAdd(name: "strict-transport-security", value: hsts) }
         pendingHead = HTTP2Fields.block(pseudo: [":status": String(head.status.code)], head.headers)
         // A gRPC answer's status is in its trailers; HEAD responses and 204 carry no body (RFC

@@ -18,7 +18,7 @@ import NIOHTTP2
 /// queueing requests behind a full one. A GOAWAY takes it out of the pool: the streams the
 /// endpoint names as processed finish, those above it end unprocessed (the exchange sends them
 /// again, whatever their method), and the connection closes when its last stream has.
-final class HTTP2UpstreamConnection: ChannelInboundHandler {
+final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -209,18 +209,6 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler {
         // Ids run out after about a billion streams: a new connection takes over.
         if Int32(nextStreamID) > Int32.max - 2 { retire() }
         return id
-    }
-
-    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(wrapOutboundOut(frame), promise: promise)
-    }
-
-    func flush() {
-        context?.flush()
     }
 
     /// A stream has closed (``HTTP2UpstreamStream`` says so once).
