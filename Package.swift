@@ -55,6 +55,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The listening sockets and locks one gantry hands to the next (`gantry up --takeover`).
+        .target(name: "GantryHandover", swiftSettings: strict),
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
@@ -85,6 +87,7 @@ let package = Package(
         .target(
             name: "GantryDNS",
             dependencies: [
+                "GantryHandover",
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -95,6 +98,7 @@ let package = Package(
         .target(
             name: "GantryProxy",
             dependencies: [
+                "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -112,6 +116,7 @@ let package = Package(
         .target(
             name: "GantryPods",
             dependencies: [
+                "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryTLS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -127,6 +132,7 @@ let package = Package(
         .target(
             name: "GantryHTTP",
             dependencies: [
+                "GantryHandover",
                 "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -175,7 +181,7 @@ let package = Package(
             name: "gantry",
             dependencies: [
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
-                "GantryHTTP", "GantryTLS", "GantryDNS",
+                "GantryHTTP", "GantryTLS", "GantryDNS", "GantryHandover",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -195,6 +201,7 @@ let package = Package(
         .testTarget(
             name: "GantryCoreTests",
             dependencies: [
+                "GantryHandover",
                 "GantryCore", "GantryDNS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

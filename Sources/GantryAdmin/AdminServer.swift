@@ -19,6 +19,6 @@ public struct AdminServer: Sendable {
             if answer.challenge { headers.append(("WWW-Authenticate", #"Bearer realm="gantry-admin""#)) }
             return SimpleHTTPServer.Response(status: answer.status, headers: headers, body: answer.body)
         }
-        try await server.run(host: host, port: port, ready: ready, until: until)
+        try await server.run(host: host, port: port, handover: "admin", ready: ready, until: until)
     }
 }

@@ -34,4 +34,13 @@ public struct PodTemplate: Sendable, Hashable {
             terminationGracePeriod: terminationGracePeriod, startupProbe: startupProbe, readinessProbe: readinessProbe,
             livenessProbe: livenessProbe, restartBackoff: restartBackoff, rollout: .kubernetesDefault)
     }
+
+    /// The same in every gantry process for the same pod: its own part of the template and the
+    /// environment gantry gives it. A gantry that takes a running pod over compares it with the
+    /// fingerprint recorded when the pod started: a pod started from something else is replaced.
+    public func fingerprint(environment: [String: String]) -> String {
+        var text = String(reflecting: withoutDeployment)
+        for name in environment.keys.sorted() { text += "\n\(name)=\(environment[name]!)" }
+        return String(StableHash.hash(text), radix: 16)
+    }
 }

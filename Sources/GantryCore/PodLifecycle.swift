@@ -107,6 +107,19 @@ public struct PodLifecycle: Sendable {
         liveness = ProbeTracker(successThreshold: 1, failureThreshold: liveness.failureThreshold)
     }
 
+    /// A process an earlier gantry started, taken over running, as the kubelet does with the
+    /// containers it finds after a restart. `started`: it had passed its startup probe; `ready`:
+    /// the gantry that handed it over saw it ready a moment ago (a gantry that died saw nothing,
+    /// so its pods wait for their readiness probe). The probes decide from here.
+    public mutating func processAdopted(at now: ContinuousClock.Instant, restarts: Int, started: Bool, ready: Bool) {
+        processStarted(at: now)
+        self.restarts = restarts
+        self.started = started || !hasStartupProbe
+        if ready, self.started {
+            for _ in 0..<readiness.successThreshold { readiness.record(success: true) }
+        }
+    }
+
     public mutating func probed(_ kind: ProbeKind, success: Bool) -> Action {
         guard runs(kind) else { return .none }
         switch kind {
@@ -145,6 +158,16 @@ public struct PodLifecycle: Sendable {
         let delay = backoff.exited(afterRunning: ranFor)
         reason = delay == .zero ? "Restarting" : "CrashLoopBackOff"
         return .restart(after: delay)
+    }
+
+    /// A process taken over ended, with an exit status gantry cannot know (it is not its
+    /// parent): restarted unless the policy is Never, as after a failure, since a clean exit
+    /// cannot be told apart from one.
+    public mutating func processVanished(at now: ContinuousClock.Instant) -> Action {
+        let action = processExited(code: terminating ? 0 : 1, at: now)
+        lastExitCode = nil
+        if !terminating, phase == .failed { reason = "Unknown" }
+        return action
     }
 
     /// The process could not be started at all (missing executable, bad working directory).

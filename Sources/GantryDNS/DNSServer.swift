@@ -1,3 +1,4 @@
+import GantryHandover
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -60,23 +61,38 @@ public final class DNSServer: Sendable {
 
     /// Binds UDP and TCP; returns the port (the system's choice when `port` is 0, the same for both).
     public func start(host: String, port: Int) async throws -> Int {
-        let tcp = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DNSStreamHandler(server: self))
+        // Sockets made by ``Handover`` (and inherited from the gantry this one takes over from,
+        // when there is one), handed to NIO bound.
+        let tcpSocket = try Handover.shared.listeningSocket(named: "dns/tcp", host: host, port: port, kind: .stream, backlog: 128)
+        let tcp: any Channel
+        do {
+            tcp = try await ServerBootstrap(group: group)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DNSStreamHandler(server: self))
+                    }
                 }
-            }
-            .bind(host: host, port: port).get()
+                .withBoundSocket(tcpSocket.descriptor).get()
+        } catch {
+            Handover.shared.discard(tcpSocket)
+            throw error
+        }
+        tcp.closeFuture.whenComplete { _ in Handover.shared.forget(tcpSocket.token) }
         let boundPort = tcp.localAddress?.port ?? port
         let udp: any Channel
         do {
-            udp = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DNSDatagramHandler(server: self)) }
-                }
-                .bind(host: host, port: boundPort).get()
+            let udpSocket = try Handover.shared.listeningSocket(named: "dns/udp", host: host, port: boundPort, kind: .datagram)
+            do {
+                udp = try await DatagramBootstrap(group: group)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DNSDatagramHandler(server: self)) }
+                    }
+                    .withBoundSocket(udpSocket.descriptor).get()
+            } catch {
+                Handover.shared.discard(udpSocket)
+                throw error
+            }
+            udp.closeFuture.whenComplete { _ in Handover.shared.forget(udpSocket.token) }
         } catch {
             try? await tcp.close()
             throw error

@@ -1,4 +1,5 @@
 import Foundation
+import GantryHandover
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -69,14 +70,31 @@ public struct SimpleHTTPServer: Sendable {
     }
 
     /// Serves on `host:port` until `stop` returns, then drains. `ready` receives the bound port.
-    public func run(host: String, port: Int, ready: @Sendable (Int) -> Void, until stop: @escaping @Sendable () async -> Void) async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// - Parameter handover: the socket's name in ``Handover``, for a server `gantry up
+    ///   --takeover` hands from one gantry to the next (the admin API).
+    public func run(
+        host: String, port: Int, handover: String? = nil, ready: @Sendable (Int) -> Void, until stop: @escaping @Sendable () async -> Void
+    ) async throws {
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { [webSockets] channel in
-                channel.eventLoop.makeCompletedFuture { try Self.configure(channel, webSockets: webSockets) }
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<EventLoopFuture<Accepted>> = { [webSockets] channel in
+            channel.eventLoop.makeCompletedFuture { try Self.configure(channel, webSockets: webSockets) }
+        }
+        let server: NIOAsyncChannel<EventLoopFuture<Accepted>, Never>
+        if let handover {
+            let socket = try Handover.shared.listeningSocket(named: handover, host: host, port: port, kind: .stream, backlog: 1024)
+            do {
+                server = try await bootstrap.bind(socket.descriptor, childChannelInitializer: initializer)
+            } catch {
+                Handover.shared.discard(socket)
+                throw error
             }
+            server.channel.closeFuture.whenComplete { _ in Handover.shared.forget(socket.token) }
+        } else {
+            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+        }
         ready(server.channel.localAddress?.port ?? port)
         let handler = self.handler
         let connections = Connections()

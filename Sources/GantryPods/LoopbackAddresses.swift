@@ -1,4 +1,5 @@
 import Foundation
+import GantryHandover
 import Synchronization
 
 /// Hands out loopback addresses (all of 127.0.0.0/8 is loopback on Linux), so every pod can
@@ -9,10 +10,17 @@ import Synchronization
 /// which the kernel releases when the process ends, however it ends. Within its blocks an
 /// address is handed out only if nothing else listens on it at that port.
 public final class LoopbackAddresses: Sendable {
+    /// A claimed /24: its third octet, the descriptor that holds its lock, and that
+    /// descriptor's token in ``Handover``.
+    private struct Block {
+        let octet: Int
+        let lock: Int32
+        let token: Int
+    }
+
     private struct State {
         var inUse: Set<String> = []
-        /// Claimed third octets, each with the descriptor that holds its lock.
-        var blocks: [(octet: Int, lock: Int32)] = []
+        var blocks: [Block] = []
     }
 
     private let state = Mutex(State())
@@ -26,7 +34,12 @@ public final class LoopbackAddresses: Sendable {
     }
 
     deinit {
-        state.withLock { state in for block in state.blocks { close(block.lock) } }
+        state.withLock { state in
+            for block in state.blocks {
+                Handover.shared.forget(block.token)
+                close(block.lock)
+            }
+        }
     }
 
     /// A free address for `port`, claiming another block when the ones held are full.
@@ -49,6 +62,22 @@ public final class LoopbackAddresses: Sendable {
         }
     }
 
+    /// Takes `address` as in use: the address of a pod or cluster IP taken over from an earlier
+    /// gantry. False when it is not in this allocator's blocks or its block is another running
+    /// gantry's.
+    public func claim(_ address: String) -> Bool {
+        let parts = address.split(separator: ".")
+        guard parts.count == 4, parts[0] == "127", parts[1] == "0", let octet = Int(parts[2]), octets.contains(octet) else { return false }
+        return state.withLock { state in
+            if !state.blocks.contains(where: { $0.octet == octet }) {
+                guard let block = claim(octet) else { return false }
+                state.blocks.append(block)
+            }
+            state.inUse.insert(address)
+            return true
+        }
+    }
+
     public func release(_ address: String) {
         _ = state.withLock { $0.inUse.remove(address) }
     }
@@ -61,15 +90,29 @@ public final class LoopbackAddresses: Sendable {
         return nil
     }
 
-    private func claimBlock(excluding held: Set<Int>) -> (octet: Int, lock: Int32)? {
-        try? FileManager.default.createDirectory(atPath: lockDirectory, withIntermediateDirectories: true)
+    private func claimBlock(excluding held: Set<Int>) -> Block? {
         for octet in octets where !held.contains(octet) {
-            let descriptor = open("\(lockDirectory)/127.0.\(octet).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { continue }
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return (octet, descriptor) }
-            close(descriptor)
+            if let block = claim(octet) { return block }
         }
         return nil
+    }
+
+    /// A block's lock: the one the gantry this one takes over from handed over, or a new
+    /// `flock`. Held in ``Handover`` so that the next gantry can take it over in turn: a lock
+    /// handed over is the same open file, so the block stays held while either process runs.
+    private func claim(_ octet: Int) -> Block? {
+        let name = "lock/127.0.\(octet)"
+        if let inherited = Handover.shared.take(name) {
+            return Block(octet: octet, lock: inherited, token: Handover.shared.hold(name, inherited))
+        }
+        try? FileManager.default.createDirectory(atPath: lockDirectory, withIntermediateDirectories: true)
+        let descriptor = open("\(lockDirectory)/127.0.\(octet).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return nil }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            return nil
+        }
+        return Block(octet: octet, lock: descriptor, token: Handover.shared.hold(name, descriptor))
     }
 
     /// Whether a TCP socket can bind `address:port` right now.

@@ -22,6 +22,20 @@ enum PodProcess {
     enum Outcome: Sendable {
         case exited(code: Int32)
         case failedToStart(String)
+        /// A process gantry took over ended: it is not gantry's child, so its exit status is
+        /// not gantry's to read.
+        case vanished
+    }
+
+    /// Waits for the end of a process gantry did not start (one taken over), which it cannot
+    /// `wait` for: it looks every 100 ms, as the kubelet's relist does. `start` tells the
+    /// process from another that got its PID since.
+    static func waitForEnd(of pid: pid_t, start: UInt64) async -> Outcome {
+        while ProcessLedger.startTime(of: pid) == start {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        signalGroup(pid, SIGKILL)  // whatever it left in its group goes with it
+        return .vanished
     }
 
     /// Runs the process to its end. `started` receives its process ID (which is also its

@@ -36,18 +36,23 @@ public actor PodSupervisor {
         /// pods of older generations.
         let generation: Int
         let environment: [String: String]
+        /// What the pod was made from, as ``PodTemplate/fingerprint(environment:)`` says it.
+        let fingerprint: String
         var lifecycle: PodLifecycle {
             didSet { if oldValue.ready != lifecycle.ready { readyTransition = Date() } }
         }
         /// When `lifecycle.ready` last changed, for the autoscaler's CPU rules.
         var readyTransition = Date()
         var pid: pid_t?
+        /// When the process `pid` started (/proc's clock ticks): with the PID, its identity.
+        var processStart: UInt64?
         var run: Task<Void, Never>?
         var probes: [Task<Void, Never>] = []
         var finished = false
 
         init(
-            name: String, service: String, address: String, template: PodTemplate, generation: Int, logPath: String, environment: [String: String]
+            name: String, service: String, address: String, template: PodTemplate, generation: Int, logPath: String, environment: [String: String],
+            fingerprint: String
         ) {
             self.name = name
             self.service = service
@@ -57,6 +62,7 @@ public actor PodSupervisor {
             self.generation = generation
             self.logPath = logPath
             self.environment = environment
+            self.fingerprint = fingerprint
             lifecycle = PodLifecycle(
                 restartPolicy: template.restartPolicy, startupProbe: template.startupProbe,
                 readinessProbe: template.readinessProbe, livenessProbe: template.livenessProbe, backoff: template.restartBackoff)
@@ -100,6 +106,9 @@ public actor PodSupervisor {
     private let ledger: ProcessLedger
     private let logger: Logger
     private var stopping = false
+    /// Every pod handed to the gantry taking over from this one: nothing is probed, restarted,
+    /// created or stopped any more.
+    private var handedOver = false
     private var random = SystemRandomNumberGenerator()
 
     /// - Parameter clusterIPs: `host:port` of each service's virtual address, by service name.
@@ -146,28 +155,132 @@ public actor PodSupervisor {
 
     // MARK: Control
 
-    /// Stops what an earlier gantry on this state directory left running, then creates every
-    /// service's pods.
-    public func start() async throws {
+    /// Takes over the pods an earlier gantry on this state directory left running (the ones
+    /// `handedOver` lists, from a gantry that hands over to this one, or the ones its process
+    /// ledger lists, when it died), stops those it cannot take over, then creates whatever
+    /// pods each service still lacks.
+    public func start(takingOver handedOver: Data? = nil) async throws {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
-        await stopLeftovers()
-        for name in serviceOrder where services[name] != nil { reconcile(name) }
+        var found: [ProcessLedger.Entry]
+        var strays: [pid_t]
+        if let handedOver {
+            found = try JSONDecoder().decode([ProcessLedger.Entry].self, from: handedOver)
+            strays = []
+        } else {
+            (found, strays) = ledger.leftovers()
+            for group in strays {
+                events.record(.warning, "Orphaned", object: "process/\(group)", "left by an older gantry that recorded no pod for it; terminating")
+            }
+        }
+        var seen = Set<pid_t>()
+        found = found.filter { seen.insert($0.pid).inserted }
+        var outdated = Set<String>()
+        for entry in found {
+            switch adopt(entry) {
+            case .current: break
+            case .outdated: outdated.insert(entry.service)
+            case .refused(let why):
+                events.record(.warning, "Orphaned", object: "pod/\(entry.name)", "process \(entry.pid) cannot be taken over (\(why)); terminating")
+                strays.append(entry.pid)
+            }
+        }
+        await stop(strays)
+        recordLedger()
+        for name in serviceOrder where services[name] != nil {
+            if outdated.contains(name) {
+                events.record(.normal, "TemplateChanged", object: "service/\(name)", "pods taken over were started from another template: replacing them")
+                services[name]!.rollingOut = true
+                Task { await self.roll(name) }
+            } else {
+                reconcile(name)
+            }
+        }
     }
 
-    /// Pods of a gantry that died without stopping them: SIGTERM, then SIGKILL after a grace
-    /// period (they have no clients left to drain).
-    private func stopLeftovers() async {
-        let groups = ledger.leftovers()
+    private enum Adoption {
+        case current, outdated
+        case refused(String)
+    }
+
+    /// A running pod becomes this gantry's, as it was: same name, address and process. Its
+    /// probes start at once; it serves when it was ready (handed over) or once its readiness
+    /// probe passes. One made from another template (or another environment) is adopted as of
+    /// an older generation, for a rollout to replace.
+    private func adopt(_ entry: ProcessLedger.Entry) -> Adoption {
+        guard entry.isRunning else { return .refused("it has exited") }
+        guard let service = services[entry.service], !service.removed else { return .refused("service \(entry.service) has no pods now") }
+        guard entry.port == service.template.port else { return .refused("it listens on port \(entry.port), the service's pods now on \(service.template.port)") }
+        guard pods[entry.name] == nil else { return .refused("a pod of that name exists") }
+        guard addresses.claim(entry.address) else { return .refused("its address \(entry.address) is another gantry's") }
+        let environment = podEnvironment(service: entry.service, name: entry.name, address: entry.address, template: service.template)
+        let fingerprint = service.template.fingerprint(environment: serviceEnvironment)
+        let current = fingerprint == entry.fingerprint
+        let pod = Pod(
+            name: entry.name, service: entry.service, address: entry.address, template: service.template,
+            generation: current ? service.generation : service.generation - 1, logPath: "\(logDirectory)/\(entry.name).log",
+            environment: environment, fingerprint: entry.fingerprint)
+        pod.pid = entry.pid
+        pod.processStart = entry.start
+        pod.lifecycle.processAdopted(at: .now, restarts: entry.restarts, started: entry.started, ready: entry.ready)
+        pods[entry.name] = pod
+        services[entry.service]!.pods.append(entry.name)
+        events.record(
+            .normal, "Adopted", object: "pod/\(entry.name)",
+            "process \(entry.pid) at \(entry.address):\(entry.port)" + (current ? "" : ", started from another template"))
+        startProbes(pod, delayed: false)
+        pod.run = Task { await self.run(entry.name, adopted: true) }
+        publish(entry.service)
+        return current ? .current : .outdated
+    }
+
+    /// Processes that cannot be taken over: SIGTERM, then SIGKILL after a grace period (they
+    /// have no clients left to drain).
+    private func stop(_ groups: [pid_t]) async {
         guard !groups.isEmpty else { return }
-        for group in groups {
-            events.record(.warning, "Orphaned", object: "process/\(group)", "left by a gantry that stopped without stopping its pods; terminating")
-            PodProcess.signalGroup(group, SIGTERM)
-        }
+        for group in groups { PodProcess.signalGroup(group, SIGTERM) }
         let deadline = ContinuousClock.now + Self.leftoverGracePeriod
         while ContinuousClock.now < deadline, groups.contains(where: { ProcessLedger.startTime(of: $0) != nil }) {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for group in groups { PodProcess.signalGroup(group, SIGKILL) }
+    }
+
+    /// Hands every running pod to the gantry taking over from this one (`gantry up
+    /// --takeover`): from now on this supervisor probes, restarts, creates and stops nothing,
+    /// and the returned record is what the next gantry's ``start(takingOver:)`` adopts. Pods
+    /// already leaving are not handed over: ``abandon()`` stops them. ``resume()`` undoes this
+    /// when the takeover fails.
+    public func handOver() throws -> Data {
+        handedOver = true
+        var entries: [ProcessLedger.Entry] = []
+        for pod in pods.values {
+            for probe in pod.probes { probe.cancel() }
+            pod.probes = []
+            guard !pod.lifecycle.terminating, let entry = ledgerEntry(pod) else { continue }
+            var handed = entry
+            handed.started = pod.lifecycle.started
+            handed.ready = pod.lifecycle.ready
+            entries.append(handed)
+        }
+        return try JSONEncoder().encode(entries.sorted { $0.name < $1.name })
+    }
+
+    /// The takeover failed: this supervisor carries on with its pods.
+    public func resume() {
+        guard handedOver else { return }
+        handedOver = false
+        for pod in pods.values where pod.pid != nil && !pod.lifecycle.terminating { startProbes(pod, delayed: false) }
+        recordLedger()
+        for name in serviceOrder where services[name] != nil { reconcile(name) }
+    }
+
+    /// After a takeover, as this gantry exits: the pods run on, the next gantry's now; pods
+    /// that were already leaving are stopped; the ledger goes.
+    public func abandon() {
+        for pod in pods.values where pod.lifecycle.terminating {
+            if let pid = pod.pid { PodProcess.signalGroup(pid, SIGTERM) }
+        }
+        ledger.remove()
     }
 
     static let leftoverGracePeriod = Duration.seconds(5)
@@ -308,7 +421,7 @@ public actor PodSupervisor {
     // MARK: Replica sets
 
     private func reconcile(_ name: String) {
-        guard let service = services[name], !stopping, !service.rollingOut else { return }
+        guard let service = services[name], !stopping, !handedOver, !service.rollingOut else { return }
         let live = service.pods.compactMap { pods[$0] }.filter { !$0.lifecycle.terminating }
         if live.count < service.replicas {
             for _ in live.count..<service.replicas { createPod(for: name) }
@@ -330,21 +443,28 @@ public actor PodSupervisor {
             events.record(.warning, "FailedCreate", object: "service/\(serviceName)", "no free loopback address for port \(service.template.port)")
             return nil
         }
-        var environment = serviceEnvironment
-        environment["PORT"] = "\(service.template.port)"
-        environment["POD_IP"] = address
-        environment["POD_NAME"] = name
-        environment["HOSTNAME"] = name
-        environment["SERVICE_NAME"] = serviceName
-        for variable in service.template.env { environment[variable.name] = variable.value }
         let pod = Pod(
             name: name, service: serviceName, address: address, template: service.template, generation: service.generation,
-            logPath: "\(logDirectory)/\(name).log", environment: environment)
+            logPath: "\(logDirectory)/\(name).log",
+            environment: podEnvironment(service: serviceName, name: name, address: address, template: service.template),
+            fingerprint: service.template.fingerprint(environment: serviceEnvironment))
         pods[name] = pod
         services[serviceName]!.pods.append(name)
         events.record(.normal, "Scheduled", object: "pod/\(name)", "assigned \(address):\(pod.port)")
         pod.run = Task { await self.run(name) }
         return name
+    }
+
+    /// The services' variables, then the pod's own, then the template's.
+    private func podEnvironment(service: String, name: String, address: String, template: PodTemplate) -> [String: String] {
+        var environment = serviceEnvironment
+        environment["PORT"] = "\(template.port)"
+        environment["POD_IP"] = address
+        environment["POD_NAME"] = name
+        environment["HOSTNAME"] = name
+        environment["SERVICE_NAME"] = service
+        for variable in template.env { environment[variable.name] = variable.value }
+        return environment
     }
 
     /// Starts replacing the service's pods with pods of `template`; a rollout under way carries
@@ -366,7 +486,7 @@ public actor PodSupervisor {
         var lastProgress = ContinuousClock.now
         var readyNew = 0
         var complete = false
-        while !stopping, let state = services[service], !state.removed {
+        while !stopping, !handedOver, let state = services[service], !state.removed {
             let live = state.pods.compactMap { pods[$0] }.filter { !$0.lifecycle.terminating }
             let old = live.filter { $0.generation != state.generation }
             let new = live.filter { $0.generation == state.generation }
@@ -397,13 +517,22 @@ public actor PodSupervisor {
 
     // MARK: One pod
 
-    private func run(_ name: String) async {
+    /// Runs the pod's process, and again whenever its restart policy says so. An adopted pod's
+    /// first process is the one it was adopted with.
+    private func run(_ name: String, adopted: Bool = false) async {
+        var adopted = adopted
         while let pod = pods[name] {
-            let launch = PodProcess.Launch(
-                executable: pod.template.command[0] == "gantry" ? PodProcess.currentExecutable : pod.template.command[0],
-                arguments: Array(pod.template.command.dropFirst()) + pod.template.args, environment: pod.environment,
-                workingDirectory: pod.template.workingDir, logPath: pod.logPath)
-            let outcome = await PodProcess.run(launch) { pid in await self.started(name, pid: pid) }
+            let outcome: PodProcess.Outcome
+            if adopted, let pid = pod.pid, let start = pod.processStart {
+                adopted = false
+                outcome = await PodProcess.waitForEnd(of: pid, start: start)
+            } else {
+                let launch = PodProcess.Launch(
+                    executable: pod.template.command[0] == "gantry" ? PodProcess.currentExecutable : pod.template.command[0],
+                    arguments: Array(pod.template.command.dropFirst()) + pod.template.args, environment: pod.environment,
+                    workingDirectory: pod.template.workingDir, logPath: pod.logPath)
+                outcome = await PodProcess.run(launch) { pid in await self.started(name, pid: pid) }
+            }
             switch ended(name, outcome) {
             case .restart(let delay):
                 if delay > .zero { try? await Task.sleep(for: delay) }
@@ -422,19 +551,40 @@ public actor PodSupervisor {
     private func started(_ name: String, pid: pid_t) {
         guard let pod = pods[name] else { return }
         pod.pid = pid
-        ledger.record(pods.values.compactMap(\.pid))
+        pod.processStart = ProcessLedger.startTime(of: pid)
+        recordLedger()
         pod.lifecycle.processStarted(at: .now)
         events.record(.normal, "Started", object: "pod/\(name)", "process \(pid)")
         if pod.lifecycle.terminating {
             PodProcess.signalGroup(pid, SIGTERM)
             return
         }
+        startProbes(pod, delayed: true)
+        publish(pod.service)
+    }
+
+    /// - Parameter delayed: wait out each probe's initial delay (a process just started), or
+    ///   probe at once (one taken over, running for a while).
+    private func startProbes(_ pod: Pod, delayed: Bool) {
         let template = pod.template
         for (kind, probe) in [(ProbeKind.startup, template.startupProbe), (.readiness, template.readinessProbe), (.liveness, template.livenessProbe)] {
             guard let probe else { continue }
-            pod.probes.append(Task { await self.probeLoop(name, kind: kind, probe: probe) })
+            let name = pod.name
+            pod.probes.append(Task { await self.probeLoop(name, kind: kind, probe: probe, initialDelay: delayed ? probe.initialDelay : .zero) })
         }
-        publish(pod.service)
+    }
+
+    /// The ledger as the pods are now; nothing once they are handed over.
+    private func recordLedger() {
+        guard !handedOver else { return }
+        ledger.record(pods.values.compactMap(ledgerEntry))
+    }
+
+    private func ledgerEntry(_ pod: Pod) -> ProcessLedger.Entry? {
+        guard let pid = pod.pid, let start = pod.processStart else { return nil }
+        return ProcessLedger.Entry(
+            pid: pid, start: start, service: pod.service, name: pod.name, address: pod.address, port: pod.port,
+            fingerprint: pod.fingerprint, restarts: pod.lifecycle.restarts)
     }
 
     private func ended(_ name: String, _ outcome: PodProcess.Outcome) -> PodLifecycle.Action {
@@ -442,10 +592,16 @@ public actor PodSupervisor {
         for probe in pod.probes { probe.cancel() }
         pod.probes = []
         pod.pid = nil
-        ledger.record(pods.values.compactMap(\.pid))
+        pod.processStart = nil
+        // Handed over: the next gantry restarts it.
+        if handedOver { return .stop }
+        recordLedger()
         let wasReady = pod.lifecycle.ready
         let action: PodLifecycle.Action
         switch outcome {
+        case .vanished:
+            action = pod.lifecycle.processVanished(at: .now)
+            events.record(pod.lifecycle.terminating ? .normal : .warning, "Exited", object: "pod/\(name)", "exit code unknown (a process taken over)")
         case .exited(let code):
             action = pod.lifecycle.processExited(code: code, at: .now)
             let kind: PodEvent.Kind = code == 0 || pod.lifecycle.terminating ? .normal : .warning
@@ -475,8 +631,8 @@ public actor PodSupervisor {
         }
     }
 
-    private func probeLoop(_ name: String, kind: ProbeKind, probe: Probe) async {
-        try? await Task.sleep(for: probe.initialDelay)
+    private func probeLoop(_ name: String, kind: ProbeKind, probe: Probe, initialDelay: Duration) async {
+        try? await Task.sleep(for: initialDelay)
         while !Task.isCancelled, let pod = pods[name] {
             if pod.lifecycle.runs(kind) {
                 let success = await probeRunner.check(probe, host: pod.address, environment: pod.environment)
@@ -488,7 +644,7 @@ public actor PodSupervisor {
     }
 
     private func probed(_ name: String, kind: ProbeKind, success: Bool) {
-        guard let pod = pods[name] else { return }
+        guard let pod = pods[name], !handedOver else { return }
         let wasReady = pod.lifecycle.ready
         let action = pod.lifecycle.probed(kind, success: success)
         if !success { events.record(.warning, "Unhealthy", object: "pod/\(name)", "\(kind.rawValue) probe failed") }

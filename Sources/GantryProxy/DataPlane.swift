@@ -1,6 +1,7 @@
 import Foundation
 import GantryConfig
 import GantryCore
+import GantryHandover
 import GantryTLS
 import Logging
 import NIOCore
@@ -15,7 +16,7 @@ public struct ListenError: Error, CustomStringConvertible {
     public let underlying: any Error
 
     public var description: String {
-        let reason = (underlying as? IOError).map { $0.errnoCode == EADDRINUSE ? "address already in use" : "\($0)" } ?? "\(underlying)"
+        let reason = (underlying as? SocketError)?.reason ?? (underlying as? IOError).map { $0.errnoCode == EADDRINUSE ? "address already in use" : "\($0)" } ?? "\(underlying)"
         return "listener \(listener) cannot listen on \(address): \(reason)"
     }
 }
@@ -205,6 +206,17 @@ public final class DataPlane: Sendable {
     /// The certificates a TLS listener serves, for tests and `gantry get`.
     public func tlsContext(forListener name: String) -> TLSServerContext? {
         listeners.tlsContext(forListener: name)
+    }
+
+    /// Listeners opened from now on (``start()``, cluster IPs) do not accept until
+    /// ``acceptConnections()``: a gantry taking over from another holds its connections back until
+    /// its pods are its own, while the other accepts on the same sockets.
+    public func holdConnections() {
+        listeners.holdAccepting()
+    }
+
+    public func acceptConnections() async {
+        await listeners.acceptAll()
     }
 
     /// Binds a service's cluster IP: a listener that sends every request to that service (by
@@ -399,7 +411,11 @@ public final class DataPlane: Sendable {
 
     /// Stops accepting, lets requests in flight finish (closing each connection after its
     /// response), and after `gracePeriod` closes whatever is left.
-    public func drain(gracePeriod: Duration) async {
+    /// - Parameter idleLinger: how long idle HTTP/1 keep-alive connections stay open for one
+    ///   more request (answered with `Connection: close`) before they are closed. A client that
+    ///   sends on a connection as it closes loses that request; when another gantry has taken
+    ///   over the listeners, this lets busy clients move to it without one.
+    public func drain(gracePeriod: Duration, idleLinger: Duration = .zero) async {
         let contexts = state.withLock { Array($0.contexts.values) }
         let maintenance = state.withLock { state in
             state.certificateWatch?.cancel()
@@ -408,8 +424,16 @@ public final class DataPlane: Sendable {
         }
         for task in maintenance { task.cancel() }
         await listeners.closeAll()
-        for context in contexts { context.eventLoop.execute { context.value.beginDraining() } }
+        let closingIdle = idleLinger == .zero
+        for context in contexts { context.eventLoop.execute { context.value.beginDraining(closingIdle: closingIdle) } }
         let deadline = ContinuousClock.now + gracePeriod
+        if !closingIdle {
+            let lingerEnd = min(deadline, ContinuousClock.now + idleLinger)
+            while ContinuousClock.now < lingerEnd, await connectionCount() > 0 {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            for context in contexts { context.eventLoop.execute { context.value.beginDraining(closingIdle: true) } }
+        }
         while ContinuousClock.now < deadline, await connectionCount() > 0 {
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -1,4 +1,5 @@
 import GantryConfig
+import GantryHandover
 import GantryPods
 import GantryProxy
 import Logging
@@ -67,6 +68,14 @@ final class ClusterIPs: Sendable {
             case .none: continue
             case .fixed(let fixed, let fixedPort): (address, port, allocated) = (fixed, fixedPort, false)
             case .automatic(let automaticPort):
+                // Taking over from another gantry: the address its socket is bound to, which the
+                // pods taken over know from their environment.
+                if let inherited = Handover.shared.inheritedAddress("listener/service/\(service.name)"), inherited.port == automaticPort,
+                    pool.claim(inherited.host)
+                {
+                    (address, port, allocated) = (inherited.host, automaticPort, true)
+                    break
+                }
                 guard let free = pool.allocate(port: automaticPort) else {
                     warnings.append("no free cluster IP for service \(service.name)")
                     logger.warning("no free cluster IP", metadata: ["service": "\(service.name)"])

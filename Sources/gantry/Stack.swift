@@ -3,6 +3,7 @@ import GantryAdmin
 import GantryConfig
 import GantryCore
 import GantryDNS
+import GantryHandover
 import GantryPods
 import GantryProxy
 import Logging
@@ -28,10 +29,25 @@ struct Stack: Service {
     let spans: SpanExporter
     let logger: Logger
     let events: EventRecorder
+    /// The gantry this one takes over from (`gantry up --takeover`), its descriptors inherited.
+    let predecessor: Predecessor?
+
+    struct Predecessor: Sendable {
+        let client: TakeoverClient
+        let pid: Int32
+        /// Its pods, for ``PodSupervisor/start(takingOver:)``.
+        let pods: Data
+    }
 
     var snapshot: RuntimeSnapshot { loaded.snapshot }
 
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
     func run() async throws {
+        // Taking over: the predecessor accepts on the same sockets until this gantry's pods are its own.
+        if predecessor != nil { plane.holdConnections() }
         let bound = try await plane.start()
         for listener in bound {
             printError("gantry: listener \(listener.name) on \(listener.scheme)://\(listener.host):\(listener.port)")
@@ -98,22 +114,62 @@ struct Stack: Service {
                     description: "cannot serve the admin API on \(address):\(port): \(error) (is another gantry running? set admin.port)")
             }
         }
-        try await supervisor.start()
+        try await supervisor.start(takingOver: predecessor?.pods)
+        if let predecessor {
+            await plane.acceptConnections()
+            try predecessor.client.ready()
+            let unused = Handover.shared.closeUnclaimed()
+            printError("gantry: took over from process \(predecessor.pid)" + (unused.isEmpty ? "" : "; closed \(unused.joined(separator: ", ")), which this configuration does not have"))
+        }
+        // Waits for a successor (`gantry up --takeover`).
+        let successor = AsyncGate()
+        let successorPID = Mutex<Int32>(0)
+        let takeovers: TakeoverListener?
+        do {
+            takeovers = try await TakeoverListener(stateDirectory: Self.absolute(snapshot.stateDirectory))
+        } catch {
+            takeovers = nil
+            logger.warning("no takeover socket: `gantry up --takeover` cannot take over from this gantry", metadata: ["error": "\(error)"])
+        }
+        takeovers?.serve(
+            handOver: { try await supervisor.handOver() },
+            takeBack: {
+                printError("gantry: the gantry taking over went away before it served; carrying on with the pods")
+                await supervisor.resume()
+            },
+            handedOver: { pid in
+                successorPID.withLock { $0 = pid }
+                successor.open()
+            })
         await live.updateAutoscalers(snapshot)
         let watcher = watchesFile ? Task { await ConfigWatcher(path: source, live: live).run() } : nil
         let hangUps = Task { await ConfigWatcher.reloadOnHangUp(live) }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
-        try? await gracefulShutdown()
-        printError("gantry: shutting down")
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await gracefulShutdown() }
+            group.addTask { await successor.wait() }
+            await group.next()
+            group.cancelAll()
+            successor.open()  // a shutdown came first: the wait for a successor ends too
+        }
+        takeovers?.close()
+        let handedOver = successorPID.withLock { $0 } != 0
+        if handedOver {
+            printError("gantry: process \(successorPID.withLock { $0 }) took over; finishing requests in flight, leaving the pods running")
+        } else {
+            printError("gantry: shutting down")
+        }
         watcher?.cancel()
         hangUps.cancel()
         await live.close()
-        await plane.drain(gracePeriod: live.snapshot.shutdownGracePeriod)
+        // Handed over: the other gantry accepts now, so idle keep-alive clients get a moment to
+        // send one more request here and be told to reconnect, rather than lose it to a close.
+        await plane.drain(gracePeriod: live.snapshot.shutdownGracePeriod, idleLinger: handedOver ? .seconds(2) : .zero)
         healthChecks.cancel()
         sampling.cancel()
         await live.stop()
-        await supervisor.shutdown()
+        if handedOver { await supervisor.abandon() } else { await supervisor.shutdown() }
         await dns?.stop()
         stopAdmin.open()
         await admin?.value

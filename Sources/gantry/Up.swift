@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import GantryConfig
+import GantryHandover
 import GantryExamples
 import GantryPods
 import GantryProxy
@@ -20,7 +21,12 @@ struct Up: AsyncParsableCommand {
 
             On SIGINT or SIGTERM gantry stops accepting connections, lets requests in flight finish
             (up to runtime.shutdownGracePeriod, 30s by default), drains and stops every pod, and
-            exits 0.
+            exits 0. A gantry that dies without stopping its pods (SIGKILL, a crash) leaves them
+            running: the next `gantry up` on the same state directory takes them over.
+
+            With --takeover, a new gantry (a new binary, say) takes over from the one running on
+            the same state directory without dropping a request: it receives its listening
+            sockets and its pods, and the old one finishes its requests in flight and exits.
             """
     )
 
@@ -32,6 +38,9 @@ struct Up: AsyncParsableCommand {
 
     @Option(help: "Log level for gantry's own log on stderr: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
+
+    @Flag(help: "Take over from the gantry running on the same state directory: its listening sockets and its pods.")
+    var takeover = false
 
     func run() async throws {
         let loaded: LoadedConfig
@@ -48,6 +57,13 @@ struct Up: AsyncParsableCommand {
         }
         let logger = Logger(label: "gantry")
         let snapshot = loaded.snapshot
+        var predecessor: Stack.Predecessor?
+        if takeover {
+            let client = try TakeoverClient(stateDirectory: Stack.absolute(snapshot.stateDirectory))
+            let (offer, descriptors) = try client.request()
+            Handover.shared.inherit(descriptors)
+            predecessor = Stack.Predecessor(client: client, pid: offer.pid, pods: offer.pods)
+        }
         let sink = snapshot.accessLog.enabled ? try AccessLogSink(destination: snapshot.accessLog.destination) : nil
         // Spans are exported by an exporter that stops after the stack, so the last requests'
         // spans are sent before gantry exits.
@@ -60,8 +76,14 @@ struct Up: AsyncParsableCommand {
         }
         let source = file.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 } ?? BuiltInExample.name
         let stack = Stack(
-            loaded: loaded, source: source, watchesFile: file != nil && watch, plane: plane, spans: spans, logger: logger, events: events)
-        let group = ServiceGroup(services: [stack], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            loaded: loaded, source: source, watchesFile: file != nil && watch, plane: plane, spans: spans, logger: logger, events: events,
+            predecessor: predecessor)
+        // The stack also returns by itself once another gantry has taken over from it: that ends
+        // the group as a shutdown does.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: stack, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -58,6 +58,49 @@ struct PodLifecycleTests {
         #expect(pod.ready)
     }
 
+    /// A pod taken over from a gantry that handed it over ready serves at once; one left by a
+    /// dead gantry waits for its probes; its restart count carries over.
+    @Test func anAdoptedPodKeepsWhatItsPreviousGantryKnew() {
+        var handed = PodLifecycle(
+            restartPolicy: .always, startupProbe: Probe(action: http), readinessProbe: Probe(action: http, successThreshold: 2), livenessProbe: nil)
+        handed.processAdopted(at: start, restarts: 3, started: true, ready: true)
+        #expect(handed.ready)
+        #expect(handed.restarts == 3)
+        #expect(!handed.runs(.startup))
+        #expect(handed.runs(.readiness))
+
+        var left = PodLifecycle(
+            restartPolicy: .always, startupProbe: Probe(action: http), readinessProbe: Probe(action: http), livenessProbe: nil)
+        left.processAdopted(at: start, restarts: 0, started: false, ready: false)
+        #expect(!left.ready)
+        #expect(left.runs(.startup))
+        _ = left.probed(.startup, success: true)
+        _ = left.probed(.readiness, success: true)
+        #expect(left.ready)
+    }
+
+    /// gantry cannot read the exit status of a process it did not start: OnFailure restarts
+    /// it, Never leaves it failed with reason Unknown, and no exit code is made up.
+    @Test func anAdoptedProcessThatEndsIsRestartedAsAfterAFailure() {
+        var onFailure = PodLifecycle(restartPolicy: .onFailure, startupProbe: nil, readinessProbe: nil, livenessProbe: nil)
+        onFailure.processAdopted(at: start, restarts: 0, started: false, ready: false)
+        #expect(onFailure.processVanished(at: start + .seconds(1)) == .restart(after: .zero))
+        #expect(onFailure.lastExitCode == nil)
+        #expect(onFailure.restarts == 1)
+
+        var never = PodLifecycle(restartPolicy: .never, startupProbe: nil, readinessProbe: nil, livenessProbe: nil)
+        never.processAdopted(at: start, restarts: 0, started: false, ready: false)
+        #expect(never.processVanished(at: start + .seconds(1)) == .stop)
+        #expect(never.phase == .failed)
+        #expect(never.reason == "Unknown")
+
+        var leaving = PodLifecycle(restartPolicy: .always, startupProbe: nil, readinessProbe: nil, livenessProbe: nil)
+        leaving.processAdopted(at: start, restarts: 0, started: false, ready: false)
+        leaving.beginTermination()
+        #expect(leaving.processVanished(at: start + .seconds(1)) == .stop)
+        #expect(leaving.phase == .succeeded)
+    }
+
     @Test func readinessGatesTrafficOnly() {
         var pod = PodLifecycle(
             restartPolicy: .always, startupProbe: nil, readinessProbe: Probe(action: http, failureThreshold: 2), livenessProbe: nil)

@@ -56,8 +56,9 @@ protocol Downstream: AnyObject {
 
     /// Checks the front end's deadlines and its exchange's.
     func checkTimeouts(now: NIODeadline)
-    /// Graceful shutdown: finish the request in flight, take no new one.
-    func drain()
+    /// Graceful shutdown: finish the request in flight, take no new one; an idle connection
+    /// closes now or, when not `closingIdle`, after one more request.
+    func drain(closingIdle: Bool)
     /// The end of the grace period: close now; an exchange still running ends as the client's close.
     func abort()
     /// Response bytes written but not yet taken by the client's socket.

@@ -117,7 +117,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         if let address = context.channel.remoteAddress { client.address = address.ipAddress ?? "unknown" }
         loop.connections[ObjectIdentifier(self)] = self
         idleDeadline = .now() + loop.idleTimeout
-        if loop.draining { drain() }
+        if loop.draining { drain(closingIdle: true) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -541,9 +541,11 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         }
     }
 
-    func drain() {
+    /// - Parameter closingIdle: close now if no request is under way; otherwise the next
+    ///   request's response says `Connection: close` and the connection closes after it.
+    func drain(closingIdle: Bool) {
         keepAlive = false
-        if !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
+        if closingIdle, !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
     }
 
     /// Closes after everything written so far has gone out, the way nginx's lingering close

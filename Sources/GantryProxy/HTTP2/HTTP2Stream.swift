@@ -310,7 +310,7 @@ final class HTTP2Stream: Downstream {
 
     /// The connection drains as a whole, with GOAWAY (``HTTP2ConnectionHandler/drain()``); the
     /// stream finishes its request.
-    func drain() {}
+    func drain(closingIdle: Bool) {}
 }
 
 extension HTTP2Stream {

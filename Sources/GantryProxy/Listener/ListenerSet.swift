@@ -1,4 +1,5 @@
 import GantryConfig
+import GantryHandover
 import GantryTLS
 import Logging
 import NIOCore
@@ -27,6 +28,9 @@ final class ListenerSet: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let entries = Mutex<[String: Entry]>([:])
+    /// Whether listeners accept as soon as they are opened; held back while a gantry taking
+    /// over gets ready (the one it takes over from accepts on the same sockets meanwhile).
+    private let accepting = Mutex(true)
 
     init(group: any EventLoopGroup, logger: Logger) {
         self.group = group
@@ -55,8 +59,22 @@ final class ListenerSet: Sendable {
     {
         let prepared = try await prepare(settings, stateDirectory: stateDirectory, contexts: contexts)
         await commit(prepared)
-        await startAccepting(prepared)
+        if accepting.withLock({ $0 }) { await startAccepting(prepared) }
         return prepared.bound
+    }
+
+    /// Listeners opened from now on wait, their connections queued by the kernel, until
+    /// ``acceptAll()``.
+    func holdAccepting() {
+        accepting.withLock { $0 = false }
+    }
+
+    /// Every listener accepts, and the ones opened from now on do at once.
+    func acceptAll() async {
+        accepting.withLock { $0 = true }
+        for entry in entries.withLock({ Array($0.values) }) {
+            try? await entry.channel.setOption(.autoRead, value: true)
+        }
     }
 
     /// Adds a bound listener to the set; one of the same name there before stops accepting.
@@ -85,20 +103,28 @@ final class ListenerSet: Sendable {
     {
         let tls = try settings.tls.map { try makeTLSContext($0, listener: settings, stateDirectory: stateDirectory) }
         let configuration = Configuration(settings, tls)
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(.autoRead, value: false)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
-                    let (settings, tls) = configuration.current.withLock { $0 }
-                    try ListenerPipeline(listener: settings, tls: tls).configure(channel, loop: context)
+        // Made here, not by NIO, so that `gantry up --takeover` can be handed it (``Handover``).
+        let socket = try Handover.shared.listeningSocket(
+            named: "listener/\(settings.name)", host: settings.address, port: settings.port, kind: .stream, backlog: 4096)
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.autoRead, value: false)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
+                        let (settings, tls) = configuration.current.withLock { $0 }
+                        try ListenerPipeline(listener: settings, tls: tls).configure(channel, loop: context)
+                    }
                 }
-            }
-            .bind(host: settings.address, port: settings.port)
-            .get()
+                .withBoundSocket(socket.descriptor)
+                .get()
+        } catch {
+            Handover.shared.discard(socket)
+            throw error
+        }
+        channel.closeFuture.whenComplete { _ in Handover.shared.forget(socket.token) }
         return Prepared(entry: Entry(channel: channel, configuration: configuration), settings: settings)
     }
 

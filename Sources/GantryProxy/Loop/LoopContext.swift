@@ -198,15 +198,17 @@ final class LoopContext {
         }
     }
 
-    func beginDraining() {
+    /// - Parameter closingIdle: close idle HTTP/1 connections now, or leave them for their
+    ///   next request, answered with `Connection: close`.
+    func beginDraining(closingIdle: Bool = true) {
         draining = true
-        for connection in connections.values { connection.drain() }
+        for connection in connections.values { connection.drain(closingIdle: closingIdle) }
         for session in http2Sessions.values { session.drain() }
     }
 
     /// A listener closed: its connections finish their current requests and close.
     func drainConnections(of listener: String) {
-        for connection in connections.values where connection.client.listener.name == listener { connection.drain() }
+        for connection in connections.values where connection.client.listener.name == listener { connection.drain(closingIdle: true) }
         for session in http2Sessions.values where session.listener == listener { session.drain() }
     }
 
