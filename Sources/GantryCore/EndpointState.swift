@@ -41,13 +41,16 @@ public final class EndpointState: Sendable {
         ejectedUntil.load(ordering: .relaxed) > now
     }
 
-    public func connectSucceeded() {
-        connectFailures.store(0, ordering: .relaxed)
+    /// The endpoint answered (a response head, an HTTP/2 connection's settings): its run of
+    /// failures ends.
+    @inline(__always) public func answered() {
+        if connectFailures.load(ordering: .relaxed) != 0 { connectFailures.store(0, ordering: .relaxed) }
     }
 
-    /// Records a failed connect.
+    /// Records a local-origin failure: a connect that failed, or a response that did not come
+    /// in time (a frozen process accepts connections in its kernel backlog and never answers).
     /// - Returns: whether this failure ejected the endpoint.
-    public func connectFailed(now: UInt64, policy: OutlierDetection) -> Bool {
+    public func failedLocally(now: UInt64, policy: OutlierDetection) -> Bool {
         let failures = connectFailures.add(1, ordering: .relaxed).newValue
         guard failures >= policy.consecutiveConnectFailures, !isEjected(now: now) else { return false }
         connectFailures.store(0, ordering: .relaxed)

@@ -1,6 +1,6 @@
-/// Passive health for connection failures, as Envoy's outlier detection with
-/// `consecutive_local_origin_failure`: after `consecutiveConnectFailures` failed connects in a
-/// row an endpoint is ejected for `baseEjectionTime` × the number of times it was ejected
+/// Passive health for local-origin failures, as Envoy's outlier detection with
+/// `consecutive_local_origin_failure`: after `consecutiveConnectFailures` failed connects or
+/// response timeouts in a row (an answer ends the run) an endpoint is ejected for `baseEjectionTime` × the number of times it was ejected
 /// (at most `maxEjectionTime`); balancers skip it meanwhile unless every endpoint is ejected
 /// (Envoy's panic mode: better to try than to fail). An endpoint that comes back through the
 /// control plane (a restarted pod passing readiness) starts afresh.

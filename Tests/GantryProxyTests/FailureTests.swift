@@ -195,6 +195,37 @@ extension LiveProxyTests {
         }
     }
 
+    /// A frozen process (SIGSTOP) still accepts connections in its kernel backlog and never
+    /// answers: response timeouts count as local-origin failures, as Envoy's outlier detection
+    /// counts them, so after enough of them the endpoint is ejected and requests stop waiting
+    /// on it.
+    @Test func responseTimeoutsEjectAFrozenEndpoint() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let frozen = try await MisbehavingUpstream(mode: .neverAnswer, group: group)
+        try await withProxy(
+            upstreams: 1,
+            yaml: { ports in
+                Self.oneService(
+                    ["127.0.0.1:\(frozen.port)", "127.0.0.1:\(ports[0])"],
+                    extra: """
+                            loadBalancing: roundRobin
+                            timeouts: {response: 200ms}
+                            retries: {attempts: 1, retryOn: [timeout]}
+                            outlierDetection: {consecutiveConnectFailures: 3, baseEjectionTime: 60s}
+                        """)
+            }
+        ) { harness in
+            for _ in 0..<8 {
+                let response = try await harness.get("/")
+                #expect(response.status == 200, "a timed-out GET is retried on the other endpoint")
+            }
+            let waitedOn = frozen.requests
+            #expect(waitedOn == 3, "ejected after its third timeout, then skipped")
+            for _ in 0..<6 { #expect(try await harness.get("/").status == 200) }
+            #expect(frozen.requests == waitedOn)
+        }
+    }
+
     @Test func aConnectTimeoutIs504() async throws {
         let listener = try FullBacklogListener()
         try await withProxy(

@@ -315,10 +315,9 @@ final class ProxyExchange {
                         connection.pool.release(connection, now: .now())
                         return
                     }
-                    endpoint.connectSucceeded()
                     send(on: connection, flush: true, now: .now())
                 case .failure(let error):
-                    if endpoint.connectFailed(now: NIODeadline.now().uptimeNanoseconds, policy: service.outlierDetection) {
+                    if endpoint.failedLocally(now: NIODeadline.now().uptimeNanoseconds, policy: service.outlierDetection) {
                         loop.metrics.add(.outlierEjections)
                     }
                     guard !context.finished, attempt == context.attempts else { return }
@@ -566,6 +565,7 @@ final class ProxyExchange {
     /// wrapping a head in an enum copied it, with a retain and a release of its buffer.
     func upstreamReceivedHead(_ head: UpstreamResponseHead) {
         context.responseDeadline = .distantFuture
+        context.endpoint?.answered()
         context.sentBody = nil
         let code = head.code
         if code == 101, let upgrade = context.upgrade {
@@ -667,6 +667,11 @@ final class ProxyExchange {
         } else if now >= context.responseDeadline {
             context.responseDeadline = .distantFuture
             loop.metrics.add(.upstreamTimeouts)
+            if let endpoint = context.endpoint,
+                endpoint.failedLocally(now: now.uptimeNanoseconds, policy: context.cluster.settings.outlierDetection)
+            {
+                loop.metrics.add(.outlierEjections)
+            }
             abandonUpstream(timedOut: true)
             attemptFailed(.timeout, reason: .upstreamTimeout)
         } else if context.requestSide != .buffering, now - context.lastActivity >= TimeAmount(context.cluster.settings.idleTimeout) {

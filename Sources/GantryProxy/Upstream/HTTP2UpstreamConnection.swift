@@ -108,7 +108,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
         .whenComplete { [self] result in
             switch result {
             case .success(let channel):
-                endpoint.connectSucceeded()
+                endpoint.answered()
                 connected = true
                 becomeReady()
                 // An endpoint that never sends its SETTINGS is as good as one never reached.
@@ -117,7 +117,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
                     if case .connecting = bound.value.state { channel.close(promise: nil) }
                 }
             case .failure(let error):
-                if endpoint.connectFailed(now: NIODeadline.now().uptimeNanoseconds, policy: outlier) { loop.metrics.add(.outlierEjections) }
+                if endpoint.failedLocally(now: NIODeadline.now().uptimeNanoseconds, policy: outlier) { loop.metrics.add(.outlierEjections) }
                 let waiting = self.waiting
                 state = .closed
                 pool.remove(self)
