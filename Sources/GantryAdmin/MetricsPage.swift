@@ -37,6 +37,9 @@ public struct MetricsPage: Sendable {
                     .increment(by: Int64(counters[counter]))
             }
         }
+        now.makeCounter(
+            descriptor: Self.metric("gantry_access_log_dropped_lines_total", help: "Access-log lines that could not be written (a full disk)")
+        ).increment(by: Int64(plane.accessLogDroppedLines))
         if let config {
             now.makeGauge(descriptor: Self.metric("gantry_config_generation", help: "The running configuration's generation (1 at start)"))
                 .set(Int64(config.generation))

@@ -377,6 +377,12 @@ public final class DataPlane: Sendable {
         return total
     }
 
+    /// Access-log lines dropped because they could not be written (a full disk), by the
+    /// current access log.
+    public var accessLogDroppedLines: Int {
+        state.withLock { $0.accessLog }?.droppedLines ?? 0
+    }
+
     /// The request series (requests, latency per stage, local answers), added up over all loops.
     public func requestSeries() async -> RequestSeries {
         var total = RequestSeries()

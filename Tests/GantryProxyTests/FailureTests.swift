@@ -98,6 +98,29 @@ extension LiveProxyTests {
         }
     }
 
+    /// A garbage status line is an upstream failure like a reset: a GET is answered by the
+    /// other endpoint; a POST, which the garbage endpoint may have acted on, is not sent again.
+    @Test func aGarbageResponseIsRetriedOnlyWhereAResetWouldBe() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let garbage = try await MisbehavingUpstream(mode: .garbage, group: group)
+        try await withProxy(
+            upstreams: 1, yaml: { ports in Self.oneService(["127.0.0.1:\(garbage.port)", "127.0.0.1:\(ports[0])"], extra: "    loadBalancing: roundRobin") }
+        ) { harness in
+            for _ in 0..<4 {
+                let response = try await harness.get("/")
+                #expect(response.status == 200)
+            }
+            #expect(garbage.requests >= 2)
+            var statuses: [Int] = []
+            for _ in 0..<4 {
+                let connection = try harness.connect()
+                try connection.send(request(["POST / HTTP/1.1", "Host: a", "Content-Length: 1"]) + "x")
+                statuses.append(try await connection.readResponse().status)
+            }
+            #expect(statuses.sorted() == [200, 200, 502, 502])
+        }
+    }
+
     /// Trailers of a client's chunked body are not forwarded: an upstream that merged them into
     /// the head would take them for fields the gateway set.
     @Test func requestTrailersAreNotForwarded() async throws {

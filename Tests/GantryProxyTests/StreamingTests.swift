@@ -65,6 +65,19 @@ extension LiveProxyTests {
         }
     }
 
+    /// A full disk (/dev/full answers every write with ENOSPC) loses access-log lines, never
+    /// requests: each is answered, and the lines dropped are counted for /metrics.
+    @Test func aFullDiskDropsAccessLogLinesNotRequests() async throws {
+        let sink = try AccessLogSink(destination: .file("/dev/full"))
+        try await withProxy(upstreams: 1, accessLog: sink) { harness in
+            for index in 0..<20 {
+                let response = try await harness.get("/\(index)")
+                #expect(response.status == 200)
+            }
+            #expect(await eventually { harness.plane.accessLogDroppedLines == 20 }, "\(harness.plane.accessLogDroppedLines)")
+        }
+    }
+
     /// A connection's requests reuse one exchange: nothing of the one before may carry over
     /// (a 100 Continue already sent, the bytes counted, the attempts made).
     @Test func eachRequestOnAConnectionStartsAfresh() async throws {

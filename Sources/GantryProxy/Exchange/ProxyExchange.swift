@@ -645,7 +645,9 @@ final class ProxyExchange {
                 attemptFailed(.reset, reason: .upstreamRefusedStream)
             }
         } else if error is HTTPParserError {
-            attemptFailed(.reset, reason: .upstreamProtocolError, canRetry: false)
+            // Nothing of it reached the client: as safe to retry as a reset (an idempotent
+            // request elsewhere), as Envoy's `reset` covers an upstream's protocol error.
+            attemptFailed(.reset, reason: .upstreamProtocolError)
         } else if let error, UpstreamTLSFailure.isRefusal(error), let endpoint = context.endpoint {
             // A TLS 1.3 server checks the client's certificate after gantry's side of the
             // handshake is done, and refuses with an alert on the first read.

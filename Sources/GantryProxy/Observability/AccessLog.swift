@@ -1,7 +1,9 @@
 import Dispatch
 import GantryConfig
 import GantryCore
+import Logging
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -32,11 +34,21 @@ struct AccessLogRecord {
 }
 
 /// Where access-log lines go. Writes happen on a serial queue, off the event loops, so a slow
-/// disk or a full pipe never stalls request handling.
+/// disk or a full pipe never stalls request handling. Lines that cannot be written (a full
+/// disk) are dropped, never retried and never held: traffic goes on, the drop is logged once
+/// when it starts and once when writing works again, and counted in /metrics
+/// (`gantry_access_log_dropped_lines_total`).
 public final class AccessLogSink: Sendable {
     private let fd: Int32
     private let ownsDescriptor: Bool
     private let queue = DispatchQueue(label: "gantry.access-log")
+    private let logger = Logger(label: "gantry")
+    private let dropped = Atomic<Int>(0)
+    /// Whether the last write failed; read and written on `queue` only.
+    private let failing = Atomic<Bool>(false)
+
+    /// Lines dropped because they could not be written.
+    public var droppedLines: Int { dropped.load(ordering: .relaxed) }
 
     public init(destination: AccessLogSettings.Destination) throws {
         switch destination {
@@ -55,19 +67,32 @@ public final class AccessLogSink: Sendable {
     }
 
     func write(_ bytes: [UInt8]) {
-        let fd = self.fd
-        queue.async {
-            bytes.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
+        queue.async { self.writeNow(bytes) }
+    }
+
+    private func writeNow(_ bytes: [UInt8]) {
+        let failure: Int32? = bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return errno
                 }
+                offset += written
             }
+            return nil
+        }
+        if let failure {
+            let lines = bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            dropped.add(lines, ordering: .relaxed)
+            if !failing.exchange(true, ordering: .relaxed) {
+                logger.error(
+                    "access log: cannot write, dropping lines until it can",
+                    metadata: ["error": "\(String(cString: strerror(failure)))"])
+            }
+        } else if failing.exchange(false, ordering: .relaxed) {
+            logger.notice("access log: writing again", metadata: ["dropped": "\(dropped.load(ordering: .relaxed))"])
         }
     }
 
