@@ -6,11 +6,14 @@ import Testing
 import Glibc
 #endif
 
-/// Gateway policies across processes: two gantry instances enforce one limit through Redis.
+/// Gateway policies across processes: gantry replicas enforce one limit through Redis.
 @Suite(.serialized) struct GatewayTests {
     let directory = GantryProcess.scratchDirectory()
 
-    @Test func twoGantryProcessesShareOneLimitThroughRedis() async throws {
+    /// Three replicas, as a Deployment of gantry runs them behind one load balancer: a limit
+    /// kept in Redis holds exactly across them, one request after another and all at once (the
+    /// store's Lua script counts atomically on the server's clock).
+    @Test func threeGantryProcessesShareOneLimitThroughRedis() async throws {
         let redisPort = Int.random(in: 40_000...49_999)
         let redis = ChildProcess()
         redis.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
@@ -40,23 +43,45 @@ import Glibc
         services:
           - {name: app, endpoints: [127.0.0.1:\(echoPort)]}
         """.write(to: config, atomically: true, encoding: .utf8)
-        let first = try GantryProcess(["up", config.path], directory: directory)
-        let second = try GantryProcess(["up", config.path], directory: directory)
-        defer {
-            first.stop()
-            second.stop()
+        let replicas = try (0..<3).map { _ in try GantryProcess(["up", config.path], directory: directory) }
+        defer { for replica in replicas { replica.stop() } }
+        var ports: [Int] = []
+        for replica in replicas {
+            ports.append(try #require(await replica.waitForPort(after: "listener http on http://127.0.0.1:"), "\(replica.stderr)"))
         }
-        let ports = [
-            try #require(await first.waitForPort(after: "listener http on http://127.0.0.1:"), "\(first.stderr)"),
-            try #require(await second.waitForPort(after: "listener http on http://127.0.0.1:"), "\(second.stderr)"),
-        ]
         var codes: [String] = []
         for index in 0..<9 {
             let answer = try await run(
-                "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Tenant: acme", "http://127.0.0.1:\(ports[index % 2])/x"])
+                "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Tenant: acme", "http://127.0.0.1:\(ports[index % 3])/x"])
             codes.append(answer.output)
         }
         #expect(codes == ["200", "200", "200", "200", "200", "200", "429", "429", "429"])
+
+        // All at once: 9 clients, 3 on each replica, 20 requests each, for a tenant with 6.
+        let concurrent = try await run(
+            "python3",
+            [
+                "-c",
+                """
+                import http.client, sys, threading, collections
+                ports = [int(p) for p in sys.argv[1:]]
+                codes = collections.Counter()
+                lock = threading.Lock()
+                def client(port):
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    for _ in range(20):
+                        connection.request("GET", "/x", headers={"X-Tenant": "globex"})
+                        response = connection.getresponse()
+                        response.read()
+                        with lock:
+                            codes[response.status] += 1
+                threads = [threading.Thread(target=client, args=(ports[i % 3],)) for i in range(9)]
+                [t.start() for t in threads]
+                [t.join() for t in threads]
+                print(codes[200], codes[429], sum(codes.values()))
+                """,
+            ] + ports.map(String.init))
+        #expect(concurrent.output.trimmingCharacters(in: .whitespacesAndNewlines) == "6 174 180", "\(concurrent.output) \(concurrent.error)")
         let otherTenant = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Tenant: other", "http://127.0.0.1:\(ports[1])/x"])
         #expect(otherTenant.output == "200")
     }
