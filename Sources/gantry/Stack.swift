@@ -144,6 +144,7 @@ struct Stack: Service {
         await live.updateAutoscalers(snapshot)
         let watcher = watchesFile ? Task { await ConfigWatcher(path: source, live: live).run() } : nil
         let hangUps = Task { await ConfigWatcher.reloadOnHangUp(live) }
+        let hotRestarts = takeovers == nil ? nil : Task { await TakeoverSignal.startSuccessors() }
         printError("gantry: ready (\(snapshot.routes.rules.count) routes, \(snapshot.services.count) services); Ctrl-C to stop")
 
         await withTaskGroup(of: Void.self) { group in
@@ -162,6 +163,7 @@ struct Stack: Service {
         }
         watcher?.cancel()
         hangUps.cancel()
+        hotRestarts?.cancel()
         await live.close()
         // Handed over: the other gantry accepts now, so idle keep-alive clients get a moment to
         // send one more request here and be told to reconnect, rather than lose it to a close.

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import GantryCore
 import GantryHandover
+import UnixSignals
 import Synchronization
 
 #if canImport(Glibc)
@@ -263,5 +264,53 @@ final class TakeoverListener: Sendable {
         }
         done.wait()
         return try result.withLock { $0! }.get()
+    }
+}
+
+/// SIGUSR2, as HAProxy's and Envoy's hot restarts take it: the running gantry starts its
+/// successor itself, the same binary path (a new binary, after an upgrade) with the same
+/// arguments and `--takeover`, in the same working directory and with the same output.
+enum TakeoverSignal {
+    static func startSuccessors() async {
+        // Resolved now, while the path still names this process's binary.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var arguments = CommandLine.arguments
+        arguments[0] = executable
+        if !arguments.contains("--takeover") { arguments.append("--takeover") }
+        for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
+            guard let pid = spawn(arguments) else {
+                printError("gantry: SIGUSR2: cannot start \(executable): \(String(cString: strerror(errno)))")
+                continue
+            }
+            printError("gantry: SIGUSR2: started process \(pid) to take over")
+            // Reaped when it ends (a successor that could not take over exits at once).
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+        }
+    }
+
+    private static func spawn(_ arguments: [String]) -> pid_t? {
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { for argument in argv { free(argument) } }
+        // Signals as a new process has them: this one ignores or blocks the ones it traps.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let status = posix_spawn(&pid, arguments[0], nil, &attributes, argv, environ)
+        guard status == 0 else {
+            errno = status
+            return nil
+        }
+        return pid
     }
 }

@@ -27,6 +27,8 @@ struct Up: AsyncParsableCommand {
             With --takeover, a new gantry (a new binary, say) takes over from the one running on
             the same state directory without dropping a request: it receives its listening
             sockets and its pods, and the old one finishes its requests in flight and exits.
+            SIGUSR2 makes a running gantry start that successor itself (its binary's path, its
+            arguments and --takeover).
             """
     )
 

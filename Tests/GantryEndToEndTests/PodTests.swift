@@ -217,6 +217,29 @@ import Glibc
         try await stopAndCheckNothingIsLeft(Running(gantry: second, port: first.port, admin: first.admin), pids: Set(after.compactMap(\.pid)))
     }
 
+    /// SIGUSR2 to a running gantry: it starts its successor itself (its own binary, arguments
+    /// and `--takeover`), which takes the listener and the pods over; the old one exits 0.
+    @Test func sigusr2StartsTheSuccessorThatTakesOver() async throws {
+        let first = try await start(replicas: 1)
+        defer { first.gantry.stop() }
+        #expect(await waitForReady(first.admin, count: 1), "\(first.gantry.stderr)")
+        let pod = try #require(try await pods(first.admin).first)
+        first.gantry.signal(SIGUSR2)
+        #expect(await first.gantry.waitForExit() == 0, "\(first.gantry.stderr)")
+        // Both processes write to the same stderr: the successor says who it is.
+        let successor = try #require(await first.gantry.waitForPort(after: "gantry: SIGUSR2: started process "), "\(first.gantry.stderr)")
+        defer { kill(Int32(successor), SIGKILL) }
+        #expect(first.gantry.stderr.contains("took over from process \(first.gantry.pid)"), "\(first.gantry.stderr)")
+        let answer = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: example.com", "http://127.0.0.1:\(first.port)/"])
+        #expect(answer.output == "200")
+        let after = try await pods(first.admin)
+        #expect(after.map(\.pid) == [pod.pid], "the same pod process, served by the successor")
+        kill(Int32(successor), SIGTERM)
+        #expect(await eventually(timeout: .seconds(30)) { !Self.isRunning(Int32(successor)) })
+        let podPID = try #require(pod.pid)
+        #expect(await eventually(timeout: .seconds(15)) { !Self.isRunning(podPID) }, "the successor stops the pod it took over")
+    }
+
     /// A new gantry that fails before it serves (here: one of its listeners cannot bind)
     /// changes nothing: the running one keeps its listeners and takes its pods back, probing
     /// and restarting them as before.
