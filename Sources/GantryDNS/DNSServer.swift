@@ -67,10 +67,6 @@ public final class DNSServer: Sendable {
         let tcp: any Channel
         do {
             tcp = try await ServerBootstrap(group: group)
-                // Out of descriptors: pause accepting rather than retry in a busy loop.
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler()) }
-                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DNSStreamHandler(server: self))

@@ -62,6 +62,38 @@ import Glibc
         #expect(log.contains("\"path\":\"/app/slow\""))
     }
 
+    /// Out of file descriptors (its soft limit lowered below what it holds), gantry stops
+    /// accepting for a moment at a time instead of retrying a failing accept in a busy loop: a
+    /// client's connection waits in the kernel's queue and is answered once descriptors are
+    /// free again.
+    @Test func outOfDescriptorsANewConnectionWaitsAndIsServed() async throws {
+        let (gantry, port, echoes) = try await startStack()
+        defer { (echoes + [gantry]).forEach { $0.stop() } }
+        let warm = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: example.com", "http://127.0.0.1:\(port)/app/x"])
+        #expect(warm.output == "200")
+        let limits = try String(contentsOfFile: "/proc/\(gantry.pid)/limits", encoding: .utf8)
+        let soft = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ", omittingEmptySubsequences: true)[3])
+        let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(gantry.pid)/fd").count
+        #expect(try await run("prlimit", ["--pid", "\(gantry.pid)", "--nofile=\(held - 1):"]).status == 0)
+
+        let before = Self.cpuTicks(gantry.pid)
+        async let waiting = run(
+            "curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-H", "Host: example.com", "http://127.0.0.1:\(port)/app/y"])
+        // The window over which gantry's CPU time is measured while it cannot accept.
+        try await Task.sleep(for: .seconds(2))
+        let spent = Self.cpuTicks(gantry.pid) - before
+        #expect(spent < 50, "\(spent) ticks of CPU in 2 s: a busy loop on accept burns about 200")
+        #expect(try await run("prlimit", ["--pid", "\(gantry.pid)", "--nofile=\(soft):"]).status == 0)
+        #expect(try await waiting.output == "200")
+    }
+
+    /// User and system CPU time of a process, in clock ticks (/proc/PID/stat's utime and stime).
+    static func cpuTicks(_ pid: Int32) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
     @Test func aGigabyteEachWayStaysUnder64MiBResident() async throws {
         let (gantry, port, echoes) = try await startStack()
         defer { (echoes + [gantry]).forEach { $0.stop() } }

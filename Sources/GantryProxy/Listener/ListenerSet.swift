@@ -110,11 +110,9 @@ final class ListenerSet: Sendable {
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.autoRead, value: false)
-                // Out of descriptors (EMFILE, ENFILE) or memory: stop accepting for a second,
-                // connections waiting in the kernel's queue, instead of retrying the accept in
-                // a busy loop. NIO adds this itself only on its async bind.
+                // Out of descriptors: pause accepting rather than retry it in a busy loop.
                 .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler()) }
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPause()) }
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
