@@ -180,6 +180,8 @@ public actor PodSupervisor {
             case .current: break
             case .outdated: outdated.insert(entry.service)
             case .refused(let why):
+                // A process that has exited leaves nothing to stop, and its PID may be another's now.
+                guard entry.isRunning else { continue }
                 events.record(.warning, "Orphaned", object: "pod/\(entry.name)", "process \(entry.pid) cannot be taken over (\(why)); terminating")
                 strays.append(entry.pid)
             }

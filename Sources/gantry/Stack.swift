@@ -123,7 +123,6 @@ struct Stack: Service {
         }
         // Waits for a successor (`gantry up --takeover`).
         let successor = AsyncGate()
-        let successorPID = Mutex<Int32>(0)
         let takeovers: TakeoverListener?
         do {
             takeovers = try await TakeoverListener(stateDirectory: Self.absolute(snapshot.stateDirectory))
@@ -137,10 +136,7 @@ struct Stack: Service {
                 printError("gantry: the gantry taking over went away before it served; carrying on with the pods")
                 await supervisor.resume()
             },
-            handedOver: { pid in
-                successorPID.withLock { $0 = pid }
-                successor.open()
-            })
+            handedOver: { _ in successor.open() })
         await live.updateAutoscalers(snapshot)
         let watcher = watchesFile ? Task { await ConfigWatcher(path: source, live: live).run() } : nil
         let hangUps = Task { await ConfigWatcher.reloadOnHangUp(live) }
@@ -154,10 +150,10 @@ struct Stack: Service {
             group.cancelAll()
             successor.open()  // a shutdown came first: the wait for a successor ends too
         }
-        takeovers?.close()
-        let handedOver = successorPID.withLock { $0 } != 0
-        if handedOver {
-            printError("gantry: process \(successorPID.withLock { $0 }) took over; finishing requests in flight, leaving the pods running")
+        let successorPID = takeovers?.close()
+        let handedOver = successorPID != nil
+        if let successorPID {
+            printError("gantry: process \(successorPID) took over; finishing requests in flight, leaving the pods running")
         } else {
             printError("gantry: shutting down")
         }

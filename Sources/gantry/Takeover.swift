@@ -39,6 +39,10 @@ struct TakeoverError: Error, CustomStringConvertible {
 enum TakeoverSocket {
     static let request = "takeover "
     static let ready = Array("ready".utf8)
+    /// The old gantry's answer to `ready`: it stops serving (`ok`), or it is shutting down and
+    /// keeps its pods to stop them (`no`).
+    static let accepted = Array("ok".utf8)
+    static let declined = Array("no".utf8)
 
     /// The abstract socket address for a state directory: no file to clean up after a crash,
     /// and no limit on the directory's path length.
@@ -180,16 +184,30 @@ final class TakeoverClient: Sendable {
         return (offer, zip(offer.descriptors, descriptors).map { Handover.Descriptor(name: $0, descriptor: $1) })
     }
 
-    /// Serving now: the old gantry stops accepting and drains.
+    /// Serving now: the old gantry stops accepting and drains. Throws when it declines (it was
+    /// shutting down already) or does not answer.
     func ready() throws {
         try TakeoverSocket.send(fd, TakeoverSocket.ready)
+        let (answer, _) = try TakeoverSocket.receive(fd)
+        guard answer == TakeoverSocket.accepted else {
+            throw TakeoverError(description: "the running gantry is shutting down; nothing to take over")
+        }
     }
 }
 
 /// The running gantry's side: waits for a successor on a thread of its own (the calls block).
 final class TakeoverListener: Sendable {
+    private enum State {
+        case open
+        case closed
+        /// A successor serves: its PID.
+        case handedOver(Int32)
+    }
+
     private let fd: Int32
-    private let closed = Mutex(false)
+    /// One decision between a successor's `ready` and this gantry's own shutdown, whichever
+    /// comes first: both cannot have the pods.
+    private let state = Mutex(State.open)
 
     /// Binds the state directory's takeover socket; the gantry this one took over from
     /// releases it as it starts draining, so this tries again for a few seconds.
@@ -235,20 +253,43 @@ final class TakeoverListener: Sendable {
                     (try? TakeoverSocket.send(connection, Array(data), descriptors: held.map(\.descriptor))) != nil
                 } ?? false
                 if sent, let (answer, _) = try? TakeoverSocket.receive(connection), answer == TakeoverSocket.ready {
-                    self.close()
-                    handedOver(successor)
-                    return
+                    let taken = self.state.withLock { state in
+                        guard case .open = state else { return false }
+                        state = .handedOver(successor)
+                        return true
+                    }
+                    if taken, (try? TakeoverSocket.send(connection, TakeoverSocket.accepted)) != nil {
+                        self.stopListening()
+                        handedOver(successor)
+                        return
+                    }
+                    if taken { self.state.withLock { $0 = .open } }  // it went away before hearing so
+                    try? TakeoverSocket.send(connection, TakeoverSocket.declined)
                 }
                 _ = try? Self.blocking { await takeBack() }
+                if case .closed = self.state.withLock({ $0 }) { return }
             }
         }
         thread.name = "gantry-takeover"
         thread.start()
     }
 
-    /// Stops waiting for successors.
-    func close() {
-        guard closed.withLock({ state in defer { state = true }; return !state }) else { return }
+    /// Stops waiting for successors, as this gantry stops. Returns the PID of the successor
+    /// that took over, if one did; otherwise none can from now on.
+    func close() -> Int32? {
+        let successor: Int32? = state.withLock { state in
+            if case .handedOver(let pid) = state { return pid }
+            state = .closed
+            return nil
+        }
+        if successor == nil { stopListening() }
+        return successor
+    }
+
+    private let listening = Mutex(true)
+
+    private func stopListening() {
+        guard listening.withLock({ open in defer { open = false }; return open }) else { return }
         shutdown(fd, Int32(SHUT_RDWR))  // wakes the thread blocked in accept
         Glibc.close(fd)
     }
