@@ -161,6 +161,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Kubernetes: manifests from gantry.yaml (`gantry export kubernetes`), and the EndpointSlice
+        // watch of `gantry up --kubernetes`.
+        .target(
+            name: "GantryKubernetes",
+            dependencies: [
+                "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The example pods and upstreams that ship in the binary.
         .target(
             name: "GantryExamples",
@@ -181,7 +196,7 @@ let package = Package(
             name: "gantry",
             dependencies: [
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
-                "GantryHTTP", "GantryTLS", "GantryDNS", "GantryHandover",
+                "GantryHTTP", "GantryTLS", "GantryDNS", "GantryHandover", "GantryKubernetes",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -220,7 +235,8 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
-                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS",
+                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS", "GantryKubernetes",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

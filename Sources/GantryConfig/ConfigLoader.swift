@@ -10,11 +10,14 @@ public struct LoadedConfig: Sendable {
     public let text: String
     /// The text's SHA-256, in hex: what identifies this configuration.
     public let hash: String
+    /// Loaded for `gantry up --kubernetes`: the endpoints of every service come from the cluster.
+    public let endpointsFromCluster: Bool
     /// The file's YAML nodes, for comparing two configurations (``ConfigDiff``).
     var document: Node { nodes.root }
     private let nodes: Document
 
-    init(spec: GantrySpec, snapshot: RuntimeSnapshot, text: String, document: Node) {
+    init(spec: GantrySpec, snapshot: RuntimeSnapshot, text: String, document: Node, endpointsFromCluster: Bool) {
+        self.endpointsFromCluster = endpointsFromCluster
         self.spec = spec
         self.snapshot = snapshot
         self.text = text
@@ -32,8 +35,9 @@ public struct LoadedConfig: Sendable {
 /// gantry.yaml → YAML nodes → ``GantrySpec`` → checks → ``RuntimeSnapshot``, reporting every
 /// problem with its file, line, column and key path.
 public enum ConfigLoader {
-    public static func load(file path: String, coreCount: Int = ProcessInfo.processInfo.activeProcessorCount)
-        -> Result<LoadedConfig, ConfigError>
+    public static func load(
+        file path: String, coreCount: Int = ProcessInfo.processInfo.activeProcessorCount, endpointsFromCluster: Bool = false
+    ) -> Result<LoadedConfig, ConfigError>
     {
         let text: String
         do {
@@ -44,11 +48,12 @@ public enum ConfigLoader {
                     ConfigIssue(file: path, path: SpecPath(), message: "cannot read the file: \(error.localizedDescription)")
                 ]))
         }
-        return load(yaml: text, file: path, coreCount: coreCount)
+        return load(yaml: text, file: path, coreCount: coreCount, endpointsFromCluster: endpointsFromCluster)
     }
 
-    public static func load(yaml text: String, file: String, coreCount: Int = ProcessInfo.processInfo.activeProcessorCount)
-        -> Result<LoadedConfig, ConfigError>
+    public static func load(
+        yaml text: String, file: String, coreCount: Int = ProcessInfo.processInfo.activeProcessorCount, endpointsFromCluster: Bool = false
+    ) -> Result<LoadedConfig, ConfigError>
     {
         let root: Node
         do {
@@ -67,7 +72,7 @@ public enum ConfigLoader {
         var issues = decoding.issues
         var snapshot: RuntimeSnapshot?
         if let spec {
-            var compiler = SpecCompiler(sourceFile: file, coreCount: coreCount)
+            var compiler = SpecCompiler(sourceFile: file, coreCount: coreCount, endpointsFromCluster: endpointsFromCluster)
             snapshot = compiler.compile(spec)
             // Compile problems on fields that failed to decode would repeat what decoding said.
             let reported = Set(issues.map(\.path))
@@ -76,7 +81,7 @@ public enum ConfigLoader {
             }
         }
         if let spec, let snapshot, issues.isEmpty {
-            return .success(LoadedConfig(spec: spec, snapshot: snapshot, text: text, document: root))
+            return .success(LoadedConfig(spec: spec, snapshot: snapshot, text: text, document: root, endpointsFromCluster: endpointsFromCluster))
         }
         issues.sort { ($0.location ?? SourceLocation(line: 0, column: 0)) < ($1.location ?? SourceLocation(line: 0, column: 0)) }
         return .failure(ConfigError(issues: issues))

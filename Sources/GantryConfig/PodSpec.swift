@@ -5,6 +5,9 @@ import GantryCore
 public struct PodSpec: Decodable, Sendable {
     /// Required: the executable and its leading arguments. `gantry` means this gantry binary.
     public var command: [String]?
+    /// The container image `gantry export kubernetes` puts the command in; `gantry up` runs the
+    /// command on this machine and does not read it. Default: the gantry image (`--image`).
+    public var image: String?
     public var args: [String]?
     public var env: [EnvVarSpec]?
     public var workingDir: String?

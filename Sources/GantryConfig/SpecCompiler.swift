@@ -7,10 +7,15 @@ struct SpecCompiler {
     private(set) var issues: [(path: SpecPath, message: String)] = []
     let sourceFile: String
     let coreCount: Int
+    /// `gantry up --kubernetes`: every service's endpoints come from the cluster's EndpointSlices,
+    /// so a service may name neither endpoints nor pods, and pods, autoscaling and cluster IPs
+    /// (the cluster's own) are checked but not run.
+    let endpointsFromCluster: Bool
 
-    init(sourceFile: String, coreCount: Int) {
+    init(sourceFile: String, coreCount: Int, endpointsFromCluster: Bool = false) {
         self.sourceFile = sourceFile
         self.coreCount = coreCount
+        self.endpointsFromCluster = endpointsFromCluster
     }
 
     mutating func problem(_ path: SpecPath, _ message: String) {
@@ -139,10 +144,14 @@ struct SpecCompiler {
             if let podSpec = spec.pods {
                 pods = compilePods(podSpec, at: here / "pods")
                 if spec.endpoints != nil { problem(here / "endpoints", "a service has either endpoints or pods, not both") }
-            } else if spec.endpoints == nil || spec.endpoints?.isEmpty == true {
+            } else if (spec.endpoints ?? []).isEmpty, !endpointsFromCluster {
                 problem(here, "service \"\(name)\" has no endpoints: add pods: {command: [...]} or endpoints: [127.0.0.1:9001]")
             }
-            let clusterIP = compileClusterIP(spec, pods: pods, at: here)
+            var clusterIP = compileClusterIP(spec, pods: pods, at: here)
+            var autoscaling = spec.autoscaling.flatMap { compileAutoscaling($0, pods: pods, at: here / "autoscaling") }
+            if endpointsFromCluster {
+                (pods, autoscaling, clusterIP, endpoints) = (nil, nil, .none, [])
+            }
 
             let balancer = compileBalancer(spec.loadBalancing, at: here / "loadBalancing")
             let timeouts = here / "timeouts"
@@ -158,7 +167,7 @@ struct SpecCompiler {
                     maxIdlePerEndpoint: maxIdle,
                     poolIdleTimeout: positive(spec.connectionPool?.idleTimeout, default: .seconds(60), at: pool / "idleTimeout"),
                     outlierDetection: compileOutlierDetection(spec.outlierDetection, at: here / "outlierDetection"),
-                    pods: pods, autoscaling: spec.autoscaling.flatMap { compileAutoscaling($0, pods: pods, at: here / "autoscaling") },
+                    pods: pods, autoscaling: autoscaling,
                     clusterIP: clusterIP
                 )
             settings.healthCheck = spec.healthCheck.map { compileHealthCheck($0, at: here / "healthCheck") }

@@ -29,11 +29,11 @@ public enum SimpleHTTPClient {
         }
     }
 
-    public static func request(
-        _ method: HTTPMethod, host: String, port: Int, path: String, hostHeader: String? = nil, body: Data? = nil,
-        headers extra: [(String, String)] = [], timeout: Duration = .seconds(5), maxBody: Int = 4 << 20, tls: TLS? = nil
-    ) async throws -> (status: Int, body: Data) {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// An HTTP/1.1 client connection, over TLS when `tls` is set, for one exchange.
+    public static func connect(host: String, port: Int, tls: TLS?, timeout: Duration) async throws
+        -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -45,6 +45,13 @@ public enum SimpleHTTPClient {
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
+    }
+
+    public static func request(
+        _ method: HTTPMethod, host: String, port: Int, path: String, hostHeader: String? = nil, body: Data? = nil,
+        headers extra: [(String, String)] = [], timeout: Duration = .seconds(5), maxBody: Int = 4 << 20, tls: TLS? = nil
+    ) async throws -> (status: Int, body: Data) {
+        let channel = try await connect(host: host, port: port, tls: tls, timeout: timeout)
         let exchange = Task {
             try await channel.executeThenClose { inbound, outbound in
                 var headers = HTTPHeaders()

@@ -24,7 +24,7 @@ struct Certs: ParsableCommand {
         var file: String?
 
         func run() throws {
-            let loaded = try file.map(ConfigFile.load) ?? ConfigFile.load(yaml: BuiltInExample.yaml, named: BuiltInExample.name)
+            let loaded = try ConfigFile.load(fileOrExample: file)
             let authority = LocalCertificateAuthority(stateDirectory: loaded.snapshot.stateDirectory)
             _ = try authority.certificateAuthority()
             let path = authority.certificatePath

@@ -1,15 +1,22 @@
 import ArgumentParser
 import GantryConfig
+import GantryExamples
 
 /// Loading gantry.yaml for a command, with every problem printed as `file:line:col: path: msg`.
 enum ConfigFile {
-    static func load(_ path: String) throws -> LoadedConfig {
-        try unwrap(ConfigLoader.load(file: path))
+    static func load(_ path: String, endpointsFromCluster: Bool = false) throws -> LoadedConfig {
+        try unwrap(ConfigLoader.load(file: path, endpointsFromCluster: endpointsFromCluster))
+    }
+
+    /// The file, or the built-in example when there is none.
+    static func load(fileOrExample file: String?, endpointsFromCluster: Bool = false) throws -> LoadedConfig {
+        guard let file else { return try load(yaml: BuiltInExample.yaml, named: BuiltInExample.name, endpointsFromCluster: endpointsFromCluster) }
+        return try load(file, endpointsFromCluster: endpointsFromCluster)
     }
 
     /// A configuration that ships in the binary; `name` stands for the file in messages.
-    static func load(yaml: String, named name: String) throws -> LoadedConfig {
-        try unwrap(ConfigLoader.load(yaml: yaml, file: name))
+    static func load(yaml: String, named name: String, endpointsFromCluster: Bool = false) throws -> LoadedConfig {
+        try unwrap(ConfigLoader.load(yaml: yaml, file: name, endpointsFromCluster: endpointsFromCluster))
     }
 
     private static func unwrap(_ result: Result<LoadedConfig, ConfigError>) throws -> LoadedConfig {

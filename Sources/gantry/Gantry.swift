@@ -18,6 +18,6 @@ struct Gantry: AsyncParsableCommand {
             `gantry routes explain` shows where a request would go without sending it.
             """,
         version: version,
-        subcommands: [Up.self, Validate.self, Diff.self, Apply.self, Routes.self, Get.self, Scale.self, Rollout.self, Logs.self, AutoscalerCommand.self, Load.self, Trace.self, Certs.self, JWTCommand.self, Example.self]
+        subcommands: [Up.self, Validate.self, Export.self, Diff.self, Apply.self, Routes.self, Get.self, Scale.self, Rollout.self, Logs.self, AutoscalerCommand.self, Load.self, Trace.self, Certs.self, JWTCommand.self, Example.self]
     )
 }

@@ -2,6 +2,7 @@ import Foundation
 import GantryAdmin
 import GantryAutoscaler
 import GantryConfig
+import GantryKubernetes
 import GantryCore
 import GantryDNS
 import GantryPods
@@ -34,6 +35,8 @@ actor LiveConfig: ConfigController {
         let spans: SpanExporter
         let events: EventRecorder
         let logger: Logger
+        /// `gantry up --kubernetes`: where the services' endpoints come from.
+        let slices: EndpointSliceWatcher?
     }
 
     private let parts: Parts
@@ -92,7 +95,8 @@ actor LiveConfig: ConfigController {
     private func change(text: String, path: String, trigger: String, dryRun: Bool) async -> ApplyOutcome {
         guard !closed else { return reject(["\(path):1:1: (top level): gantry is shutting down"], source: path, trigger: trigger) }
         let new: LoadedConfig
-        switch ConfigLoader.load(yaml: text, file: path) {
+        let fromCluster = running.withLock { $0.endpointsFromCluster }
+        switch ConfigLoader.load(yaml: text, file: path, endpointsFromCluster: fromCluster) {
         case .failure(let error):
             let issues = error.issues.map(\.description)
             return dryRun ? ApplyOutcome(result: .rejected, generation: current.generation, issues: issues) : reject(issues, source: path, trigger: trigger)
@@ -213,6 +217,7 @@ actor LiveConfig: ConfigController {
         await plane.settled()
         // 4. What reads the configuration around the data plane.
         parts.endpoints.update(services: runtime.services)
+        parts.slices?.republish(added)
         let newEndpoints = diff.names(.endpoints, .changed).union(added)
         for service in runtime.services where service.healthCheck != nil && !service.staticEndpoints.isEmpty && newEndpoints.contains(service.name) {
             parts.endpoints.publish(service.staticEndpoints, forService: service.name)

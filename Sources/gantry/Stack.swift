@@ -4,6 +4,7 @@ import GantryConfig
 import GantryCore
 import GantryDNS
 import GantryHandover
+import GantryKubernetes
 import GantryPods
 import GantryProxy
 import Logging
@@ -31,6 +32,8 @@ struct Stack: Service {
     let events: EventRecorder
     /// The gantry this one takes over from (`gantry up --takeover`), its descriptors inherited.
     let predecessor: Predecessor?
+    /// `gantry up --kubernetes`: the API server the services' endpoints come from.
+    let cluster: KubernetesAPI?
 
     struct Predecessor: Sendable {
         let client: TakeoverClient
@@ -66,6 +69,10 @@ struct Stack: Service {
             endpoints.publish(service.staticEndpoints, forService: service.name)
         }
         let healthChecks = Task { await endpoints.run() }
+        let slices = cluster.map { api in
+            EndpointSliceWatcher(api: api, logger: logger) { service, addresses in endpoints.publish(addresses, forService: service) }
+        }
+        let watchingSlices = slices.map { watcher in Task { await watcher.run() } }
         let supervisor = PodSupervisor(
             snapshot: snapshot, clusterIPs: clusterIPs.addresses, publisher: endpoints, events: events,
             group: plane.group, logger: logger)
@@ -73,7 +80,7 @@ struct Stack: Service {
             loaded: loaded, source: source,
             parts: LiveConfig.Parts(
                 plane: plane, supervisor: supervisor, endpoints: endpoints, clusterIPs: clusterIPs, dns: dns, spans: spans, events: events,
-                logger: logger))
+                logger: logger, slices: slices))
 
         let history = ReplicaHistory()
         let sampling = Task { [supervisor] in
@@ -165,6 +172,7 @@ struct Stack: Service {
         // send one more request here and be told to reconnect, rather than lose it to a close.
         await plane.drain(gracePeriod: live.snapshot.shutdownGracePeriod, idleLinger: handedOver ? .seconds(2) : .zero)
         healthChecks.cancel()
+        watchingSlices?.cancel()
         sampling.cancel()
         await live.stop()
         if handedOver { await supervisor.abandon() } else { await supervisor.shutdown() }

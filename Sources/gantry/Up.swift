@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import GantryConfig
 import GantryHandover
+import GantryKubernetes
 import GantryExamples
 import GantryPods
 import GantryProxy
@@ -44,12 +45,20 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Take over from the gantry running on the same state directory: its listening sockets and its pods.")
     var takeover = false
 
+    @Flag(help: "Run as the gateway in a Kubernetes cluster: services take their endpoints from the cluster's EndpointSlices; no pods or autoscalers run.")
+    var kubernetes = false
+
     func run() async throws {
-        let loaded: LoadedConfig
-        if let file {
-            loaded = try ConfigFile.load(file)
-        } else {
-            loaded = try ConfigFile.load(yaml: BuiltInExample.yaml, named: BuiltInExample.name)
+        let loaded = try ConfigFile.load(fileOrExample: file, endpointsFromCluster: kubernetes)
+        let cluster: KubernetesAPI?
+        do {
+            cluster = try kubernetes ? KubernetesAPI(cluster: KubernetesCluster.discover()) : nil
+        } catch {
+            printError("gantry: \(error)")
+            throw ExitCode(2)
+        }
+        if let cluster {
+            printError("gantry: endpoints from the Kubernetes API at \(cluster.cluster.scheme)://\(cluster.cluster.host):\(cluster.cluster.port), namespace \(cluster.cluster.namespace)")
         }
         let level = logLevel
         LoggingSystem.bootstrap { label in
@@ -79,7 +88,7 @@ struct Up: AsyncParsableCommand {
         let source = file.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 } ?? BuiltInExample.name
         let stack = Stack(
             loaded: loaded, source: source, watchesFile: file != nil && watch, plane: plane, spans: spans, logger: logger, events: events,
-            predecessor: predecessor)
+            predecessor: predecessor, cluster: cluster)
         // The stack also returns by itself once another gantry has taken over from it: that ends
         // the group as a shutdown does.
         let group = ServiceGroup(
