@@ -16,6 +16,7 @@
 #                                    (benchmarks/otlp-sink.py PORT is a receiver for this)
 #   GANTRY_UPSTREAM_TLS              a YAML flow mapping for services[].tls: the upstreams speak
 #                                    HTTPS (tunnelbench.py), e.g. "{caFile: ca.pem, serverName: localhost}"
+#   GANTRY_WORKERS                   runtime.workers (default 1), e.g. 2 for the workers comparison
 #   GANTRY_UPSTREAM_PROTOCOL         services[].protocol, e.g. h2c (tunnelbench.py's grpc scenario); the
 #                                    plain listener then also takes HTTP/2 with prior knowledge
 set -euo pipefail
@@ -32,7 +33,7 @@ load_balancer="listeners: [{$listener}]"
 [ -z "${GANTRY_LIMITS:-}" ] || load_balancer+=", limits: $GANTRY_LIMITS"
 [ -z "${GANTRY_IDLE:-}" ] || load_balancer+=", timeouts: {idle: $GANTRY_IDLE}"
 {
-  echo "runtime: {workers: 1}"
+  echo "runtime: {workers: ${GANTRY_WORKERS:-1}}"
   echo "accessLog: {enabled: false}"
   echo "admin: {enabled: false}"
   [ -z "${GANTRY_OTLP:-}" ] || echo "tracing: {otlp: {endpoint: \"$GANTRY_OTLP\"}}"

@@ -14,7 +14,11 @@ public enum TokenSource: Sendable, Hashable {
     public func token(in head: HTTPRequestHead) -> Substring? {
         switch self {
         case .bearer:
-            guard let value = head.headers.first(name: "authorization"), value.count > 7, value.prefix(7).lowercased() == "bearer " else {
+            // Bytes, not characters: counting a token's characters walks all of it (grapheme
+            // breaking), on every request.
+            guard let value = head.headers.first(name: "authorization"), value.utf8.count > 7,
+                value.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 })
+            else {
                 return nil
             }
             return value.dropFirst(7).drop(while: { $0 == " " })
