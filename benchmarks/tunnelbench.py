@@ -31,9 +31,6 @@ Example:
 """
 
 import argparse
-import asyncio
-import base64
-import hashlib
 import json
 import os
 import shlex
