@@ -51,7 +51,9 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         indirect case malformed(LocalResponse)
     }
 
-    private var queued = CircularBuffer<Inbound>()
+    /// Four parts (a request's head, body and end, and one more) before it grows: NIO's default
+    /// of sixteen would be held, empty, by every idle keep-alive connection.
+    private var queued = CircularBuffer<Inbound>(initialCapacity: 4)
     private var parser: HTTPRequestParser
     /// The parser rejected the bytes: nothing after them is read as a request.
     private var parserFailed = false

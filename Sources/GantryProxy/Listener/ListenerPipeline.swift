@@ -57,10 +57,6 @@ struct ListenerPipeline: Sendable {
     /// streams, 64 KiB stream and 1 MiB connection windows, the head size limit as the header
     /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
     /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
-    /// HTTP/2 with the edge limits Envoy recommends for untrusted clients: 100 concurrent
-    /// streams, 64 KiB stream and 1 MiB connection windows, the head size limit as the header
-    /// list limit. NIO's handler closes connections that reset streams too fast (CVE-2023-44487)
-    /// or flood CONTINUATION frames; ``HTTP2ConnectionHandler`` counts them.
     func configureHTTP2(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let limits = loop.value.current.runtime.limits
         var connection = NIOHTTP2Handler.ConnectionConfiguration()

@@ -115,6 +115,10 @@ final class ListenerSet: Sendable {
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPause()) }
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // A connection keeps its last read buffer between reads (NIO pools it): 512 bytes
+                // to start, which holds most request heads, rather than NIO's 2 KiB, so that an idle
+                // keep-alive connection holds less; it doubles on each full read, up to 64 KiB.
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
