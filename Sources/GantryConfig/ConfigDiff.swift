@@ -164,7 +164,9 @@ extension ConfigDiff {
 
     private static func serviceChanges(_ name: String, from old: Node, to new: Node, new snapshot: RuntimeSnapshot) -> [Change] {
         var changes: [Change] = []
-        let template = differences(old.at("pods")?.without("replicas", "strategy"), new.at("pods")?.without("replicas", "strategy"), at: "pods")
+        // `image` is only read by `gantry export kubernetes`: here it changes nothing.
+        let template = differences(
+            old.at("pods")?.without("replicas", "strategy", "image"), new.at("pods")?.without("replicas", "strategy", "image"), at: "pods")
         if !template.isEmpty {
             let strategy = snapshot.service(named: name)?.pods?.rollout
             changes.append(

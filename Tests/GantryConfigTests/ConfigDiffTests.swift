@@ -34,6 +34,11 @@ import Testing
         #expect(try Self.diff(Self.base).text == "no changes\n")
     }
 
+    @Test func anImageOnlyTheKubernetesExportReadsChangesNothingHere() throws {
+        let diff = try Self.diff(Self.base.replacingOccurrences(of: "replicas: 2}", with: "replicas: 2, image: registry.example/app:2}"))
+        #expect(diff.isEmpty, "\(diff.text)")
+    }
+
     @Test func eachKindOfChangeIsNamed() throws {
         let new = Self.base
             .replacingOccurrences(of: "{requests: 5, per: 1s}", with: "{requests: 9, per: 1s}")

@@ -74,7 +74,9 @@ import Glibc
         let limits = try String(contentsOfFile: "/proc/\(gantry.pid)/limits", encoding: .utf8)
         let soft = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ", omittingEmptySubsequences: true)[3])
         let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(gantry.pid)/fd").count
-        #expect(try await run("prlimit", ["--pid", "\(gantry.pid)", "--nofile=\(held - 1):"]).status == 0)
+        // Two below: the warm request's client connection may still be open in the count and
+        // close after it, which must not leave a descriptor free for an accept.
+        #expect(try await run("prlimit", ["--pid", "\(gantry.pid)", "--nofile=\(held - 2):"]).status == 0)
 
         let before = Self.cpuTicks(gantry.pid)
         async let waiting = run(
@@ -84,7 +86,8 @@ import Glibc
         let spent = Self.cpuTicks(gantry.pid) - before
         #expect(spent < 50, "\(spent) ticks of CPU in 2 s: a busy loop on accept burns about 200")
         #expect(try await run("prlimit", ["--pid", "\(gantry.pid)", "--nofile=\(soft):"]).status == 0)
-        #expect(try await waiting.output == "200")
+        let answer = try await waiting
+        #expect(answer.output == "200", "curl: \(answer.output) \(answer.error); gantry: \(gantry.stderr.suffix(3000))")
     }
 
     /// User and system CPU time of a process, in clock ticks (/proc/PID/stat's utime and stime).

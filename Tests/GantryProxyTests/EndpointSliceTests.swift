@@ -1,12 +1,12 @@
 import Foundation
 import GantryCore
+import GantryExamples
+import GantryHTTP
 import GantryKubernetes
 import GantryTestSupport
 import Logging
-import NIOSSL
-import GantryExamples
-import GantryHTTP
 import NIOPosix
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -250,6 +250,35 @@ import Testing
             return
         }
         #expect(path == directory + "/token")
+    }
+
+    @Test func anExecCredentialPluginGivesTheTokenForEachRequest() async throws {
+        let api = try await FakeKubernetesAPI()
+        let directory = GantryProcess.scratchDirectory().path
+        // A client-go credential plugin, as `aws eks get-token` is one: it prints an ExecCredential.
+        try """
+            #!/bin/sh
+            printf '{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": "%s-%s"}}' "$1" "$CLUSTER_NAME"
+            """.write(toFile: directory + "/get-token", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory + "/get-token")
+        try """
+            current-context: eks
+            clusters: [{name: shop, cluster: {server: "http://127.0.0.1:\(api.port)"}}]
+            users: [{name: me, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: \(directory)/get-token, args: [issued], env: [{name: CLUSTER_NAME, value: shop}]}}}]
+            contexts: [{name: eks, context: {cluster: shop, user: me}}]
+            """.write(toFile: directory + "/config", atomically: true, encoding: .utf8)
+        let cluster = try KubernetesCluster.discover(environment: ["KUBECONFIG": directory + "/config"])
+        _ = try await KubernetesAPI(cluster: cluster).get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices")
+        #expect(api.lists.last?.authorization == "Bearer issued-shop")
+
+        // A plugin that fails gives no request at all, and says which plugin.
+        try "#!/bin/sh\nexit 3\n".write(toFile: directory + "/get-token", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory + "/get-token")
+        let failure = await #expect(throws: KubernetesCluster.Failure.self) {
+            _ = try await KubernetesAPI(cluster: cluster).get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices")
+        }
+        #expect(failure?.description.contains("get-token gave no token (exit 3)") == true, "\(String(describing: failure))")
+        #expect(api.lists.count == 1)
     }
 
     @Test func theAPIIsReachedOverTLSVerifiedAgainstTheClusterCA() async throws {
