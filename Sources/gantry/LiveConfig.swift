@@ -2,9 +2,9 @@ import Foundation
 import GantryAdmin
 import GantryAutoscaler
 import GantryConfig
-import GantryKubernetes
 import GantryCore
 import GantryDNS
+import GantryKubernetes
 import GantryPods
 import GantryProxy
 import Logging

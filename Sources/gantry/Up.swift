@@ -1,9 +1,9 @@
 import Foundation
 import ArgumentParser
 import GantryConfig
+import GantryExamples
 import GantryHandover
 import GantryKubernetes
-import GantryExamples
 import GantryPods
 import GantryProxy
 import Logging
