@@ -80,8 +80,10 @@ public final class EndpointSliceWatcher: Sendable {
     /// Publishes these services' endpoints as the watch knows them (services a reload added).
     public func republish(_ services: some Sequence<String>) {
         for service in services {
-            let endpoints = state.withLock { $0.slices.endpoints(forService: service) }
-            state.withLock { $0.published[service] = endpoints }
+            let endpoints = state.withLock { state in
+                state.published[service] = state.slices.endpoints(forService: service)
+                return state.published[service]!
+            }
             publish(service, endpoints)
         }
     }

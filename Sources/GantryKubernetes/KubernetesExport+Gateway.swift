@@ -102,7 +102,7 @@ extension KubernetesExport {
         }
 
         if case .map(var gateway)? = file["gateway"], case .list(var policies)? = gateway["policies"] {
-            for (index, _) in redisStores {
+            for index in redisStores {
                 guard case .map(var policy) = policies[index], case .map(var limit)? = policy["rateLimit"], case .map(var store)? = limit["store"]
                 else { continue }
                 store["redis"] = .string("\(Self.redisName):\(Self.redisPort)")

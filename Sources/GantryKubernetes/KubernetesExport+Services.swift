@@ -231,11 +231,8 @@ extension KubernetesExport {
         spec["metrics"] = .list(metrics)
         spec["behavior"] = ["scaleUp": Self.rules(settings.behavior.scaleUp), "scaleDown": Self.rules(settings.behavior.scaleDown)]
         var hpa = object("autoscaling/v2", "HorizontalPodAutoscaler", service.name, component: service.name)
-        hpa["spec"] = .map(spec)
         let syncNote = "autoscaling.syncPeriod (\(Self.seconds(settings.syncPeriod))s) has no field here: the controller manager's --horizontal-pod-autoscaler-sync-period (15s by default) sets it for the cluster."
-        if let index = hpa.entries.firstIndex(where: { $0.key == "spec" }) {
-            hpa.set("spec", hpa.entries[index].value, comment: ([syncNote] + Array(Set(notes)).sorted()).joined(separator: "\n"))
-        }
+        hpa.set("spec", .map(spec), comment: ([syncNote] + Set(notes).sorted()).joined(separator: "\n"))
         return .map(hpa)
     }
 

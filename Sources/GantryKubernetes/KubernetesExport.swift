@@ -163,10 +163,10 @@ public struct KubernetesExport {
         value == value.rounded() ? .string(String(Int(value))) : .string("\(Int((value * 1000).rounded()))m")
     }
 
-    /// The file's policies that keep their rate limits in Redis (`store: {redis: host:port}`).
-    var redisStores: [(policy: Int, address: String)] {
+    /// The indices of the policies that keep their rate limits in Redis (`store: {redis: host:port}`).
+    var redisStores: [Int] {
         (gatewayNode["policies"]?.sequence ?? []).enumerated().compactMap { index, policy in
-            policy["rateLimit"]?["store"]?["redis"]?.string.map { (index, $0) }
+            policy["rateLimit"]?["store"]?["redis"] == nil ? nil : index
         }
     }
 
