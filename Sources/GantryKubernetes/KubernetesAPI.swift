@@ -46,16 +46,16 @@ public struct KubernetesAPI: Sendable {
         host.contains(":") || host.split(separator: ".").allSatisfy { UInt8($0) != nil }
     }
 
-    private func headers() throws -> [(String, String)] {
+    private func headers() async throws -> [(String, String)] {
         var headers = [("accept", "application/json")]
-        if let authorization = try cluster.authorization() { headers.append(("authorization", authorization)) }
+        if let authorization = try await cluster.authorization() { headers.append(("authorization", authorization)) }
         return headers
     }
 
     /// A list: the whole answer.
     public func get(_ path: String) async throws -> Data {
         let (status, body) = try await SimpleHTTPClient.request(
-            .GET, host: cluster.host, port: cluster.port, path: path, headers: try headers(), timeout: .seconds(30), maxBody: 256 << 20,
+            .GET, host: cluster.host, port: cluster.port, path: path, headers: try await headers(), timeout: .seconds(30), maxBody: 256 << 20,
             tls: tls)
         guard status == 200 else { throw StatusError(status: status, message: Self.message(in: body)) }
         return body
@@ -64,7 +64,7 @@ public struct KubernetesAPI: Sendable {
     /// A watch: `line` gets each event's JSON as it arrives, until the server ends the response
     /// (its `timeoutSeconds`), nothing arrives for `idle`, or `line` returns false.
     public func watch(_ path: String, idle: Duration, line: @escaping @Sendable (Data) async throws -> Bool) async throws {
-        let headers = try headers()
+        let headers = try await headers()
         let tls = self.tls
         let channel = try await SimpleHTTPClient.connect(host: cluster.host, port: cluster.port, tls: tls, timeout: .seconds(10))
         let lastRead = Mutex(ContinuousClock.now)

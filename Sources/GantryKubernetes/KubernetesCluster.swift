@@ -1,5 +1,12 @@
 import Foundation
+import Subprocess
 import Yams
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
 /// Where the Kubernetes API server is and how gantry proves who it is: from the pod's service
 /// account inside a cluster, or from a kubeconfig outside one (as kubectl finds it).
@@ -219,7 +226,7 @@ public struct KubernetesCluster: Sendable {
     // MARK: Per request
 
     /// The `Authorization` header for the next request, read fresh.
-    func authorization() throws -> String? {
+    func authorization() async throws -> String? {
         switch credential {
         case .none:
             return nil
@@ -229,27 +236,33 @@ public struct KubernetesCluster: Sendable {
             guard let token = try? String(contentsOfFile: path, encoding: .utf8) else { throw Failure("cannot read the token file \(path)") }
             return "Bearer \(token.trimmingCharacters(in: .whitespacesAndNewlines))"
         case .exec(let command, let arguments, let environment):
-            return "Bearer \(try Self.execToken(command: command, arguments: arguments, environment: environment))"
+            return "Bearer \(try await Self.execToken(command: command, arguments: arguments, environment: environment))"
         }
     }
 
-    /// Runs a client-go credential plugin and reads `status.token` from its ExecCredential.
-    private static func execToken(command: String, arguments: [String], environment: [String: String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+    /// Runs a client-go credential plugin and reads `status.token` from its ExecCredential. With
+    /// swift-subprocess, as pods are started: Foundation's `Process` closes descriptors the
+    /// process does not own while it spawns, which took sockets from under NIO.
+    private static func execToken(command: String, arguments: [String], environment: [String: String]) async throws -> String {
+        var overrides: [Environment.Key: String?] = [:]
+        for (name, value) in environment { overrides[Environment.Key(stringLiteral: name)] = value }
+        let executable: Executable = command.contains("/") ? .path(FilePath(command)) : .name(command)
+        let result = try await Subprocess.run(
+            executable, arguments: Arguments(arguments), environment: .inherit.updating(overrides), output: .bytes(limit: 1 << 20),
+            error: .discarded)
         struct ExecCredential: Decodable {
             struct Status: Decodable { let token: String? }
             let status: Status?
         }
-        guard process.terminationStatus == 0, let token = (try? JSONDecoder().decode(ExecCredential.self, from: data))?.status?.token else {
-            throw Failure("the credential plugin \(command) gave no token (exit \(process.terminationStatus))")
+        guard result.terminationStatus.isSuccess,
+            let token = (try? JSONDecoder().decode(ExecCredential.self, from: Data(result.standardOutput)))?.status?.token
+        else {
+            let ending: String
+            switch result.terminationStatus {
+            case .exited(let code): ending = "exit \(code)"
+            case .signaled(let signal): ending = "signal \(signal)"
+            }
+            throw Failure("the credential plugin \(command) gave no token (\(ending))")
         }
         return token
     }

@@ -171,7 +171,9 @@ extension UpTests {
     @Test func anHTTPSServiceIsHealthCheckedOverTLS() async throws {
         let pki = try await TestPKI.make()
         let server = try await PythonHTTPSServer(pki: pki)
-        let check = "{path: /healthz, interval: 200ms, timeout: 150ms, healthyThreshold: 1, unhealthyThreshold: 1}"
+        // A timeout the Python server's handshake meets on a loaded machine: a check that timed
+        // out first would mark the rogue target unhealthy for that reason instead.
+        let check = "{path: /healthz, interval: 2s, timeout: 1500ms, healthyThreshold: 1, unhealthyThreshold: 1}"
         let config = directory.appendingPathComponent("gantry.yaml")
         try """
         loadBalancer: {listeners: [{name: http, port: 0}]}
@@ -197,11 +199,12 @@ extension UpTests {
 
         let secure = try await run("curl", ["-s", "http://127.0.0.1:\(port)/secure/x"])
         #expect(secure.output.contains(#""sni": "backend.internal""#), "\(secure.output)")
+        var events = ""
         #expect(
             await eventually {
-                let events = (try? await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"]))?.output ?? ""
+                events = (try? await run(GantryProcess.binary, ["get", "events", "--admin", "127.0.0.1:\(admin)"]))?.output ?? ""
                 return events.contains("TargetUnhealthy") && events.contains("service/rogue") && events.contains("did not verify")
-            })
+            }, "\(events)")
         let rogue = try await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/rogue/x"])
         #expect(rogue.output == "503")
         let table = try await run(GantryProcess.binary, ["get", "services", "--admin", "127.0.0.1:\(admin)"])

@@ -52,9 +52,11 @@ import Testing
         #expect(api.lists.first?.authorization == "Bearer in-cluster-token")
         #expect(api.lists.first?.uri.contains("/namespaces/shop/") == true)
 
-        // A rollout: the new pod is ready, the old one terminating.
-        api.apply("ADDED", FakeKubernetesAPI.slice("app-2", service: "app", port: upstreams[1].port, endpoints: [("127.0.0.1", true, nil, nil)]))
+        // A rollout: the old pod terminating (still serving, as nothing else is ready), then the
+        // new pod ready. In this order no state between the two has both pods ready, so the
+        // first answer from pod-b means the old pod is out.
         api.apply("MODIFIED", FakeKubernetesAPI.slice("app-1", service: "app", port: upstreams[0].port, endpoints: [("127.0.0.1", false, true, true)]))
+        api.apply("ADDED", FakeKubernetesAPI.slice("app-2", service: "app", port: upstreams[1].port, endpoints: [("127.0.0.1", true, nil, nil)]))
         #expect(await eventually { await answeredBy() == "pod-b" })
         let before = upstreams[0].server.requestCount
         for _ in 0..<10 { #expect(await answeredBy() == "pod-b") }

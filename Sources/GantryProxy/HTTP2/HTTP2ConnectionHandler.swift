@@ -38,6 +38,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, HTTP2FrameWriter {
     private let connectionWindow: Int
     private(set) var context: ChannelHandlerContext?
     private(set) var allocator = ByteBufferAllocator()
+    var loopContext: LoopContext { loop }
+    var flushDue = false
     private var registered = false
     private var drainState = Drain.serving
     /// The highest stream accepted.
@@ -144,7 +146,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, HTTP2FrameWriter {
         let batch = readBatch
         readBatch.removeAll(keepingCapacity: true)
         for stream in batch { stream.readComplete() }
-        context.flush()  // window updates given back during the read
+        flush()  // window updates given back during the read, and answers made in it
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -52,6 +52,10 @@ final class LoopContext {
     /// Connections speaking HTTP/2: their streams are in `connections`; these close once the
     /// streams have drained.
     var http2Sessions: [ObjectIdentifier: HTTP2ConnectionHandler] = [:]
+    /// Connections to flush once this tick's events have been handled (``flushAtEndOfTick(_:)``),
+    /// and the array they are swapped with when that happens.
+    private var flushesDue: [any TickFlushable] = []
+    private var flushing: [any TickFlushable] = []
     /// Set when the data plane drains: no new keep-alive, idle connections closed.
     private(set) var draining = false
     private var sweeper: RepeatedTask?
@@ -123,6 +127,25 @@ final class LoopContext {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    // MARK: Flushing
+
+    /// Flushes `connection` after the events of this tick: NIO runs the loop's tasks once it has
+    /// handled every ready socket, so what several upstream reads wrote to one connection leaves
+    /// in one write. The caller asks once per tick (``HTTP2FrameWriter/flushDue``).
+    func flushAtEndOfTick(_ connection: any TickFlushable) {
+        if flushesDue.isEmpty {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            eventLoop.execute { bound.value.flushDueConnections() }
+        }
+        flushesDue.append(connection)
+    }
+
+    private func flushDueConnections() {
+        swap(&flushesDue, &flushing)
+        for connection in flushing { connection.flushNow() }
+        flushing.removeAll(keepingCapacity: true)
     }
 
     // MARK: Exchanges
@@ -249,4 +272,9 @@ final class LoopContext {
         for pool in registry.http2Pools.values { pool.closeExpired(now: now) }
         accessLog?.flushIfStale(now: now)
     }
+}
+
+/// A connection whose flush can wait for the end of its loop's tick.
+protocol TickFlushable: AnyObject {
+    func flushNow()
 }

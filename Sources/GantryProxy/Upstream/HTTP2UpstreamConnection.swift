@@ -38,6 +38,8 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
     /// `http` or `https`, for the requests' `:scheme`.
     let scheme: String
     private let loop: LoopContext
+    var loopContext: LoopContext { loop }
+    var flushDue = false
     private var state = State.connecting([])
     private(set) var context: ChannelHandlerContext?
     /// The service's limit; the endpoint's SETTINGS may lower it.
@@ -304,7 +306,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         for stream in open.values { stream.readComplete() }
-        context.flush()  // window updates given back during the read
+        flush()  // window updates given back during the read
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -22,6 +22,9 @@ final class HTTP2UpstreamStream: Upstream {
     /// The request's HEADERS, held until the first body part, the end (when they carry
     /// END_STREAM) or a flush.
     private var pendingHead: HPACKHeaders?
+    /// The request body's latest DATA, held until more comes, a flush, or the end, which it
+    /// then carries (a gRPC call's message and END_STREAM in one frame).
+    private var pendingData: ByteBuffer?
     private var headReceived = false
     private var responseEnded = false
     private var isClosed = false
@@ -59,24 +62,31 @@ final class HTTP2UpstreamStream: Upstream {
     func writeBody(_ buffer: ByteBuffer) {
         guard !isClosed else { return }
         writePendingHead(endStream: false)
-        guard let id else { return }
-        // Each part's write completes when NIO has sent it, past flow control: what is held
-        // meanwhile is counted, and past the limit the client's reads wait.
+        writePendingData(endStream: false)
+        flow.wrote(buffer.readableBytes)
+        pendingData = buffer
+        updateWritability()
+    }
+
+    /// Writes the held DATA. Its write completes when NIO has sent it, past flow control: what
+    /// is held meanwhile is counted, and past the limit the client's reads wait.
+    private func writePendingData(endStream: Bool) {
+        guard let buffer = pendingData.take(), let id, !isClosed else { return }
         let promise = connection.context?.eventLoop.makePromise(of: Void.self)
         let size = buffer.readableBytes
-        flow.wrote(size)
         promise?.futureResult.whenComplete { [self] _ in
             flow.sent(size)
             updateWritability()
         }
-        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
-        updateWritability()
+        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: endStream))), promise: promise)
     }
 
     func writeEnd() {
         guard !isClosed else { return }
         if pendingHead != nil {
             writePendingHead(endStream: true)
+        } else if pendingData != nil {
+            writePendingData(endStream: true)
         } else if let id {
             connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
         }
@@ -84,6 +94,7 @@ final class HTTP2UpstreamStream: Upstream {
 
     func flush() {
         writePendingHead(endStream: false)
+        writePendingData(endStream: false)
         connection.flush()
     }
 
