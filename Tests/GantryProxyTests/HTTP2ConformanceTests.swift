@@ -61,6 +61,26 @@ extension LiveProxyTests {
         frame(type: Frame.headers, flags: endStream ? 0x5 : 0x4, stream: stream, block)
     }
 
+    /// A response whose body came in one upstream read is one HEADERS and one DATA frame that
+    /// carries END_STREAM, not an empty DATA after it: each frame costs NIO's state machine,
+    /// encoder and (over TLS) a seal. Three requests at once, each answered so.
+    @Test func aResponseIsHeadersAndOneDataFrameThatEndsTheStream() async throws {
+        try await withProxy(upstreams: 1, yaml: Self.h2cYAML) { harness in
+            let connection = try harness.connect()
+            try connection.send(
+                Self.preface + Self.headers(stream: 1, Self.requestBlock(path: "/a")) + Self.headers(stream: 3, Self.requestBlock(path: "/b"))
+                    + Self.headers(stream: 5, Self.requestBlock(path: "/c")))
+            let frames = try await Self.readFrames(connection) { frames in
+                [1, 3, 5].allSatisfy { stream in frames.contains { $0.stream == stream && $0.endsStream } }
+            }
+            for stream in [UInt32(1), 3, 5] {
+                let mine = frames.filter { $0.stream == stream }
+                #expect(mine.map(\.type) == [Frame.headers, Frame.data], "\(mine)")
+                #expect(mine.last?.endsStream == true && mine.last?.payload.isEmpty == false, "\(mine)")
+            }
+        }
+    }
+
     /// RFC 9113 §5.4.2, §8.1.1: a malformed request is a stream error. Its stream is reset with
     /// PROTOCOL_ERROR; the connection, and the requests multiplexed beside it, go on.
     @Test func aStreamErrorResetsThatStreamOnly_RFC9113_5_4_2() async throws {

@@ -283,17 +283,23 @@ final class HTTP2Stream: Downstream {
     }
 
     /// Writes the held DATA; its bytes stop counting against the stream once NIO has sent them
-    /// (the client's window may hold them back).
+    /// (the client's window may hold them back). The last DATA is not followed: nothing waits on
+    /// the stream's writability after it, and its bytes stop counting when the stream closes,
+    /// which it does as NIO sends it. That spares every response a promise and its callbacks
+    /// through NIO's HTTP/2 and TLS handlers.
     private func writePendingData(endStream: Bool, promise end: EventLoopPromise<Void>? = nil) {
         guard let buffer = pendingData.take() else { return }
+        if endStream {
+            session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true))), promise: end)
+            return
+        }
         let size = buffer.readableBytes
         let promise = loop.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [self] _ in
             flow.sent(size)
             updateWritability()
         }
-        if let end { promise.futureResult.cascade(to: end) }
-        session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: endStream))), promise: promise)
+        session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
     }
 
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {

@@ -102,6 +102,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
                 HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
                 HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
             ]
+            if security != nil { try pipeline.addHandler(TLSRecordCoalescer()) }
             // Without a multiplexer: the frames come to this handler.
             try pipeline.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: settings))
             try pipeline.addHandler(bound.value)

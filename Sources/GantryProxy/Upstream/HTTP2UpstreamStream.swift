@@ -69,16 +69,21 @@ final class HTTP2UpstreamStream: Upstream {
     }
 
     /// Writes the held DATA. Its write completes when NIO has sent it, past flow control: what
-    /// is held meanwhile is counted, and past the limit the client's reads wait.
+    /// is held meanwhile is counted, and past the limit the client's reads wait. Not the last,
+    /// after which no read waits.
     private func writePendingData(endStream: Bool) {
         guard let buffer = pendingData.take(), let id, !isClosed else { return }
+        if endStream {
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true))))
+            return
+        }
         let promise = connection.context?.eventLoop.makePromise(of: Void.self)
         let size = buffer.readableBytes
         promise?.futureResult.whenComplete { [self] _ in
             flow.sent(size)
             updateWritability()
         }
-        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: endStream))), promise: promise)
+        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
     }
 
     func writeEnd() {
