@@ -37,4 +37,30 @@ import Testing
         #expect(indexing["authorization"] == .neverIndexed)
         #expect(indexing["content-type"] == .indexable)
     }
+
+    /// An endpoint's response blocks are checked here (NIO does not, on upstream connections)
+    /// by RFC 9113 §8.2 and §8.3's rules: each broken block below is refused, the good ones pass.
+    @Test func anEndpointsResponseBlockKeepsRFC9113sRules() {
+        func block(_ fields: [(String, String)]) -> HPACKHeaders { HPACKHeaders(fields) }
+        let good = block([(":status", "200"), ("content-type", "application/grpc"), ("te", "trailers"), ("trailer", "grpc-status"), ("x-a", "b\tc")])
+        #expect(HTTP2Fields.isValidResponse(good, trailers: false))
+        #expect(HTTP2Fields.isValidResponse(block([("grpc-status", "0"), ("grpc-message", "")]), trailers: true))
+        let broken: [(String, [(String, String)], Bool)] = [
+            ("no :status", [("content-type", "text/plain")], false),
+            ("an uppercase name", [(":status", "200"), ("Content-Type", "text/plain")], false),
+            ("a name that is no token", [(":status", "200"), ("x a", "1")], false),
+            ("an empty name", [(":status", "200"), ("", "1")], false),
+            ("a CR in a value", [(":status", "200"), ("x-a", "1\r\nset-cookie: x")], false),
+            ("a NUL in a value", [(":status", "200"), ("x-a", "1\u{0}")], false),
+            ("a connection-specific field", [(":status", "200"), ("transfer-encoding", "chunked")], false),
+            ("te other than trailers", [(":status", "200"), ("te", "gzip")], false),
+            ("a second :status", [(":status", "200"), (":status", "204")], false),
+            ("a request's pseudo-field", [(":status", "200"), (":path", "/")], false),
+            ("a pseudo-field after a field", [("x-a", "1"), (":status", "200")], false),
+            ("a pseudo-field in trailers", [(":status", "200")], true),
+        ]
+        for (what, fields, trailers) in broken {
+            #expect(!HTTP2Fields.isValidResponse(block(fields), trailers: trailers), "\(what)")
+        }
+    }
 }

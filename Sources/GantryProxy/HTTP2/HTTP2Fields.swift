@@ -51,6 +51,45 @@ enum HTTP2Fields {
         }
     }
 
+    /// Whether an endpoint's response block (or its trailers) keeps RFC 9113's rules: field
+    /// names are lowercase tokens (§8.2), values hold no NUL, CR or LF (§8.2.1), no
+    /// connection-specific field (§8.2.2; `te` only as `trailers`), and `:status` is the one
+    /// pseudo-field, once and before the others (§8.3), never in trailers. The same rules as
+    /// NIO's header block validation, which upstream connections run without: the requests
+    /// gantry sends there are built from checked parts, and this loop over the bytes costs
+    /// less than NIO's over each field's string.
+    static func isValidResponse(_ block: HPACKHeaders, trailers: Bool) -> Bool {
+        var status = false
+        var regular = false
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                guard !trailers, !regular, !status, name == ":status" else { return false }
+                status = true
+            } else {
+                regular = true
+                guard isLowercaseToken(name), !isForbidden(name, value: value) else { return false }
+            }
+            guard !value.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }) else { return false }
+        }
+        return trailers || status
+    }
+
+    /// The fields RFC 9113 §8.2.2 forbids in a message, as NIO's check has them (fewer than
+    /// ``isConnectionSpecific(_:)``, which gantry leaves out of what it sends: `Trailer` and
+    /// `Host` may come).
+    private static func isForbidden(_ name: String, value: String) -> Bool {
+        switch name {
+        case "connection", "transfer-encoding", "proxy-connection", "keep-alive", "upgrade": true
+        case "te": value != "trailers"
+        default: false
+        }
+    }
+
+    private static func isLowercaseToken(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { HTTP1Syntax.isTokenByte($0) && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }
+    }
+
     /// The fields of a header block, without its pseudo-fields.
     static func fields(of block: HPACKHeaders, reservingExtra extra: Int = 0) -> HTTPHeaders {
         var fields = HTTPHeaders()

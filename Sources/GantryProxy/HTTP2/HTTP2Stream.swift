@@ -283,23 +283,19 @@ final class HTTP2Stream: Downstream {
     }
 
     /// Writes the held DATA; its bytes stop counting against the stream once NIO has sent them
-    /// (the client's window may hold them back). The last DATA is not followed: nothing waits on
-    /// the stream's writability after it, and its bytes stop counting when the stream closes,
-    /// which it does as NIO sends it. That spares every response a promise and its callbacks
-    /// through NIO's HTTP/2 and TLS handlers.
+    /// (the client's window may hold them back), as ``StreamFlow`` follows them. The last DATA
+    /// is not followed: nothing waits on the stream's writability after it, and its bytes stop
+    /// counting when the stream closes, which it does as NIO sends it.
     private func writePendingData(endStream: Bool, promise end: EventLoopPromise<Void>? = nil) {
         guard let buffer = pendingData.take() else { return }
-        if endStream {
-            session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true))), promise: end)
-            return
-        }
-        let size = buffer.readableBytes
+        let frame = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: endStream)))
+        guard !endStream, let confirmed = flow.writing(buffer.readableBytes) else { return session.write(frame, promise: end) }
         let promise = loop.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [self] _ in
-            flow.sent(size)
+            flow.sent(confirmed)
             updateWritability()
         }
-        session.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
+        session.write(frame, promise: promise)
     }
 
     func writeLocalResponse(_ response: LocalResponse, requestID: RequestIdentifier, requestComplete: Bool) {

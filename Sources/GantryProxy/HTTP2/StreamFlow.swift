@@ -8,13 +8,23 @@ import NIOHTTP2
 ///   of it is used, and not while the other side cannot take more (so the peer stops sending);
 /// - outbound, the bytes written that NIO still holds for the peer's window are counted, and
 ///   past ``outboundLimit`` the stream is not writable (the other side's reads pause).
+///
+/// Outbound, not every write is followed to its completion: a promise and its callbacks through
+/// NIO's HTTP/2 and TLS handlers cost more than a small response's proxying. NIO sends a
+/// stream's DATA in order, so a followed write's completion says that every byte before it
+/// was sent too; one write in ``confirmEvery`` bytes is followed. The count is then high by
+/// less than that, so a stream over the limit always has a followed write still to complete,
+/// which brings it back under.
 struct StreamFlow {
     static let outboundLimit = 64 * 1024
+    static let confirmEvery = 16 * 1024
 
     let window: Int
     private var toReturn = 0
     /// Written and not yet sent by NIO.
     private(set) var held = 0
+    /// Written to NIO since the last followed write.
+    private var unconfirmed = 0
     var connectionWritable: Bool
     /// Writable, as last told to the exchange.
     private(set) var isWritable: Bool
@@ -49,8 +59,18 @@ struct StreamFlow {
         return toReturn
     }
 
+    /// Bytes given to the stream to send.
     mutating func wrote(_ bytes: Int) {
         held += bytes
+    }
+
+    /// Bytes going to NIO: when the write is to be followed, the bytes its completion confirms
+    /// as sent (``sent(_:)``).
+    mutating func writing(_ bytes: Int) -> Int? {
+        unconfirmed += bytes
+        guard unconfirmed >= Self.confirmEvery else { return nil }
+        defer { unconfirmed = 0 }
+        return unconfirmed
     }
 
     mutating func sent(_ bytes: Int) {

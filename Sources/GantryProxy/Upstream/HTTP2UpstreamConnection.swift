@@ -103,8 +103,10 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
                 HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
             ]
             if security != nil { try pipeline.addHandler(TLSRecordCoalescer()) }
-            // Without a multiplexer: the frames come to this handler.
-            try pipeline.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: settings))
+            // Without a multiplexer: the frames come to this handler. Header blocks are checked
+            // by ``HTTP2UpstreamStream`` as they arrive (``HTTP2Fields/isValidResponse``), not by
+            // NIO both ways.
+            try pipeline.addHandler(NIOHTTP2Handler(mode: .client, initialSettings: settings, headerBlockValidation: .disabled))
             try pipeline.addHandler(bound.value)
         }
         .assumeIsolated()

@@ -68,22 +68,21 @@ final class HTTP2UpstreamStream: Upstream {
         updateWritability()
     }
 
-    /// Writes the held DATA. Its write completes when NIO has sent it, past flow control: what
-    /// is held meanwhile is counted, and past the limit the client's reads wait. Not the last,
+    /// Writes the held DATA. What NIO holds for the endpoint's window is counted (as
+    /// ``StreamFlow`` follows it), and past the limit the client's reads wait. Not the last,
     /// after which no read waits.
     private func writePendingData(endStream: Bool) {
         guard let buffer = pendingData.take(), let id, !isClosed else { return }
-        if endStream {
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: true))))
-            return
+        let frame = HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer), endStream: endStream)))
+        guard !endStream, let confirmed = flow.writing(buffer.readableBytes), let eventLoop = connection.context?.eventLoop else {
+            return connection.write(frame)
         }
-        let promise = connection.context?.eventLoop.makePromise(of: Void.self)
-        let size = buffer.readableBytes
-        promise?.futureResult.whenComplete { [self] _ in
-            flow.sent(size)
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in
+            flow.sent(confirmed)
             updateWritability()
         }
-        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(buffer)))), promise: promise)
+        connection.write(frame, promise: promise)
     }
 
     func writeEnd() {
@@ -156,6 +155,10 @@ final class HTTP2UpstreamStream: Upstream {
         current.upstreamRead(at: now)
         switch payload {
         case .headers(let frame):
+            guard HTTP2Fields.isValidResponse(frame.headers, trailers: headReceived) else {
+                brokenResponse(current)
+                return
+            }
             if headReceived {
                 end(current, trailers: HTTP2Fields.fields(of: frame.headers), at: now)
                 return
