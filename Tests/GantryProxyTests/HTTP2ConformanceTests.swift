@@ -81,6 +81,48 @@ extension LiveProxyTests {
         }
     }
 
+    /// A GET whose HEADERS do not end the stream is held until the stream shows whether a body
+    /// follows: an empty DATA with END_STREAM sends it on; DATA with bytes its head did not
+    /// announce is refused with 400 and nothing of it goes upstream (not even the head), while
+    /// the connection's other requests are served meanwhile.
+    @Test func aHeadWithoutEndStreamWaitsToKnowWhetherABodyFollows() async throws {
+        try await withProxy(upstreams: 1, yaml: Self.h2cYAML) { harness in
+            let connection = try harness.connect()
+            try connection.send(
+                Self.preface + Self.headers(stream: 1, Self.requestBlock(path: "/held"), endStream: false)
+                    + Self.headers(stream: 3, Self.requestBlock(path: "/other")))
+            var frames = try await Self.readFrames(connection) { $0.contains { $0.stream == 3 && $0.endsStream } }
+            #expect(harness.upstreamRequestCount == 1, "\(frames)")  // /other only: /held is held
+            try connection.send(Self.frame(type: Frame.data, flags: 0, stream: 1, Array("GET /smuggled HTTP/1.1\r\n\r\n".utf8)))
+            frames = try await Self.readFrames(connection) { $0.contains { $0.stream == 1 && ($0.endsStream || $0.type == Frame.rstStream) } }
+            let status = frames.first { $0.stream == 1 && $0.type == Frame.headers }?.payload.first
+            #expect(status == 0x8C, "\(frames)")  // :status 400, static table entry 12
+            #expect(harness.upstreamRequestCount == 1)
+
+            try connection.send(
+                Self.headers(stream: 5, Self.requestBlock(path: "/later"), endStream: false) + Self.frame(type: Frame.data, flags: 0x1, stream: 5, []))
+            frames = try await Self.readFrames(connection) { $0.contains { $0.stream == 5 && $0.endsStream } }
+            #expect(frames.filter { $0.stream == 5 && $0.type == Frame.data }.map(\.text).joined().contains(#""path":"/later""#), "\(frames)")
+            #expect(harness.upstreamRequestCount == 2)
+        }
+    }
+
+    /// A held head goes on as a streaming request once a head's time is up, as it did unheld.
+    @Test func aHeldHeadGoesOnWhenTheHeadTimeoutPasses() async throws {
+        let yaml = { (ports: [Int]) in
+            Self.h2cYAML(ports).replacingOccurrences(
+                of: "listeners: [{name: plain, port: 0, http2: true}]", with: "listeners: [{name: plain, port: 0, http2: true}]\n  timeouts: {requestHeaders: 200ms}")
+        }
+        try await withProxy(upstreams: 1, yaml: yaml) { harness in
+            let connection = try harness.connect()
+            try connection.send(Self.preface + Self.headers(stream: 1, Self.requestBlock(path: "/slow"), endStream: false))
+            #expect(await eventually { harness.upstreamRequestCount == 1 })
+            try connection.send(Self.frame(type: Frame.data, flags: 0x1, stream: 1, []))
+            let frames = try await Self.readFrames(connection) { $0.contains { $0.stream == 1 && $0.endsStream } }
+            #expect(frames.filter { $0.stream == 1 && $0.type == Frame.data }.map(\.text).joined().contains(#""path":"/slow""#), "\(frames)")
+        }
+    }
+
     /// RFC 9113 §5.4.2, §8.1.1: a malformed request is a stream error. Its stream is reset with
     /// PROTOCOL_ERROR; the connection, and the requests multiplexed beside it, go on.
     @Test func aStreamErrorResetsThatStreamOnly_RFC9113_5_4_2() async throws {

@@ -36,6 +36,9 @@ final class HTTP2Stream: Downstream {
     /// rather than with an empty DATA after it to say END_STREAM, a frame fewer through NIO's
     /// state machine, encoder and TLS.
     private var pendingData: ByteBuffer?
+    /// A request head held until its stream shows whether a body follows, and until when.
+    private var heldHead: HTTPRequestHead?
+    private var heldUntil = NIODeadline.distantFuture
     /// The request body's window, and the response held by the client's.
     private var flow: StreamFlow
     var isWritable: Bool { flow.isWritable }
@@ -68,6 +71,12 @@ final class HTTP2Stream: Downstream {
         guard active else { return }
         switch payload {
         case .headers(let frame):
+            if let held = heldHead.take() {
+                // Trailers end a request that was held: it had no body after all.
+                start(held)
+                if frame.endStream { endOfRequest() }
+                return
+            }
             if requestInProgress || exchange != nil {
                 // Trailers: not forwarded (see ``ProxyExchange/requestEnd()``); they end the body.
                 if frame.endStream { endOfRequest() }
@@ -79,11 +88,26 @@ final class HTTP2Stream: Downstream {
             }
             requestInProgress = !frame.endStream
             requestMethod = head.method
-            let exchange = loop.takeExchange()
-            self.exchange = exchange
-            exchange.begin(ClientRequestHead(head), from: self)
+            if !frame.endStream, extendedConnect == nil, !head.headers.contains(name: "content-length"),
+                !head.headers.contains(name: "transfer-encoding")
+            {
+                // A head that announces no body, on a stream that is not over: held until the
+                // stream says whether DATA comes (as nginx reads a request's end first), so that
+                // bytes it did not announce are refused before anything goes upstream, rather
+                // than racing the upstream's answer. Held no longer than a head may take.
+                heldHead = head
+                heldUntil = .now() + TimeAmount(loop.current.runtime.limits.requestHeadersTimeout)
+                return
+            }
+            start(head)
             if frame.endStream { self.exchange?.requestEnd() }
         case .data(let frame):
+            if heldHead != nil, !frame.endStream || frame.data.readableBytes > 0 {
+                session.returnToConnectionWindow(StreamFlow.size(of: frame))
+                if frame.data.readableBytes > 0 { refuseUnannouncedBody() }
+                return
+            }
+            if let held = heldHead.take() { start(held) }
             let size = StreamFlow.size(of: frame)
             session.returnToConnectionWindow(size)
             flow.took(size)
@@ -95,6 +119,23 @@ final class HTTP2Stream: Downstream {
         default:
             break
         }
+    }
+
+    /// DATA for a held head that announced no body: refused as the exchange refuses such bytes
+    /// (``ProxyExchange/requestBody(_:)``), before anything went upstream.
+    private func refuseUnannouncedBody() {
+        heldHead = nil
+        heldUntil = .distantFuture
+        let exchange = loop.takeExchange()
+        self.exchange = exchange
+        exchange.answerWithoutRequest(LocalResponse.badRequest("the request carries a body its head does not announce"), from: self)
+    }
+
+    private func start(_ head: HTTPRequestHead) {
+        heldUntil = .distantFuture
+        let exchange = loop.takeExchange()
+        self.exchange = exchange
+        exchange.begin(ClientRequestHead(head), from: self)
     }
 
     private func endOfRequest() {
@@ -325,6 +366,7 @@ final class HTTP2Stream: Downstream {
     // MARK: From the loop
 
     func checkTimeouts(now: NIODeadline) {
+        if now >= heldUntil, let held = heldHead.take() { start(held) }  // goes on as a streaming request
         exchange?.checkTimeouts(now: now)
     }
 
