@@ -23,6 +23,13 @@ let package = Package(
         .library(name: "GantryConfig", targets: ["GantryConfig"]),
         .library(name: "GantryDNS", targets: ["GantryDNS"]),
         .library(name: "GantryProxy", targets: ["GantryProxy"]),
+        // For tsan/, which runs GantryCore's and GantryProxy's tests under ThreadSanitizer.
+        .library(name: "GantryHandover", targets: ["GantryHandover"]),
+        .library(name: "GantryExamples", targets: ["GantryExamples"]),
+        .library(name: "GantryHTTP", targets: ["GantryHTTP"]),
+        .library(name: "GantryTLS", targets: ["GantryTLS"]),
+        .library(name: "GantryKubernetes", targets: ["GantryKubernetes"]),
+        .library(name: "GantryTestSupport", targets: ["GantryTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

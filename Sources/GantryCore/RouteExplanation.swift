@@ -13,9 +13,9 @@ public struct RouteExplanation: Sendable {
     public let steps: [Step]
 }
 
-private struct RecordingTracer: RouteTracer {
+private final class RecordingTracer: RouteTracer {
     var steps: [RouteExplanation.Step] = []
-    mutating func considered(_ rule: RouteRule, _ outcome: RuleOutcome) {
+    func considered(_ rule: RouteRule, _ outcome: RuleOutcome) {
         steps.append(.init(rule: rule, outcome: outcome))
     }
 }
@@ -32,8 +32,8 @@ extension RouteTable {
         case .failure(let problem): return .failure(problem)
         }
         let host = HostPattern.normalize(Substring(rawHost))
-        var tracer = RecordingTracer()
-        let matched = match(host: host, path: parsed.path, query: parsed.query, method: method.uppercased(), headers: headers, tracer: &tracer)
+        let tracer = RecordingTracer()
+        let matched = match(host: host, path: parsed.path, query: parsed.query, method: method.uppercased(), headers: headers, tracer: tracer)
         let seen = Set(tracer.steps.map(\.rule.index))
         let others = rules.filter { !seen.contains($0.index) }.map { RouteExplanation.Step(rule: $0, outcome: .hostMismatch) }
         return .success(

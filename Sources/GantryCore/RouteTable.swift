@@ -46,14 +46,16 @@ public enum RuleOutcome: Sendable, Equatable {
 }
 
 /// Receives the matcher's steps. The proxy passes ``NoTrace`` (compiled away); `routes explain`
-/// records them, so both run the very same matcher.
+/// records them, so both run the very same matcher. Passed by value, not `inout`: a recording
+/// tracer is a class. (ThreadSanitizer's instrumentation of an `inout` argument of an empty
+/// type reads an address that is not memory, and crashes.)
 public protocol RouteTracer {
-    mutating func considered(_ rule: RouteRule, _ outcome: RuleOutcome)
+    func considered(_ rule: RouteRule, _ outcome: RuleOutcome)
 }
 
 public struct NoTrace: RouteTracer {
     public init() {}
-    @inline(__always) public mutating func considered(_ rule: RouteRule, _ outcome: RuleOutcome) {}
+    @inline(__always) public func considered(_ rule: RouteRule, _ outcome: RuleOutcome) {}
 }
 
 /// The ingress rules, grouped by host and sorted by precedence at compile time.
@@ -113,31 +115,30 @@ public struct RouteTable: Sendable {
     ///   - path: normalised with ``RequestTarget/parse(_:)``.
     @inlinable
     public func match(host: Substring, path: Substring, query: Substring? = nil, method: String, headers: some HeaderLookup) -> RouteRule? {
-        var trace = NoTrace()
-        return match(host: host, path: path, query: query, method: method, headers: headers, tracer: &trace)
+        match(host: host, path: path, query: query, method: method, headers: headers, tracer: NoTrace())
     }
 
     public func match<T: RouteTracer>(
-        host: Substring, path: Substring, query: Substring? = nil, method: String, headers: some HeaderLookup, tracer: inout T
+        host: Substring, path: Substring, query: Substring? = nil, method: String, headers: some HeaderLookup, tracer: T
     ) -> RouteRule? {
         var found: RouteRule?
         // A file without host rules (or without wildcards) skips the lookups, and the `String`s
         // they build.
         if !exact.isEmpty, let group = exact[String(host)] {
-            found = firstMatch(in: group, path: path, query: query, method: method, headers: headers, tracer: &tracer)
+            found = firstMatch(in: group, path: path, query: query, method: method, headers: headers, tracer: tracer)
         }
         if !wildcard.isEmpty, let dot = host.firstIndex(of: "."), dot != host.startIndex,
             let group = wildcard[String(host[host.index(after: dot)...])]
         {
-            found = firstMatch(in: group, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: &tracer) ?? found
+            found = firstMatch(in: group, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: tracer) ?? found
         }
-        found = firstMatch(in: anyHost, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: &tracer) ?? found
+        found = firstMatch(in: anyHost, skip: found != nil, path: path, query: query, method: method, headers: headers, tracer: tracer) ?? found
         return found
     }
 
     private func firstMatch<T: RouteTracer>(
         in group: [Int], skip: Bool = false, path: Substring, query: Substring?, method: String, headers: some HeaderLookup,
-        tracer: inout T
+        tracer: T
     ) -> RouteRule? {
         if skip {
             for position in group { tracer.considered(rules[position], .shadowed) }

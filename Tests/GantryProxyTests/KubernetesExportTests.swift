@@ -339,10 +339,13 @@ import Yams
 
     // MARK: The schemas
 
+    /// The repository, from this file's place in it (through tsan/'s link to the tests too).
+    static let root = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
     /// kubernetes-validate (PyPI), installed by .ci/run into .build/kubernetes-validate.
     static var validator: String? {
         if let explicit = ProcessInfo.processInfo.environment["KUBERNETES_VALIDATE"] { return explicit }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let installed = root.appendingPathComponent(".build/kubernetes-validate/bin/kubernetes-validate").path
         return FileManager.default.isExecutableFile(atPath: installed) ? installed : nil
     }
@@ -352,8 +355,7 @@ import Yams
     @Test func everyExportedObjectPassesTheKubernetesSchemas() async throws {
         let validator = try #require(Self.validator, "install kubernetes-validate: bash .ci/run does (python3 -m venv .build/kubernetes-validate)")
         let directory = GantryProcess.scratchDirectory()
-        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("examples/echo.yaml")
+        let examples = Self.root.appendingPathComponent("examples/echo.yaml")
         var files: [String] = []
         for (name, text) in [
             ("example", BuiltInExample.yaml), ("rich", Self.rich), ("echo", try String(contentsOf: examples, encoding: .utf8)),
