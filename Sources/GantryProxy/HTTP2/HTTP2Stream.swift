@@ -37,8 +37,7 @@ final class HTTP2Stream: Downstream {
     /// state machine, encoder and TLS.
     private var pendingData: ByteBuffer?
     /// A request head held until its stream shows whether a body follows, and until when.
-    private var heldHead: HTTPRequestHead?
-    private var heldUntil = NIODeadline.distantFuture
+    private var held: (head: HTTPRequestHead, until: NIODeadline)?
     /// The request body's window, and the response held by the client's.
     private var flow: StreamFlow
     var isWritable: Bool { flow.isWritable }
@@ -71,9 +70,9 @@ final class HTTP2Stream: Downstream {
         guard active else { return }
         switch payload {
         case .headers(let frame):
-            if let held = heldHead.take() {
+            if let held = held.take() {
                 // Trailers end a request that was held: it had no body after all.
-                start(held)
+                start(held.head)
                 if frame.endStream { endOfRequest() }
                 return
             }
@@ -95,19 +94,18 @@ final class HTTP2Stream: Downstream {
                 // stream says whether DATA comes (as nginx reads a request's end first), so that
                 // bytes it did not announce are refused before anything goes upstream, rather
                 // than racing the upstream's answer. Held no longer than a head may take.
-                heldHead = head
-                heldUntil = .now() + TimeAmount(loop.current.runtime.limits.requestHeadersTimeout)
+                held = (head, .now() + TimeAmount(loop.current.runtime.limits.requestHeadersTimeout))
                 return
             }
             start(head)
             if frame.endStream { self.exchange?.requestEnd() }
         case .data(let frame):
-            if heldHead != nil, !frame.endStream || frame.data.readableBytes > 0 {
+            if held != nil, !frame.endStream || frame.data.readableBytes > 0 {
                 session.returnToConnectionWindow(StreamFlow.size(of: frame))
                 if frame.data.readableBytes > 0 { refuseUnannouncedBody() }
                 return
             }
-            if let held = heldHead.take() { start(held) }
+            if let held = held.take() { start(held.head) }
             let size = StreamFlow.size(of: frame)
             session.returnToConnectionWindow(size)
             flow.took(size)
@@ -124,15 +122,13 @@ final class HTTP2Stream: Downstream {
     /// DATA for a held head that announced no body: refused as the exchange refuses such bytes
     /// (``ProxyExchange/requestBody(_:)``), before anything went upstream.
     private func refuseUnannouncedBody() {
-        heldHead = nil
-        heldUntil = .distantFuture
+        held = nil
         let exchange = loop.takeExchange()
         self.exchange = exchange
         exchange.answerWithoutRequest(LocalResponse.badRequest("the request carries a body its head does not announce"), from: self)
     }
 
     private func start(_ head: HTTPRequestHead) {
-        heldUntil = .distantFuture
         let exchange = loop.takeExchange()
         self.exchange = exchange
         exchange.begin(ClientRequestHead(head), from: self)
@@ -366,7 +362,7 @@ final class HTTP2Stream: Downstream {
     // MARK: From the loop
 
     func checkTimeouts(now: NIODeadline) {
-        if now >= heldUntil, let held = heldHead.take() { start(held) }  // goes on as a streaming request
+        if let until = held?.until, now >= until, let held = held.take() { start(held.head) }  // goes on as a streaming request
         exchange?.checkTimeouts(now: now)
     }
 
