@@ -57,17 +57,19 @@ let package = Package(
         .target(
             name: "GantryCore",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         // The listening sockets and locks one gantry hands to the next (`gantry up --takeover`).
-        .target(name: "GantryHandover", swiftSettings: strict),
+        .target(name: "GantryHandover", dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryCore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -79,6 +81,7 @@ let package = Package(
         .target(
             name: "GantryTLS",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -94,6 +97,7 @@ let package = Package(
         .target(
             name: "GantryDNS",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryHandover",
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -105,6 +109,7 @@ let package = Package(
         .target(
             name: "GantryProxy",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -123,6 +128,7 @@ let package = Package(
         .target(
             name: "GantryPods",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryTLS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -139,6 +145,7 @@ let package = Package(
         .target(
             name: "GantryHTTP",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryHandover",
                 "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,6 +166,7 @@ let package = Package(
         .target(
             name: "GantryAdmin",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryCore", "GantryConfig", "GantryPods", "GantryHTTP", "GantryProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -173,6 +181,7 @@ let package = Package(
         .target(
             name: "GantryKubernetes",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -204,6 +213,7 @@ let package = Package(
         .executableTarget(
             name: "gantry",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
                 "GantryHTTP", "GantryTLS", "GantryDNS", "GantryHandover", "GantryKubernetes",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -234,6 +244,7 @@ let package = Package(
         .testTarget(
             name: "GantryConfigTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryConfig", "GantryCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -244,6 +255,7 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS", "GantryKubernetes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -255,6 +267,6 @@ let package = Package(
             ]
         ),
         // Start the built `gantry` binary and drive it as a user would.
-        .testTarget(name: "GantryEndToEndTests", dependencies: ["GantryTestSupport", "GantryHTTP"]),
+        .testTarget(name: "GantryEndToEndTests", dependencies: ["GantryTestSupport", "GantryHTTP", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
     ]
 )

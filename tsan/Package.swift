@@ -25,6 +25,7 @@ let package = Package(
         .testTarget(
             name: "GantryCoreTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "GantryHandover", package: "gantry"),
                 .product(name: "GantryCore", package: "gantry"),
                 .product(name: "GantryDNS", package: "gantry"),
@@ -35,6 +36,7 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "GantryProxy", package: "gantry"),
                 .product(name: "GantryConfig", package: "gantry"),
                 .product(name: "GantryExamples", package: "gantry"),

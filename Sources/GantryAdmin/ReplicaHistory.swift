@@ -1,6 +1,6 @@
 import Foundation
 import GantryPods
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Replicas over time for the dashboard's chart: every service with pods, sampled on an
 /// interval, the last hour kept.
@@ -14,17 +14,17 @@ public final class ReplicaHistory: Sendable {
         public let desired: Int
     }
 
-    private let samples = Mutex<[Sample]>([])
+    private let samples = NIOLockedValueBox<[Sample]>([])
     private let capacity: Int
 
     public init(capacity: Int = 3600) {
         self.capacity = capacity
     }
 
-    public var all: [Sample] { samples.withLock { $0 } }
+    public var all: [Sample] { samples.withLockedValue { $0 } }
 
     public func record(_ new: [Sample]) {
-        samples.withLock { samples in
+        samples.withLockedValue { samples in
             samples.append(contentsOf: new)
             if samples.count > capacity { samples.removeFirst(samples.count - capacity) }
         }

@@ -1,7 +1,7 @@
 import GantryHandover
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// The authoritative server on the network: UDP and TCP on one address and port (RFC 1035
 /// §4.2, RFC 7766). Every query is answered by ``DNSAuthority``; the zones can be replaced while
@@ -19,31 +19,31 @@ public final class DNSServer: Sendable {
         public init() {}
     }
 
-    private let authority: Mutex<DNSAuthority>
-    private let channels = Mutex<[any Channel]>([])
+    private let authority: NIOLockedValueBox<DNSAuthority>
+    private let channels = NIOLockedValueBox<[any Channel]>([])
     private let group: any EventLoopGroup
     let limits: TCPLimits
     /// Open TCP connections by client address, and their total.
-    private let connections = Mutex<(total: Int, byClient: [String: Int])>((0, [:]))
+    private let connections = NIOLockedValueBox<(total: Int, byClient: [String: Int])>((0, [:]))
 
     public init(authority: DNSAuthority, group: any EventLoopGroup, limits: TCPLimits = TCPLimits()) {
-        self.authority = Mutex(authority)
+        self.authority = NIOLockedValueBox(authority)
         self.group = group
         self.limits = limits
     }
 
     public func replace(_ authority: DNSAuthority) {
-        self.authority.withLock { $0 = authority }
+        self.authority.withLockedValue { $0 = authority }
     }
 
-    var current: DNSAuthority { authority.withLock { $0 } }
+    var current: DNSAuthority { authority.withLockedValue { $0 } }
 
     /// The TCP connections open now.
-    public var tcpConnectionCount: Int { connections.withLock { $0.total } }
+    public var tcpConnectionCount: Int { connections.withLockedValue { $0.total } }
 
     /// Counts a new TCP connection from `client`, or refuses it when a cap is reached.
     func admit(_ client: String) -> Bool {
-        connections.withLock { state in
+        connections.withLockedValue { state in
             guard state.total < limits.maxConnections, state.byClient[client, default: 0] < limits.maxConnectionsPerClient else { return false }
             state.total += 1
             state.byClient[client, default: 0] += 1
@@ -52,7 +52,7 @@ public final class DNSServer: Sendable {
     }
 
     func release(_ client: String) {
-        connections.withLock { state in
+        connections.withLockedValue { state in
             state.total -= 1
             let left = state.byClient[client, default: 1] - 1
             state.byClient[client] = left > 0 ? left : nil
@@ -97,12 +97,12 @@ public final class DNSServer: Sendable {
             try? await tcp.close()
             throw error
         }
-        channels.withLock { $0 = [tcp, udp] }
+        channels.withLockedValue { $0 = [tcp, udp] }
         return boundPort
     }
 
     public func stop() async {
-        for channel in channels.withLock({ $0 }) { try? await channel.close() }
+        for channel in channels.withLockedValue({ $0 }) { try? await channel.close() }
     }
 }
 

@@ -1,10 +1,10 @@
 import Foundation
 import GantryHandover
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
-import Synchronization
 
 /// A small HTTP/1.1 server for the control plane and the example pods (not the data plane):
 /// a handler from request to response, async, one task per connection, and WebSockets at the
@@ -151,24 +151,24 @@ public struct SimpleHTTPServer: Sendable {
 
     /// Open connections and whether each is in the middle of a request, and open WebSockets.
     private final class Connections: Sendable {
-        private let state = Mutex<(draining: Bool, idle: [ObjectIdentifier: any Channel])>((false, [:]))
-        private let sockets = Mutex<(next: Int, open: [Int: SimpleWebSocket])>((0, [:]))
+        private let state = NIOLockedValueBox<(draining: Bool, idle: [ObjectIdentifier: any Channel])>((false, [:]))
+        private let sockets = NIOLockedValueBox<(next: Int, open: [Int: SimpleWebSocket])>((0, [:]))
 
         /// Keeps an open WebSocket for the drain; returns what forgets it, or nil when the
         /// server is draining already.
         func opened(_ socket: SimpleWebSocket) -> (() -> Void)? {
-            guard !state.withLock({ $0.draining }) else { return nil }
-            let id = sockets.withLock { sockets in
+            guard !state.withLockedValue({ $0.draining }) else { return nil }
+            let id = sockets.withLockedValue { sockets in
                 sockets.next += 1
                 sockets.open[sockets.next] = socket
                 return sockets.next
             }
-            return { [self] in _ = sockets.withLock { $0.open.removeValue(forKey: id) } }
+            return { [self] in _ = sockets.withLockedValue { $0.open.removeValue(forKey: id) } }
         }
 
         /// Marks a connection idle; false when the server drains and it should close instead.
         func idle(_ channel: any Channel) -> Bool {
-            state.withLock { state in
+            state.withLockedValue { state in
                 if state.draining { return false }
                 state.idle[ObjectIdentifier(channel)] = channel
                 return true
@@ -176,17 +176,17 @@ public struct SimpleHTTPServer: Sendable {
         }
 
         func busy(_ channel: any Channel) {
-            _ = state.withLock { $0.idle.removeValue(forKey: ObjectIdentifier(channel)) }
+            _ = state.withLockedValue { $0.idle.removeValue(forKey: ObjectIdentifier(channel)) }
         }
 
         func drain() {
-            let idle = state.withLock { state in
+            let idle = state.withLockedValue { state in
                 state.draining = true
                 defer { state.idle = [:] }
                 return Array(state.idle.values)
             }
             for channel in idle { channel.close(promise: nil) }
-            let open = sockets.withLock { $0.open.values }
+            let open = sockets.withLockedValue { $0.open.values }
             for socket in open { Task { await socket.close(code: .goingAway) } }
         }
     }

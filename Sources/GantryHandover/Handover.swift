@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -35,14 +35,14 @@ public final class Handover: Sendable {
         var nextToken = 0
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     public init() {}
 
     /// Records a descriptor this process holds, to be handed over while it is open; the token
     /// forgets it (``forget(_:)``) when it closes.
     public func hold(_ name: String, _ descriptor: Int32) -> Int {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.nextToken += 1
             state.held[state.nextToken] = Descriptor(name: name, descriptor: descriptor)
             return state.nextToken
@@ -50,7 +50,7 @@ public final class Handover: Sendable {
     }
 
     public func forget(_ token: Int) {
-        _ = state.withLock { $0.held.removeValue(forKey: token) }
+        _ = state.withLockedValue { $0.held.removeValue(forKey: token) }
     }
 
     /// Forgets and closes a socket that never made it into a channel.
@@ -61,12 +61,12 @@ public final class Handover: Sendable {
 
     /// What this process would hand over now.
     public var held: [Descriptor] {
-        state.withLock { $0.held.values.sorted { $0.name < $1.name } }
+        state.withLockedValue { $0.held.values.sorted { $0.name < $1.name } }
     }
 
     /// The descriptors received from the gantry that handed over.
     public func inherit(_ descriptors: [Descriptor]) {
-        state.withLock { state in
+        state.withLockedValue { state in
             for descriptor in descriptors {
                 if let previous = state.inherited.updateValue(descriptor.descriptor, forKey: descriptor.name) { close(previous) }
             }
@@ -75,12 +75,12 @@ public final class Handover: Sendable {
 
     /// The inherited descriptor of that name, now the caller's; nil when there is none.
     public func take(_ name: String) -> Int32? {
-        state.withLock { $0.inherited.removeValue(forKey: name) }
+        state.withLockedValue { $0.inherited.removeValue(forKey: name) }
     }
 
     /// The address an inherited socket is bound to, left in place for ``take(_:)``.
     public func inheritedAddress(_ name: String) -> (host: String, port: Int)? {
-        guard let descriptor = state.withLock({ $0.inherited[name] }) else { return nil }
+        guard let descriptor = state.withLockedValue({ $0.inherited[name] }) else { return nil }
         return Self.localAddress(of: descriptor)
     }
 
@@ -88,7 +88,7 @@ public final class Handover: Sendable {
     /// have) and returns their names.
     @discardableResult
     public func closeUnclaimed() -> [String] {
-        let left = state.withLock { state in defer { state.inherited = [:] }; return state.inherited }
+        let left = state.withLockedValue { state in defer { state.inherited = [:] }; return state.inherited }
         for descriptor in left.values { close(descriptor) }
         return left.keys.sorted()
     }

@@ -1,7 +1,7 @@
 import Foundation
 import GantryCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Keeps the endpoints of gantry's services in step with the cluster's EndpointSlices, as
 /// kube-proxy and every in-cluster gateway do: list, then watch from the list's
@@ -22,7 +22,7 @@ public final class EndpointSliceWatcher: Sendable {
     private let api: KubernetesAPI
     private let publish: Publish
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let firstBackoff: Duration
     private let maxBackoff: Duration
     /// How long a watch request asks the server to keep it open.
@@ -41,8 +41,8 @@ public final class EndpointSliceWatcher: Sendable {
     }
 
     /// Lists made so far (the first, and one after each 410).
-    public var lists: Int { state.withLock { $0.lists } }
-    public var resourceVersion: String? { state.withLock { $0.resourceVersion } }
+    public var lists: Int { state.withLockedValue { $0.lists } }
+    public var resourceVersion: String? { state.withLockedValue { $0.resourceVersion } }
 
     private var collection: String {
         "/apis/discovery.k8s.io/v1/namespaces/\(api.cluster.namespace)/endpointslices?labelSelector=kubernetes.io%2Fservice-name"
@@ -58,11 +58,11 @@ public final class EndpointSliceWatcher: Sendable {
                 delay = firstBackoff
             } catch is Expired {
                 logger.info("kubernetes: resourceVersion \(resourceVersion ?? "") expired (410 Gone); listing again")
-                state.withLock { $0.resourceVersion = nil }
+                state.withLockedValue { $0.resourceVersion = nil }
             } catch is CancellationError {
                 return
             } catch {
-                let failures = state.withLock { state in
+                let failures = state.withLockedValue { state in
                     state.failures += 1
                     return state.failures
                 }
@@ -80,7 +80,7 @@ public final class EndpointSliceWatcher: Sendable {
     /// Publishes these services' endpoints as the watch knows them (services a reload added).
     public func republish(_ services: some Sequence<String>) {
         for service in services {
-            let endpoints = state.withLock { state in
+            let endpoints = state.withLockedValue { state in
                 state.published[service] = state.slices.endpoints(forService: service)
                 return state.published[service]!
             }
@@ -99,7 +99,7 @@ public final class EndpointSliceWatcher: Sendable {
     private func list() async throws {
         let body = try await api.get(collection)
         let list = try JSONDecoder().decode(SliceList.self, from: body)
-        let touched = state.withLock { state in
+        let touched = state.withLockedValue { state in
             state.lists += 1
             state.failures = 0
             state.resourceVersion = list.metadata.resourceVersion ?? ""
@@ -147,10 +147,10 @@ public final class EndpointSliceWatcher: Sendable {
             if envelope.object.code == 410 { throw Expired() }
             throw KubernetesAPI.StatusError(status: envelope.object.code ?? 500, message: envelope.object.message ?? "")
         case "BOOKMARK":
-            if let version = envelope.object.metadata?.resourceVersion { state.withLock { $0.resourceVersion = version } }
+            if let version = envelope.object.metadata?.resourceVersion { state.withLockedValue { $0.resourceVersion = version } }
         case "ADDED", "MODIFIED", "DELETED":
             let slice = try JSONDecoder().decode(SliceEvent.self, from: line).object
-            let touched = state.withLock { state in
+            let touched = state.withLockedValue { state in
                 state.failures = 0
                 if let version = slice.metadata.resourceVersion { state.resourceVersion = version }
                 return envelope.type == "DELETED" ? state.slices.remove(slice) : state.slices.upsert(slice)
@@ -164,7 +164,7 @@ public final class EndpointSliceWatcher: Sendable {
     /// Publishes the services whose endpoints differ from what was last published.
     private func publishChanges(_ services: Set<String>) {
         for service in services.sorted() {
-            let endpoints: [EndpointAddress]? = state.withLock { state in
+            let endpoints: [EndpointAddress]? = state.withLockedValue { state in
                 let now = state.slices.endpoints(forService: service)
                 guard state.published[service] != now else { return nil }
                 state.published[service] = now

@@ -1,6 +1,7 @@
 import Foundation
 import GantryHTTP
 import GantryTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -67,12 +68,12 @@ public struct KubernetesAPI: Sendable {
         let headers = try await headers()
         let tls = self.tls
         let channel = try await SimpleHTTPClient.connect(host: cluster.host, port: cluster.port, tls: tls, timeout: .seconds(10))
-        let lastRead = Mutex(ContinuousClock.now)
+        let lastRead = NIOLockedValueBox(ContinuousClock.now)
         let timedOut = Atomic(false)
         let watchdog = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
-                if ContinuousClock.now - lastRead.withLock({ $0 }) > idle {
+                if ContinuousClock.now - lastRead.withLockedValue({ $0 }) > idle {
                     timedOut.store(true, ordering: .relaxed)
                     channel.channel.close(promise: nil)
                     return
@@ -90,7 +91,7 @@ public struct KubernetesAPI: Sendable {
                 var status = 0
                 var pending = ByteBuffer()
                 for try await part in inbound {
-                    lastRead.withLock { $0 = .now }
+                    lastRead.withLockedValue { $0 = .now }
                     switch part {
                     case .head(let response):
                         status = Int(response.status.code)

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A Kubernetes-style event: what happened to which object, and why.
 public struct PodEvent: Sendable, Codable, Hashable {
@@ -14,7 +14,7 @@ public struct PodEvent: Sendable, Codable, Hashable {
 
 /// The last events, newest last, bounded so a crash-looping pod cannot grow memory.
 public final class EventRecorder: Sendable {
-    private let events = Mutex<[PodEvent]>([])
+    private let events = NIOLockedValueBox<[PodEvent]>([])
     private let capacity: Int
     private let sink: (@Sendable (PodEvent) -> Void)?
 
@@ -25,12 +25,12 @@ public final class EventRecorder: Sendable {
 
     public func record(_ kind: PodEvent.Kind, _ reason: String, object: String, _ message: String) {
         let event = PodEvent(time: Date(), kind: kind, reason: reason, object: object, message: message)
-        events.withLock { events in
+        events.withLockedValue { events in
             events.append(event)
             if events.count > capacity { events.removeFirst(events.count - capacity) }
         }
         sink?(event)
     }
 
-    public var all: [PodEvent] { events.withLock { $0 } }
+    public var all: [PodEvent] { events.withLockedValue { $0 } }
 }

@@ -2,8 +2,8 @@ import GantryConfig
 import GantryCore
 import GantryTLS
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// The load balancer's active health checks, between whoever names a service's targets (the
 /// pod supervisor's ready pods, the file's static endpoints) and the data plane: what reaches the
@@ -27,9 +27,9 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
     }
 
     /// The services with checks.
-    private let state: Mutex<[String: ServiceState]>
+    private let state: NIOLockedValueBox<[String: ServiceState]>
     /// Each service's check loop, once ``run()`` has started them.
-    private let loops = Mutex<(running: Bool, tasks: [String: Task<Void, Never>])>((false, [:]))
+    private let loops = NIOLockedValueBox<(running: Bool, tasks: [String: Task<Void, Never>])>((false, [:]))
 
     public init(inner: any EndpointPublisher, services: [ServiceSettings], events: EventRecorder, group: any EventLoopGroup) {
         self.inner = inner
@@ -40,13 +40,13 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
             guard let check = service.healthCheck else { continue }
             state[service.name] = ServiceState(check: check)
         }
-        self.state = Mutex(state)
+        self.state = NIOLockedValueBox(state)
     }
 
     public func publish(_ endpoints: [EndpointAddress], forService service: String) {
         // Published under the lock, so that a check finishing at the same time cannot publish an
         // older target list after this one.
-        state.withLock { all in
+        state.withLockedValue { all in
             guard all[service] != nil else { return inner.publish(endpoints, forService: service) }
             all[service]!.targets = endpoints
             all[service]!.health.retain(Set(endpoints))
@@ -61,7 +61,7 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
 
     /// Each target's health, for the admin API. Empty for services without checks.
     public func targets(of service: String) -> [TargetStatus] {
-        state.withLock { all in
+        state.withLockedValue { all in
             guard let entry = all[service] else { return [] }
             return entry.targets.map { target in
                 let status = entry.health.status(of: target)
@@ -75,7 +75,7 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
     public func update(services: [ServiceSettings]) {
         let checks = Dictionary(services.compactMap { service in service.healthCheck.map { (service.name, $0) } }, uniquingKeysWith: { a, _ in a })
         var restarted: [String] = []
-        state.withLock { all in
+        state.withLockedValue { all in
             for (name, entry) in all where checks[name] == nil {
                 all[name] = nil
                 inner.publish(entry.targets, forService: name)
@@ -86,7 +86,7 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
                 restarted.append(name)
             }
         }
-        loops.withLock { loops in
+        loops.withLockedValue { loops in
             for (name, task) in loops.tasks where checks[name] == nil || restarted.contains(name) {
                 task.cancel()
                 loops.tasks[name] = nil
@@ -98,15 +98,15 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
 
     /// Checks every service's targets on its interval until cancelled.
     public func run() async {
-        let names = state.withLock { Array($0.keys) }
-        loops.withLock { loops in
+        let names = state.withLockedValue { Array($0.keys) }
+        loops.withLockedValue { loops in
             loops.running = true
             for name in names { loops.tasks[name] = Task { await self.checkLoop(name) } }
         }
         await withTaskCancellationHandler {
             while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         } onCancel: {
-            loops.withLock { loops in
+            loops.withLockedValue { loops in
                 loops.running = false
                 for task in loops.tasks.values { task.cancel() }
                 loops.tasks = [:]
@@ -115,8 +115,8 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
     }
 
     private func checkLoop(_ service: String) async {
-        while !Task.isCancelled, let check = state.withLock({ $0[service]?.check }) {
-            let targets = state.withLock { $0[service]?.targets ?? [] }
+        while !Task.isCancelled, let check = state.withLockedValue({ $0[service]?.check }) {
+            let targets = state.withLockedValue { $0[service]?.targets ?? [] }
             let results = await withTaskGroup(of: (EndpointAddress, String?).self) { group in
                 for target in targets {
                     group.addTask { (target, await self.failure(of: target, check)) }
@@ -124,7 +124,7 @@ public final class HealthCheckedEndpoints: EndpointPublisher {
                 return await group.reduce(into: []) { $0.append($1) }
             }
             if Task.isCancelled { return }
-            state.withLock { all in
+            state.withLockedValue { all in
                 guard var entry = all[service], entry.check == check else { return }
                 var changed = false
                 for (target, failure) in results where entry.targets.contains(target) {

@@ -1,6 +1,6 @@
 import Foundation
 import GantryHandover
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Hands out loopback addresses (all of 127.0.0.0/8 is loopback on Linux), so every pod can
 /// listen on the same port at an address of its own, as pods do in a cluster.
@@ -23,7 +23,7 @@ public final class LoopbackAddresses: Sendable {
         var blocks: [Block] = []
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let octets: ClosedRange<Int>
     private let lockDirectory: String
 
@@ -34,7 +34,7 @@ public final class LoopbackAddresses: Sendable {
     }
 
     deinit {
-        state.withLock { state in
+        state.withLockedValue { state in
             for block in state.blocks {
                 Handover.shared.forget(block.token)
                 close(block.lock)
@@ -44,7 +44,7 @@ public final class LoopbackAddresses: Sendable {
 
     /// A free address for `port`, claiming another block when the ones held are full.
     public func allocate(port: Int) -> String? {
-        state.withLock { state in
+        state.withLockedValue { state in
             for block in state.blocks {
                 if let address = free(in: block.octet, port: port, inUse: state.inUse) {
                     state.inUse.insert(address)
@@ -68,7 +68,7 @@ public final class LoopbackAddresses: Sendable {
     public func claim(_ address: String) -> Bool {
         let parts = address.split(separator: ".")
         guard parts.count == 4, parts[0] == "127", parts[1] == "0", let octet = Int(parts[2]), octets.contains(octet) else { return false }
-        return state.withLock { state in
+        return state.withLockedValue { state in
             if !state.blocks.contains(where: { $0.octet == octet }) {
                 guard let block = claim(octet) else { return false }
                 state.blocks.append(block)
@@ -79,7 +79,7 @@ public final class LoopbackAddresses: Sendable {
     }
 
     public func release(_ address: String) {
-        _ = state.withLock { $0.inUse.remove(address) }
+        _ = state.withLockedValue { $0.inUse.remove(address) }
     }
 
     private func free(in octet: Int, port: Int, inUse: Set<String>) -> String? {

@@ -4,10 +4,10 @@ import GantryCore
 import GantryHandover
 import GantryTLS
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// A listener that could not bind, with the address in the message.
 public struct ListenError: Error, CustomStringConvertible {
@@ -62,7 +62,7 @@ public final class DataPlane: Sendable {
         var certificateWatch: RepeatedTask?
     }
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     /// - Parameters:
     ///   - group: event loops to run on; by default one per `runtime.workers`.
@@ -77,15 +77,15 @@ public final class DataPlane: Sendable {
         self.connectionLimiter = ConnectionLimiter(limits: snapshot.limits)
         self.listeners = ListenerSet(group: self.group, logger: logger)
         let published = PlaneState.first(for: snapshot, registry: registry)
-        self.state = Mutex(
+        self.state = NIOLockedValueBox(
             State(published: published, accessLog: accessLog, tracer: tracer, endpointSets: published.endpoints, policyStates: published.policyStates))
     }
 
-    public var snapshot: RuntimeSnapshot { state.withLock { $0.published.runtime } }
+    public var snapshot: RuntimeSnapshot { state.withLockedValue { $0.published.runtime } }
 
     /// Creates the loop contexts, starts the policies' background work and binds every listener.
     public func start() async throws -> [BoundListener] {
-        let (published, snapshot, accessLog, tracer) = state.withLock { ($0.published, $0.published.runtime, $0.accessLog, $0.tracer) }
+        let (published, snapshot, accessLog, tracer) = state.withLockedValue { ($0.published, $0.published.runtime, $0.accessLog, $0.tracer) }
         var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
         for loop in group.makeIterator() {
             let limiter = self.connectionLimiter
@@ -98,7 +98,7 @@ public final class DataPlane: Sendable {
             }.get()
         }
         // What was published while the contexts were made.
-        let latest = state.withLock { state in
+        let latest = state.withLockedValue { state in
             state.contexts = contexts
             state.started = true
             return state.published
@@ -132,7 +132,7 @@ public final class DataPlane: Sendable {
     /// stay as they were. The edge limits apply to new connections and requests. Returns the
     /// listeners bound.
     public func applyListeners(_ snapshot: RuntimeSnapshot) async throws -> [BoundListener] {
-        let contexts = state.withLock { $0.contexts }
+        let contexts = state.withLockedValue { $0.contexts }
         var prepared: [ListenerSet.Prepared] = []
         var updates: [ListenerSet.Update] = []
         for listener in snapshot.listeners {
@@ -174,7 +174,7 @@ public final class DataPlane: Sendable {
     }
 
     private func drainConnections(of listener: String) async {
-        for context in state.withLock({ Array($0.contexts.values) }) {
+        for context in state.withLockedValue({ Array($0.contexts.values) }) {
             try? await context.eventLoop.submit { context.value.drainConnections(of: listener) }.get()
         }
     }
@@ -183,24 +183,24 @@ public final class DataPlane: Sendable {
     private func watchCertificates() {
         let logger = self.logger
         let listeners = self.listeners
-        let failures = Mutex<[String: String]>([:])
+        let failures = NIOLockedValueBox<[String: String]>([:])
         let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             for (name, context) in listeners.tlsContexts {
                 do {
                     if try context.reloadIfChanged() {
-                        failures.withLock { $0[name] = nil }
+                        failures.withLockedValue { $0[name] = nil }
                         logger.info("certificates reloaded", metadata: ["listener": "\(name)"])
                     }
                 } catch {
                     let reason = "\(error)"
                     // Logged once per distinct failure, not every second while a file is broken.
-                    if failures.withLock({ $0.updateValue(reason, forKey: name) }) != reason {
+                    if failures.withLockedValue({ $0.updateValue(reason, forKey: name) }) != reason {
                         logger.error("certificates not reloaded, keeping the current ones", metadata: ["listener": "\(name)", "error": "\(reason)"])
                     }
                 }
             }
         }
-        state.withLock { $0.certificateWatch = task }
+        state.withLockedValue { $0.certificateWatch = task }
     }
 
     /// The certificates a TLS listener serves, for tests and `gantry get`.
@@ -222,7 +222,7 @@ public final class DataPlane: Sendable {
     /// Binds a service's cluster IP: a listener that sends every request to that service (by
     /// name, in the configuration each request arrives under).
     public func bindClusterIP(service: String, address: String, port: Int) async throws -> BoundListener {
-        let (snapshot, contexts) = state.withLock { ($0.published.runtime, $0.contexts) }
+        let (snapshot, contexts) = state.withLockedValue { ($0.published.runtime, $0.contexts) }
         let listener = ListenerSettings(name: "service/\(service)", address: address, port: port, scheme: "http", service: service)
         let bound = try await listeners.open(listener, stateDirectory: snapshot.stateDirectory, contexts: contexts)
         logger.info("cluster IP", metadata: ["service": "\(service)", "address": "\(address):\(bound.port)"])
@@ -236,7 +236,7 @@ public final class DataPlane: Sendable {
 
     /// Access-log lines go to `sink` from now on (none when nil); lines already written are flushed first.
     public func setAccessLog(_ sink: AccessLogSink?) {
-        let (old, contexts) = state.withLock { state in
+        let (old, contexts) = state.withLockedValue { state in
             defer { state.accessLog = sink }
             return (state.accessLog, Array(state.contexts.values))
         }
@@ -248,7 +248,7 @@ public final class DataPlane: Sendable {
 
     /// Requests that start from now on record their spans with `tracer` (none when nil).
     public func setTracer(_ tracer: RequestTracer?) {
-        let contexts = state.withLock { state in
+        let contexts = state.withLockedValue { state in
             state.tracer = tracer
             return Array(state.contexts.values)
         }
@@ -260,7 +260,7 @@ public final class DataPlane: Sendable {
     /// Returns once every loop has run what was sent to it before the call: endpoint sets and
     /// snapshots published before it are in use.
     public func settled() async {
-        for context in state.withLock({ Array($0.contexts.values) }) {
+        for context in state.withLockedValue({ Array($0.contexts.values) }) {
             try? await context.eventLoop.submit {}.get()
         }
     }
@@ -268,7 +268,7 @@ public final class DataPlane: Sendable {
     /// Closes every tunnel (WebSocket) to an endpoint whose drain period is over, on all loops,
     /// with a close frame saying 1001 (going away) to each side; returns once they have.
     public func closeTunnels(to endpoint: EndpointAddress) async {
-        for context in state.withLock({ Array($0.contexts.values) }) {
+        for context in state.withLockedValue({ Array($0.contexts.values) }) {
             try? await context.eventLoop.submit { context.value.closeTunnels(to: endpoint) }.get()
         }
     }
@@ -289,7 +289,7 @@ public final class DataPlane: Sendable {
     /// endpoints the control plane gave them, those with endpoints in the file take the file's,
     /// and services no longer in the file lose theirs. Listeners change with ``applyListeners(_:)``.
     public func publish(_ snapshot: RuntimeSnapshot) {
-        let (published, contexts) = state.withLock { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
+        let (published, contexts) = state.withLockedValue { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
             let previous = state.published.runtime
             var sets: [String: EndpointSet] = [:]
             for service in snapshot.services {
@@ -317,7 +317,7 @@ public final class DataPlane: Sendable {
 
     /// Replaces a service's endpoints on every loop (pods coming and going, health changes).
     public func setEndpoints(_ addresses: [EndpointAddress], forService name: String) {
-        let (published, contexts) = state.withLock { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
+        let (published, contexts) = state.withLockedValue { state -> (PlaneState, [ObjectIdentifier: NIOLoopBound<LoopContext>]) in
             let kind = state.published.runtime.service(named: name)?.balancer ?? .roundRobin
             let set = EndpointSet(kind: kind, endpoints: addresses.map(registry.state(for:)))
             // An endpoint the control plane brings (back) is healthy: forget its ejections.
@@ -344,7 +344,7 @@ public final class DataPlane: Sendable {
     private func maintainPolicies() {
         let environment = ControlPolicyEnvironment(plane: self)
         let logger = self.logger
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.started else { return }
             for (identity, task) in state.maintenance where state.policyStates[identity] == nil {
                 task.cancel()
@@ -367,7 +367,7 @@ public final class DataPlane: Sendable {
     }
 
     public func endpoints(forService name: String) -> EndpointSet? {
-        state.withLock { $0.endpointSets[name] }
+        state.withLockedValue { $0.endpointSets[name] }
     }
 
     /// The data-plane counters, added up over all loops.
@@ -380,7 +380,7 @@ public final class DataPlane: Sendable {
     /// Access-log lines dropped because they could not be written (a full disk), by the
     /// current access log.
     public var accessLogDroppedLines: Int {
-        state.withLock { $0.accessLog }?.droppedLines ?? 0
+        state.withLockedValue { $0.accessLog }?.droppedLines ?? 0
     }
 
     /// The request series (requests, latency per stage, local answers), added up over all loops.
@@ -393,7 +393,7 @@ public final class DataPlane: Sendable {
     /// What `read` finds on each loop, read on the loop; a loop that has stopped is left out.
     private func fromEachLoop<Value: Sendable>(_ read: @escaping @Sendable (LoopContext) -> Value) async -> [Value] {
         var values: [Value] = []
-        for context in state.withLock({ Array($0.contexts.values) }) {
+        for context in state.withLockedValue({ Array($0.contexts.values) }) {
             if let value = try? await context.eventLoop.submit({ read(context.value) }).get() { values.append(value) }
         }
         return values
@@ -402,7 +402,7 @@ public final class DataPlane: Sendable {
     /// Response bytes waiting in gantry for slow clients, on all loops: what backpressure bounds.
     public func bufferedResponseBytes() async throws -> Int {
         var total = 0
-        for context in state.withLock({ Array($0.contexts.values) }) {
+        for context in state.withLockedValue({ Array($0.contexts.values) }) {
             total += try await context.eventLoop.submit {
                 context.value.connections.values.reduce(0) { $0 + $1.bufferedOutboundBytes }
             }.get()
@@ -422,8 +422,8 @@ public final class DataPlane: Sendable {
     ///   sends on a connection as it closes loses that request; when another gantry has taken
     ///   over the listeners, this lets busy clients move to it without one.
     public func drain(gracePeriod: Duration, idleLinger: Duration = .zero) async {
-        let contexts = state.withLock { Array($0.contexts.values) }
-        let maintenance = state.withLock { state in
+        let contexts = state.withLockedValue { Array($0.contexts.values) }
+        let maintenance = state.withLockedValue { state in
             state.certificateWatch?.cancel()
             defer { state.maintenance = [:] }
             return state.maintenance.values
@@ -451,7 +451,7 @@ public final class DataPlane: Sendable {
                 context.value.stop()
             }.get()
         }
-        state.withLock { $0.accessLog }?.sync()
+        state.withLockedValue { $0.accessLog }?.sync()
     }
 
     /// Drains with no grace and releases the event loops (if this data plane created them).

@@ -1,8 +1,8 @@
 import GantryCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
-import Synchronization
 import X509
 
 /// TLS contexts for gantry's connections to upstreams, one per set of ``UpstreamTLS`` options,
@@ -18,14 +18,14 @@ public final class TLSClientContext: Sendable {
         var checked: NIODeadline
     }
 
-    private let entries = Mutex<[UpstreamTLS: Entry]>([:])
+    private let entries = NIOLockedValueBox<[UpstreamTLS: Entry]>([:])
     static let recheckInterval = TimeAmount.seconds(1)
 
     public init() {}
 
     /// The context for `options`; throws when a file does not load.
     public func context(for options: UpstreamTLS, now: NIODeadline = .now()) throws -> NIOSSLContext {
-        let cached = entries.withLock { entries -> NIOSSLContext? in
+        let cached = entries.withLockedValue { entries -> NIOSSLContext? in
             guard var entry = entries[options] else { return nil }
             if now - entry.checked < Self.recheckInterval { return entry.context }
             guard Self.stamps(of: options) == entry.stamps else { return nil }
@@ -36,7 +36,7 @@ public final class TLSClientContext: Sendable {
         if let cached { return cached }
         let stamps = Self.stamps(of: options)
         let context = try Self.make(options)
-        entries.withLock { $0[options] = Entry(context: context, stamps: stamps, checked: now) }
+        entries.withLockedValue { $0[options] = Entry(context: context, stamps: stamps, checked: now) }
         return context
     }
 

@@ -1,7 +1,7 @@
 import GantryCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
-import Synchronization
 import X509
 
 #if canImport(Glibc)
@@ -30,7 +30,7 @@ public final class TLSServerContext: Sendable {
 
     public let files: [Files]
     private let protocols: [String]
-    private let loaded: Mutex<Loaded>
+    private let loaded: NIOLockedValueBox<Loaded>
 
     /// ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2 (Mozilla's "intermediate" list);
     /// TLS 1.3's suites are all AEAD and fixed by BoringSSL.
@@ -47,20 +47,20 @@ public final class TLSServerContext: Sendable {
         precondition(!files.isEmpty, "a TLS listener needs a certificate")
         self.files = files
         self.protocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
-        self.loaded = Mutex(try Self.load(files, protocols: protocols))
+        self.loaded = NIOLockedValueBox(try Self.load(files, protocols: protocols))
     }
 
     /// The context for a connection accepted now.
-    public var sslContext: NIOSSLContext { loaded.withLock { $0.context } }
+    public var sslContext: NIOSSLContext { loaded.withLockedValue { $0.context } }
 
     /// Loads the files again if any changed on disk since they were read. Returns true when the
     /// new certificates are in use; throws (keeping the old ones) when the new files do not load,
     /// for example while they are being written.
     @discardableResult
     public func reloadIfChanged() throws -> Bool {
-        guard Self.stamps(of: files) != loaded.withLock({ $0.stamps }) else { return false }
+        guard Self.stamps(of: files) != loaded.withLockedValue({ $0.stamps }) else { return false }
         let fresh = try Self.load(files, protocols: protocols)
-        loaded.withLock { $0 = fresh }
+        loaded.withLockedValue { $0 = fresh }
         return true
     }
 

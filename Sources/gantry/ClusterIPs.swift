@@ -3,7 +3,7 @@ import GantryHandover
 import GantryPods
 import GantryProxy
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The services' stable addresses: each service with a cluster IP gets one (the file's, or the
 /// first free one from 127.0.10.1 on, a block this gantry holds while it runs) and a listener
@@ -22,7 +22,7 @@ final class ClusterIPs: Sendable {
     private let plane: DataPlane
     private let logger: Logger
     private let pool = LoopbackAddresses(blocks: 10...99)
-    private let assignments = Mutex<[String: Assignment]>([:])
+    private let assignments = NIOLockedValueBox<[String: Assignment]>([:])
 
     init(plane: DataPlane, logger: Logger) {
         self.plane = plane
@@ -31,17 +31,17 @@ final class ClusterIPs: Sendable {
 
     /// `host:port` by service name.
     var addresses: [String: String] {
-        assignments.withLock { $0.mapValues { "\($0.address):\($0.port)" } }
+        assignments.withLockedValue { $0.mapValues { "\($0.address):\($0.port)" } }
     }
 
     /// Closes the cluster IPs of services that are gone from `services` or whose address
     /// changed; requests in flight through them finish.
     func closeStale(keeping services: [ServiceSettings]) async {
-        let current = assignments.withLock { $0 }
+        let current = assignments.withLockedValue { $0 }
         for (name, assignment) in current where !services.contains(where: { $0.name == name && $0.clusterIP == assignment.spec }) {
             await plane.closeClusterIP(service: name)
             if assignment.allocated { pool.release(assignment.address) }
-            assignments.withLock { $0[name] = nil }
+            assignments.withLockedValue { $0[name] = nil }
         }
     }
 
@@ -60,7 +60,7 @@ final class ClusterIPs: Sendable {
 
     private func bind(_ services: [ServiceSettings], strict: Bool) async throws -> [String] {
         var warnings: [String] = []
-        for service in services where assignments.withLock({ $0[service.name] == nil }) {
+        for service in services where assignments.withLockedValue({ $0[service.name] == nil }) {
             let address: String
             let port: Int
             let allocated: Bool
@@ -85,7 +85,7 @@ final class ClusterIPs: Sendable {
             }
             do {
                 let bound = try await plane.bindClusterIP(service: service.name, address: address, port: port)
-                assignments.withLock { $0[service.name] = Assignment(spec: service.clusterIP, address: bound.host, port: bound.port, allocated: allocated) }
+                assignments.withLockedValue { $0[service.name] = Assignment(spec: service.clusterIP, address: bound.host, port: bound.port, allocated: allocated) }
             } catch {
                 if allocated { pool.release(address) }
                 if strict { throw error }

@@ -8,7 +8,7 @@ import GantryKubernetes
 import GantryPods
 import GantryProxy
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The running configuration, and the one way it changes, whatever asks (the file changed on
 /// disk, SIGHUP, `gantry apply`): the new file is loaded and checked in full, and a file with
@@ -40,7 +40,7 @@ actor LiveConfig: ConfigController {
     }
 
     private let parts: Parts
-    private let running: Mutex<LoadedConfig>
+    private let running: NIOLockedValueBox<LoadedConfig>
     private var current: ConfigStatus
     private var autoscalers: [String: (autoscaler: Autoscaler, task: Task<Void, Never>)] = [:]
     private var busy = false
@@ -53,11 +53,11 @@ actor LiveConfig: ConfigController {
 
     init(loaded: LoadedConfig, source: String, parts: Parts) {
         self.parts = parts
-        self.running = Mutex(loaded)
+        self.running = NIOLockedValueBox(loaded)
         self.current = ConfigStatus(generation: 1, hash: loaded.hash, source: source, appliedAt: Date(), trigger: "start")
     }
 
-    nonisolated var snapshot: RuntimeSnapshot { running.withLock { $0.snapshot } }
+    nonisolated var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
 
     func status() -> ConfigStatus { current }
 
@@ -95,7 +95,7 @@ actor LiveConfig: ConfigController {
     private func change(text: String, path: String, trigger: String, dryRun: Bool) async -> ApplyOutcome {
         guard !closed else { return reject(["\(path):1:1: (top level): gantry is shutting down"], source: path, trigger: trigger) }
         let new: LoadedConfig
-        let fromCluster = running.withLock { $0.endpointsFromCluster }
+        let fromCluster = running.withLockedValue { $0.endpointsFromCluster }
         switch ConfigLoader.load(yaml: text, file: path, endpointsFromCluster: fromCluster) {
         case .failure(let error):
             let issues = error.issues.map(\.description)
@@ -103,7 +103,7 @@ actor LiveConfig: ConfigController {
         case .success(let loaded):
             new = loaded
         }
-        let old = running.withLock { $0 }
+        let old = running.withLockedValue { $0 }
         let diff = ConfigDiff(from: old, to: new)
         if dryRun { return ApplyOutcome(result: .compared, generation: current.generation, diff: diff) }
         guard !diff.isEmpty else {
@@ -115,7 +115,7 @@ actor LiveConfig: ConfigController {
         } catch {
             return reject(["\(path):1:1: (top level): \(error)"], source: path, trigger: trigger)
         }
-        running.withLock { $0 = new }
+        running.withLockedValue { $0 = new }
         current.generation += 1
         current.hash = new.hash
         current.source = path
@@ -182,7 +182,7 @@ actor LiveConfig: ConfigController {
         if !diff.changes(of: .accessLog).isEmpty {
             prepared.accessLog = .some(runtime.accessLog.enabled ? try AccessLogSink(destination: runtime.accessLog.destination) : nil)
         }
-        if !diff.changes(of: .tracing).isEmpty, runtime.otlp != nil || running.withLock({ $0.snapshot.otlp != nil }) {
+        if !diff.changes(of: .tracing).isEmpty, runtime.otlp != nil || running.withLockedValue({ $0.snapshot.otlp != nil }) {
             prepared.spans = .some(try parts.spans.prepare(runtime.otlp))
         }
         // The cluster zone's names are what can fail; its addresses are known once bound.
@@ -206,7 +206,7 @@ actor LiveConfig: ConfigController {
         bindClusterIPs(await parts.clusterIPs.bindNew(runtime.services))
         let added = diff.names(.service, .added)
         await parts.supervisor.startServices(of: runtime, clusterIPs: parts.clusterIPs.addresses)
-        let before = running.withLock { $0.snapshot }
+        let before = running.withLockedValue { $0.snapshot }
         let waitFor = runtime.services.filter { $0.pods != nil && before.service(named: $0.name)?.pods == nil }.map(\.name)
         let deadline = ContinuousClock.now + Self.newServiceReadiness
         while !waitFor.isEmpty, ContinuousClock.now < deadline, await !parts.supervisor.hasReadyPods(waitFor) {

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import GantryConfig
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 struct Load: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -147,10 +147,10 @@ final class LoadTally: Sendable {
         var errors = 0
     }
 
-    private let state = Mutex<(window: Counts, total: Counts)>((Counts(), Counts()))
+    private let state = NIOLockedValueBox<(window: Counts, total: Counts)>((Counts(), Counts()))
 
     func record(status: Int, latency: Duration) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.window.latencies.append(latency)
             state.window.statuses[status, default: 0] += 1
             state.total.latencies.append(latency)
@@ -159,7 +159,7 @@ final class LoadTally: Sendable {
     }
 
     func recordError() {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.window.errors += 1
             state.total.errors += 1
         }
@@ -167,7 +167,7 @@ final class LoadTally: Sendable {
 
     /// e.g. `12s  98.0 req/s  p50 4.1ms  p99 12.3ms  200:490  429:3  errors:0`.
     func line(label: String, window: Duration, resetWindow: Bool, total: Bool = false) -> String {
-        let counts = state.withLock { state in
+        let counts = state.withLockedValue { state in
             let counts = total ? state.total : state.window
             if resetWindow { state.window = Counts() }
             return counts

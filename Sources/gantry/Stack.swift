@@ -8,8 +8,8 @@ import GantryKubernetes
 import GantryPods
 import GantryProxy
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
-import Synchronization
 
 struct StackError: Error, CustomStringConvertible {
     let description: String
@@ -100,7 +100,7 @@ struct Stack: Service {
             let bound = AsyncGate()
             let address = snapshot.admin.address
             let port = snapshot.admin.port
-            let failure = Mutex<(any Error)?>(nil)
+            let failure = NIOLockedValueBox<(any Error)?>(nil)
             admin = Task {
                 do {
                     try await AdminServer(api: api).run(
@@ -110,12 +110,12 @@ struct Stack: Service {
                             bound.open()
                         }, until: { await stopAdmin.wait() })
                 } catch {
-                    failure.withLock { $0 = error }
+                    failure.withLockedValue { $0 = error }
                     bound.open()
                 }
             }
             await bound.wait()
-            if let error = failure.withLock({ $0 }) {
+            if let error = failure.withLockedValue({ $0 }) {
                 await plane.drain(gracePeriod: .zero)
                 throw StackError(
                     description: "cannot serve the admin API on \(address):\(port): \(error) (is another gantry running? set admin.port)")

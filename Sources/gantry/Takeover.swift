@@ -2,8 +2,8 @@ import Dispatch
 import Foundation
 import GantryCore
 import GantryHandover
+import NIOConcurrencyHelpers
 import UnixSignals
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -207,7 +207,7 @@ final class TakeoverListener: Sendable {
     private let fd: Int32
     /// One decision between a successor's `ready` and this gantry's own shutdown, whichever
     /// comes first: both cannot have the pods.
-    private let state = Mutex(State.open)
+    private let state = NIOLockedValueBox(State.open)
 
     /// Binds the state directory's takeover socket; the gantry this one took over from
     /// releases it as it starts draining, so this tries again for a few seconds.
@@ -253,7 +253,7 @@ final class TakeoverListener: Sendable {
                     (try? TakeoverSocket.send(connection, Array(data), descriptors: held.map(\.descriptor))) != nil
                 } ?? false
                 if sent, let (answer, _) = try? TakeoverSocket.receive(connection), answer == TakeoverSocket.ready {
-                    let taken = self.state.withLock { state in
+                    let taken = self.state.withLockedValue { state in
                         guard case .open = state else { return false }
                         state = .handedOver(successor)
                         return true
@@ -263,11 +263,11 @@ final class TakeoverListener: Sendable {
                         handedOver(successor)
                         return
                     }
-                    if taken { self.state.withLock { $0 = .open } }  // it went away before hearing so
+                    if taken { self.state.withLockedValue { $0 = .open } }  // it went away before hearing so
                     try? TakeoverSocket.send(connection, TakeoverSocket.declined)
                 }
                 _ = try? Self.blocking { await takeBack() }
-                if case .closed = self.state.withLock({ $0 }) { return }
+                if case .closed = self.state.withLockedValue({ $0 }) { return }
             }
         }
         thread.name = "gantry-takeover"
@@ -277,7 +277,7 @@ final class TakeoverListener: Sendable {
     /// Stops waiting for successors, as this gantry stops. Returns the PID of the successor
     /// that took over, if one did; otherwise none can from now on.
     func close() -> Int32? {
-        let successor: Int32? = state.withLock { state in
+        let successor: Int32? = state.withLockedValue { state in
             if case .handedOver(let pid) = state { return pid }
             state = .closed
             return nil
@@ -286,25 +286,25 @@ final class TakeoverListener: Sendable {
         return successor
     }
 
-    private let listening = Mutex(true)
+    private let listening = NIOLockedValueBox(true)
 
     private func stopListening() {
-        guard listening.withLock({ open in defer { open = false }; return open }) else { return }
+        guard listening.withLockedValue({ open in defer { open = false }; return open }) else { return }
         shutdown(fd, Int32(SHUT_RDWR))  // wakes the thread blocked in accept
         Glibc.close(fd)
     }
 
     private static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
+        let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {
             let outcome: Result<T, any Error>
             do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
-            result.withLock { $0 = outcome }
+            result.withLockedValue { $0 = outcome }
             done.signal()
         }
         done.wait()
-        return try result.withLock { $0! }.get()
+        return try result.withLockedValue { $0! }.get()
     }
 }
 

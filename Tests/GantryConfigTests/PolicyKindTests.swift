@@ -1,10 +1,10 @@
 import Crypto
 import Foundation
 import GantryCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import Synchronization
 import Testing
 
 @testable import GantryConfig
@@ -99,9 +99,9 @@ import Testing
 
     /// What a future an embedded loop completes holds (its callbacks have run by then).
     static func value<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
-        future.whenComplete { outcome in result.withLock { $0 = outcome } }
-        return try #require(result.withLock { $0 }).get()
+        let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
+        future.whenComplete { outcome in result.withLockedValue { $0 = outcome } }
+        return try #require(result.withLockedValue { $0 }).get()
     }
 
     static func check(_ verdict: PolicyVerdict, is expected: Expected, sourceLocation: Testing.SourceLocation = #_sourceLocation) {

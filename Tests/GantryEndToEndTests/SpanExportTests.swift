@@ -1,7 +1,7 @@
 import Foundation
 import GantryHTTP
 import GantryTestSupport
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 #if canImport(Glibc)
@@ -22,32 +22,32 @@ import Glibc
         }
 
         final class Exports: Sendable {
-            let list = Mutex<[Export]>([])
+            let list = NIOLockedValueBox<[Export]>([])
         }
 
         private let exports = Exports()
         private let task: Task<Void, Never>
         let port: Int
 
-        var received: [Export] { exports.list.withLock { $0 } }
+        var received: [Export] { exports.list.withLockedValue { $0 } }
 
         init() async throws {
             let exports = self.exports
             let server = SimpleHTTPServer { request in
                 let type = request.header("content-type") ?? ""
-                exports.list.withLock { $0.append(Export(path: request.path, contentType: type, body: request.body)) }
+                exports.list.withLockedValue { $0.append(Export(path: request.path, contentType: type, body: request.body)) }
                 return type == "application/json"
                     ? .init(status: 200, headers: [("content-type", "application/json")], body: Data("{}".utf8))
                     : .init(status: 200, headers: [("content-type", "application/x-protobuf")])
             }
-            let bound = Mutex<Int?>(nil)
+            let bound = NIOLockedValueBox<Int?>(nil)
             let serving = Task<Void, Never> {
                 _ = try? await server.run(
-                    host: "127.0.0.1", port: 0, ready: { port in bound.withLock { $0 = port } },
+                    host: "127.0.0.1", port: 0, ready: { port in bound.withLockedValue { $0 = port } },
                     until: { try? await Task.sleep(for: .seconds(3600)) })
             }
-            _ = await eventually { bound.withLock { $0 } != nil }
-            guard let port = bound.withLock({ $0 }) else {
+            _ = await eventually { bound.withLockedValue { $0 } != nil }
+            guard let port = bound.withLockedValue({ $0 }) else {
                 serving.cancel()
                 throw CollectorError()
             }

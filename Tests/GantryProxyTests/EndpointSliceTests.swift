@@ -3,8 +3,8 @@ import GantryCore
 import GantryKubernetes
 import GantryTestSupport
 import Logging
+import NIOConcurrencyHelpers
 import NIOSSL
-import Synchronization
 import Testing
 
 /// `gantry up --kubernetes`: which endpoints a service gets from its EndpointSlices, and the
@@ -56,17 +56,17 @@ import Testing
 
     /// What the watcher published, service by service, in order.
     final class Published: Sendable {
-        private let state = Mutex<[(String, [String])]>([])
+        private let state = NIOLockedValueBox<[(String, [String])]>([])
 
         func record(_ service: String, _ endpoints: [EndpointAddress]) {
-            state.withLock { $0.append((service, EndpointSliceTests.addresses(endpoints))) }
+            state.withLockedValue { $0.append((service, EndpointSliceTests.addresses(endpoints))) }
         }
 
         func latest(_ service: String) -> [String]? {
-            state.withLock { $0.last { $0.0 == service }?.1 }
+            state.withLockedValue { $0.last { $0.0 == service }?.1 }
         }
 
-        var count: Int { state.withLock { $0.count } }
+        var count: Int { state.withLockedValue { $0.count } }
     }
 
     /// A watcher running against a fresh API server that holds one slice of `app`, 10.0.0.1:8080.

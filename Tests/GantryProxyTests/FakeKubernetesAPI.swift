@@ -1,9 +1,9 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import Synchronization
 
 /// A stand-in for the Kubernetes API server: no API server can run on these machines, so this
 /// one speaks the documented list/watch wire format for EndpointSlices on loopback. A list
@@ -36,7 +36,7 @@ final class FakeKubernetesAPI: Sendable {
 
     /// The state, shared with each connection's handler.
     private final class Box: Sendable {
-        let state = Mutex<State>(State())
+        let state = NIOLockedValueBox<State>(State())
     }
 
     private let box = Box()
@@ -59,7 +59,7 @@ final class FakeKubernetesAPI: Sendable {
     }
 
     func stop() async {
-        let watchers = box.state.withLock { state in
+        let watchers = box.state.withLockedValue { state in
             defer { state.watchers = [] }
             return state.watchers
         }
@@ -67,15 +67,15 @@ final class FakeKubernetesAPI: Sendable {
         try? await server.close()
     }
 
-    var requests: [Request] { box.state.withLock { $0.requests } }
+    var requests: [Request] { box.state.withLockedValue { $0.requests } }
     var lists: [Request] { requests.filter { !$0.isWatch } }
     var watches: [Request] { requests.filter(\.isWatch) }
-    var openWatches: Int { box.state.withLock { $0.watchers.count } }
-    var resourceVersion: Int { box.state.withLock { $0.version } }
+    var openWatches: Int { box.state.withLockedValue { $0.watchers.count } }
+    var resourceVersion: Int { box.state.withLockedValue { $0.version } }
 
     /// The next requests are answered with these statuses (and a Status body), in order.
     func refuse(_ statuses: Int...) {
-        box.state.withLock { $0.refusals += statuses }
+        box.state.withLockedValue { $0.refusals += statuses }
     }
 
     /// A slice as the API serves it.
@@ -101,13 +101,13 @@ final class FakeKubernetesAPI: Sendable {
     /// Changes a slice and tells the open watches (ADDED, MODIFIED or DELETED).
     func apply(_ type: String, _ slice: [String: Any]) {
         let object = store(slice, deleted: type == "DELETED")
-        send(["type": type, "object": object], to: box.state.withLock { $0.watchers })
+        send(["type": type, "object": object], to: box.state.withLockedValue { $0.watchers })
     }
 
     /// Changes a slice without telling anyone: what a watch misses while it is down.
     func applyQuietly(_ slice: [String: Any]?, named name: String) {
         guard let slice else {
-            box.state.withLock { state in
+            box.state.withLockedValue { state in
                 state.version += 1
                 state.slices[name] = nil
             }
@@ -118,7 +118,7 @@ final class FakeKubernetesAPI: Sendable {
 
     /// Gives the slice the next resourceVersion and keeps (or forgets) it.
     private func store(_ slice: [String: Any], deleted: Bool) -> [String: Any] {
-        let version = box.state.withLock { state in
+        let version = box.state.withLockedValue { state in
             state.version += 1
             return state.version
         }
@@ -128,12 +128,12 @@ final class FakeKubernetesAPI: Sendable {
         object["metadata"] = metadata
         let name = metadata["name"] as! String
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        box.state.withLock { $0.slices[name] = deleted ? nil : data }
+        box.state.withLockedValue { $0.slices[name] = deleted ? nil : data }
         return object
     }
 
     func bookmark() {
-        let (version, watchers) = box.state.withLock { state in
+        let (version, watchers) = box.state.withLockedValue { state in
             state.version += 1
             return (state.version, state.watchers)
         }
@@ -142,7 +142,7 @@ final class FakeKubernetesAPI: Sendable {
 
     /// Forgets every version before now: open watches get ERROR 410, new ones answer 410.
     func expire() {
-        let watchers = box.state.withLock { state in
+        let watchers = box.state.withLockedValue { state in
             // Every version before a new one is gone: a list made now is current.
             state.version += 1
             state.forgottenBefore = state.version
@@ -153,7 +153,7 @@ final class FakeKubernetesAPI: Sendable {
 
     /// Closes every open watch connection without ending its response.
     func dropWatches() {
-        let watchers = box.state.withLock { state in
+        let watchers = box.state.withLockedValue { state in
             defer { state.watchers = [] }
             return state.watchers
         }
@@ -188,7 +188,7 @@ final class FakeKubernetesAPI: Sendable {
                 case list(Data)
                 case watch
             }
-            let answer = box.state.withLock { state -> Answer in
+            let answer = box.state.withLockedValue { state -> Answer in
                 state.requests.append(request)
                 if !state.refusals.isEmpty {
                     let code = state.refusals.removeFirst()
@@ -219,7 +219,7 @@ final class FakeKubernetesAPI: Sendable {
 
         func channelInactive(context: ChannelHandlerContext) {
             let channel = context.channel
-            box.state.withLock { $0.watchers.removeAll { $0 === channel } }
+            box.state.withLockedValue { $0.watchers.removeAll { $0 === channel } }
             context.fireChannelInactive()
         }
 

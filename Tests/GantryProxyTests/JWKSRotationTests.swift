@@ -4,6 +4,7 @@ import GantryCore
 import GantryHTTP
 import GantryTestSupport
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 import Testing
 
@@ -12,18 +13,18 @@ import Testing
 extension LiveProxyTests {
     /// A JWKS endpoint whose key set the test changes, and can switch off.
     final class KeySetServer: Sendable {
-        let keys = Mutex<[(kid: String, secret: Data)]>([])
-        let up = Mutex(true)
+        let keys = NIOLockedValueBox<[(kid: String, secret: Data)]>([])
+        let up = NIOLockedValueBox(true)
         let fetches = Atomic<Int>(0)
         /// When the last fetch came.
-        let lastFetch = Mutex(ContinuousClock.now)
+        let lastFetch = NIOLockedValueBox(ContinuousClock.now)
 
         var handler: SimpleHTTPServer.Handler {
             { [self] _ in
                 fetches.add(1, ordering: .relaxed)
-                lastFetch.withLock { $0 = .now }
-                guard up.withLock({ $0 }) else { return .error(503, "down") }
-                let list = keys.withLock { $0 }.map { #"{"kty":"oct","alg":"HS256","kid":"\#($0.kid)","k":"\#(Base64URL.encode($0.secret))"}"# }
+                lastFetch.withLockedValue { $0 = .now }
+                guard up.withLockedValue({ $0 }) else { return .error(503, "down") }
+                let list = keys.withLockedValue { $0 }.map { #"{"kty":"oct","alg":"HS256","kid":"\#($0.kid)","k":"\#(Base64URL.encode($0.secret))"}"# }
                 return SimpleHTTPServer.Response(status: 200, headers: [("Content-Type", "application/json")], body: Data(#"{"keys":[\#(list.joined(separator: ","))]}"#.utf8))
             }
         }
@@ -40,19 +41,19 @@ extension LiveProxyTests {
         let keySet = KeySetServer()
         let first = (kid: "k1", secret: Data("first-secret-0123456789abcdefghij".utf8))
         let second = (kid: "k2", secret: Data("second-secret-0123456789abcdefghi".utf8))
-        keySet.keys.withLock { $0 = [first] }
-        let bound = Mutex<Int?>(nil)
+        keySet.keys.withLockedValue { $0 = [first] }
+        let bound = NIOLockedValueBox<Int?>(nil)
         let stop = AsyncStream<Void>.makeStream()
         let server = Task {
             try await SimpleHTTPServer(handler: keySet.handler).run(
-                host: "127.0.0.1", port: 0, ready: { port in bound.withLock { $0 = port } }, until: { for await _ in stop.stream { return } })
+                host: "127.0.0.1", port: 0, ready: { port in bound.withLockedValue { $0 = port } }, until: { for await _ in stop.stream { return } })
         }
         defer {
             stop.continuation.finish()
             server.cancel()
         }
-        #expect(await eventually { bound.withLock { $0 } != nil })
-        let keyPort = bound.withLock { $0 }!
+        #expect(await eventually { bound.withLockedValue { $0 } != nil })
+        let keyPort = bound.withLockedValue { $0 }!
 
         try await withProxy(yaml: { ports in
             """
@@ -74,8 +75,8 @@ extension LiveProxyTests {
 
             // The issuer adds a key. Once minRefetchInterval has passed since the last fetch, a
             // token with the new kid waits while the key set is fetched again, and passes.
-            keySet.keys.withLock { $0 = [first, second] }
-            #expect(await eventually { ContinuousClock.now - keySet.lastFetch.withLock { $0 } > .milliseconds(1100) })
+            keySet.keys.withLockedValue { $0 = [first, second] }
+            #expect(await eventually { ContinuousClock.now - keySet.lastFetch.withLockedValue { $0 } > .milliseconds(1100) })
             let before = keySet.fetches.load(ordering: .relaxed)
             let withSecond = "Authorization: Bearer \(Self.token(kid: second.kid, secret: second.secret))"
             #expect(try await harness.get("/x", headers: [withSecond]).status == 200)
@@ -92,7 +93,7 @@ extension LiveProxyTests {
             #expect(keySet.fetches.load(ordering: .relaxed) - before <= 2)
 
             // The endpoint fails: the keys already known keep working.
-            keySet.up.withLock { $0 = false }
+            keySet.up.withLockedValue { $0 = false }
             for _ in 0..<3 {
                 _ = try await harness.get("/x", headers: ["Authorization: Bearer \(Self.token(kid: "k8", secret: first.secret))"])
             }

@@ -2,6 +2,7 @@ import GantryConfig
 import GantryExamples
 import GantryTestSupport
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -133,14 +134,14 @@ final class MisbehavingUpstream: Sendable {
     final class Counters: Sendable {
         let requests = Atomic<Int>(0)
         let closed = Atomic<Int>(0)
-        let received = Mutex<[UInt8]>([])
+        let received = NIOLockedValueBox<[UInt8]>([])
     }
 
     var port: Int { channel.localAddress!.port! }
     var requests: Int { counters.requests.load(ordering: .relaxed) }
     var closedConnections: Int { counters.closed.load(ordering: .relaxed) }
     /// Every byte the upstream has read, on all its connections.
-    var received: String { counters.received.withLock { String(decoding: $0, as: UTF8.self) } }
+    var received: String { counters.received.withLockedValue { String(decoding: $0, as: UTF8.self) } }
 
     init(mode: Mode, group: any EventLoopGroup) async throws {
         let counters = Counters()
@@ -168,7 +169,7 @@ final class MisbehavingUpstream: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-            counters.received.withLock { $0 += bytes }
+            counters.received.withLockedValue { $0 += bytes }
             seen += bytes
             let heads = String(decoding: seen, as: UTF8.self).components(separatedBy: "\r\n\r\n").count - 1
             guard heads > 0 else { return }
@@ -239,20 +240,20 @@ final class HeldUpstream: Sendable {
     let channel: any Channel
     private final class Held: Sendable {
         /// Connections with a request waiting, oldest first.
-        let connections = Mutex<[any Channel]>([])
+        let connections = NIOLockedValueBox<[any Channel]>([])
     }
 
     private let held = Held()
 
     var port: Int { channel.localAddress!.port! }
-    var heldCount: Int { held.connections.withLock { $0.count } }
+    var heldCount: Int { held.connections.withLockedValue { $0.count } }
 
     init(group: any EventLoopGroup) async throws {
         let held = self.held
         channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Handler { held.connections.withLock { $0.append(channel) } })
+                    try channel.pipeline.syncOperations.addHandler(Handler { held.connections.withLockedValue { $0.append(channel) } })
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -260,14 +261,14 @@ final class HeldUpstream: Sendable {
 
     /// Answers the oldest held request with `status` and `body`, and closes its connection.
     func answer(status: Int = 200, body: String = "") {
-        guard let connection = held.connections.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
+        guard let connection = held.connections.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
         let response = "HTTP/1.1 \(status) OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
         connection.writeAndFlush(ByteBuffer(string: response)).whenComplete { _ in connection.close(promise: nil) }
     }
 
     /// Closes the oldest held request's connection without an answer.
     func reset() {
-        held.connections.withLock { $0.isEmpty ? nil : $0.removeFirst() }?.close(promise: nil)
+        held.connections.withLockedValue { $0.isEmpty ? nil : $0.removeFirst() }?.close(promise: nil)
     }
 
     private final class Handler: ChannelInboundHandler {

@@ -146,9 +146,12 @@ extension LiveProxyTests {
             let bytes = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
             try Data(bytes).write(to: input)
             let result = try await run(
-                "curl", ["-s", "--limit-rate", "8M", "-o", output.path, "-w", "%{http_code}", "--data-binary", "@\(input.path)", "http://127.0.0.1:\(harness.port)/big"])
+                "curl", ["-sS", "--limit-rate", "8M", "-o", output.path, "-w", "%{http_code}", "--data-binary", "@\(input.path)", "http://127.0.0.1:\(harness.port)/big"])
             #expect(result.output == "200")
-            #expect(try Data(contentsOf: output) == Data(bytes))
+            #expect(result.status == 0, "curl: \(result.error)")
+            let back = try Data(contentsOf: output)
+            let firstDifference = zip(back, bytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(back.count, bytes.count)
+            #expect(back.count == bytes.count && firstDifference == bytes.count, "read back \(back.count) bytes of \(bytes.count), first difference at \(firstDifference)")
         }
     }
 }

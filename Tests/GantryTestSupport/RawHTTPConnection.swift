@@ -56,13 +56,20 @@ public final class RawHTTPConnection: @unchecked Sendable {
     private let queue = DispatchQueue(label: "raw-http")
 
     public init(host: String = "127.0.0.1", port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Assigned only once connected: a class whose initializer throws after its properties
+        // are set still runs `deinit`, which would close the descriptor a second time, and by
+        // then its number may be another test's socket.
+        fd = try Self.connect(host: host, port: port)
+    }
+
+    private static func connect(host: String, port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET, host, &address.sin_addr)
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
             let code = errno
@@ -71,6 +78,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return fd
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import Foundation
 import GantryCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -155,22 +156,22 @@ public struct JWTPolicy: GatewayPolicy {
             var inFlight: EventLoopFuture<[JWTKey]>?
         }
 
-        private let state = Mutex(Fetching())
+        private let state = NIOLockedValueBox(Fetching())
         /// The keys' version, read on every request without the lock.
         private let published = Atomic<Int>(0)
 
         public init() {}
 
-        public var keys: [JWTKey] { state.withLock { $0.keys } }
+        public var keys: [JWTKey] { state.withLockedValue { $0.keys } }
 
         /// The keys and their version when they changed since `version`.
         func keys(after version: Int) -> (keys: [JWTKey], version: Int)? {
             guard published.load(ordering: .acquiring) != version else { return nil }
-            return state.withLock { ($0.keys, $0.version) }
+            return state.withLockedValue { ($0.keys, $0.version) }
         }
 
         func publish(_ keys: [JWTKey]) {
-            state.withLock { state in
+            state.withLockedValue { state in
                 state.keys = keys
                 state.version += 1
                 published.store(state.version, ordering: .releasing)
@@ -187,7 +188,7 @@ public struct JWTPolicy: GatewayPolicy {
                 case start(EventLoopPromise<[JWTKey]>)
                 case tooSoon
             }
-            let decision: Decision = state.withLock { state in
+            let decision: Decision = state.withLockedValue { state in
                 if let inFlight = state.inFlight { return .join(inFlight) }
                 if let last = state.lastFetch, now < last + UInt64(interval.nanoseconds) { return .tooSoon }
                 let promise = environment.eventLoop.makePromise(of: [JWTKey].self)
@@ -203,7 +204,7 @@ public struct JWTPolicy: GatewayPolicy {
             case .start(let promise):
                 // Outside the lock: a future that has already completed runs its callbacks at once.
                 policy.fetchKeys(environment).whenComplete { [self] result in
-                    state.withLock { $0.inFlight = nil }
+                    state.withLockedValue { $0.inFlight = nil }
                     if case .success(let keys) = result { publish(keys) }
                     promise.completeWith(result)
                 }

@@ -1,8 +1,8 @@
 import Foundation
 import GantryCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// `oauth2:` opaque OAuth 2.0 access tokens, checked with the issuer's token introspection
 /// endpoint (RFC 7662). Answers are cached for the token's remaining life, at most `cacheTTL`;
@@ -134,13 +134,13 @@ public final class IntrospectionCache: Sendable {
         public let expires: UInt64
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
     static let capacity = 100_000
 
     public init() {}
 
     public func lookup(_ key: String, now: UInt64) -> Entry? {
-        entries.withLock { entries in
+        entries.withLockedValue { entries in
             guard let entry = entries[key] else { return nil }
             if entry.expires <= now {
                 entries[key] = nil
@@ -151,7 +151,7 @@ public final class IntrospectionCache: Sendable {
     }
 
     public func store(_ key: String, _ entry: Entry, now: UInt64) {
-        entries.withLock { entries in
+        entries.withLockedValue { entries in
             if entries.count >= Self.capacity {
                 entries = entries.filter { $0.value.expires > now }
                 if entries.count >= Self.capacity { entries.removeAll() }

@@ -1,5 +1,5 @@
 import GantryCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The buckets of one rate-limit policy, shared by every event loop so the limit is exact
 /// however connections spread over loops. Keys are spread over shards, each behind its own
@@ -7,7 +7,7 @@ import Synchronization
 /// memory follows the number of recently active keys.
 public final class RateLimiter: Sendable {
     private final class Shard: Sendable {
-        let buckets = Mutex<(states: [String: TokenBucket.State], takes: Int)>(([:], 0))
+        let buckets = NIOLockedValueBox<(states: [String: TokenBucket.State], takes: Int)>(([:], 0))
     }
 
     public let bucket: TokenBucket
@@ -20,7 +20,7 @@ public final class RateLimiter: Sendable {
 
     public func take(_ key: String, now: UInt64) -> TokenBucket.Decision {
         let shard = shards[Int(StableHash.hash(key) % UInt64(shards.count))]
-        return shard.buckets.withLock { shard in
+        return shard.buckets.withLockedValue { shard in
             var state = shard.states[key] ?? bucket.fresh(now: now)
             let decision = bucket.take(&state, now: now)
             shard.states[key] = state
@@ -34,12 +34,12 @@ public final class RateLimiter: Sendable {
 
     /// Keys with a bucket in memory.
     public var keyCount: Int {
-        shards.reduce(0) { total, shard in total + shard.buckets.withLock { $0.states.count } }
+        shards.reduce(0) { total, shard in total + shard.buckets.withLockedValue { $0.states.count } }
     }
 
     public func forgetRefilled(now: UInt64) {
         for shard in shards {
-            shard.buckets.withLock { shard in shard.states = shard.states.filter { !bucket.isFull($0.value, now: now) } }
+            shard.buckets.withLockedValue { shard in shard.states = shard.states.filter { !bucket.isFull($0.value, now: now) } }
         }
     }
 }

@@ -1,5 +1,6 @@
 import GantryConfig
 import GantryCore
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Edge limits on client connections, checked when a connection is accepted (never on the
@@ -11,12 +12,12 @@ final class ConnectionLimiter: Sendable {
     }
 
     private let total = Atomic<Int>(0)
-    private let perClient = Mutex<[String: Int]>([:])
+    private let perClient = NIOLockedValueBox<[String: Int]>([:])
     /// The limits, and the new-connection buckets made for them.
-    private let current: Mutex<(limits: EdgeLimits, rate: RateLimiter)>
+    private let current: NIOLockedValueBox<(limits: EdgeLimits, rate: RateLimiter)>
 
     init(limits: EdgeLimits) {
-        current = Mutex((limits, Self.rate(for: limits)))
+        current = NIOLockedValueBox((limits, Self.rate(for: limits)))
     }
 
     private static func rate(for limits: EdgeLimits) -> RateLimiter {
@@ -25,11 +26,11 @@ final class ConnectionLimiter: Sendable {
                 requests: limits.newConnectionsPerSecondPerClient, per: .seconds(1), burst: 2 * limits.newConnectionsPerSecondPerClient))
     }
 
-    var limits: EdgeLimits { current.withLock { $0.limits } }
+    var limits: EdgeLimits { current.withLockedValue { $0.limits } }
 
     /// New limits for connections from now on; the rate buckets start afresh when their rate changed.
     func update(_ limits: EdgeLimits) {
-        current.withLock { current in
+        current.withLockedValue { current in
             let rateChanged = current.limits.newConnectionsPerSecondPerClient != limits.newConnectionsPerSecondPerClient
             current = (limits, rateChanged ? Self.rate(for: limits) : current.rate)
         }
@@ -37,13 +38,13 @@ final class ConnectionLimiter: Sendable {
 
     /// Counts a new connection in, or says why it may not stay.
     func admit(_ client: String, now: UInt64) -> Refusal? {
-        let (limits, rate) = current.withLock { $0 }
+        let (limits, rate) = current.withLockedValue { $0 }
         if case .deny = rate.take(client, now: now) { return .tooFastFromClient }
         if total.add(1, ordering: .relaxed).newValue > limits.maxConnections {
             total.subtract(1, ordering: .relaxed)
             return .tooManyConnections
         }
-        let admitted = perClient.withLock { counts in
+        let admitted = perClient.withLockedValue { counts in
             let count = counts[client, default: 0]
             guard count < limits.maxConnectionsPerClient else { return false }
             counts[client] = count + 1
@@ -59,7 +60,7 @@ final class ConnectionLimiter: Sendable {
     /// A connection `admit` let in has closed.
     func release(_ client: String) {
         total.subtract(1, ordering: .relaxed)
-        perClient.withLock { counts in
+        perClient.withLockedValue { counts in
             let count = counts[client, default: 1] - 1
             counts[client] = count > 0 ? count : nil
         }

@@ -2,9 +2,9 @@ import GantryConfig
 import GantryHandover
 import GantryTLS
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// The data plane's listening sockets, by name: the file's listeners and the services' cluster
 /// IPs. A listener is bound once and then changed in place: each accepted connection reads its
@@ -14,33 +14,33 @@ import Synchronization
 final class ListenerSet: Sendable {
     /// What a listener's next connection is configured with.
     fileprivate final class Configuration: Sendable {
-        let current: Mutex<(settings: ListenerSettings, tls: TLSServerContext?)>
-        init(_ settings: ListenerSettings, _ tls: TLSServerContext?) { current = Mutex((settings, tls)) }
+        let current: NIOLockedValueBox<(settings: ListenerSettings, tls: TLSServerContext?)>
+        init(_ settings: ListenerSettings, _ tls: TLSServerContext?) { current = NIOLockedValueBox((settings, tls)) }
     }
 
     /// One bound listener.
     fileprivate struct Entry: Sendable {
         let channel: any Channel
         let configuration: Configuration
-        var current: (settings: ListenerSettings, tls: TLSServerContext?) { configuration.current.withLock { $0 } }
+        var current: (settings: ListenerSettings, tls: TLSServerContext?) { configuration.current.withLockedValue { $0 } }
     }
 
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
     /// Whether listeners accept as soon as they are opened; held back while a gantry taking
     /// over gets ready (the one it takes over from accepts on the same sockets meanwhile).
-    private let accepting = Mutex(true)
+    private let accepting = NIOLockedValueBox(true)
 
     init(group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
     }
 
-    var names: Set<String> { entries.withLock { Set($0.keys) } }
+    var names: Set<String> { entries.withLockedValue { Set($0.keys) } }
 
     func settings(of name: String) -> ListenerSettings? {
-        entries.withLock { $0[name]?.current.settings }
+        entries.withLockedValue { $0[name]?.current.settings }
     }
 
     /// A bound socket not yet in the set: what a change binds first, so that it can be undone
@@ -59,20 +59,20 @@ final class ListenerSet: Sendable {
     {
         let prepared = try await prepare(settings, stateDirectory: stateDirectory, contexts: contexts)
         await commit(prepared)
-        if accepting.withLock({ $0 }) { await startAccepting(prepared) }
+        if accepting.withLockedValue({ $0 }) { await startAccepting(prepared) }
         return prepared.bound
     }
 
     /// Listeners opened from now on wait, their connections queued by the kernel, until
     /// ``acceptAll()``.
     func holdAccepting() {
-        accepting.withLock { $0 = false }
+        accepting.withLockedValue { $0 = false }
     }
 
     /// Every listener accepts, and the ones opened from now on do at once.
     func acceptAll() async {
-        accepting.withLock { $0 = true }
-        for entry in entries.withLock({ Array($0.values) }) {
+        accepting.withLockedValue { $0 = true }
+        for entry in entries.withLockedValue({ Array($0.values) }) {
             try? await entry.channel.setOption(.autoRead, value: true)
         }
     }
@@ -81,7 +81,7 @@ final class ListenerSet: Sendable {
     /// Returns whether there was one.
     @discardableResult
     func commit(_ prepared: Prepared) async -> Bool {
-        let previous = entries.withLock { $0.updateValue(prepared.entry, forKey: prepared.settings.name) }
+        let previous = entries.withLockedValue { $0.updateValue(prepared.entry, forKey: prepared.settings.name) }
         try? await previous?.channel.close()
         return previous != nil
     }
@@ -122,7 +122,7 @@ final class ListenerSet: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
-                        let (settings, tls) = configuration.current.withLock { $0 }
+                        let (settings, tls) = configuration.current.withLockedValue { $0 }
                         try ListenerPipeline(listener: settings, tls: tls).configure(channel, loop: context)
                     }
                 }
@@ -146,7 +146,7 @@ final class ListenerSet: Sendable {
     /// Makes a bound listener's new settings; its certificates are made again only when its TLS
     /// settings changed. Throws what is wrong with them (files, a key that does not match).
     func prepareUpdate(_ settings: ListenerSettings, stateDirectory: String) throws -> Update {
-        let current = entries.withLock { $0[settings.name]?.current }
+        let current = entries.withLockedValue { $0[settings.name]?.current }
         var tls = current?.tls
         if current?.settings.tls != settings.tls || current?.settings.http2 != settings.http2 {
             tls = try settings.tls.map { try makeTLSContext($0, listener: settings, stateDirectory: stateDirectory) }
@@ -156,30 +156,30 @@ final class ListenerSet: Sendable {
 
     /// Gives a bound listener's next connections their new settings.
     func update(_ update: Update) {
-        guard let entry = entries.withLock({ $0[update.settings.name] }) else { return }
-        entry.configuration.current.withLock { $0 = (update.settings, update.tls) }
+        guard let entry = entries.withLockedValue({ $0[update.settings.name] }) else { return }
+        entry.configuration.current.withLockedValue { $0 = (update.settings, update.tls) }
     }
 
     /// Stops accepting on a listener; the connections it accepted are the data plane's to drain.
     func close(_ name: String) async {
-        guard let entry = entries.withLock({ $0.removeValue(forKey: name) }) else { return }
+        guard let entry = entries.withLockedValue({ $0.removeValue(forKey: name) }) else { return }
         try? await entry.channel.close()
     }
 
     /// Stops accepting on every listener.
     func closeAll() async {
-        for entry in entries.withLock({ state in defer { state = [:] }; return Array(state.values) }) {
+        for entry in entries.withLockedValue({ state in defer { state = [:] }; return Array(state.values) }) {
             try? await entry.channel.close()
         }
     }
 
     /// The certificates a TLS listener serves now.
     func tlsContext(forListener name: String) -> TLSServerContext? {
-        entries.withLock { $0[name]?.current.tls }
+        entries.withLockedValue { $0[name]?.current.tls }
     }
 
     var tlsContexts: [(name: String, context: TLSServerContext)] {
-        entries.withLock { entries in entries.compactMap { name, entry in entry.current.tls.map { (name, $0) } } }
+        entries.withLockedValue { entries in entries.compactMap { name, entry in entry.current.tls.map { (name, $0) } } }
     }
 
     /// The listener's certificate files, with the local CA's leaf for `selfSigned` names first.
