@@ -125,21 +125,32 @@ extension LiveProxyTests {
         }
     }
 
+    /// A response whose last DATA frame is the one that uses half the connection's window:
+    /// the connection's WINDOW_UPDATE, written while that frame is read, makes NIO deliver the
+    /// stream's close at once, before the frame's END_STREAM is handled, and the response must
+    /// still end whole, not be taken for a stream reset under it. 512 KiB is 32 full frames of
+    /// 16 KiB, half of the 1 MiB window gantry gives an upstream connection, on each request
+    /// the connection carries.
+    @Test func aResponseWhoseLastFrameFillsHalfTheWindowEndsWhole() async throws {
+        try await withEchoingH2CService { harness, counts in
+            let body = [UInt8](repeating: UInt8(ascii: "x"), count: HTTP2UpstreamConnection.connectionWindow / 2)
+            for _ in 0..<3 {
+                let connection = try harness.connect()
+                try connection.send(request(["POST /half HTTP/1.1", "Host: example.com", "Content-Length: \(body.count)"]))
+                try connection.send(body)
+                let response = try await connection.readResponse()
+                #expect(response.status == 200)
+                #expect(response.body.count == body.count)
+            }
+            #expect(counts.answered.load(ordering: .relaxed) == 3)
+        }
+    }
+
     /// A body far larger than every flow-control window crosses an `h2c` service both ways:
     /// gantry's request waits for the endpoint's window, and gantry gives its own back as the
     /// client reads the response (a curl that reads slowly included).
     @Test func aLargeBodyCrossesAnH2CServiceBothWays() async throws {
-        let counts = RefusingHTTP2Server.Counts(toRefuse: 0)
-        let server = try await RefusingHTTP2Server(refusal: .refusedStream, counts: counts, group: MultiThreadedEventLoopGroup.singleton)
-        defer { server.channel.close(promise: nil) }
-        let yaml: ([Int]) -> String = { _ in
-            """
-            loadBalancer: {listeners: [{name: http, port: 0}]}
-            gateway: {routes: [{path: /, service: h2}]}
-            services: [{name: h2, protocol: h2c, endpoints: [127.0.0.1:\(server.port)]}]
-            """
-        }
-        try await withProxy(upstreams: 0, yaml: yaml) { harness in
+        try await withEchoingH2CService { harness, _ in
             let directory = GantryProcess.scratchDirectory()
             let input = directory.appendingPathComponent("big.bin")
             let output = directory.appendingPathComponent("back.bin")
@@ -153,5 +164,21 @@ extension LiveProxyTests {
             let firstDifference = zip(back, bytes).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(back.count, bytes.count)
             #expect(back.count == bytes.count && firstDifference == bytes.count, "read back \(back.count) bytes of \(bytes.count), first difference at \(firstDifference)")
         }
+    }
+
+    /// A proxy whose every route goes to one `h2c` endpoint that answers 200 with the request's
+    /// body.
+    private func withEchoingH2CService(_ body: (ProxyHarness, RefusingHTTP2Server.Counts) async throws -> Void) async throws {
+        let counts = RefusingHTTP2Server.Counts(toRefuse: 0)
+        let server = try await RefusingHTTP2Server(refusal: .refusedStream, counts: counts, group: MultiThreadedEventLoopGroup.singleton)
+        defer { server.channel.close(promise: nil) }
+        let yaml: ([Int]) -> String = { _ in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: h2}]}
+            services: [{name: h2, protocol: h2c, endpoints: [127.0.0.1:\(server.port)]}]
+            """
+        }
+        try await withProxy(upstreams: 0, yaml: yaml) { harness in try await body(harness, counts) }
     }
 }

@@ -26,6 +26,10 @@ final class HTTP2UpstreamStream: Upstream {
     /// then carries (a gRPC call's message and END_STREAM in one frame).
     private var pendingData: ByteBuffer?
     private var headReceived = false
+    /// Set as soon as a frame with END_STREAM arrives, before the frame is handed on: whatever
+    /// is written while it is handled (a WINDOW_UPDATE for the connection) makes NIO's HTTP/2
+    /// handler deliver the events it holds, and the stream's close is among them, before the
+    /// frame's own handling is done. The close must then find the response ended, not cut.
     private var responseEnded = false
     private var isClosed = false
     /// Why NIO reset the stream, when it said.
@@ -169,6 +173,7 @@ final class HTTP2UpstreamStream: Upstream {
             }
             if code < 200 { return }  // 100 Continue and the like: gantry answered the client's own
             headReceived = true
+            if frame.endStream { responseEnded = true }  // before anything is written (`responseEnded`)
             var headers = HTTP2Fields.fields(of: frame.headers)
             var trailers: HTTPHeaders?
             if frame.endStream, headers.contains(name: "grpc-status") {
@@ -191,6 +196,7 @@ final class HTTP2UpstreamStream: Upstream {
             current.upstreamReceivedHead(head)
             if frame.endStream, exchange === current { end(current, trailers: trailers, at: now) }
         case .data(let frame):
+            if frame.endStream { responseEnded = true }  // before anything is written (`responseEnded`)
             if case .byteBuffer(let buffer) = frame.data, buffer.readableBytes > 0 { current.upstreamReceivedBody(buffer) }
             giveBack(frame)
             if frame.endStream, exchange === current { end(current, trailers: nil, at: now) }
