@@ -5,6 +5,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+// NIOLockedValueBox guards every target's shared state: a pthread mutex, which ThreadSanitizer
+// (tsan/) follows, where Synchronization.Mutex's futex is invisible to it.
+let locks: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+
 /// The data plane's release build leaves out run-time exclusivity checks: 28 per small proxied
 /// request, most of them on SwiftNIO's `ByteBuffer` storage, inlined into every read and write
 /// of a buffer. Debug builds, which `swift test` runs, keep every check, so an overlapping
@@ -57,19 +61,19 @@ let package = Package(
         .target(
             name: "GantryCore",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         // The listening sockets and locks one gantry hands to the next (`gantry up --takeover`).
-        .target(name: "GantryHandover", dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")], swiftSettings: strict),
+        .target(name: "GantryHandover", dependencies: [locks], swiftSettings: strict),
         // gantry.yaml → Spec → validation → RuntimeSnapshot.
         .target(
             name: "GantryConfig",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryCore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -81,7 +85,7 @@ let package = Package(
         .target(
             name: "GantryTLS",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -97,7 +101,7 @@ let package = Package(
         .target(
             name: "GantryDNS",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryHandover",
                 "GantryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -109,7 +113,7 @@ let package = Package(
         .target(
             name: "GantryProxy",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -128,7 +132,7 @@ let package = Package(
         .target(
             name: "GantryPods",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryHandover",
                 "GantryCore", "GantryConfig", "GantryTLS",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -145,7 +149,7 @@ let package = Package(
         .target(
             name: "GantryHTTP",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryHandover",
                 "GantryTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -166,7 +170,7 @@ let package = Package(
         .target(
             name: "GantryAdmin",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryCore", "GantryConfig", "GantryPods", "GantryHTTP", "GantryProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -181,7 +185,7 @@ let package = Package(
         .target(
             name: "GantryKubernetes",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryCore", "GantryConfig", "GantryHTTP", "GantryTLS",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -213,7 +217,7 @@ let package = Package(
         .executableTarget(
             name: "gantry",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryCore", "GantryConfig", "GantryProxy", "GantryPods", "GantryAutoscaler", "GantryAdmin", "GantryExamples",
                 "GantryHTTP", "GantryTLS", "GantryDNS", "GantryHandover", "GantryKubernetes",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -244,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "GantryConfigTests",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryConfig", "GantryCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -255,7 +259,7 @@ let package = Package(
         .testTarget(
             name: "GantryProxyTests",
             dependencies: [
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                locks,
                 "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS", "GantryKubernetes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -267,6 +271,6 @@ let package = Package(
             ]
         ),
         // Start the built `gantry` binary and drive it as a user would.
-        .testTarget(name: "GantryEndToEndTests", dependencies: ["GantryTestSupport", "GantryHTTP", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .testTarget(name: "GantryEndToEndTests", dependencies: ["GantryTestSupport", "GantryHTTP", locks]),
     ]
 )
