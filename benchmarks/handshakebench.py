@@ -134,6 +134,7 @@ def main():
                     raise SystemExit("%s did not answer; see %s" % (name, os.path.join(work, name + ".err")))
                 time.sleep(0.2)
         results = {name: {"%s-%s" % mode: [] for mode in MODES} for name in processes}
+        rss_before = {name: pb.tree_rss_kb(process.pid) / 1024 for name, (port, process) in processes.items()}
         for round_number in range(args.rounds):
             for version, mode in MODES:
                 for name, (port, process) in processes.items():
@@ -155,11 +156,20 @@ def main():
             ratio = row["gantry"]["cpu_us"] / row["nginx"]["cpu_us"] if "gantry" in row and "nginx" in row else float("nan")
             lines.append("| TLS %s, %s | " % (version[3:].replace("_", "."), "full handshake" if mode == "new" else "resumed")
                          + " | ".join("%.0f | %.1f" % (row[n]["per_second"], row[n]["cpu_us"]) for n in processes) + " | %.2f |" % ratio)
+        # What each target holds after every round's connections have closed: memory kept for
+        # connections already gone shows here (swift-nio-ssl's close once kept each one for 5 s).
+        rss_after = {name: pb.tree_rss_kb(process.pid) / 1024 for name, (port, process) in processes.items()}
+        lines.append("")
+        lines.append("| RSS, MiB | " + " | ".join(processes) + " |")
+        lines.append("|---|" + "---:|" * len(processes))
+        lines.append("| before the rounds | " + " | ".join("%.1f" % rss_before[n] for n in processes) + " |")
+        lines.append("| after them | " + " | ".join("%.1f" % rss_after[n] for n in processes) + " |")
         print("\n".join(lines))
         os.makedirs(args.out, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         with open(os.path.join(args.out, "handshakes-%s.json" % stamp), "w") as f:
-            json.dump({"results": results, "summary": summary, "duration": args.duration}, f, indent=1)
+            json.dump({"results": results, "summary": summary, "duration": args.duration,
+                       "rss_mib": {"before": rss_before, "after": rss_after}}, f, indent=1)
     finally:
         for _, process in processes.values():
             if process.poll() is None:

@@ -150,6 +150,19 @@ extension LiveProxyTests {
         }
     }
 
+    /// A client that resets its connection (it crashed, a tab was closed) made no protocol
+    /// error: the socket's failure is not counted as one, and NIO closes the channel itself.
+    @Test func aClientThatResetsItsConnectionIsNoProtocolError() async throws {
+        try await withProxy(upstreams: 1, yaml: Self.h2cYAML) { harness in
+            let connection = try harness.connect()
+            try connection.send(Self.preface + Self.headers(stream: 1, Self.requestBlock(path: "/one")))
+            _ = try await Self.readFrames(connection) { $0.contains { $0.stream == 1 && $0.endsStream } }
+            connection.reset()
+            #expect(await eventually { await harness.plane.connectionCount() == 0 })
+            #expect(await harness.plane.counters()[.http2ProtocolErrors] == 0)
+        }
+    }
+
     /// RFC 9113 §5.4.1, §6.8: a connection error ends with a GOAWAY whose last stream is the
     /// last one gantry processed, so a client knows the streams above it are safe to retry.
     @Test func aConnectionErrorsGoAwayNamesTheLastProcessedStream_RFC9113_6_8() async throws {

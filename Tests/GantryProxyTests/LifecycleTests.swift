@@ -58,6 +58,58 @@ extension LiveProxyTests {
         }
     }
 
+    /// A client whose request says it is its last (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive) has sent all it will: once the answer is out, the connection closes whole, at
+    /// once, as nginx's does, rather than half-closing and reading on until the client closes
+    /// too. A byte the client sends after it meets a closed socket, which the kernel answers
+    /// with a reset. Both for an answer from upstream and for one gantry gives itself while it
+    /// reads the request (`OPTIONS *`).
+    @Test func aClientsLastRequestClosesTheConnectionWhole() async throws {
+        try await withProxy(upstreams: 1) { harness in
+            let requests = [
+                ["GET /last HTTP/1.1", "Host: a", "Connection: close"], ["GET /last HTTP/1.0"],
+                ["OPTIONS * HTTP/1.1", "Host: a", "Connection: close"],
+            ]
+            for lines in requests {
+                let connection = try harness.connect()
+                try connection.send(request(lines))
+                #expect(try await connection.readResponse().status == 200)
+                #expect(await connection.waitForClose())
+                try connection.send("x")
+                #expect(await connection.waitForReset(), "\(lines[0])")
+            }
+        }
+    }
+
+    /// Accepted connections send small writes at once (TCP_NODELAY), which gantry sets on the
+    /// listening socket for every connection it accepts to inherit. The data plane runs in this
+    /// process, so its end of the connection is one of this process's descriptors.
+    @Test func acceptedConnectionsSendWithoutDelay() async throws {
+        try await withProxy(upstreams: 1) { harness in
+            let connection = try harness.connect()
+            try connection.send(request(["GET / HTTP/1.1", "Host: a"]))
+            #expect(try await connection.readResponse().status == 200)
+            let accepted = try #require(Self.descriptor(localPort: harness.port, peerPort: connection.localPort))
+            var noDelay: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(accepted, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, &length)
+            #expect(noDelay == 1)
+        }
+    }
+
+    /// This process's TCP socket bound to `localPort` and connected from `peerPort` on loopback.
+    private static func descriptor(localPort: Int, peerPort: Int) -> Int32? {
+        func port(_ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> Int? {
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let result = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) } }
+            guard result == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
+            return Int(UInt16(bigEndian: address.sin_port))
+        }
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.compactMap(Int32.init).first { port($0, getsockname) == localPort && port($0, getpeername) == peerPort }
+    }
+
     @Test func http10ClientsGetKeepAliveOnlyWhenTheyAskForIt() async throws {
         try await withProxy(upstreams: 1) { harness in
             let closing = try harness.connect()

@@ -51,7 +51,8 @@ public enum RawHTTPError: Error, CustomStringConvertible {
 /// they choose (malformed requests, pipelining, half-written bodies) and read exactly what
 /// comes back. Blocking calls run on a Dispatch thread, never on the Swift concurrency pool.
 public final class RawHTTPConnection: @unchecked Sendable {
-    private let fd: Int32
+    /// -1 once ``reset()`` has closed it.
+    private var fd: Int32
     private var buffer: [UInt8] = []
     private let queue = DispatchQueue(label: "raw-http")
 
@@ -82,7 +83,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
     }
 
     deinit {
-        close(fd)
+        if fd >= 0 { close(fd) }
     }
 
     public func send(_ text: String) throws {
@@ -101,6 +102,16 @@ public final class RawHTTPConnection: @unchecked Sendable {
         }
     }
 
+    /// The port this end of the connection is bound to.
+    public var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// Half-closes: the peer reads end-of-file.
     public func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
@@ -108,6 +119,32 @@ public final class RawHTTPConnection: @unchecked Sendable {
 
     public func closeNow() {
         shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// Closes abruptly: the peer gets a reset (RST), not an end-of-file, as from a client that
+    /// crashed or gave up.
+    public func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
+    }
+
+    /// True once the peer has reset the connection (a socket error: what a peer's kernel answers
+    /// to bytes sent to a socket it has closed), waiting until the deadline. An end-of-file alone
+    /// is not enough.
+    public func waitForReset(timeout: Double = 10) async -> Bool {
+        (try? await blocking {
+            let deadline = Date().addingTimeInterval(timeout)
+            while deadline.timeIntervalSinceNow > 0 {
+                // No events asked for: poll reports only errors and hang-ups, not the readable
+                // end-of-file that is already there.
+                var descriptor = pollfd(fd: self.fd, events: 0, revents: 0)
+                let ready = poll(&descriptor, 1, Int32(min(deadline.timeIntervalSinceNow, 1) * 1000) + 1)
+                if ready > 0, descriptor.revents & Int16(POLLERR | POLLHUP) != 0 { return true }
+            }
+            return false
+        }) ?? false
     }
 
     /// Reads one response. `head: true` for the answer to a HEAD request (no body follows).

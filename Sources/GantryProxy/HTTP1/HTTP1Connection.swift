@@ -65,6 +65,12 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     private var headDeadline = NIODeadline.distantFuture
     private var lingerDeadline = NIODeadline.distantFuture
     private var closing = false
+    /// The request in flight said it is the client's last (`Connection: close`, or HTTP/1.0
+    /// without keep-alive).
+    private var clientEnds = false
+    /// The last response ended while its request was being parsed (a local answer): how the
+    /// connection closes is decided when the parse ends and shows whether more bytes followed.
+    private var closeWhenParsed = false
     private var active = true
     private(set) var isInReadBatch = false
     /// The connection switched protocols (a WebSocket): what the client sends goes upstream as
@@ -144,6 +150,10 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The socket failed (a reset, for one): NIO closes the channel itself right after. Closed
+        // from here as well, the close would pass through TLS, whose close waits for the client's
+        // close_notify and holds the connection's memory for seconds after the socket is gone.
+        if error is IOError { return }
         guard error is HTTPParserError || error is UnsupportedHTTPVersion else {
             context.close(promise: nil)
             return
@@ -216,12 +226,21 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     /// the protocol and the connection answers or closes instead.
     private func parse(_ bytes: consuming ByteBuffer) -> Bool {
         isParsing = true
-        defer { isParsing = false }
+        defer {
+            isParsing = false
+            if closeWhenParsed {
+                closeWhenParsed = false
+                closeAfterLastResponse()
+            }
+        }
         do {
             try parser.parse(bytes) { part in
                 if !closing { enqueueOrHandle(.part(part)) }
             }
             return true
+        } catch where closing {
+            // After the last response: what follows is dropped, whatever it is.
+            parserFailed = true
         } catch where error is HTTPParserError || error is UnsupportedHTTPVersion {
             requestMalformed(error)
         } catch {
@@ -326,6 +345,7 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         responseInProgress = true
         requestVersion = head.version
         requestMethod = head.method
+        clientEnds = !requestKeepsAlive
         if !requestKeepsAlive || loop.draining { keepAlive = false }
         awaitingSwitch = head.facts.requestedUpgrade != nil
         let exchange = loop.takeExchange()
@@ -477,7 +497,10 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
             return
         }
         guard keepAlive else {
-            closeGracefully()
+            guard !closing else { return }
+            closing = true
+            // A local answer is written while its request is parsed.
+            if isParsing { closeWhenParsed = true } else { closeAfterLastResponse() }
             return
         }
         idleDeadline = now + loop.idleTimeout
@@ -550,13 +573,36 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
         if closingIdle, !requestInProgress, !responseInProgress, queued.isEmpty { closeGracefully() }
     }
 
+    /// After the last response: at once when the client has sent all it meant to (it said the
+    /// request was its last, the whole request has been read, nothing after it, and the
+    /// response has gone to the kernel), as nginx does; a half-close and a wait for the
+    /// client's FIN would cost a system call and a wake-up more than the request. Otherwise
+    /// lingering, since the client may still be sending (``linger()``).
+    ///
+    /// Not on TLS: closing a TLS connection whole makes swift-nio-ssl send close_notify and keep
+    /// the connection, buffers and all, until the client's close_notify or its 5 s timeout, even
+    /// after the socket has closed. Half-closed (``linger()``), it sends close_notify without that
+    /// wait, and the client's FIN or reset ends the connection.
+    private func closeAfterLastResponse() {
+        if clientEnds, client.listener.tls == nil, !parserFailed, parser.isBetweenMessages, queued.isEmpty, bufferedOutboundBytes == 0 {
+            context?.close(promise: nil)
+        } else {
+            linger()
+        }
+    }
+
+    private func closeGracefully() {
+        guard !closing else { return }
+        closing = true
+        linger()
+    }
+
     /// Closes after everything written so far has gone out, the way nginx's lingering close
     /// does: send FIN, then read and drop what the client still sends until it closes too (or
     /// `lingerTime` passes). Closing at once would make the kernel answer unread bytes with a
     /// reset, and the client could lose the response it has not read yet.
-    private func closeGracefully() {
-        guard let context, !closing else { return }
-        closing = true
+    private func linger() {
+        guard let context else { return }
         idleDeadline = .distantFuture
         lingerDeadline = .now() + Self.lingerTime
         let promise = context.eventLoop.makePromise(of: Void.self)

@@ -34,6 +34,8 @@ struct HTTPRequestParser {
 
     /// Part of a request head has come, not all of it.
     var isReadingHead: Bool { body == nil && !leftover.isEmpty && !holdsAfterUpgrade }
+    /// Every request parsed has ended, and no byte after the last one is held.
+    var isBetweenMessages: Bool { body == nil && leftover.isEmpty && !holdsAfterUpgrade }
     /// The last request asked to switch protocols (`Upgrade`): what follows it is held as it
     /// came, unparsed, until the answer says whether it is a request or the new protocol's.
     private(set) var holdsAfterUpgrade = false

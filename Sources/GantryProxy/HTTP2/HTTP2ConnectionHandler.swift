@@ -198,6 +198,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, HTTP2FrameWriter {
         }
         // A frame for a stream that has just closed (a reset crossing the client's end).
         if error is NIOHTTP2Errors.NoSuchStream { return }
+        // The socket failed: NIO closes the channel itself (and a close through TLS from here
+        // would hold the connection until its close_notify timeout; ``HTTP1Connection``).
+        if error is IOError { return }
         // Once: a GOAWAY NIO refuses comes back here as an error of its own.
         guard !failed else { return }
         failed = true

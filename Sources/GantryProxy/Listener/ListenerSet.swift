@@ -25,6 +25,8 @@ final class ListenerSet: Sendable {
         var current: (settings: ListenerSettings, tls: TLSServerContext?) { configuration.current.withLockedValue { $0 } }
     }
 
+    private static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+
     private let group: any EventLoopGroup
     private let logger: Logger
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
@@ -114,14 +116,18 @@ final class ListenerSet: Sendable {
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPause()) }
                 }
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                // A connection keeps its last read buffer between reads (NIO pools it): 512 bytes
-                // to start, which holds most request heads, rather than NIO's 2 KiB, so that an idle
-                // keep-alive connection holds less; it doubles on each full read, up to 64 KiB.
-                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+                // Set on the listening socket, whose accepted sockets inherit it (Linux copies the
+                // listener's TCP options into each connection): a `childChannelOption` would cost
+                // every connection two system calls and a chain of futures.
+                .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else { throw ChannelError.ioOnClosedChannel }
+                        // A connection keeps its last read buffer between reads (NIO pools it): 512
+                        // bytes to start, which holds most request heads, rather than NIO's 2 KiB, so
+                        // that an idle keep-alive connection holds less; it doubles on each full read,
+                        // up to 64 KiB. Set here, synchronously, rather than as a `childChannelOption`.
+                        try channel.syncOptions?.setOption(.recvAllocator, value: Self.receiveBuffers)
                         let (settings, tls) = configuration.current.withLockedValue { $0 }
                         try ListenerPipeline(listener: settings, tls: tls).configure(channel, loop: context)
                     }

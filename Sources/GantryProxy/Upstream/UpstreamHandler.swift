@@ -194,6 +194,8 @@ final class UpstreamHandler: ChannelDuplexHandler, Upstream {
             self.exchange = nil
             exchange.upstreamClosed(error: error)
         }
+        // The socket failed: NIO closes the channel itself (``HTTP1Connection``'s reason).
+        if error is IOError { return }
         context.close(promise: nil)
     }
 
