@@ -20,6 +20,8 @@ Scenarios (in this order, targets interleaved per round A B C D A B C D ...):
            --idle-connections (10,000) keep-alive connections each send one GET and read the
            response, then stay open and idle; RSS of the proxy's process tree is read again.
            Reported: baseline, with-idle RSS and (difference / connections) in KiB.
+  idletls  The same over TLS (HTTP/1.1 chosen by ALPN): each connection shakes hands, sends one
+           GET and reads the response, then stays open and idle. Opened one after another.
 
 Measured per https run (the model is proxybench.py, whose helpers this script imports):
   requests/s, latency, proxy CPU us/request (utime+stime ticks of the proxy's whole process tree
@@ -43,6 +45,7 @@ import json
 import os
 import re
 import resource
+import select
 import selectors
 import shlex
 import shutil
@@ -619,7 +622,15 @@ def open_idle_connections(port, n, inflight, timeout):
 
 
 def count_still_open(socks):
-    """A socket the proxy closed reads as EOF (or reset); an idle open one would block."""
+    """A socket the proxy closed reads as EOF (or reset); an idle open one would block. A TLS
+    socket cannot be peeked at: one the proxy closed has something to read (its close_notify, FIN
+    or reset), an idle open one has nothing."""
+    tls = [s for s in socks if isinstance(s, ssl.SSLSocket)]
+    if tls:
+        poller = select.poll()
+        for s in tls:
+            poller.register(s, select.POLLIN)
+        return len(tls) - len(poller.poll(0))
     still = 0
     for s in socks:
         try:
@@ -644,10 +655,47 @@ def close_with_reset(socks):
         s.close()
 
 
-def measure_idle(args, name, port, m):
+def open_idle_tls_connections(port, n, timeout):
+    """Opens n TLS keep-alive connections one after another (HTTP/1.1 by ALPN); each sends one
+    GET and reads the whole response, then stays open. Returns (open sockets, failures,
+    non-200 responses)."""
+    request = b"GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (HOST.encode(), port)
+    context = client_tls_context(["http/1.1"])
+    done, failed, bad_status = [], 0, 0
+    deadline = time.time() + timeout
+    try:
+        while len(done) + failed < n and time.time() < deadline:
+            try:
+                raw = socket.create_connection((HOST, port), timeout=5)
+                # Without it the request waits for the ACK of the client's Finished (Nagle).
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                s = context.wrap_socket(raw, server_hostname="localhost")
+                s.sendall(request)
+                buf = b""
+                while not response_complete(buf):
+                    data = s.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    buf += data
+            except OSError:
+                failed += 1
+                continue
+            if not buf.startswith(b"HTTP/1.1 200"):
+                bad_status += 1
+            done.append(s)
+    except BaseException:
+        close_with_reset(done)
+        raise
+    return done, failed + (n - len(done) - failed), bad_status
+
+
+def measure_idle(args, name, port, m, tls=False):
     """Baseline RSS of a fresh proxy (after 20 requests, so upstream pools exist), then RSS with
     --idle-connections open and idle for --idle-settle seconds."""
-    c = http.client.HTTPConnection(HOST, port, timeout=3)
+    if tls:
+        c = http.client.HTTPSConnection(HOST, port, timeout=3, context=client_tls_context(["http/1.1"]))
+    else:
+        c = http.client.HTTPConnection(HOST, port, timeout=3)
     for _ in range(20):
         c.request("GET", "/")
         c.getresponse().read()
@@ -655,7 +703,10 @@ def measure_idle(args, name, port, m):
     time.sleep(1.0)
     base_kb = pb.tree_rss_kb(m.pid)
     t0 = time.time()
-    socks, failed, bad = open_idle_connections(port, args.idle_connections, args.idle_inflight, args.idle_timeout)
+    if tls:
+        socks, failed, bad = open_idle_tls_connections(port, args.idle_connections, args.idle_timeout)
+    else:
+        socks, failed, bad = open_idle_connections(port, args.idle_connections, args.idle_inflight, args.idle_timeout)
     open_s = time.time() - t0
     try:
         time.sleep(args.idle_settle)
@@ -669,8 +720,9 @@ def measure_idle(args, name, port, m):
          "hwm_mib": round(hwm_kb / 1024.0, 1), "opened": n, "failed": failed, "non200": bad,
          "still_open": still, "open_s": round(open_s, 2),
          "kib_per_conn": round((idle_kb - base_kb) / n, 2) if n else None}
-    log("idle10k  %-8s baseline=%sMiB idle=%sMiB (%s KiB/conn) opened=%d failed=%d non200=%d still_open=%d in %.1fs"
-        % (name, r["baseline_rss_mib"], r["idle_rss_mib"], r["kib_per_conn"], n, failed, bad, still, open_s))
+    log("%s  %-8s baseline=%sMiB idle=%sMiB (%s KiB/conn) opened=%d failed=%d non200=%d still_open=%d in %.1fs"
+        % ("idletls" if tls else "idle10k", name, r["baseline_rss_mib"], r["idle_rss_mib"], r["kib_per_conn"], n, failed,
+           bad, still, open_s))
     return r
 
 
@@ -717,22 +769,22 @@ def https_phase(args, ctx, results, outputs):
             m.stop()
 
 
-def idle_phase(args, ctx, results):
-    """A fresh plain-HTTP proxy per target and round (baseline RSS is then that of a proxy that
-    has served nothing heavy), targets interleaved per round."""
+def idle_phase(args, ctx, results, tls=False):
+    """A fresh proxy per target and round (baseline RSS is then that of a proxy that has served
+    nothing heavy), targets interleaved per round; plain HTTP, or TLS with `tls`."""
     failed = set()   # a target that does not start is not retried every round
     for rnd in range(1, args.rounds + 1):
         for name in ctx["names"]:
             if name in failed or pb.forwards(name):
                 continue
-            procs = start_checked([name], None, ctx)
+            procs = start_checked([name], ctx["tls"] if tls else None, ctx)
             if name not in procs:
                 failed.add(name)
                 continue
             port, m = procs[name]
             try:
-                r = measure_idle(args, name, port, m)
-                results.append(dict(r, scenario="idle10k", target=name, round=rnd))
+                r = measure_idle(args, name, port, m, tls)
+                results.append(dict(r, scenario="idletls" if tls else "idle10k", target=name, round=rnd))
                 assert_alive(procs)
             finally:
                 keep_log(ctx, m)
@@ -751,14 +803,14 @@ def keep_log(ctx, m):
 
 def summarize(results, names):
     out = {}
-    for sc in ("https1", "https2", "idle10k"):
+    for sc in ("https1", "https2", "idle10k", "idletls"):
         rows = []
         for name in names:
             rs = [r for r in results if r["scenario"] == sc and r["target"] == name]
             if not rs:
                 continue
             row = {"target": name, "n": len(rs)}
-            if sc == "idle10k":
+            if sc in ("idle10k", "idletls"):
                 for k in ("baseline_rss_mib", "idle_rss_mib", "kib_per_conn", "open_s"):
                     row[k] = pb.med([r[k] for r in rs])
                 row["hwm_mib_max"] = max(r["hwm_mib"] for r in rs)
@@ -838,6 +890,16 @@ def markdown(summary, meta, args):
                 f(r["proxy_cpu_pct"], 0), f(r["rss_peak_mib"], 1), r["errors"], r["non2xx"], r["protocol"],
                 r["cipher"], f(r["foreign_cpu_pct_max"], 0)))
         L += hung_note(summary["https2"]) + [""]
+    if "idletls" in summary:
+        L += ["## idletls - %d idle keep-alive connections over TLS" % args.idle_connections, "",
+              "As idle10k, on each target's TLS listener (HTTP/1.1 by ALPN, opened one after another).", "",
+              "| target | baseline RSS MiB | RSS with idle MiB (max) | KiB/conn | opened (min) | still open at measurement (min) | failed | non-200 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in summary["idletls"]:
+            L.append("| %s | %s | %s (%s) | %s | %s | %s | %s | %s |" % (
+                r["target"], f(r["baseline_rss_mib"], 1), f(r["idle_rss_mib"], 1), f(r["idle_rss_mib_max"], 1),
+                f(r["kib_per_conn"], 2), r["opened_min"], r["still_open_min"], r["failed"], r["non200"]))
+        L.append("")
     if "idle10k" in summary:
         L += ["## idle10k - %d idle keep-alive connections on the plain HTTP listener" % args.idle_connections, "",
               "A fresh proxy per round. Baseline = VmRSS of the proxy's process tree after 20 requests; then every "
@@ -885,7 +947,7 @@ def write_results(ctx, results, outputs, partial):
     meta["partial"] = partial
     meta["skipped"] = ctx["skipped"]
     for r in results:
-        if r["scenario"] != "idle10k":
+        if r["scenario"] not in ("idle10k", "idletls"):
             meta["loadgen_commands"].setdefault("%s (%s)" % (r["scenario"], r["target"]), r["cmd"])
     summary = summarize(results, ctx["names"])
     md = markdown(summary, meta, args)
@@ -1051,6 +1113,8 @@ def main():
             https_phase(args, ctx, results, outputs)
         if "idle10k" in scenarios:
             idle_phase(args, ctx, results)
+        if "idletls" in scenarios:
+            idle_phase(args, ctx, results, tls=True)
         md = write_results(ctx, results, outputs, partial=False)
         done = True
         print(md)
