@@ -99,15 +99,10 @@ extension LiveProxyTests {
 
     /// This process's TCP socket bound to `localPort` and connected from `peerPort` on loopback.
     private static func descriptor(localPort: Int, peerPort: Int) -> Int32? {
-        func port(_ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> Int? {
-            var address = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let result = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) } }
-            guard result == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
-            return Int(UInt16(bigEndian: address.sin_port))
-        }
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return descriptors.compactMap(Int32.init).first { port($0, getsockname) == localPort && port($0, getpeername) == peerPort }
+        return descriptors.compactMap(Int32.init).first {
+            RawHTTPConnection.port(of: $0, end: .local) == localPort && RawHTTPConnection.port(of: $0, end: .peer) == peerPort
+        }
     }
 
     @Test func http10ClientsGetKeepAliveOnlyWhenTheyAskForIt() async throws {

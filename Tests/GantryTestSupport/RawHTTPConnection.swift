@@ -103,12 +103,20 @@ public final class RawHTTPConnection: @unchecked Sendable {
     }
 
     /// The port this end of the connection is bound to.
-    public var localPort: Int {
+    public var localPort: Int { Self.port(of: fd, end: .local) ?? 0 }
+
+    public enum SocketEnd { case local, peer }
+
+    /// The IPv4 port of one end of the TCP socket `fd`; nil when it is not an IPv4 socket.
+    public static func port(of fd: Int32, end: SocketEnd) -> Int? {
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                end == .local ? getsockname(fd, $0, &length) : getpeername(fd, $0, &length)
+            }
         }
+        guard result == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
