@@ -57,7 +57,11 @@ struct HTTP2Check: Sendable {
                     if let context, let options {
                         let name = options.serverName(forHost: host)
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: name, requiredProtocol: "h2"))
+                        // The handshake's own failure is the answer's, before the close that
+                        // follows it could fail the answer with a bare end of file.
+                        let handshake = channel.eventLoop.makePromise(of: Void.self)
+                        handshake.futureResult.whenFailure { answer.fail($0) }
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: name, requiredProtocol: "h2"))
                     }
                 }.flatMap {
                     channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil)

@@ -41,17 +41,23 @@ struct ProbeRunner: Sendable {
         tls: UpstreamTLS? = nil
     ) async throws -> Int {
         let context = try tls.map { try TLSClientContext.shared.context(for: $0) }
-        let channel = try await bootstrap(timeout: timeout).connect(host: host, port: port) { channel in
+        let (channel, handshake) = try await bootstrap(timeout: timeout).connect(host: host, port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
+                var handshake: EventLoopFuture<Void>?
                 if let context, let tls {
                     let name = tls.serverName(forHost: host)
+                    let promise = channel.eventLoop.makePromise(of: Void.self)
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
-                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: name))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: promise, requiredName: name))
+                    handshake = promise.futureResult
                 }
-                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handshake)
             }
         }
         return try await channel.executeThenClose { inbound, outbound in
+            // The handshake's own failure (an untrusted certificate...) is the reason a check
+            // reports: a write that raced it would fail only with "I/O on closed channel".
+            try await handshake?.get()
             var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: \(userAgent)\r\nAccept: */*\r\n"
             for header in headers { request += "\(header.name): \(header.value)\r\n" }
             request += "Connection: close\r\n\r\n"
