@@ -29,22 +29,36 @@ public enum SimpleHTTPClient {
         }
     }
 
-    /// An HTTP/1.1 client connection, over TLS when `tls` is set, for one exchange.
+    /// An HTTP/1.1 client connection, over TLS when `tls` is set, for one exchange. Over TLS it
+    /// is returned once the handshake has succeeded: a handshake that fails throws its own
+    /// error (an untrusted certificate...), never the "I/O on closed channel" of a write that
+    /// raced it.
     public static func connect(host: String, port: Int, tls: TLS?, timeout: Duration) async throws
         -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
     {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    var handshake: EventLoopFuture<Void>?
                     if let tls {
+                        let promise = channel.eventLoop.makePromise(of: Void.self)
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: nil, requiredName: tls.serverName))
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandshakeWatcher(promise: promise, requiredName: tls.serverName, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))))
+                        handshake = promise.futureResult
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    return (try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel), handshake)
                 }
             }
+        do {
+            try await handshake?.get()
+        } catch {
+            try? await channel.channel.close()
+            throw error
+        }
+        return channel
     }
 
     public static func request(

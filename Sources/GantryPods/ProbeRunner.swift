@@ -48,7 +48,7 @@ struct ProbeRunner: Sendable {
                     let name = tls.serverName(forHost: host)
                     let promise = channel.eventLoop.makePromise(of: Void.self)
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
-                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: promise, requiredName: name))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: promise, requiredName: name, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))))
                     handshake = promise.futureResult
                 }
                 return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handshake)

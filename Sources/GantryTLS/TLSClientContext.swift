@@ -99,14 +99,26 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
     private let promise: EventLoopPromise<Void>?
     private let requiredName: String?
     private let requiredProtocol: String?
+    private let timeout: TimeAmount?
+    private var limit: Scheduled<Void>?
     private var settled = false
 
     /// `requiredProtocol`: the application protocol ALPN must agree on (`h2`), when the
-    /// connection can speak only that.
-    public init(promise: EventLoopPromise<Void>?, requiredName: String?, requiredProtocol: String? = nil) {
+    /// connection can speak only that. `timeout`: how long the handshake may take before it
+    /// fails (``HandshakeTimeout``) and the connection closes, for callers that wait for it
+    /// with nothing else to bound the wait; swift-nio-ssl sets no limit of its own.
+    public init(promise: EventLoopPromise<Void>?, requiredName: String?, requiredProtocol: String? = nil, timeout: TimeAmount? = nil) {
         self.promise = promise
         self.requiredName = requiredName
         self.requiredProtocol = requiredProtocol
+        self.timeout = timeout
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        guard let timeout else { return }
+        limit = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            if !settled { errorCaught(context: context, error: HandshakeTimeout(timeout: timeout)) }
+        }
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -144,6 +156,7 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        limit?.cancel()
         if !settled {
             settled = true
             promise?.fail(ChannelError.ioOnClosedChannel)
@@ -165,6 +178,14 @@ public struct ApplicationProtocolMismatch: Error, CustomStringConvertible {
     public let negotiated: String?
     public var description: String {
         "the endpoint did not agree to \(required) by ALPN (it chose \(negotiated ?? "nothing")): does it speak HTTP/2 over TLS? (else use protocol: http1)"
+    }
+}
+
+/// The TLS handshake did not end within the time given (``TLSHandshakeWatcher``).
+public struct HandshakeTimeout: Error, CustomStringConvertible {
+    public let timeout: TimeAmount
+    public var description: String {
+        "no TLS handshake within \(timeout.nanoseconds / 1_000_000) ms: does the endpoint speak TLS?"
     }
 }
 

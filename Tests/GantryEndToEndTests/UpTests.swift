@@ -219,15 +219,7 @@ extension UpTests {
     @Test func grpcHealthIsAProbeAndAHealthCheck() async throws {
         let script = try PythonGRPC.writeServerScript(in: directory)
         let sick = try await PythonGRPC.server(["--sick"])
-        let silent = try await PythonPeer(
-            script: """
-                import socket, time
-                server = socket.socket()
-                server.bind(("127.0.0.1", 0))
-                server.listen(16)
-                print("silent on 127.0.0.1:%d" % server.getsockname()[1], flush=True)
-                time.sleep(600)
-                """, named: "silent-server.py", marker: "silent on 127.0.0.1:")
+        let silent = try await PythonPeer.silent()
         let config = directory.appendingPathComponent("gantry.yaml")
         try """
         loadBalancer: {listeners: [{name: http, port: 0, http2: true}]}

@@ -1,7 +1,11 @@
 import Foundation
 import GantryConfig
 import GantryCore
+import GantryHTTP
+import GantryTLS
 import GantryTestSupport
+import NIOConcurrencyHelpers
+import NIOSSL
 import Testing
 
 #if canImport(Glibc)
@@ -204,5 +208,39 @@ extension LiveProxyTests {
             return
         }
         #expect(error.description.contains("gateway.policies[0].jwt.jwks.tls: tls applies to https:// URLs"), "\(error)")
+    }
+
+    /// A client over TLS (key sets, introspection, the load balancer's checks) reports what
+    /// went wrong with the handshake itself: a certificate it cannot trust, every time (a write
+    /// that raced the failed handshake reported only "I/O on closed channel"), and a peer that
+    /// never answers the handshake, within the timeout it was given.
+    @Test func aTLSClientReportsTheHandshakesOwnFailure() async throws {
+        let pki = try await TestPKI.make()
+        let server = try await PythonHTTPSServer(pki: pki)
+        let context = try TLSClientContext.shared.context(for: UpstreamTLS(caFile: pki.rogueCA, serverName: "backend.internal"))
+        let tls = SimpleHTTPClient.TLS(context: context, serverName: "backend.internal")
+        for _ in 0..<5 {
+            do {
+                _ = try await SimpleHTTPClient.request(.GET, host: "127.0.0.1", port: server.port, path: "/", tls: tls)
+                Issue.record("a certificate from another CA was trusted")
+            } catch {
+                #expect(TLSClientContext.explain(error).contains("did not verify"), "\(error)")
+            }
+        }
+
+        let silent = try await PythonPeer.silent()
+        // Unstructured, so that a wait with no end fails the test instead of holding it.
+        let outcome = NIOLockedValueBox<String?>(nil)
+        let attempt = Task {
+            do {
+                _ = try await SimpleHTTPClient.request(.GET, host: "127.0.0.1", port: silent.port, path: "/", timeout: .milliseconds(300), tls: tls)
+                outcome.withLockedValue { $0 = "answered" }
+            } catch {
+                outcome.withLockedValue { $0 = error is HandshakeTimeout ? "timed out" : "\(error)" }
+            }
+        }
+        defer { attempt.cancel() }
+        #expect(await eventually { outcome.withLockedValue { $0 } != nil }, "no outcome after 10 s")
+        #expect(outcome.withLockedValue { $0 } == "timed out")
     }
 }

@@ -22,6 +22,19 @@ public final class PythonPeer: Sendable {
         self.port = port
     }
 
+    /// A peer that accepts connections (the kernel completes them) and never says a word.
+    public static func silent() async throws -> PythonPeer {
+        try await PythonPeer(
+            script: """
+                import socket, time
+                server = socket.socket()
+                server.bind(("127.0.0.1", 0))
+                server.listen(16)
+                print("silent on 127.0.0.1:%d" % server.getsockname()[1], flush=True)
+                time.sleep(600)
+                """, named: "silent-server.py", marker: "silent on 127.0.0.1:")
+    }
+
     deinit {
         process.signal(SIGKILL)
         process.process.waitForEnd()
