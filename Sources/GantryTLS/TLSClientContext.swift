@@ -104,9 +104,10 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
     private var settled = false
 
     /// `requiredProtocol`: the application protocol ALPN must agree on (`h2`), when the
-    /// connection can speak only that. `timeout`: how long the handshake may take before it
-    /// fails (``HandshakeTimeout``) and the connection closes, for callers that wait for it
-    /// with nothing else to bound the wait; swift-nio-ssl sets no limit of its own.
+    /// connection can speak only that. `timeout`: how long the handshake may take once the
+    /// connection is up before it fails (``HandshakeTimeout``) and the connection closes; a
+    /// peer that accepts and says nothing must not hold its caller, and swift-nio-ssl sets no
+    /// limit of its own.
     public init(promise: EventLoopPromise<Void>?, requiredName: String?, requiredProtocol: String? = nil, timeout: TimeAmount? = nil) {
         self.promise = promise
         self.requiredName = requiredName
@@ -115,7 +116,16 @@ public final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelH
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        guard let timeout else { return }
+        if context.channel.isActive { startLimit(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        startLimit(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startLimit(context: ChannelHandlerContext) {
+        guard let timeout, limit == nil else { return }
         limit = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             if !settled { errorCaught(context: context, error: HandshakeTimeout(timeout: timeout)) }
         }

@@ -116,6 +116,34 @@ extension LiveProxyTests {
         }
     }
 
+    /// An endpoint that accepts the connection and never answers the handshake holds a request
+    /// no longer than the connect timeout: 502 (the endpoint failed, not the response), and the
+    /// log says what did not happen.
+    @Test func anEndpointThatNeverAnswersTheHandshakeFailsWithinTheConnectTimeout() async throws {
+        let silent = try await PythonPeer.silent()
+        let log = GantryProcess.scratchDirectory().appendingPathComponent("access.log").path
+        let sink = try AccessLogSink(destination: .file(log))
+        let yaml: ([Int]) -> String = { _ in
+            """
+            loadBalancer: {listeners: [{name: http, port: 0}]}
+            gateway: {routes: [{path: /, service: backend}]}
+            services:
+              - name: backend
+                endpoints: [127.0.0.1:\(silent.port)]
+                tls: {}
+                timeouts: {connect: 300ms, response: 60s}
+                retries: {attempts: 0}
+            """
+        }
+        try await withProxy(upstreams: 0, accessLog: sink, yaml: yaml) { harness in
+            let response = try await harness.get("/x")
+            #expect(response.status == 502)
+            var details: [String] = []
+            #expect(await eventually { details = Self.details(in: log, sink: sink); return !details.isEmpty })
+            #expect(details.first?.contains("no TLS handshake within 300 ms") == true, "\(details)")
+        }
+    }
+
     /// An endpoint that requires a client certificate refuses gantry without one (502, and the
     /// log says so) and takes the configured one, whose name it sees.
     @Test func mutualTLSPresentsTheClientCertificate() async throws {

@@ -66,7 +66,11 @@ struct SocketConnector: UpstreamConnector {
                     let sync = channel.pipeline.syncOperations
                     if let tls, let handshake {
                         try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
-                        try sync.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: tls.serverName, requiredProtocol: tls.requiredProtocol))
+                        // The connect timeout bounds the handshake too: a peer that accepts and
+                        // says nothing must not hold the request until its response timeout.
+                        try sync.addHandler(
+                            TLSHandshakeWatcher(
+                                promise: handshake, requiredName: tls.serverName, requiredProtocol: tls.requiredProtocol, timeout: timeout))
                     }
                     try configure(sync)
                 }
@@ -75,15 +79,7 @@ struct SocketConnector: UpstreamConnector {
         guard let handshake else { return connected }
         connected.whenFailure { handshake.fail($0) }
         return connected.flatMap { channel in
-            // The connect timeout bounds the handshake too: a peer that accepts and says
-            // nothing must not hold the request until its response timeout.
-            let timer = channel.eventLoop.scheduleTask(in: timeout) {
-                handshake.fail(UpstreamTLSFailure(underlying: ChannelError.connectTimeout(timeout)))
-                channel.close(promise: nil)
-            }
-            return handshake.futureResult.always { _ in timer.cancel() }.flatMapErrorThrowing { error in
-                throw error is UpstreamTLSFailure ? error : UpstreamTLSFailure(underlying: error)
-            }.map { channel }
+            handshake.futureResult.flatMapErrorThrowing { error in throw UpstreamTLSFailure(underlying: error) }.map { channel }
         }
     }
 }
