@@ -68,7 +68,7 @@ struct ListenerPipeline: Sendable {
             HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
         ]
         let sync = channel.pipeline.syncOperations
-        if tls != nil { try sync.addHandler(TLSRecordCoalescer()) }
+        try sync.addHandler(HTTP2WriteCoalescer())  // over TLS and in the clear alike
         // Without a multiplexer: the frames go to ``HTTP2ConnectionHandler``, which keeps the
         // streams itself.
         try sync.addHandler(NIOHTTP2Handler(mode: .server, frameDelegate: nil, connectionConfiguration: connection))

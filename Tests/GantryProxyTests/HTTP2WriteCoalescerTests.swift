@@ -4,9 +4,9 @@ import Testing
 
 @testable import GantryProxy
 
-/// The writes NIO's HTTP/2 handler makes between two flushes reach TLS as one buffer, so that
-/// they are sealed as one record rather than a record each.
-@Suite struct TLSRecordCoalescerTests {
+/// The writes NIO's HTTP/2 handler makes between two flushes reach TLS, or the socket, as one
+/// buffer: sealed as one record rather than a record each, or one pending write rather than many.
+@Suite struct HTTP2WriteCoalescerTests {
     private func written(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
         var buffers: [ByteBuffer] = []
         while let data = try channel.readOutbound(as: IOData.self) {
@@ -23,7 +23,7 @@ import Testing
     }
 
     @Test func smallWritesLeaveAsOneBufferAtTheFlushAndEveryPromiseCompletes() throws {
-        let channel = EmbeddedChannel(handler: TLSRecordCoalescer())
+        let channel = EmbeddedChannel(handler: HTTP2WriteCoalescer())
         let promises = (0..<3).map { _ in channel.eventLoop.makePromise(of: Void.self) }
         for (index, text) in ["header", "payload", "more"].enumerated() {
             channel.write(IOData.byteBuffer(ByteBuffer(string: text)), promise: index == 1 ? nil : promises[index])
@@ -37,20 +37,20 @@ import Testing
     }
 
     @Test func aLargeWriteGoesAsItIsAfterWhatWasGatheredInOrder() throws {
-        let channel = EmbeddedChannel(handler: TLSRecordCoalescer())
-        let large = ByteBuffer(repeating: 0x61, count: TLSRecordCoalescer.limit)
+        let channel = EmbeddedChannel(handler: HTTP2WriteCoalescer())
+        let large = ByteBuffer(repeating: 0x61, count: HTTP2WriteCoalescer.limit)
         channel.write(IOData.byteBuffer(ByteBuffer(string: "a")), promise: nil)
         channel.write(IOData.byteBuffer(ByteBuffer(string: "b")), promise: nil)
         channel.write(IOData.byteBuffer(large), promise: nil)
         channel.write(IOData.byteBuffer(ByteBuffer(string: "c")), promise: nil)
         channel.flush()
-        #expect(try written(channel).map(\.readableBytes) == [2, TLSRecordCoalescer.limit, 1])
+        #expect(try written(channel).map(\.readableBytes) == [2, HTTP2WriteCoalescer.limit, 1])
         _ = try channel.finish()
     }
 
     @Test func gatheringStopsAtARecordsSize() throws {
-        let channel = EmbeddedChannel(handler: TLSRecordCoalescer())
-        let part = ByteBuffer(repeating: 0x62, count: TLSRecordCoalescer.limit / 2 + 1)
+        let channel = EmbeddedChannel(handler: HTTP2WriteCoalescer())
+        let part = ByteBuffer(repeating: 0x62, count: HTTP2WriteCoalescer.limit / 2 + 1)
         channel.write(IOData.byteBuffer(part), promise: nil)
         channel.write(IOData.byteBuffer(part), promise: nil)
         channel.flush()
@@ -76,7 +76,7 @@ import Testing
 
     @Test func aCloseHandsOnWhatWasGatheredFirst() throws {
         let recorder = Recorder()
-        let channel = EmbeddedChannel(handlers: [recorder, TLSRecordCoalescer()])
+        let channel = EmbeddedChannel(handlers: [recorder, HTTP2WriteCoalescer()])
         channel.write(IOData.byteBuffer(ByteBuffer(string: "go")), promise: nil)
         channel.write(IOData.byteBuffer(ByteBuffer(string: "away")), promise: nil)
         #expect(recorder.events.isEmpty)
