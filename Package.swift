@@ -260,7 +260,7 @@ let package = Package(
             name: "GantryProxyTests",
             dependencies: [
                 locks,
-                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS", "GantryKubernetes",
+                "GantryProxy", "GantryConfig", "GantryExamples", "GantryHTTP", "GantryTestSupport", "GantryTLS", "GantryDNS", "GantryKubernetes", "GantryPods",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),

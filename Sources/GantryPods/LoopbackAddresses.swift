@@ -9,6 +9,12 @@ import NIOConcurrencyHelpers
 /// for itself: a block is its own while it holds an exclusive `flock` on the block's lock file,
 /// which the kernel releases when the process ends, however it ends. Within its blocks an
 /// address is handed out only if nothing else listens on it at that port.
+///
+/// Pods outlive a gantry that is killed, and the next gantry on the same state directory takes
+/// them over at their addresses, so a block stays its owner's after the lock is gone: the lock
+/// file names the owner (the state directory), and a gantry claiming a new block takes one
+/// named for another owner only when no other is free. A clean stop, with every pod gone,
+/// clears the name (``disown()``).
 public final class LoopbackAddresses: Sendable {
     /// A claimed /24: its third octet, the descriptor that holds its lock, and that
     /// descriptor's token in ``Handover``.
@@ -25,11 +31,16 @@ public final class LoopbackAddresses: Sendable {
 
     private let state = NIOLockedValueBox(State())
     private let octets: ClosedRange<Int>
+    private let owner: String?
     private let lockDirectory: String
 
-    /// - Parameter blocks: third octets this allocator may claim, e.g. `100...199` for pods.
-    public init(blocks: ClosedRange<Int>, lockDirectory: String = NSTemporaryDirectory() + "gantry-loopback") {
+    /// - Parameters:
+    ///   - blocks: third octets this allocator may claim, e.g. `100...199` for pods.
+    ///   - owner: what the addresses' users outlive this process for (the pods' state
+    ///     directory), written in each block's lock file; nil when nothing outlives it.
+    public init(blocks: ClosedRange<Int>, owner: String? = nil, lockDirectory: String = NSTemporaryDirectory() + "gantry-loopback") {
         self.octets = blocks
+        self.owner = owner
         self.lockDirectory = lockDirectory
     }
 
@@ -82,6 +93,14 @@ public final class LoopbackAddresses: Sendable {
         _ = state.withLockedValue { $0.inUse.remove(address) }
     }
 
+    /// Nothing uses this allocator's addresses any more (every pod has stopped): its blocks
+    /// stop being kept for its owner's next gantry.
+    public func disown() {
+        state.withLockedValue { state in
+            for block in state.blocks { _ = ftruncate(block.lock, 0) }
+        }
+    }
+
     private func free(in octet: Int, port: Int, inUse: Set<String>) -> String? {
         for last in 1...254 {
             let address = "127.0.\(octet).\(last)"
@@ -90,7 +109,11 @@ public final class LoopbackAddresses: Sendable {
         return nil
     }
 
+    /// A free block: first one no other owner left its pods in, then any.
     private func claimBlock(excluding held: Set<Int>) -> Block? {
+        for octet in octets where !held.contains(octet) {
+            if let block = claim(octet, unlessOwnedByAnother: true) { return block }
+        }
         for octet in octets where !held.contains(octet) {
             if let block = claim(octet) { return block }
         }
@@ -100,7 +123,7 @@ public final class LoopbackAddresses: Sendable {
     /// A block's lock: the one the gantry this one takes over from handed over, or a new
     /// `flock`. Held in ``Handover`` so that the next gantry can take it over in turn: a lock
     /// handed over is the same open file, so the block stays held while either process runs.
-    private func claim(_ octet: Int) -> Block? {
+    private func claim(_ octet: Int, unlessOwnedByAnother: Bool = false) -> Block? {
         let name = "lock/127.0.\(octet)"
         if let inherited = Handover.shared.take(name) {
             return Block(octet: octet, lock: inherited, token: Handover.shared.hold(name, inherited))
@@ -112,7 +135,29 @@ public final class LoopbackAddresses: Sendable {
             close(descriptor)
             return nil
         }
+        if let owner {
+            let recorded = Self.recordedOwner(descriptor)
+            if unlessOwnedByAnother, let recorded, recorded != owner {
+                close(descriptor)
+                return nil
+            }
+            if recorded != owner { Self.record(owner, in: descriptor) }
+        }
         return Block(octet: octet, lock: descriptor, token: Handover.shared.hold(name, descriptor))
+    }
+
+    /// The owner a lock file names; nil when it names none.
+    private static func recordedOwner(_ descriptor: Int32) -> String? {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = pread(descriptor, &bytes, bytes.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: bytes[..<count], as: UTF8.self)
+    }
+
+    private static func record(_ owner: String, in descriptor: Int32) {
+        _ = ftruncate(descriptor, 0)
+        let bytes = Array(owner.utf8)
+        _ = pwrite(descriptor, bytes, bytes.count, 0)
     }
 
     /// Whether a TCP socket can bind `address:port` right now.

@@ -101,7 +101,7 @@ public actor PodSupervisor {
     private let publisher: any EndpointPublisher
     public nonisolated let events: EventRecorder
     private let probeRunner: ProbeRunner
-    private let addresses = LoopbackAddresses(blocks: 100...199)
+    private let addresses: LoopbackAddresses
     private let logDirectory: String
     private let ledger: ProcessLedger
     private let logger: Logger
@@ -137,6 +137,7 @@ public actor PodSupervisor {
             ? snapshot.stateDirectory : FileManager.default.currentDirectoryPath + "/" + snapshot.stateDirectory
         self.logDirectory = state + "/logs"
         self.ledger = ProcessLedger(stateDirectory: state)
+        self.addresses = LoopbackAddresses(blocks: 100...199, owner: state)
         self.logger = logger
     }
 
@@ -396,6 +397,7 @@ public actor PodSupervisor {
         }
         for run in leaving { await run.value }
         ledger.remove()
+        addresses.disown()
     }
 
     public func podStatuses() -> [PodStatus] {
