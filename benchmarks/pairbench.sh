@@ -9,10 +9,12 @@
 # a bias as large as the changes measured; over HTTP/1 the slots matched within 0.8%. The
 # geometric mean of the rounds cancels it; the per-order means show how large it was.
 #
-#   benchmarks/pairbench.sh OLD_BINARY NEW_BINARY [http1|h2] [ROUNDS] [SECONDS]
+#   benchmarks/pairbench.sh OLD_BINARY NEW_BINARY [http1|h2|grpc] [ROUNDS] [SECONDS]
 #   e.g. benchmarks/pairbench.sh /tmp/gantry-before .build/release/gantry h2 10 6
 # http1: wrk, 50 keep-alive connections, GET / (3 bytes). h2: h2load over TLS, 50 connections
-# x 10 streams. Needs nginx, wrk, h2load, openssl (benchmarks/run installs them).
+# x 10 streams. grpc: tunnelbench.py's gRPC unary calls, h2c both ways (h2load, 50 connections x
+# 10 streams, to an nghttpd backend with `protocol: h2c`). Needs nginx, wrk, h2load, nghttpd,
+# openssl (benchmarks/run installs them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 old=$1 new=$2 mode=${3:-http1} rounds=${4:-10} seconds=${5:-6}
@@ -35,7 +37,16 @@ taskset -c 0 nginx -p "$work" -c "$work/upstream.conf"
 # Each build configured as the interleaved runs configure gantry (gantry-proxy.sh: round robin,
 # keep-alive pooling, no access log; tlsbench's limits and idle timeout).
 export GANTRY_LIMITS="{maxConnectionsPerClient: 20000, newConnectionsPerSecondPerClient: 100000}" GANTRY_IDLE=300s
-scheme=http
+scheme=http upstream=127.0.0.1:18380
+if [ "$mode" = grpc ]; then
+  # As tunnelbench.py's grpc scenario: the answer is one length-prefixed message, then trailers.
+  mkdir -p "$work/grpc/test.Echo"
+  printf '\0\0\0\0\5hello' >"$work/grpc/test.Echo/Unary"
+  printf '\0\0\0\0\2hi' >"$work/grpc-request.bin"
+  taskset -c 0 nghttpd --no-tls -d "$work/grpc" "--trailer=grpc-status: 0" --workers=1 18383 >/dev/null 2>&1 &
+  export GANTRY_UPSTREAM_PROTOCOL=h2c
+  upstream=127.0.0.1:18383
+fi
 if [ "$mode" = h2 ]; then
   openssl ecparam -name prime256v1 -genkey -noout -out "$work/key.pem"
   openssl req -x509 -new -key "$work/key.pem" -subj /CN=localhost -days 2 -out "$work/cert.pem" 2>/dev/null
@@ -43,18 +54,21 @@ if [ "$mode" = h2 ]; then
   scheme=https
 fi
 start() {  # BINARY PORT SLOT: gantry-proxy.sh execs the binary, so $! is gantry itself
-  GANTRY_BIN=$1 taskset -c 1 "$here/gantry-proxy.sh" "$2" 127.0.0.1:18380 "$work/$3" >"$work/$3.log" 2>&1 &
+  GANTRY_BIN=$1 taskset -c 1 "$here/gantry-proxy.sh" "$2" "$upstream" "$work/$3" >"$work/$3.log" 2>&1 &
 }
 
 load() {  # PORT SECONDS OUTPUT
   if [ "$mode" = h2 ]; then
     taskset -c 0 h2load -t1 -c50 -m10 -D "$2" "$scheme://127.0.0.1:$1/" >"$3"
+  elif [ "$mode" = grpc ]; then
+    taskset -c 0 h2load -t1 -c50 -m10 -D "$2" -d "$work/grpc-request.bin" -H "content-type: application/grpc" -H "te: trailers" \
+      "http://127.0.0.1:$1/test.Echo/Unary" >"$3"
   else
     taskset -c 0 wrk -t1 -c50 -d"$2" "$scheme://127.0.0.1:$1/" >"$3"
   fi
 }
 served() {  # OUTPUT: requests completed
-  if [ "$mode" = h2 ]; then awk '/^requests:/ {print $8}' "$1"; else awk '/requests in/ {print $1}' "$1"; fi
+  if [ "$mode" != http1 ]; then awk '/^requests:/ {print $8}' "$1"; else awk '/requests in/ {print $1}' "$1"; fi
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -102,7 +102,7 @@ final class HTTP2UpstreamConnection: ChannelInboundHandler, HTTP2FrameWriter {
                 HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
                 HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
             ]
-            if security != nil { try pipeline.addHandler(HTTP2WriteCoalescer()) }
+            try pipeline.addHandler(HTTP2WriteCoalescer())  // over TLS and in the clear alike
             // Without a multiplexer: the frames come to this handler. Header blocks are checked
             // by ``HTTP2UpstreamStream`` as they arrive (``HTTP2Fields/isValidResponse``), not by
             // NIO both ways.
