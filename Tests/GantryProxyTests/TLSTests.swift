@@ -213,9 +213,9 @@ extension LiveProxyTests {
 
 extension LiveProxyTests {
     /// Connection limits apply at accept, before any TLS handshake work.
-    @Test func connectionLimitsApplyBeforeTheTLSHandshake() async throws {
-        let state = Self.scratch()
-        let yaml: ([Int]) -> String = { ports in
+    /// A TLS listener that takes one connection per client address.
+    static func oneConnectionPerClientYAML(state: String) -> ([Int]) -> String {
+        { ports in
             """
             runtime: {stateDirectory: \(state)}
             accessLog: {enabled: false}
@@ -226,7 +226,11 @@ extension LiveProxyTests {
             services: [{name: app, endpoints: [127.0.0.1:\(ports[0])]}]
             """
         }
-        try await withProxy(yaml: yaml) { harness in
+    }
+
+    @Test func connectionLimitsApplyBeforeTheTLSHandshake() async throws {
+        let state = Self.scratch()
+        try await withProxy(yaml: Self.oneConnectionPerClientYAML(state: state)) { harness in
             let first = try harness.connect()  // holds the only slot, mid-handshake
             let second = try harness.connect()
             #expect(await second.waitForClose(timeout: 5))
@@ -238,6 +242,41 @@ extension LiveProxyTests {
                 await eventually {
                     (try? await Self.curl(["--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"], port: harness.port).output) == "200"
                 })
+        }
+    }
+
+    /// A TLS client that said its request was its last gets the response, close_notify and FIN,
+    /// and its connection is gone at once, as nginx closes after its close_notify: gantry does
+    /// not wait for the client's FIN, which a client may never send. With one connection per
+    /// client, the next connection is served while the first client still holds its socket.
+    @Test func aTLSConnectionTheClientEndsIsClosedWithoutWaitingForTheClient() async throws {
+        let state = Self.scratch()
+        try await withProxy(yaml: Self.oneConnectionPerClientYAML(state: state)) { harness in
+            let ca = LocalCertificateAuthority(stateDirectory: state).certificatePath
+            let directory = GantryProcess.scratchDirectory()
+            let script = directory.appendingPathComponent("last-request.py").path
+            try """
+                import socket, ssl, sys, time
+                context = ssl.create_default_context(cafile=sys.argv[2])
+                raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                connection = context.wrap_socket(raw, server_hostname="example.com")
+                connection.sendall(b"GET /hello HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n")
+                answer = b""
+                while True:
+                    chunk = connection.recv(65536)  # b"" at close_notify
+                    if not chunk:
+                        break
+                    answer += chunk
+                print(answer.split(b"\\r\\n", 1)[0].decode(), flush=True)
+                time.sleep(600)  # holds the socket: no close_notify, no FIN
+                """.write(toFile: script, atomically: true, encoding: .utf8)
+            let client = try GantryProcess([script, "\(harness.port)", ca], directory: directory, executable: "python3")
+            defer { client.signal(SIGKILL) }
+            #expect(await eventually { client.stdout.contains("HTTP/1.1 200") }, "\(client.stderr)")
+            // Once: a lingering connection would hold the client's only slot for seconds more.
+            let next = try await Self.curl(["--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}"], port: harness.port)
+            #expect(next.output == "200", "\(next.error)")
+            #expect(await harness.plane.counters()[.connectionsRefused] == 0)
         }
     }
 }

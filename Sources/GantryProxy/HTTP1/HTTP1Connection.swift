@@ -2,6 +2,7 @@ import GantryConfig
 import GantryCore
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// One HTTP/1.1 client connection: parses its requests (``HTTPRequestParser``), hands each to a
 /// ``ProxyExchange`` in turn, writes the responses in request order as bytes
@@ -578,17 +579,21 @@ final class HTTP1Connection: ChannelDuplexHandler, Downstream {
     /// response has gone to the kernel), as nginx does; a half-close and a wait for the
     /// client's FIN would cost a system call and a wake-up more than the request. Otherwise
     /// lingering, since the client may still be sending (``linger()``).
-    ///
-    /// Not on TLS: closing a TLS connection whole makes swift-nio-ssl send close_notify and keep
-    /// the connection, buffers and all, until the client's close_notify or its 5 s timeout, even
-    /// after the socket has closed. Half-closed (``linger()``), it sends close_notify without that
-    /// wait, and the client's FIN or reset ends the connection.
     private func closeAfterLastResponse() {
-        if clientEnds, client.listener.tls == nil, !parserFailed, parser.isBetweenMessages, queued.isEmpty, bufferedOutboundBytes == 0 {
-            context?.close(promise: nil)
-        } else {
-            linger()
+        guard clientEnds, !parserFailed, parser.isBetweenMessages, queued.isEmpty, bufferedOutboundBytes == 0, let context else {
+            return linger()
         }
+        guard client.listener.tls != nil else { return context.close(promise: nil) }
+        // Over TLS, a close through swift-nio-ssl sends close_notify and then holds the
+        // connection, buffers and all, until the client's close_notify or 5 s, even after the
+        // socket has gone. A half-close sends close_notify and FIN without that wait; once they
+        // are out, the socket closes from below swift-nio-ssl, as nginx closes after its
+        // close_notify. (A client that still sent its own close_notify is answered with a
+        // reset, after it has read everything.)
+        guard let tls = try? context.pipeline.syncOperations.context(handlerType: NIOSSLServerHandler.self) else { return linger() }
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: sent)
+        sent.futureResult.assumeIsolated().whenComplete { _ in tls.close(promise: nil) }
     }
 
     private func closeGracefully() {
