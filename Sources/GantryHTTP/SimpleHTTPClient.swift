@@ -42,11 +42,8 @@ public enum SimpleHTTPClient {
                 channel.eventLoop.makeCompletedFuture {
                     var handshake: EventLoopFuture<Void>?
                     if let tls {
-                        let promise = channel.eventLoop.makePromise(of: Void.self)
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
-                        try channel.pipeline.syncOperations.addHandler(
-                            TLSHandshakeWatcher(promise: promise, requiredName: tls.serverName, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))))
-                        handshake = promise.futureResult
+                        handshake = try channel.pipeline.syncOperations.addTLSClientHandlers(
+                            context: tls.context, serverName: tls.serverName, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return (try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel), handshake)

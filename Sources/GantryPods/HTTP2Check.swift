@@ -55,13 +55,11 @@ struct HTTP2Check: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let context, let options {
-                        let name = options.serverName(forHost: host)
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
                         // The handshake's own failure is the answer's, before the close that
                         // follows it could fail the answer with a bare end of file.
-                        let handshake = channel.eventLoop.makePromise(of: Void.self)
-                        handshake.futureResult.whenFailure { answer.fail($0) }
-                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: handshake, requiredName: name, requiredProtocol: "h2"))
+                        try channel.pipeline.syncOperations.addTLSClientHandlers(
+                            context: context, serverName: options.serverName(forHost: host), requiredProtocol: "h2"
+                        ).whenFailure { answer.fail($0) }
                     }
                 }.flatMap {
                     channel.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil)

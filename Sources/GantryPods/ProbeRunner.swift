@@ -45,11 +45,8 @@ struct ProbeRunner: Sendable {
             channel.eventLoop.makeCompletedFuture {
                 var handshake: EventLoopFuture<Void>?
                 if let context, let tls {
-                    let name = tls.serverName(forHost: host)
-                    let promise = channel.eventLoop.makePromise(of: Void.self)
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: name))
-                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: promise, requiredName: name, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))))
-                    handshake = promise.futureResult
+                    handshake = try channel.pipeline.syncOperations.addTLSClientHandlers(
+                        context: context, serverName: tls.serverName(forHost: host), timeout: .nanoseconds(timeout.nanoseconds))
                 }
                 return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handshake)
             }

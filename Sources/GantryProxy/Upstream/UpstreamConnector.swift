@@ -65,12 +65,11 @@ struct SocketConnector: UpstreamConnector {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls, let handshake {
-                        try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
                         // The connect timeout bounds the handshake too: a peer that accepts and
                         // says nothing must not hold the request until its response timeout.
-                        try sync.addHandler(
-                            TLSHandshakeWatcher(
-                                promise: handshake, requiredName: tls.serverName, requiredProtocol: tls.requiredProtocol, timeout: timeout))
+                        try sync.addTLSClientHandlers(
+                            context: tls.context, serverName: tls.serverName, requiredProtocol: tls.requiredProtocol, timeout: timeout
+                        ).cascade(to: handshake)
                     }
                     try configure(sync)
                 }
