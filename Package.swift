@@ -33,6 +33,7 @@ let package = Package(
         .library(name: "GantryHTTP", targets: ["GantryHTTP"]),
         .library(name: "GantryTLS", targets: ["GantryTLS"]),
         .library(name: "GantryKubernetes", targets: ["GantryKubernetes"]),
+        .library(name: "GantryPods", targets: ["GantryPods"]),
         .library(name: "GantryTestSupport", targets: ["GantryTestSupport"]),
     ],
     dependencies: [

@@ -45,6 +45,7 @@ let package = Package(
                 .product(name: "GantryTLS", package: "gantry"),
                 .product(name: "GantryDNS", package: "gantry"),
                 .product(name: "GantryKubernetes", package: "gantry"),
+                .product(name: "GantryPods", package: "gantry"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),

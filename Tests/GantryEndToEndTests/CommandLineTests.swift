@@ -152,6 +152,35 @@ import Glibc
         #expect(none.status == 1)
         #expect(none.output.contains("matched: nothing, the proxy would answer 404"))
     }
+
+    /// `--query` (or a query in `--path`) meets the routes' query conditions, by Gateway API's
+    /// precedence: the route with a query match wins over the one without.
+    @Test func routesExplainTakesTheQuery() async throws {
+        let path = write(
+            "query.yaml",
+            """
+            loadBalancer: {listeners: [{port: 8080}]}
+            gateway:
+              routes:
+                - {host: example.com, path: /, service: v1}
+                - {host: example.com, path: /, queryParams: [{name: version, value: "2"}], service: v2}
+            services:
+              - {name: v1, endpoints: [127.0.0.1:9001]}
+              - {name: v2, endpoints: [127.0.0.1:9002]}
+            """)
+        func service(_ arguments: [String]) async throws -> String? {
+            let json = try await run(GantryProcess.binary, ["routes", "explain", path, "--host", "example.com", "--json"] + arguments)
+            let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+            return (object?["matched"] as? [String: Any])?["service"] as? String
+        }
+        #expect(try await service(["--path", "/", "--query", "version=2"]) == "v2")
+        #expect(try await service(["--path", "/?debug=1", "--query", "version=2"]) == "v2")
+        #expect(try await service(["--path", "/?version=2"]) == "v2")
+        #expect(try await service(["--path", "/", "--query", "version=3"]) == "v1")
+        let text = try await run(GantryProcess.binary, ["routes", "explain", path, "--host", "example.com", "--path", "/", "--query", "Version=2"])
+        #expect(text.output.contains("matched: routes[0]"), "names are case-sensitive: \(text.output)")
+        #expect(text.output.contains("routes[1] host example.com Prefix / → query condition"), "\(text.output)")
+    }
 }
 
 extension CommandLineTests {
