@@ -13,7 +13,8 @@ public struct WebSocketFrameBoundary: Sendable {
     /// Between two frames: a frame of gantry's may go here.
     public var atBoundary: Bool { header.isEmpty && payloadLeft == 0 }
 
-    /// Follows `bytes`, the next of the stream.
+    /// Follows `bytes`, the next of the stream. A header that is whole in `bytes` (nearly
+    /// every one) is read where it lies; one cut between two reads is gathered byte by byte.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
         while index < bytes.count {
@@ -21,20 +22,31 @@ public struct WebSocketFrameBoundary: Sendable {
                 let skipped = Int(min(payloadLeft, UInt64(bytes.count - index)))
                 index += skipped
                 payloadLeft -= UInt64(skipped)
-                continue
+            } else if header.isEmpty, let frame = Self.header(in: bytes, at: index) {
+                index += frame.size
+                payloadLeft = frame.payload
+            } else {
+                header.append(bytes[index])
+                index += 1
+                if let frame = header.withUnsafeBytes({ Self.header(in: $0, at: 0) }) {
+                    payloadLeft = frame.payload
+                    header.removeAll(keepingCapacity: true)
+                }
             }
-            header.append(bytes[index])
-            index += 1
-            guard header.count >= 2 else { continue }
-            let short = header[1] & 0x7F
-            let lengthBytes = short == 126 ? 2 : short == 127 ? 8 : 0
-            let masked = header[1] & 0x80 != 0
-            guard header.count == 2 + lengthBytes + (masked ? 4 : 0) else { continue }
-            var length = UInt64(short)
-            if lengthBytes > 0 { length = header[2..<(2 + lengthBytes)].reduce(0) { $0 << 8 | UInt64($1) } }
-            payloadLeft = length
-            header.removeAll(keepingCapacity: true)
         }
+    }
+
+    /// The size and payload length of the frame header at `start`, if `bytes` holds all of it.
+    private static func header(in bytes: UnsafeRawBufferPointer, at start: Int) -> (size: Int, payload: UInt64)? {
+        guard bytes.count - start >= 2 else { return nil }
+        let short = bytes[start + 1] & 0x7F
+        let lengthBytes = short == 126 ? 2 : short == 127 ? 8 : 0
+        let size = 2 + lengthBytes + (bytes[start + 1] & 0x80 != 0 ? 4 : 0)
+        guard bytes.count - start >= size else { return nil }
+        guard lengthBytes > 0 else { return (size, UInt64(short)) }
+        var payload: UInt64 = 0
+        for offset in (start + 2)..<(start + 2 + lengthBytes) { payload = payload << 8 | UInt64(bytes[offset]) }
+        return (size, payload)
     }
 
     /// A close frame with status 1001 (going away) from the server's side: unmasked (§5.1).
