@@ -11,6 +11,7 @@ import NIOCore
 ///   each, and gRPC calls to h2c upstreams 4% less (paired runs, benchmarks/RESULTS.md).
 ///
 /// It sits on the listeners' HTTP/2 connections and on the upstream ones alike.
+///
 /// Written here because neither package offers it. The gathered buffer lives from the first
 /// write to the flush, so an idle connection holds none.
 final class HTTP2WriteCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
