@@ -75,8 +75,9 @@ public struct SimpleHTTPServer: Sendable {
     public func run(
         host: String, port: Int, handover: String? = nil, ready: @Sendable (Int) -> Void, until stop: @escaping @Sendable () async -> Void
     ) async throws {
+        let backlog: Int32 = 1024
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<EventLoopFuture<Accepted>> = { [webSockets] channel in
@@ -84,9 +85,12 @@ public struct SimpleHTTPServer: Sendable {
         }
         let server: NIOAsyncChannel<EventLoopFuture<Accepted>, Never>
         if let handover {
-            let socket = try Handover.shared.listeningSocket(named: handover, host: host, port: port, kind: .stream, backlog: 1024)
+            let socket = try Handover.shared.listeningSocket(named: handover, host: host, port: port, kind: .stream, backlog: backlog)
             do {
-                server = try await bootstrap.bind(socket.descriptor, childChannelInitializer: initializer)
+                server = try await bootstrap.serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try Handover.listen(socket.descriptor, backlog: backlog) }  // NIO set its own
+                }
+                .bind(socket.descriptor, childChannelInitializer: initializer)
             } catch {
                 Handover.shared.discard(socket)
                 throw error

@@ -113,6 +113,16 @@ public final class Handover: Sendable {
 
     // MARK: Sockets
 
+    /// Sets a listening socket's accept queue to `backlog` again once NIO has it. NIO's
+    /// `withBoundSocket` calls `listen` on the socket it is given with its own default backlog,
+    /// 128, and its `.backlog` option applies only to sockets NIO binds itself. A burst of new
+    /// connections beyond 128 then overflows the queue: the kernel drops their SYNs, and each
+    /// waits a second or more for its client to send one again. `listen` on a listening
+    /// socket changes only the queue's length.
+    public static func listen(_ descriptor: Int32, backlog: Int32) throws {
+        guard Glibc.listen(descriptor, backlog) == 0 else { throw SocketError.last("listen") }
+    }
+
     static func bind(host: String, port: Int, kind: Kind, backlog: Int32) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
@@ -132,7 +142,7 @@ public final class Handover: Sendable {
             close(descriptor)
             throw error
         }
-        if kind == .stream, listen(descriptor, backlog) != 0 {
+        if kind == .stream, Glibc.listen(descriptor, backlog) != 0 {
             let error = SocketError.last("listen")
             close(descriptor)
             throw error

@@ -26,6 +26,14 @@ final class ListenerSet: Sendable {
     }
 
     private static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+    /// Connections the kernel completes and holds while gantry is busy, as nginx's and
+    /// HAProxy's listeners do (Linux caps it at `net.core.somaxconn`, 4096 by default).
+    private static let backlog: Int32 = 4096
+    /// Connections accepted each time the loop finds the listener ready: HAProxy's
+    /// `tune.maxaccept`. NIO's default, 4, lets a loop busy with its open connections accept
+    /// new ones so slowly that 1,000 clients arriving at once wait up to 2 s for their first
+    /// answer.
+    private static let acceptsPerWakeUp: UInt = 64
 
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -107,14 +115,18 @@ final class ListenerSet: Sendable {
         let configuration = Configuration(settings, tls)
         // Made here, not by NIO, so that `gantry up --takeover` can be handed it (``Handover``).
         let socket = try Handover.shared.listeningSocket(
-            named: "listener/\(settings.name)", host: settings.address, port: settings.port, kind: .stream, backlog: 4096)
+            named: "listener/\(settings.name)", host: settings.address, port: settings.port, kind: .stream, backlog: Self.backlog)
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.autoRead, value: false)
-                // Out of descriptors: pause accepting rather than retry it in a busy loop.
+                .serverChannelOption(.maxMessagesPerRead, value: Self.acceptsPerWakeUp)
                 .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPause()) }
+                    channel.eventLoop.makeCompletedFuture {
+                        try Handover.listen(socket.descriptor, backlog: Self.backlog)  // NIO set its own
+                        // Out of descriptors: pause accepting rather than retry it in a busy loop.
+                        try channel.pipeline.syncOperations.addHandler(AcceptPause())
+                    }
                 }
                 // Set on the listening socket, whose accepted sockets inherit it (Linux copies the
                 // listener's TCP options into each connection): a `childChannelOption` would cost
