@@ -9,9 +9,9 @@
 # a bias as large as the changes measured; over HTTP/1 the slots matched within 0.8%. The
 # geometric mean of the rounds cancels it; the per-order means show how large it was.
 #
-#   benchmarks/pairbench.sh OLD_BINARY NEW_BINARY [http1|h2|grpc] [ROUNDS] [SECONDS]
+#   benchmarks/pairbench.sh OLD_BINARY NEW_BINARY [http1|c1000|h2|grpc] [ROUNDS] [SECONDS]
 #   e.g. benchmarks/pairbench.sh /tmp/gantry-before .build/release/gantry h2 10 6
-# http1: wrk, 50 keep-alive connections, GET / (3 bytes). h2: h2load over TLS, 50 connections
+# http1: wrk, 50 keep-alive connections, GET / (3 bytes); c1000: the same with 1,000. h2: h2load over TLS, 50 connections
 # x 10 streams. grpc: tunnelbench.py's gRPC unary calls, h2c both ways (h2load, 50 connections x
 # 10 streams, to an nghttpd backend with `protocol: h2c`). Needs nginx, wrk, h2load, nghttpd,
 # openssl (benchmarks/run installs them).
@@ -64,11 +64,11 @@ load() {  # PORT SECONDS OUTPUT
     taskset -c 0 h2load -t1 -c50 -m10 -D "$2" -d "$work/grpc-request.bin" -H "content-type: application/grpc" -H "te: trailers" \
       "http://127.0.0.1:$1/test.Echo/Unary" >"$3"
   else
-    taskset -c 0 wrk -t1 -c50 -d"$2" "$scheme://127.0.0.1:$1/" >"$3"
+    taskset -c 0 wrk -t1 -c"$([ "$mode" = c1000 ] && echo 1000 || echo 50)" -d"$2" "$scheme://127.0.0.1:$1/" >"$3"
   fi
 }
 served() {  # OUTPUT: requests completed
-  if [ "$mode" != http1 ]; then awk '/^requests:/ {print $8}' "$1"; else awk '/requests in/ {print $1}' "$1"; fi
+  case $mode in h2|grpc) awk '/^requests:/ {print $8}' "$1" ;; *) awk '/requests in/ {print $1}' "$1" ;; esac
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
