@@ -53,11 +53,17 @@ import Testing
         #expect(api.lists.first?.uri.contains("/namespaces/shop/") == true)
 
         // A rollout: the old pod terminating (still serving, as nothing else is ready), then the
-        // new pod ready. In this order no state between the two has both pods ready, so the
-        // first answer from pod-b means the old pod is out.
+        // new pod ready. In this order no state between the two has both pods ready. Each of
+        // gantry's loops takes the new endpoints when it next runs, so one loop may still send
+        // to pod-a after another has answered from pod-b: the rollout is through once several
+        // new connections in a row (spread over the loops) are answered by pod-b.
         api.apply("MODIFIED", FakeKubernetesAPI.slice("app-1", service: "app", port: upstreams[0].port, endpoints: [("127.0.0.1", false, true, true)]))
         api.apply("ADDED", FakeKubernetesAPI.slice("app-2", service: "app", port: upstreams[1].port, endpoints: [("127.0.0.1", true, nil, nil)]))
-        #expect(await eventually { await answeredBy() == "pod-b" })
+        #expect(
+            await eventually {
+                for _ in 0..<4 where await answeredBy() != "pod-b" { return false }
+                return true
+            })
         let before = upstreams[0].server.requestCount
         for _ in 0..<10 { #expect(await answeredBy() == "pod-b") }
         #expect(upstreams[0].server.requestCount == before)
