@@ -3,7 +3,6 @@ import GantryTLS
 import NIOCore
 import NIOHTTP2
 import NIOSSL
-import NIOTLS
 
 /// Builds a client connection's pipeline for its listener: TLS when the listener has it, then
 /// HTTP/2 (chosen by ALPN, or by the connection preface on plain listeners that accept h2c) or
@@ -22,18 +21,14 @@ struct ListenerPipeline: Sendable {
         if let tls {
             try sync.addHandler(PlainHTTPOnTLSGuard(loop: loop.value))
             try sync.addHandler(NIOSSLServerHandler(context: tls.sslContext))
-            try sync.addHandler(TLSHandshakeGuard(loop: loop.value, timeout: TimeAmount(limits.requestHeadersTimeout)))
-            guard listener.http2 else { return try configureHTTP1(channel, loop: loop) }
             let pipeline = self
-            // ALPN: "h2" → HTTP/2, "http/1.1" or nothing → HTTP/1.1.
+            // ALPN: "h2" → HTTP/2 (offered only on listeners with it), "http/1.1" or nothing → HTTP/1.1.
             try sync.addHandler(
-                ApplicationProtocolNegotiationHandler { result, channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if case .negotiated("h2") = result {
-                            try pipeline.configureHTTP2(channel, loop: loop)
-                        } else {
-                            try pipeline.configureHTTP1(channel, loop: loop)
-                        }
+                TLSHandshakeGuard(loop: loop.value, timeout: TimeAmount(limits.requestHeadersTimeout)) { negotiated, channel in
+                    if negotiated == "h2", pipeline.listener.http2 {
+                        try pipeline.configureHTTP2(channel, loop: loop)
+                    } else {
+                        try pipeline.configureHTTP1(channel, loop: loop)
                     }
                 })
         } else if listener.http2 {
