@@ -34,25 +34,41 @@ extension LiveProxyTests {
         }
     }
 
-    /// Once the limits let a connection in, the gate leaves its pipeline, so that the
-    /// connection's reads go straight to the HTTP handler; its slot is still given back at close.
-    @Test func connectionGateLeavesThePipelineOnceAdmitted() throws {
+    /// The limits are checked as a connection is accepted, with no handler of their own: an
+    /// admitted connection's reads go straight to the HTTP handler, its slot is given back at
+    /// close, and one over the limits is refused before it has a pipeline.
+    @Test func theConnectionLimitsAreCheckedWithoutAHandler() throws {
         let snapshot = try ConfigLoader.load(yaml: Self.edgeYAML(perClient: 1, perSecond: 1000)([9]), file: "test.yaml", coreCount: 1)
             .get().snapshot
-        let channel = EmbeddedChannel()
         let limiter = ConnectionLimiter(limits: snapshot.limits)
-        let loop = LoopContext(
-            eventLoop: channel.eventLoop, state: .first(for: snapshot, registry: EndpointRegistry()),
-            accessLog: nil, connectionLimiter: limiter)
         let pipeline = ListenerPipeline(listener: snapshot.listeners[0], tls: nil)
+        func accepted() throws -> (EmbeddedChannel, LoopContext) {
+            let channel = EmbeddedChannel()
+            let loop = LoopContext(
+                eventLoop: channel.eventLoop, state: .first(for: snapshot, registry: EndpointRegistry()),
+                accessLog: nil, connectionLimiter: limiter)
+            // As accepted: connected before the listener's initializer runs.
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            return (channel, loop)
+        }
+        let (channel, loop) = try accepted()
         try pipeline.configure(channel, loop: NIOLoopBound(loop, eventLoop: channel.eventLoop))
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.context(handlerType: ConnectionGate.self) }
         _ = try channel.pipeline.syncOperations.context(handlerType: HTTP1Connection.self)
         #expect(loop.metrics.values[ProxyCounter.activeConnections.rawValue] == 1)
+
+        // One connection per client: a second from the same address is refused.
+        let (second, secondLoop) = try accepted()
+        #expect(throws: ConnectionRefused.self) { try pipeline.configure(second, loop: NIOLoopBound(secondLoop, eventLoop: second.eventLoop)) }
+        #expect(throws: (any Error).self) { try second.pipeline.syncOperations.context(handlerType: HTTP1Connection.self) }
+        #expect(secondLoop.metrics.values[ProxyCounter.connectionsRefused.rawValue] == 1)
+
         try channel.close().wait()
         channel.embeddedEventLoop.run()
         #expect(loop.metrics.values[ProxyCounter.activeConnections.rawValue] == 0)
+        // The slot is free again.
+        let (third, thirdLoop) = try accepted()
+        try pipeline.configure(third, loop: NIOLoopBound(thirdLoop, eventLoop: third.eventLoop))
+        #expect(thirdLoop.metrics.values[ProxyCounter.activeConnections.rawValue] == 1)
     }
 
     @Test func connectionsPerClientAreCapped() async throws {

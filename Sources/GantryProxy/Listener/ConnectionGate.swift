@@ -1,58 +1,26 @@
 import NIOCore
 
-/// First in every client connection's pipeline, before TLS: the connection limits (total, per
-/// client address, new per second per client), checked once at accept so that a flood of TLS
-/// handshakes is refused as cheaply as a flood of plain connections. Counts the connection and
-/// gives its slot back when it closes.
-///
-/// Once a connection is admitted the gate leaves the pipeline, so that the connection's reads
-/// do not pass through it; the slot is given back from the channel's close future. NIO removes
-/// only a `RemovableChannelHandler`, and fails the removal quietly otherwise.
-final class ConnectionGate: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    private unowned let loop: LoopContext
-    private var clientIP = "unknown"
-    private var admitted = false
-    private var decided = false
-
-    init(loop: LoopContext) {
-        self.loop = loop
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { decide(context) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        // A refused connection is closed here and never reported active to the handlers after.
-        guard decide(context) else { return }
-        context.fireChannelActive()
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    }
-
-    /// Returns whether the connection may stay.
-    @discardableResult
-    private func decide(_ context: ChannelHandlerContext) -> Bool {
-        guard !decided else { return admitted }
-        decided = true
-        clientIP = context.channel.remoteAddress?.ipAddress ?? "unknown"
+/// The connection limits (total, per client address, new per second per client), checked
+/// when a connection is accepted, before its channel is registered or has a handler: a flood
+/// of connections, TLS or plain, is refused at the cost of an accept and a close. An admitted
+/// connection is counted, and gives its slot back when its channel closes.
+enum ConnectionGate {
+    /// Counts the connection in, or says why it may not stay (its channel is then closed by
+    /// NIO, which closes every accepted channel whose initializer fails).
+    static func admit(_ channel: any Channel, loop: LoopContext) throws {
+        let clientIP = channel.remoteAddress?.ipAddress ?? "unknown"
         if loop.connectionLimiter.admit(clientIP, now: NIODeadline.now().uptimeNanoseconds) != nil {
             loop.metrics.add(.connectionsRefused)
-            context.close(promise: nil)
-            return false
+            throw ConnectionRefused()
         }
-        admitted = true
         loop.metrics.add(.downstreamConnections)
         loop.metrics.add(.activeConnections)
-        context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in release() }
-        return true
-    }
-
-    private func release() {
-        guard admitted else { return }
-        admitted = false
-        loop.connectionLimiter.release(clientIP)
-        loop.metrics.subtract(.activeConnections)
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            loop.connectionLimiter.release(clientIP)
+            loop.metrics.subtract(.activeConnections)
+        }
     }
 }
+
+/// A connection over the listener's limits, closed as it was accepted.
+struct ConnectionRefused: Error {}

@@ -17,7 +17,7 @@ struct ListenerPipeline: Sendable {
     func configure(_ channel: any Channel, loop: NIOLoopBound<LoopContext>) throws {
         let limits = loop.value.current.runtime.limits
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ConnectionGate(loop: loop.value))
+        try ConnectionGate.admit(channel, loop: loop.value)
         if let tls {
             try sync.addHandler(PlainHTTPOnTLSGuard(loop: loop.value))
             try sync.addHandler(NIOSSLServerHandler(context: tls.sslContext))
