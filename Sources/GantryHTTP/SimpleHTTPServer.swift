@@ -78,6 +78,9 @@ public struct SimpleHTTPServer: Sendable {
         let backlog: Int32 = 1024
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: backlog)
+            // As gantry's listeners: NIO's default of 4 accepts per wake-up leaves a burst of new
+            // connections (gantry's pool filling toward a pod that just became ready) waiting.
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<EventLoopFuture<Accepted>> = { [webSockets] channel in
